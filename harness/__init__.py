@@ -1,0 +1,1 @@
+"""pathbench harness: registry, config, shared backbone, trainer, data, sampler driver, CLI."""

@@ -1,0 +1,103 @@
+"""Fisher-Rao geodesic: great-circle arcs of s = √x on the unit sphere (Davis et al. 2024).
+
+The map x ↦ s = √x sends the simplex isometrically (up to a factor 2) onto the positive
+orthant of the unit sphere under the Fisher-Rao metric, so the geodesic is the slerp
+
+    Ω = arccos⟨s0, s1⟩,   s_t = [sin((1-t)Ω)·s0 + sin(tΩ)·s1] / sin Ω,   x_t = s_t²
+
+with velocity u_t(s | s1) = Log_s(s1) / (1-t), where the sphere's logarithm is
+Log_s(y) = θ/sin θ · (y - cos θ · s), θ = arccos⟨s, y⟩.
+
+For smoothed one-hot targets s1^(k) = b·1 + (a-b)·e_k (a = √(1-β+β/V), b = √(β/V)) the
+marginal velocity needs only c_k = ⟨s, s1^(k)⟩ = b·Σs + (a-b)·s_k, so with
+g_k = w_k θ_k / sin θ_k:
+
+    E_w[Log_s(s1)] = b·(Σ_k g_k)·1 + (a-b)·g - (Σ_k g_k c_k)·s          — O(V), not O(V²).
+
+Steps follow the sphere's exponential map, Exp_s(u) = cos‖u‖·s + sin‖u‖·u/‖u‖.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from harness.registry import PATHS
+from paths.base import SimplexPath, expand_time, one_hot, sample_log_dirichlet1, smooth
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(-1, keepdim=True)
+
+
+def _theta_over_sin(cos: Tensor) -> Tensor:
+    """θ / sin θ for θ = arccos(cos), continuous through θ = 0 (value 1)."""
+    theta = torch.arccos(cos.clamp(-1.0, 1.0))
+    small = theta < 1e-6
+    safe_sin = torch.where(small, torch.ones_like(theta), torch.sin(theta))
+    return torch.where(small, 1.0 + theta * theta / 6.0, theta / safe_sin)
+
+
+def sphere_log(s: Tensor, y: Tensor) -> Tensor:
+    """Log_s(y): the tangent vector at s of length θ pointing along the arc to y."""
+    cos = _dot(s, y)
+    return _theta_over_sin(cos) * (y - cos * s)
+
+
+def sphere_exp(s: Tensor, u: Tensor) -> Tensor:
+    """Exp_s(u) for a tangent vector u at s."""
+    norm = u.norm(dim=-1, keepdim=True)
+    small = norm < 1e-12
+    sinc = torch.where(small, 1.0 - norm * norm / 6.0, torch.sin(norm) / torch.where(small, 1.0, norm))
+    return torch.cos(norm) * s + sinc * u
+
+
+@PATHS.register("fisher_rao", "fr", "sphere")
+class FisherRaoPath(SimplexPath):
+    """Geodesic of the Fisher-Rao metric: z = s = √x on the unit sphere."""
+
+    def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
+        return (0.5 * sample_log_dirichlet1(shape, generator=generator, dtype=dtype, device=device)).exp()
+
+    def target(self, ids: Tensor, vocab_size: int, dtype: torch.dtype = torch.float64) -> Tensor:
+        return smooth(one_hot(ids, vocab_size, dtype), self.beta).sqrt()
+
+    def interpolate(self, z0: Tensor, z1: Tensor, t) -> Tensor:
+        t = expand_time(t, z0)
+        omega = torch.arccos(_dot(z0, z1).clamp(-1.0, 1.0))
+        small = omega < 1e-7  # s0 ≈ s1: slerp degenerates to the chord
+        sin_omega = torch.where(small, torch.ones_like(omega), torch.sin(omega))
+        c0 = torch.where(small, 1.0 - t, torch.sin((1.0 - t) * omega) / sin_omega)
+        c1 = torch.where(small, t + 0.0 * omega, torch.sin(t * omega) / sin_omega)
+        return c0 * z0 + c1 * z1
+
+    def cond_velocity(self, z_t: Tensor, z1: Tensor, t) -> Tensor:
+        return sphere_log(z_t, z1) / (1.0 - expand_time(t, z_t))
+
+    def expected_velocity(self, z_t: Tensor, w: Tensor, t) -> Tensor:
+        vocab = z_t.shape[-1]
+        a = math.sqrt(1.0 - self.beta + self.beta / vocab)
+        b = math.sqrt(self.beta / vocab)
+        w = w.to(z_t.dtype)
+        c = b * z_t.sum(-1, keepdim=True) + (a - b) * z_t  # (..., V): c_k = <s, s1^(k)>
+        g = w * _theta_over_sin(c)
+        mean_log = b * g.sum(-1, keepdim=True) + (a - b) * g - _dot(g, c) * z_t
+        return mean_log / (1.0 - expand_time(t, z_t))
+
+    def step(self, z: Tensor, v: Tensor, t, h) -> Tensor:
+        s = sphere_exp(z, expand_time(h, z) * v)
+        # x = s² forgets the sign of s: fold back into the positive orthant and re-normalise
+        # so rounding never drifts the state off the sphere.
+        s = s.abs()
+        return s / s.norm(dim=-1, keepdim=True)
+
+    def to_probs(self, z: Tensor) -> Tensor:
+        return z * z
+
+    def log_probs(self, z: Tensor) -> Tensor:
+        return 2.0 * torch.log(z.abs())
+
+    def prob_velocity(self, z: Tensor, v: Tensor) -> Tensor:
+        return 2.0 * z * v

@@ -1,0 +1,71 @@
+"""Linear (mixture) path on the simplex and its Euclidean sibling (FLM).
+
+linear:     x_t = (1-t)·x0 + t·x1,   x0 ~ Dirichlet(1),  x1 = (1-β)e_i + β/V
+            u_t(x | x1) = (x1 - x) / (1-t),   E_w[x1] = (1-β)·w + β/V
+euclidean:  the same straight line in R^V from a Gaussian x0 ~ N(0, σ²I) to the one-hot
+            (Lee, Boffi & Kim 2026, "FLM"); x_t leaves the simplex, so the denoiser reads
+            x_t itself and KL(x1‖x_t) does not exist.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from harness.errors import ConfigError
+from harness.registry import PATHS
+from paths.base import AffineTargetPath, expand_time, sample_log_dirichlet1, smooth
+
+
+@PATHS.register("linear", "mixture")
+class LinearPath(AffineTargetPath):
+    """Straight line in probability coordinates: z = x."""
+
+    def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
+        return sample_log_dirichlet1(shape, generator=generator, dtype=dtype, device=device).exp()
+
+    def expected_target(self, w: Tensor) -> Tensor:
+        return smooth(w, self.beta)
+
+    def interpolate(self, z0: Tensor, z1: Tensor, t) -> Tensor:
+        t = expand_time(t, z0)
+        return (1.0 - t) * z0 + t * z1
+
+    def to_probs(self, z: Tensor) -> Tensor:
+        return z
+
+    def log_probs(self, z: Tensor) -> Tensor:
+        return torch.log(z)
+
+    def prob_velocity(self, z: Tensor, v: Tensor) -> Tensor:
+        return v
+
+
+@PATHS.register("euclidean", "flm")
+class EuclideanPath(LinearPath):
+    """FLM: straight line in R^V from N(0, σ²I) to the one-hot (β defaults to 0)."""
+
+    on_simplex = False
+    default_beta = 0.0
+
+    def __init__(self, beta: float | None = None, t_max: float = 1.0, grid: str = "uniform",
+                 sigma: float = 1.0) -> None:
+        super().__init__(beta, t_max, grid)
+        if not sigma > 0:
+            raise ConfigError(f"sigma = {sigma!r} must be > 0")
+        self.sigma = float(sigma)
+
+    def options(self) -> dict[str, float | str]:
+        return {**super().options(), "sigma": self.sigma}
+
+    def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
+        return self.sigma * torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+    def to_probs(self, z: Tensor) -> Tensor:
+        raise ConfigError("path 'euclidean' does not live on the simplex: x_t has no probabilities")
+
+    def log_probs(self, z: Tensor) -> Tensor:
+        raise ConfigError("path 'euclidean' does not live on the simplex: KL(x1‖x_t) is undefined")
+
+    def model_input(self, z: Tensor) -> Tensor:
+        return z

