@@ -132,8 +132,10 @@ class SimplexPath(ABC):
         """The settings that define this path (recorded in every run's config)."""
         return {"beta": self.beta, "t_max": self.t_max, "grid": self.grid}
 
-    def time_grid(self, nfe: int, dtype: torch.dtype = torch.float64) -> Tensor:
-        return time_grid(nfe, self.t_max, self.grid, dtype)
+    def time_grid(self, nfe: int, kind: str | None = None,
+                  dtype: torch.dtype = torch.float64) -> Tensor:
+        """(nfe+1,) times up to ``t_max`` on this path's grid, or on ``kind`` if given."""
+        return time_grid(nfe, self.t_max, kind or self.grid, dtype)
 
     # --- endpoints --------------------------------------------------------------------
     @abstractmethod

@@ -1,0 +1,145 @@
+"""The sampler driver with oracle denoisers (no trained model needed), in float64."""
+
+import pytest
+import torch
+from scipy.stats import chisquare
+
+import harness.sampling as sampling
+import paths  # noqa: F401  (registers the paths)
+from harness.errors import ConfigError
+from harness.registry import PATHS
+from harness.sampling import SamplerConfig, gumbel_categorical, sample_path
+
+V = 6
+
+
+def fixed_denoiser(w):
+    """Returns log w at every position whatever the input."""
+    def denoise(x, t):
+        return torch.log(w).expand(x.shape[0], x.shape[1], -1)
+    return denoise
+
+
+def input_dependent_denoiser(seed=0):
+    """A fixed random map of the input, so that trajectories matter."""
+    weight = torch.randn(V, V, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    def denoise(x, t):
+        return 3 * x @ weight + t[:, None, None]
+    return denoise
+
+
+def test_sampling_draws_follow_the_denoiser_distribution():
+    w = torch.tensor([0.05, 0.3, 0.1, 0.25, 0.2, 0.1], dtype=torch.float64)
+    cfg = SamplerConfig("sampling", nfe=3, top_k=V, final="sample")
+    ids = sample_path(PATHS.build("kl"), fixed_denoiser(w), (10_000, 1, V), cfg,
+                      generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(ids.flatten(), minlength=V).double()
+    assert chisquare(counts.numpy(), (w * 10_000).numpy()).pvalue > 1e-3
+
+
+def test_top_k_keeps_only_the_k_most_likely_tokens():
+    w = torch.tensor([0.05, 0.3, 0.1, 0.25, 0.2, 0.1], dtype=torch.float64)
+    cfg = SamplerConfig("sampling", nfe=2, top_k=2, final="sample")
+    ids = sample_path(PATHS.build("linear"), fixed_denoiser(w), (4000, 1, V), cfg,
+                      generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(ids.flatten(), minlength=V)
+    assert set(torch.nonzero(counts).flatten().tolist()) == {1, 3}
+    assert chisquare(counts[[1, 3]].numpy(), [4000 * 0.3 / 0.55, 4000 * 0.25 / 0.55]).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("name", ["linear", "fisher_rao", "kl", "euclidean"])
+def test_hybrid_reduces_to_sampling_and_basic_at_the_ends(name):
+    path = PATHS.build(name)
+    def run(sampler, t_star=0.28):
+        cfg = SamplerConfig(sampler, nfe=8, t_star=t_star)
+        return sample_path(path, input_dependent_denoiser(), (64, 8, V), cfg,
+                           generator=torch.Generator().manual_seed(5))
+    basic, samp = run("basic"), run("sampling")
+    assert not torch.equal(basic, samp)  # the identities below are not vacuous
+    assert torch.equal(run("hybrid", t_star=0.0), samp)
+    assert torch.equal(run("hybrid", t_star=1.0), basic)
+
+
+@pytest.mark.parametrize("sampler", ["basic", "semi", "sampling", "hybrid"])
+@pytest.mark.parametrize("nfe", [1, 2, 7])
+def test_nfe_counts_denoiser_calls(sampler, nfe):
+    calls = []
+    base = input_dependent_denoiser()
+    def denoise(x, t):
+        calls.append(t[0].item())
+        return base(x, t)
+    sample_path(PATHS.build("kl", t_max=0.3, grid="log"), denoise, (2, 3, V),
+                SamplerConfig(sampler, nfe=nfe), generator=torch.Generator().manual_seed(0))
+    assert len(calls) == nfe
+    assert calls[0] == 0.0 and all(a < b < 0.3 for a, b in zip(calls, calls[1:]))
+
+
+@pytest.mark.parametrize("name", ["linear", "fisher_rao", "kl", "euclidean"])
+@pytest.mark.parametrize("sampler", ["basic", "semi", "sampling"])
+def test_oracle_that_knows_the_answer_is_reproduced(name, sampler):
+    answer = torch.randint(V, (3, 5), generator=torch.Generator().manual_seed(1))
+    def denoise(x, t):
+        return torch.log(torch.nn.functional.one_hot(answer, V).double().clamp_min(1e-30))
+    ids = sample_path(PATHS.build(name), denoise, (3, 5, V), SamplerConfig(sampler, nfe=4),
+                      generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ids, answer)
+
+
+@pytest.mark.parametrize("sampler", ["basic", "semi", "sampling"])
+def test_given_positions_are_clamped_at_every_step(sampler):
+    path = PATHS.build("kl")
+    given_ids = torch.randint(V, (4, 5), generator=torch.Generator().manual_seed(2))
+    given_mask = torch.zeros(4, 5, dtype=torch.bool)
+    given_mask[:, :2] = True
+    seen = []
+    base = input_dependent_denoiser()
+    def denoise(x, t):
+        seen.append(x[given_mask])
+        return base(x, t)
+    ids = sample_path(path, denoise, (4, 5, V), SamplerConfig(sampler, nfe=5), given_ids=given_ids,
+                      given_mask=given_mask, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ids[given_mask], given_ids[given_mask])
+    expected = path.to_probs(path.target(given_ids[given_mask], V))
+    for x in seen:
+        torch.testing.assert_close(x, expected)
+
+
+def test_categorical_draws_happen_in_float64(monkeypatch):
+    dtypes = []
+    real = sampling.gumbel_categorical
+    def spy(log_probs, generator=None):
+        dtypes.append(log_probs.dtype)
+        return real(log_probs, generator)
+    monkeypatch.setattr(sampling, "gumbel_categorical", spy)
+    denoise = lambda x, t: input_dependent_denoiser()(x, t).float()  # a float32 model  # noqa: E731
+    sample_path(PATHS.build("kl"), denoise, (2, 3, V), SamplerConfig("hybrid", nfe=6, final="sample"),
+                generator=torch.Generator().manual_seed(0))
+    # uniform grid t = 0, 1/6 | 2/6, 3/6, 4/6 | 5/6: two basic steps, three sampling steps
+    # (one draw each) and the final draw
+    assert len(dtypes) == 4 and set(dtypes) == {torch.float64}
+    with pytest.raises(TypeError, match="float64"):
+        gumbel_categorical(torch.zeros(2, 3, dtype=torch.float32))
+
+
+def test_same_seed_same_samples_different_seed_different():
+    path, denoise = PATHS.build("fisher_rao"), input_dependent_denoiser()
+    cfg = SamplerConfig("semi", nfe=6)
+    a, b, c = (sample_path(path, denoise, (16, 4, V), cfg, generator=torch.Generator().manual_seed(s))
+               for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"name": "euler"}, "unknown sampler 'euler'; known: basic, semi, sampling, hybrid"),
+        ({"nfe": 0}, "NFE = 0 must be an integer >= 1"),
+        ({"t_star": 1.5}, r"t\* = 1.5 is outside \[0, 1\]"),
+        ({"top_k": 0}, "top-k = 0 must be >= 1"),
+        ({"temperature": 0.0}, "temperature = 0.0 must be > 0"),
+        ({"final": "mode"}, "unknown final step 'mode'; known: argmax, sample"),
+    ],
+)
+def test_bad_sampler_options(options, message):
+    with pytest.raises(ConfigError, match=message):
+        SamplerConfig(**options)
