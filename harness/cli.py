@@ -56,7 +56,95 @@ def build_parser() -> argparse.ArgumentParser:
     kl.add_argument("--points", type=int, default=99, help="times on the grid inside (0, 1)")
     kl.add_argument("--seed", type=int, default=0)
     kl.add_argument("--out", type=Path, required=True, help="output folder")
+    tr = sub.add_parser("train", parents=[common], help="train one method on the shared backbone")
+    tr.add_argument("--method", required=True, help="a registered method (see pathbench list)")
+    tr.add_argument("--preset", default="tiny", help="backbone preset: tiny, small, paper-150m, paper-1.5b")
+    tr.add_argument("--steps", type=int, help="optimizer steps (train.steps)")
+    tr.add_argument("--out", type=Path, required=True, help="run folder")
+    tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="e.g. lr=3e-4 batch_size=16 data.seq_len=64 model.n_layer=2 method.beta=0.05")
+
+    sa = sub.add_parser("sample", parents=[common], help="sample from a trained run")
+    sa.add_argument("--ckpt", type=Path, required=True, help="run folder written by pathbench train")
+    sa.add_argument("--sampler", default="basic", help="basic, semi, sampling or hybrid")
+    sa.add_argument("--nfe", type=int, default=64, help="denoiser calls")
+    sa.add_argument("--t-star", type=float, default=0.28, help="hybrid switch time t*")
+    sa.add_argument("--top-k", type=int, default=None)
+    sa.add_argument("--temperature", type=float, default=1.0)
+    sa.add_argument("--grid", choices=["uniform", "log"], default=None,
+                    help="time grid (default: the path's own)")
+    sa.add_argument("--final", choices=["argmax", "sample"], default="argmax")
+    sa.add_argument("--n", type=int, default=32, help="number of samples")
+    sa.add_argument("--batch-size", type=int, default=16)
+    sa.add_argument("--seq-len", type=int, default=None, help="default: the training length")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--method", default=None, help="assert the checkpoint's method")
+    sa.add_argument("--device", default=None)
+    sa.add_argument("--out", type=Path, required=True, help="JSONL file, one sample per line")
+
+    be = sub.add_parser("bench", parents=[common], help="print throughput figures")
+    be.add_argument("what", choices=["train", "sample"])
+    be.add_argument("--method", default="kl")
+    be.add_argument("--preset", default="tiny")
+    be.add_argument("--vocab", type=int, default=8192)
+    be.add_argument("--seq-len", type=int, default=128)
+    be.add_argument("--batch-size", type=int, default=16)
+    be.add_argument("--steps", type=int, default=20, help="timed training steps (bench train)")
+    be.add_argument("--nfe", type=int, nargs="+", default=[16, 64], help="NFEs (bench sample)")
+    be.add_argument("--samplers", type=_comma_list, default=["basic", "semi", "sampling", "hybrid"])
+    be.add_argument("--device", default=None)
     return parser
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{name}'; known: cpu, cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for but no CUDA device is available; use --device cpu")
+    return name
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from harness.config import parse_overrides
+    from harness.run import train_run
+
+    overrides = parse_overrides(args.overrides)
+    if args.steps is not None:
+        overrides["train"]["steps"] = args.steps
+    result = train_run(args.method, args.preset, args.out, overrides, resume=args.resume,
+                       device=_device(args.device))
+    val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+    print(f"trained {args.method} to step {result.step}: loss {result.train_loss:.4f}{val}, "
+          f"{result.tokens_per_s:,.0f} tokens/s; run folder {args.out}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from harness.run import sample_run
+    from harness.sampling import SamplerConfig
+
+    sampler = SamplerConfig(args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k,
+                            temperature=args.temperature, grid=args.grid, final=args.final)
+    records = sample_run(args.ckpt, args.out, args.n, sampler, seed=args.seed,
+                         batch_size=args.batch_size, seq_len=args.seq_len,
+                         device=_device(args.device), method_name=args.method)
+    print(f"wrote {len(records)} samples to {args.out}; first: {records[0]['text'][:120]!r}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from harness import bench
+
+    common = dict(method_name=args.method, preset=args.preset, vocab=args.vocab,
+                  seq_len=args.seq_len, batch_size=args.batch_size, device=_device(args.device))
+    if args.what == "train":
+        bench.bench_train(steps=args.steps, **common)
+    else:
+        bench.bench_sample(nfes=tuple(args.nfe), samplers=tuple(args.samplers), **common)
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -87,7 +175,8 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
     print(f"wrote {args.out / 'kl_curve.csv'} and {args.out / 'kl_curve.png'}")
 
 
-COMMANDS = {"list": cmd_list, "kl-curve": cmd_kl_curve}
+COMMANDS = {"list": cmd_list, "kl-curve": cmd_kl_curve, "train": cmd_train, "sample": cmd_sample,
+            "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"pathbench {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from harness.trainer import TrainingDiverged
+
+        if not isinstance(err, TrainingDiverged):
+            raise
+        print(f"pathbench {args.command}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

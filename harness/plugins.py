@@ -41,7 +41,8 @@ def import_plugin(module: str) -> None:
 
 
 def load_all(extra: list[str] | tuple[str, ...] = ()) -> None:
-    """Import the built-in packages, every entry-point plugin, then ``extra`` modules."""
+    """Import the built-in packages, every entry-point plugin, then ``extra`` modules, and
+    wrap every registered path as a method."""
     for package in BUILTIN_PACKAGES:
         import_plugin(package)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -52,3 +53,6 @@ def load_all(extra: list[str] | tuple[str, ...] = ()) -> None:
         sys.path.append(os.getcwd())
     for module in extra:
         import_plugin(module)
+    from harness.methods import register_path_methods
+
+    register_path_methods()  # every path, plugin paths included, is a trainable method
