@@ -68,7 +68,8 @@ class PathMethod(Method):
 
     def __init__(self, **options: object) -> None:
         super().__init__(**options)
-        self.path = PATHS.build(self.path_name, **options)
+        # not PATHS.build: the method registry already names the component in its errors
+        self.path = PATHS.get(self.path_name)(**options)
 
     def options(self) -> dict:
         return self.path.options()

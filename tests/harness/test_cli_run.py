@@ -1,0 +1,110 @@
+"""`pathbench train` and `pathbench sample` end to end on the embedded corpus, and their errors."""
+
+import json
+import shutil
+
+import pytest
+
+from harness.cli import main
+from tests.conftest import SMALL
+
+
+def data_args(cache):
+    return [f"data.cache_dir={cache}", f"data.vocab_size={SMALL['vocab_size']}",
+            f"data.seq_len={SMALL['seq_len']}", "batch_size=8", "eval_every=3", "log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def kl_run(tmp_path_factory, data_cache, bbc_small):
+    out = tmp_path_factory.mktemp("runs") / "kl"
+    assert main(["train", "--method", "kl", "--preset", "tiny", "--steps", "6", "--out", str(out),
+                 *data_args(data_cache)]) == 0
+    return out
+
+
+def test_train_writes_a_self_contained_run_folder(kl_run):
+    for name in ("meta.json", "checkpoint.json", "metrics.jsonl", "train.log", "tokenizer"):
+        assert (kl_run / name).exists(), name
+    meta = json.loads((kl_run / "meta.json").read_text())
+    assert meta["method"] == "kl" and meta["method_options"]["beta"] == 0.01
+    assert meta["model"]["vocab_size"] == 512 and meta["environment"]["versions"]["torch"]
+    assert len((kl_run / "metrics.jsonl").read_text().splitlines()) == 6
+
+
+def test_sample_writes_one_json_line_per_sample(kl_run, tmp_path):
+    args = ["sample", "--ckpt", str(kl_run), "--sampler", "hybrid", "--t-star", "0.28", "--nfe", "4",
+            "--n", "5", "--batch-size", "2", "--out"]
+    assert main([*args, str(tmp_path / "a.jsonl")]) == 0
+    assert main([*args, str(tmp_path / "b.jsonl")]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 and [r["index"] for r in lines] == list(range(5))
+    for record in lines:
+        assert len(record["ids"]) == 32 and all(0 <= i < 512 for i in record["ids"])
+        assert isinstance(record["text"], str) and record["sampler"]["name"] == "hybrid"
+        assert record["sampler"]["t_star"] == 0.28 and record["sampler"]["nfe"] == 4
+    assert {r["seed"] for r in lines} == {0, 2, 4}  # one seed per batch of 2, recorded per sample
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()  # reproducible
+
+
+@pytest.mark.parametrize("method", ["linear", "fisher_rao", "euclidean"])
+def test_every_simplex_path_is_a_method_through_the_same_commands(method, tmp_path, data_cache, bbc_small):
+    out = tmp_path / method
+    assert main(["train", "--method", method, "--steps", "2", "--out", str(out), *data_args(data_cache)]) == 0
+    assert main(["sample", "--ckpt", str(out), "--sampler", "basic", "--nfe", "2", "--n", "2",
+                 "--out", str(tmp_path / "s.jsonl")]) == 0
+    assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 2
+
+
+def error_of(args, capsys):
+    rc = main(args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_train_bad_input(tmp_path, data_cache, capsys):
+    base = ["train", "--steps", "2", "--out", str(tmp_path / "r")]
+    assert "unknown method 'kll'; known: euclidean, fisher_rao, kl, linear" in error_of(
+        [*base, "--method", "kll"], capsys)
+    assert "unknown preset 'huge'; known: paper-1.5b, paper-150m, small, tiny" in error_of(
+        [*base, "--method", "kl", "--preset", "huge", *data_args(data_cache)], capsys)
+    assert "corpus 'files:/nonexistent/*.txt' is empty" in error_of(
+        [*base, "--method", "kl", "data.corpus=files:/nonexistent/*.txt"], capsys)
+    assert "error: method 'kl': beta = 0 is outside (0, 1)" in error_of(
+        [*base, "--method", "kl", "method.beta=0"], capsys)
+
+
+def test_train_over_an_existing_run_overwrites_nothing(kl_run, data_cache, capsys):
+    meta = (kl_run / "meta.json").read_text()
+    err = error_of(["train", "--method", "kl", "--steps", "6", "--out", str(kl_run), *data_args(data_cache)], capsys)
+    assert "already holds a checkpoint; pass --resume" in err
+    assert (kl_run / "meta.json").read_text() == meta
+
+
+def test_sample_bad_input(kl_run, tmp_path, capsys):
+    out = ["--out", str(tmp_path / "s.jsonl")]
+    assert "was trained with method 'kl', not 'linear'" in error_of(
+        ["sample", "--ckpt", str(kl_run), "--method", "linear", *out], capsys)
+    assert "sequence length 64 exceeds the checkpoint's maximum 32" in error_of(
+        ["sample", "--ckpt", str(kl_run), "--seq-len", "64", *out], capsys)
+    assert "NFE = 0 must be an integer >= 1" in error_of(["sample", "--ckpt", str(kl_run), "--nfe", "0", *out], capsys)
+    assert "is not a pathbench run folder" in error_of(["sample", "--ckpt", str(tmp_path), *out], capsys)
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_vocabulary_mismatch_and_truncated_checkpoint(kl_run, tmp_path, capsys):
+    from harness.data import load_corpus
+    from harness.tokenizer import build_tokenizer
+
+    broken = tmp_path / "copy"
+    shutil.copytree(kl_run, broken)
+    shutil.rmtree(broken / "tokenizer")
+    build_tokenizer("bpe", load_corpus("bbc")[:50], vocab_size=300).save(broken / "tokenizer")
+    out = ["--out", str(tmp_path / "s.jsonl")]
+    assert "vocabulary mismatch: the checkpoint's model has 512 tokens, its tokenizer 300" in error_of(
+        ["sample", "--ckpt", str(broken), *out], capsys)
+    shutil.rmtree(broken)
+    shutil.copytree(kl_run, broken)
+    weights = next((broken / "checkpoints").glob("step-*")) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])
+    assert "is corrupt or truncated" in error_of(["sample", "--ckpt", str(broken), *out], capsys)
