@@ -8,6 +8,7 @@ code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         overrides["train"]["steps"] = args.steps
     result = train_run(args.method, args.preset, args.out, overrides, resume=args.resume,
                        device=_device(args.device))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     print(f"trained {args.method} to step {result.step}: loss {result.train_loss:.4f}{val}, "
           f"{result.tokens_per_s:,.0f} tokens/s; run folder {args.out}")

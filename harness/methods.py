@@ -50,6 +50,13 @@ class Method(ABC):
         """Generate ids (B,S); positions in ``given_mask`` keep their ``given_ids``."""
 
 
+def backbone_config(model: torch.nn.Module):
+    """The ModelConfig behind a model, also when DDP or torch.compile wraps it."""
+    while not hasattr(model, "config"):
+        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
+    return model.config
+
+
 def masked_cross_entropy(logits: Tensor, ids: Tensor, given: Tensor) -> Tensor:
     """Mean −log p(ids) over the positions that are not given. logits (B,S,V), ids/given (B,S)."""
     nll = F.cross_entropy(logits.float().transpose(1, 2), ids, reduction="none")  # (B, S)
@@ -76,7 +83,7 @@ class PathMethod(Method):
 
     def loss(self, model, ids, given, generator=None):
         batch, seq_len = ids.shape
-        vocab = model.config.vocab_size
+        vocab = backbone_config(model).vocab_size
         dtype = next(model.parameters()).dtype
         dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
         t = torch.rand(batch, generator=generator, device=ids.device, dtype=dtype) * self.path.t_max

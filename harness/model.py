@@ -77,19 +77,28 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 
 
 class KVCache:
-    """Pre-allocated keys and values for causal incremental decoding."""
+    """Pre-allocated keys and values for causal incremental decoding.
+
+    Feed a prompt, then one token (or any chunk) at a time: each forward appends its keys and
+    values at ``pos`` and the model advances ``pos`` once every layer has run. Build it with
+    ``model.make_kv_cache(batch)`` so its device and dtype match the weights."""
 
     def __init__(self, cfg: ModelConfig, batch: int, device=None, dtype=torch.float32) -> None:
         shape = (cfg.n_layer, batch, cfg.n_head, cfg.max_seq_len, cfg.d_model // cfg.n_head)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, H, S_max, Dh)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.pos = 0  # tokens already stored
+        self.batch = batch
+        self.pos = 0  # tokens already stored = absolute position of the next token
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v (B, H, S, Dh) after the cached ones; return all keys/values so far."""
         end = self.pos + k.shape[2]
         self.k[layer, :, :, self.pos:end] = k
         self.v[layer, :, :, self.pos:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def reset(self) -> None:
+        self.pos = 0  # stale entries past pos are never read
 
 
 class Attention(nn.Module):
@@ -98,19 +107,24 @@ class Attention(nn.Module):
         self.n_head, self.causal, self.dropout = cfg.n_head, cfg.causal, cfg.dropout
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None, layer: int) -> Tensor:
         B, S, D = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (B, H, S, Dh)
-        is_causal = self.causal
+        is_causal, mask = self.causal, None
         if cache is not None:
-            k, v = cache.update(layer, k, v)
-            # a single new token attends to every stored key; a prompt needs the causal mask
-            is_causal = S > 1
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal,
+            start = cache.pos
+            k, v = cache.update(layer, k, v)  # (B, H, start + S, Dh)
+            # SDPA's is_causal aligns the mask top-left, which is only right when nothing is
+            # cached; a chunk after a prefix needs query i to see keys 0..start+i explicitly
+            is_causal = S > 1 and start == 0
+            if S > 1 and start > 0:
+                mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(start)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, S, D))
+        return self.drop(self.proj(y.transpose(1, 2).reshape(B, S, D)))  # (B, S, D)
 
 
 class Block(nn.Module):

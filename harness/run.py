@@ -84,12 +84,13 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
                 raise ConfigError(f"cannot resume {out}: its {key} was {old.get(key)!r}, "
                                   f"this command asks for {meta[key]!r}")
     ensure_can_start(out, resume)
-    data.tokenizer.save(out / "tokenizer")
-    write_meta(out, {**meta, "environment": environment()})
-    _log_to(out)
-    torch.manual_seed(train_cfg.seed)
-    model = Transformer(model_cfg)
     rank, world = distributed_context()
+    if rank == 0:
+        data.tokenizer.save(out / "tokenizer")
+        write_meta(out, {**meta, "environment": environment()})
+        _log_to(out)
+    torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
+    model = Transformer(model_cfg)
     train_loader = BatchLoader(data.train, train_cfg.batch_size, seed=train_cfg.seed, shuffle=True,
                                rank=rank, world=world)
     return train(method, model, iter(train_loader),

@@ -208,7 +208,12 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
         for opt in optimizers:
             opt.step()
             opt.zero_grad(set_to_none=True)
-        loss_value = loss.item()
+        if world > 1:  # log the mean over ranks, not rank 0's share
+            reduced = loss.detach().clone()
+            dist.all_reduce(reduced)
+            loss_value = reduced.item() / world
+        else:
+            loss_value = loss.item()
         seen_tokens += ids.numel() * world
         done = step + 1
         record = {"step": done, "loss": loss_value, "lr": cfg.lr * factor}

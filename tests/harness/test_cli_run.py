@@ -108,3 +108,20 @@ def test_vocabulary_mismatch_and_truncated_checkpoint(kl_run, tmp_path, capsys):
     weights = next((broken / "checkpoints").glob("step-*")) / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:500])
     assert "is corrupt or truncated" in error_of(["sample", "--ckpt", str(broken), *out], capsys)
+
+
+def test_torchrun_ddp_on_two_cpu_processes(tmp_path, data_cache, bbc_small):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "harness.cli",
+           "train", "--method", "kl", "--steps", "4", "--out", str(out), *data_args(data_cache),
+           "progress=false"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("trained kl to step 4") == 1  # rank 0 reports
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
+    assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
