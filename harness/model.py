@@ -23,14 +23,14 @@ from harness.errors import ConfigError
 @dataclass
 class ModelConfig:
     vocab_size: int
-    max_seq_len: int
+    max_seq_len: int        # rotary tables and KV caches are built for this many positions
     n_layer: int = 4
     n_head: int = 4
     d_model: int = 128
     mlp_ratio: int = 4
     dropout: float = 0.0
-    causal: bool = False
-    time_cond: bool = True
+    causal: bool = False    # bidirectional denoisers by default; True for the AR baseline
+    time_cond: bool = True  # adaLN-zero on t; False = plain LayerNorm and no t (AR baseline)
     tie_embeddings: bool = True
     rope_base: float = 10000.0
     cond_dim: int = 128  # width of the time embedding feeding adaLN (SEDD/DiT style)
@@ -198,24 +198,35 @@ class Transformer(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float | None = None, kv_cache: KVCache | None = None) -> Tensor:
         """x: ids (B,S) or vectors (B,S,V); t: (B,) or scalar in [0,1]. Returns logits (B,S,V)."""
         cfg = self.config
+        dense = x.is_floating_point()
+        if x.dim() != (3 if dense else 2):
+            kind = "vectors (B, S, V)" if dense else "token ids (B, S)"
+            raise ConfigError(f"input of shape {tuple(x.shape)} is not {kind}")
         B, S = x.shape[:2]
         start = kv_cache.pos if kv_cache is not None else 0
         if start + S > cfg.max_seq_len:
             raise ConfigError(f"sequence length {start + S} exceeds the preset's maximum {cfg.max_seq_len}")
-        if kv_cache is not None and not cfg.causal:
-            raise ConfigError("a KV cache needs a causal model")
-        if x.dtype in (torch.int32, torch.int64):
-            h = self.embed(x)  # (B, S, D)
-        else:
+        if kv_cache is not None:
+            if not cfg.causal:
+                raise ConfigError("a KV cache needs a causal model (causal=True)")
+            if kv_cache.batch != B:
+                raise ConfigError(f"batch {B} does not match the KV cache's batch {kv_cache.batch}")
+        if dense:
             if x.shape[-1] != cfg.vocab_size:
                 raise ConfigError(f"input has {x.shape[-1]} classes, the model's vocabulary is {cfg.vocab_size}")
-            h = x.to(self.embed.weight.dtype) @ self.embed.weight  # (B, S, V) @ (V, D)
+            # the same matrix as the lookup, so a one-hot row gives exactly the id's embedding;
+            # float64 simplex inputs are cast down here, not in every caller
+            h = x.to(self.embed.weight.dtype) @ self.embed.weight  # (B, S, V) @ (V, D) -> (B, S, D)
+        else:
+            h = self.embed(x)  # (B, S, D)
         c = None
         if self.time is not None:
             if t is None:
                 raise ConfigError("this model is time-conditioned: pass t")
-            t = torch.as_tensor(t, device=h.device).float().reshape(-1).expand(B)
-            c = self.time(t)  # (B, cond_dim)
+            t = torch.as_tensor(t, device=h.device).float().reshape(-1)
+            if t.numel() not in (1, B):
+                raise ConfigError(f"t has {t.numel()} values for a batch of {B}")
+            c = self.time(t.expand(B))  # (B, cond_dim)
         cos, sin = self.rope_cos[start:start + S], self.rope_sin[start:start + S]
         h = self.drop(h)
         for layer, block in enumerate(self.blocks):
@@ -228,13 +239,29 @@ class Transformer(nn.Module):
             kv_cache.pos += S
         return self.head(h)  # (B, S, V)
 
+    def make_kv_cache(self, batch: int) -> KVCache:
+        """An empty cache on the weights' device and dtype, for causal incremental decoding."""
+        w = self.embed.weight
+        return KVCache(self.config, batch, device=w.device, dtype=w.dtype)
+
     def num_params(self, non_embedding: bool = True) -> int:
-        total = sum(p.numel() for p in self.parameters())
+        """Parameters; non_embedding leaves out the token-embedding matrix (shared with the
+        output head when tied; an untied head counts as non-embedding)."""
+        total = sum(p.numel() for p in self.parameters())  # parameters() yields a tied matrix once
         return total - self.embed.weight.numel() if non_embedding else total
 
     def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token: 6·N (forward + backward matmuls, the embedding/head matmul
-        counted once as it is a real V×D matmul here) + 12·L·D·S for attention scores."""
+        """Training FLOPs per token (forward + backward), the PaLM appendix B / nanoGPT estimate:
+
+            6·N + 12·n_layer·d_model·seq_len
+
+        6·N: every weight does one multiply-add (2 FLOPs) forward and two backward. N is the
+        non-embedding count plus the output head's V×D matmul (a dense (B,S,V) input costs one
+        more V×D matmul, left out so that every method is charged the same). 12·L·D·S: the
+        QKᵀ and attention-times-V matmuls, forward and backward (as if unmasked; causal kernels
+        may skip about half)."""
         cfg = self.config
-        n = self.num_params(non_embedding=True) + cfg.vocab_size * cfg.d_model
+        n = self.num_params(non_embedding=True)
+        if cfg.tie_embeddings:  # an untied head is already inside the non-embedding count
+            n += cfg.vocab_size * cfg.d_model
         return 6 * n + 12 * cfg.n_layer * cfg.d_model * seq_len

@@ -34,6 +34,9 @@ def test_shapes_for_both_input_kinds():
     assert model(ids, t).shape == (3, S, V)
     assert model(probs, t).shape == (3, S, V)
     assert model(probs, 0.5).shape == (3, S, V)
+    assert model(probs, torch.tensor(0.5)).shape == (3, S, V)  # 0-dim t is broadcast to B
+    noised = torch.nn.functional.one_hot(ids, V).double() + 0.3 * torch.randn(3, S, V, dtype=torch.float64)
+    assert model(noised, t).dtype == torch.float32  # any real vectors; logits in the weights' dtype
 
 
 def test_ids_equal_their_one_hot_vectors():
@@ -70,6 +73,17 @@ def test_kv_cache_decoding_equals_full_forward():
     cache = KVCache(model.config, batch=2)
     steps = [model(ids[:, :5], kv_cache=cache)] + [model(ids[:, i:i + 1], kv_cache=cache) for i in range(5, S)]
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    assert cache.pos == S
+
+
+def test_kv_cache_chunks_after_a_prefix_keep_the_causal_mask():
+    model = tiny(causal=True, time_cond=False)
+    ids = torch.randint(V, (2, S))
+    cache = model.make_kv_cache(2)
+    chunks = [model(ids[:, a:b], kv_cache=cache) for a, b in [(0, 3), (3, 4), (4, 9), (9, S)]]
+    torch.testing.assert_close(torch.cat(chunks, 1), model(ids), atol=1e-5, rtol=1e-5)
+    cache.reset()  # reuse for a new prompt
+    torch.testing.assert_close(model(ids[:, :4], kv_cache=cache), model(ids[:, :4]), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("preset, low, high", [
@@ -91,4 +105,17 @@ def test_bad_input():
         model(torch.randint(V, (1, 17)), 0.5)
     with pytest.raises(ConfigError, match="input has 49 classes, the model's vocabulary is 50"):
         model(torch.rand(1, 4, V - 1), 0.5)
+    with pytest.raises(ConfigError, match="this model is time-conditioned: pass t"):
+        model(torch.randint(V, (1, 4)))
+    with pytest.raises(ConfigError, match="t has 3 values for a batch of 2"):
+        model(torch.randint(V, (2, 4)), torch.rand(3))
+    with pytest.raises(ConfigError, match="a KV cache needs a causal model"):
+        model(torch.randint(V, (1, 4)), 0.5, kv_cache=KVCache(model.config, 1))
+    causal = tiny(causal=True, time_cond=False)
+    cache = causal.make_kv_cache(1)
+    causal(torch.randint(V, (1, 10)), kv_cache=cache)
+    with pytest.raises(ConfigError, match="sequence length 17 exceeds the preset's maximum 16"):
+        causal(torch.randint(V, (1, 7)), kv_cache=cache)
+    with pytest.raises(ConfigError, match="batch 2 does not match the KV cache's batch 1"):
+        causal(torch.randint(V, (2, 1)), kv_cache=cache)
     assert set(PRESETS) == {"tiny", "small", "paper-150m", "paper-1.5b"}
