@@ -69,10 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sa = sub.add_parser("sample", parents=[common], help="sample from a trained run")
     sa.add_argument("--ckpt", type=Path, required=True, help="run folder written by pathbench train")
-    sa.add_argument("--sampler", default="basic", help="basic, semi, sampling or hybrid")
+    sa.add_argument("--sampler", default=None,
+                    help="simplex paths: basic, semi, sampling, hybrid; dfm: euler; sedd: tweedie, "
+                         "euler; ar: ancestral (default: the method's first)")
     sa.add_argument("--nfe", type=int, default=64, help="denoiser calls")
     sa.add_argument("--t-star", type=float, default=0.28, help="hybrid switch time t*")
     sa.add_argument("--top-k", type=int, default=None)
+    sa.add_argument("--top-p", type=float, default=None)
     sa.add_argument("--temperature", type=float, default=1.0)
     sa.add_argument("--grid", choices=["uniform", "log"], default=None,
                     help="time grid (default: the path's own)")
@@ -129,10 +132,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from harness.run import sample_run
-    from harness.sampling import SamplerConfig
 
-    sampler = SamplerConfig(args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k,
-                            temperature=args.temperature, grid=args.grid, final=args.final)
+    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k,
+                   top_p=args.top_p, temperature=args.temperature, grid=args.grid, final=args.final)
     records = sample_run(args.ckpt, args.out, args.n, sampler, seed=args.seed,
                          batch_size=args.batch_size, seq_len=args.seq_len,
                          device=_device(args.device), method_name=args.method)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness.registry import BASELINES, PATHS
-from harness.sampling import SamplerConfig, sample_path
+from harness.sampling import SAMPLERS, SamplerConfig, sample_path
 
 
 class Method(ABC):
@@ -24,12 +24,19 @@ class Method(ABC):
 
     Class attributes tell the trainer how to build the backbone: ``input_kind`` is
     ``"simplex"`` (dense (B,S,V) inputs) or ``"tokens"`` ((B,S) ids); ``causal`` and
-    ``time_cond`` configure attention and adaLN time conditioning.
+    ``time_cond`` configure attention and adaLN time conditioning. ``sample`` returns ids of
+    the tokenizer's vocabulary only (never an extra token such as a mask).
     """
 
     input_kind: ClassVar[str] = "simplex"
     causal: ClassVar[bool] = False
     time_cond: ClassVar[bool] = True
+    #: sampler names this method understands; the first is the default
+    samplers: ClassVar[tuple[str, ...]] = SAMPLERS
+    #: tokens the backbone needs beyond the tokenizer's (e.g. a mask/absorbing state)
+    extra_tokens: ClassVar[int] = 0
+    #: generation must start from at least one given token (autoregressive models)
+    requires_prefix: ClassVar[bool] = False
 
     def __init__(self, **options: object) -> None:
         self._options = dict(options)

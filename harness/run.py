@@ -28,7 +28,7 @@ from harness.io import atomic_open
 from harness.methods import Method
 from harness.model import ModelConfig, Transformer, model_config
 from harness.registry import BASELINES
-from harness.sampling import SamplerConfig
+from harness.sampling import SamplerConfig, check_sampler
 from harness.tokenizer import load_tokenizer
 from harness.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
 
@@ -70,7 +70,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len, Path(data_cfg.cache_dir),
                         vocab_size=data_cfg.vocab_size, val_fraction=data_cfg.val_fraction)
-    model_cfg = model_config(preset, data.tokenizer.vocab_size, data_cfg.seq_len,
+    model_cfg = model_config(preset, data.tokenizer.vocab_size + method.extra_tokens, data_cfg.seq_len,
                              causal=method.causal, time_cond=method.time_cond, **overrides["model"])
     meta = {
         "method": BASELINES.canonical(method_name), "method_options": method.options(),
@@ -107,21 +107,25 @@ def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None):
     method: Method = BASELINES.build(meta["method"], **meta["method_options"])
     model_cfg = ModelConfig(**meta["model"])
     tokenizer = load_tokenizer(ckpt / meta["tokenizer"])
-    if tokenizer.vocab_size != model_cfg.vocab_size:
+    if tokenizer.vocab_size + method.extra_tokens != model_cfg.vocab_size:
+        extra = f" + {method.extra_tokens} extra" if method.extra_tokens else ""
         raise ConfigError(f"vocabulary mismatch: the checkpoint's model has {model_cfg.vocab_size} "
-                          f"tokens, its tokenizer {tokenizer.vocab_size}")
+                          f"tokens, its tokenizer {tokenizer.vocab_size}{extra}")
     model = Transformer(model_cfg)
     step = load_checkpoint(ckpt, model, with_state=False).step
     return method, model.to(device).eval(), tokenizer, meta, step
 
 
-def sample_run(ckpt: Path, out: Path, n: int, sampler: SamplerConfig, *, seed: int = 0,
+def sample_run(ckpt: Path, out: Path, n: int, sampler: SamplerConfig | dict, *, seed: int = 0,
                batch_size: int = 16, seq_len: int | None = None, device: str = "cpu",
                method_name: str | None = None) -> list[dict[str, Any]]:
     """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically)."""
     if n < 1:
         raise ConfigError(f"n = {n} must be >= 1")
     method, model, tokenizer, meta, step = load_run(ckpt, device, method_name)
+    if isinstance(sampler, dict):  # sampler name may be left to the method's default
+        sampler = SamplerConfig(**{**sampler, "name": sampler.get("name") or method.samplers[0]})
+    check_sampler(meta["method"], sampler, method.samplers)
     seq_len = seq_len or meta["data"]["seq_len"]
     if seq_len > model.config.max_seq_len:
         raise ConfigError(f"sequence length {seq_len} exceeds the checkpoint's maximum "
@@ -131,7 +135,13 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: SamplerConfig, *, seed: i
         size = min(batch_size, n - first)
         batch_seed = seed * 1_000_003 + first
         generator = torch.Generator(device).manual_seed(batch_seed)
-        ids = method.sample(model, size, seq_len, sampler, generator=generator).cpu()
+        given = {}
+        if method.requires_prefix:  # start every sample at a document boundary
+            mask = torch.zeros(size, seq_len, dtype=torch.bool, device=device)
+            mask[:, 0] = True
+            given = {"given_ids": torch.full((size, seq_len), tokenizer.eos_id, device=device),
+                     "given_mask": mask}
+        ids = method.sample(model, size, seq_len, sampler, generator=generator, **given).cpu()
         for row, sample_ids in enumerate(ids.tolist()):
             records.append({
                 "index": first + row, "text": tokenizer.decode(sample_ids), "ids": sample_ids,

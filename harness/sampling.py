@@ -41,19 +41,20 @@ class SamplerConfig:
     nfe: int = 64
     t_star: float = 0.28
     top_k: int | None = None
+    top_p: float | None = None
     temperature: float = 1.0
     grid: str | None = None
     final: str = "argmax"
 
     def __post_init__(self) -> None:
-        if self.name not in SAMPLERS:
-            raise ConfigError(f"unknown sampler '{self.name}'; known: {', '.join(SAMPLERS)}")
         if not isinstance(self.nfe, int) or self.nfe < 1:
             raise ConfigError(f"NFE = {self.nfe!r} must be an integer >= 1")
         if not 0.0 <= self.t_star <= 1.0:
             raise ConfigError(f"t* = {self.t_star!r} is outside [0, 1]")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"top-k = {self.top_k!r} must be >= 1 (or unset for the full vocabulary)")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"top-p = {self.top_p!r} is outside (0, 1]")
         if not self.temperature > 0:
             raise ConfigError(f"temperature = {self.temperature!r} must be > 0")
         if self.final not in FINALS:
@@ -73,13 +74,24 @@ def gumbel_categorical(log_probs: Tensor, generator: torch.Generator | None = No
     return (log_probs + gumbel).argmax(-1)
 
 
-def denoiser_log_probs(logits: Tensor, top_k: int | None, temperature: float) -> Tensor:
-    """log w in float64 after temperature and top-k (mass outside the top k is exactly 0)."""
+def denoiser_log_probs(logits: Tensor, top_k: int | None, temperature: float,
+                       top_p: float | None = None) -> Tensor:
+    """log w in float64 after temperature, top-k and top-p (mass outside is exactly 0)."""
     logits = logits.to(torch.float64) / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the smallest set reaching p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return torch.log_softmax(logits, dim=-1)
+
+
+def check_sampler(method_name: str, cfg: SamplerConfig, known: tuple[str, ...]) -> None:
+    if cfg.name not in known:
+        raise ConfigError(f"method '{method_name}' has no sampler '{cfg.name}'; known: {', '.join(known)}")
 
 
 @torch.no_grad()
@@ -96,6 +108,7 @@ def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: Sampl
         given_ids, given_mask: (B, S) tokens and the positions that are given (clamped).
         generator: the source of every random draw (prior, categorical), for reproducibility.
     """
+    check_sampler("simplex path", cfg, SAMPLERS)
     batch, _, vocab = shape
     times = path.time_grid(cfg.nfe, cfg.grid)
     z = path.sample_prior(shape, generator=generator, device=device)  # (B, S, V) float64
@@ -107,7 +120,8 @@ def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: Sampl
     for n in range(cfg.nfe):
         t, t_next = times[n].item(), times[n + 1].item()
         t_vec = torch.full((batch,), t, dtype=torch.float64, device=z.device)
-        log_w = denoiser_log_probs(denoise(path.model_input(z), t_vec), cfg.top_k, cfg.temperature)
+        log_w = denoiser_log_probs(denoise(path.model_input(z), t_vec), cfg.top_k, cfg.temperature,
+                                   cfg.top_p)
         if n == cfg.nfe - 1:
             ids = log_w.argmax(-1) if cfg.final == "argmax" else gumbel_categorical(log_w, generator)
             return torch.where(given_mask.to(ids.device), given_ids.to(ids.device), ids) if clamp else ids

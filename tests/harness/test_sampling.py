@@ -121,6 +121,23 @@ def test_categorical_draws_happen_in_float64(monkeypatch):
         gumbel_categorical(torch.zeros(2, 3, dtype=torch.float32))
 
 
+def test_unknown_sampler_for_paths():
+    with pytest.raises(ConfigError, match="has no sampler 'euler'; known: basic, semi, sampling, hybrid"):
+        sample_path(PATHS.build("kl"), input_dependent_denoiser(), (1, 2, V), SamplerConfig("euler"))
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    from harness.sampling import denoiser_log_probs
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64))
+    kept = denoiser_log_probs(logits, None, 1.0, top_p=0.75).exp()
+    torch.testing.assert_close(kept, torch.tensor([[0.625, 0.375, 0, 0]], dtype=torch.float64))
+    kept = denoiser_log_probs(logits, None, 1.0, top_p=0.79).exp()
+    assert (kept > 0).tolist() == [[True, True, False, False]]  # 0.5 + 0.3 reaches 0.79
+    kept = denoiser_log_probs(logits, None, 1.0, top_p=0.81).exp()
+    assert (kept > 0).tolist() == [[True, True, True, False]]
+
+
 def test_same_seed_same_samples_different_seed_different():
     path, denoise = PATHS.build("fisher_rao"), input_dependent_denoiser()
     cfg = SamplerConfig("semi", nfe=6)
@@ -132,7 +149,6 @@ def test_same_seed_same_samples_different_seed_different():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"name": "euler"}, "unknown sampler 'euler'; known: basic, semi, sampling, hybrid"),
         ({"nfe": 0}, "NFE = 0 must be an integer >= 1"),
         ({"t_star": 1.5}, r"t\* = 1.5 is outside \[0, 1\]"),
         ({"top_k": 0}, "top-k = 0 must be >= 1"),
