@@ -1,4 +1,7 @@
-"""Trainable generators that are not simplex paths (dfm, sedd, ar).
+"""Trainable generators that are not simplex paths: dfm, sedd, ar.
 
-Each module registers itself into ``harness.registry.BASELINES`` with a decorator.
+Importing this package registers each into ``harness.registry.BASELINES``; they train on the
+shared backbone with the shared trainer and sample through ``pathbench sample``.
 """
+
+from baselines import ar, dfm, sedd  # noqa: F401  (registration side effects)

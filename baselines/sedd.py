@@ -1,0 +1,120 @@
+"""SEDD (Lou et al. 2024): absorbing-state score-entropy discrete diffusion.
+
+Forward process (diffusion time τ: 0 = data, 1 = noise), log-linear noise:
+
+    σ̄(τ) = -log(1 - (1-ε)τ),   P(x_τ^i = [MASK]) = 1 - e^{-σ̄(τ)} = (1-ε)τ
+
+The network gives log-scores s_θ(x_τ)_y ≈ log p_τ(y)/p_τ([MASK]) at masked positions. The
+denoising score entropy (paper Eq. 9, absorbing case) at a masked position with clean token x:
+
+    Σ_{y≠MASK} e^{s_y} - r·s_x + r(log r - 1),   r = 1/(e^{σ̄} - 1)   (the true ratio at y = x)
+
+weighted by dσ̄/dτ. It is ≥ 0, and 0 exactly at the true ratios. As in the reference code the
+score is parametrised as log softmax(logits) + log r, which makes Σ_y e^{s_y} = r.
+
+Sampling runs τ from 1 to ε: ``tweedie`` (the exact τ-leaping/Tweedie step of the absorbing
+process: a masked token is revealed as y with probability p_θ(y)·(e^{-σ̄'} - e^{-σ̄})/(1 - e^{-σ̄})
+and stays masked otherwise) or ``euler`` (reverse rates Δσ̄·e^{s_y}, clipped to a distribution),
+and ends with one denoising call that fills every position still masked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from harness.errors import ConfigError
+from harness.methods import Method, backbone_config
+from harness.registry import BASELINES
+from harness.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+
+
+def total_noise(tau: Tensor, eps: float) -> Tensor:
+    """σ̄(τ) = -log(1 - (1-ε)τ)."""
+    return -torch.log1p(-(1 - eps) * tau)
+
+
+def noise_rate(tau: Tensor, eps: float) -> Tensor:
+    """dσ̄/dτ = (1-ε) / (1 - (1-ε)τ)."""
+    return (1 - eps) / (1 - (1 - eps) * tau)
+
+
+def score_entropy(log_score: Tensor, x0: Tensor, masked: Tensor, sigma: Tensor) -> Tensor:
+    """Per-position denoising score entropy of the absorbing process.
+
+    log_score: (B,S,V) log-scores for the V data tokens; x0: (B,S) clean ids; masked: (B,S)
+    positions in the mask state; sigma: (B,) total noise σ̄. Returns (B,S), zero where unmasked.
+    """
+    esigm1 = torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1)  # accurate near 0
+    ratio = (1.0 / esigm1)[:, None].expand_as(x0)  # (B, S)
+    pos = log_score.exp().sum(-1)
+    neg = ratio * log_score.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    const = ratio * (ratio.log() - 1)
+    return torch.where(masked, pos - neg + const, torch.zeros_like(pos))
+
+
+@BASELINES.register("sedd", "score_entropy")
+class SEDD(Method):
+    """Score-entropy discrete diffusion, absorbing state, log-linear noise (Lou et al. 2024)."""
+
+    input_kind = "tokens"
+    samplers = ("tweedie", "euler")
+    extra_tokens = 1  # the absorbing state, the last id of the backbone's vocabulary
+
+    def __init__(self, eps: float = 1e-3) -> None:
+        super().__init__(eps=eps)
+        if not 0 < eps < 1:
+            raise ConfigError(f"eps = {eps!r} is outside (0, 1)")
+        self.eps = float(eps)
+
+    def log_score(self, model, x_t: Tensor, tau: Tensor) -> Tensor:
+        """(B,S,V) log-scores over data tokens: log softmax(logits) + log r(σ̄)."""
+        mask_id = backbone_config(model).vocab_size - 1
+        sigma = total_noise(tau, self.eps)
+        logits = model(x_t, tau)[..., :mask_id].float()  # (B, S, V)
+        log_r = -torch.log(torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1))
+        return torch.log_softmax(logits, -1) + log_r[:, None, None]
+
+    def loss(self, model, ids, given, generator=None):
+        mask_id = backbone_config(model).vocab_size - 1
+        batch = ids.shape[0]
+        tau = (1 - self.eps) * torch.rand(batch, generator=generator, device=ids.device) + self.eps
+        sigma = total_noise(tau, self.eps)
+        move = torch.rand(ids.shape, generator=generator, device=ids.device) < -torch.expm1(-sigma)[:, None]
+        masked = move & ~given
+        x_t = torch.where(masked, torch.full_like(ids, mask_id), ids)
+        entropy = score_entropy(self.log_score(model, x_t, tau), ids, masked, sigma)  # (B, S)
+        # per sequence Σ_i dσ̄·entropy_i, averaged over the batch, per non-given token
+        weighted = noise_rate(tau, self.eps)[:, None] * entropy
+        return weighted.sum() / (~given).sum().clamp_min(1)
+
+    @torch.no_grad()
+    def sample(self, model, batch_size, seq_len, cfg, *, given_ids=None, given_mask=None,
+               generator=None):
+        check_sampler("sedd", cfg, self.samplers)
+        device = next(model.parameters()).device
+        mask_id = backbone_config(model).vocab_size - 1
+        x = torch.full((batch_size, seq_len), mask_id, device=device)
+        if given_mask is not None:
+            x = torch.where(given_mask, given_ids, x)
+        taus = torch.linspace(1.0, self.eps, cfg.nfe + 1, dtype=torch.float64, device=device)
+        for n in range(cfg.nfe):
+            tau = taus[n].expand(batch_size).float()
+            logits = model(x, tau)[..., :mask_id]
+            log_p = denoiser_log_probs(logits, cfg.top_k, cfg.temperature, cfg.top_p)  # (B,S,V) float64
+            masked = x == mask_id
+            if n == cfg.nfe - 1:  # final denoise: fill what is still masked
+                fill = log_p.argmax(-1) if cfg.final == "argmax" else gumbel_categorical(log_p, generator)
+                return torch.where(masked, fill, x)
+            sigma, sigma_next = (total_noise(taus[n], self.eps).item(),
+                                 total_noise(taus[n + 1], self.eps).item())
+            if cfg.name == "tweedie":
+                reveal = (math.exp(-sigma_next) - math.exp(-sigma)) / -math.expm1(-sigma)
+            else:  # Euler on the reverse rates Δσ̄·e^{s_y} = Δσ̄·r·p_y, clipped to a probability
+                reveal = min(1.0, (sigma - sigma_next) / math.expm1(sigma))
+            stay = torch.full_like(log_p[..., :1], math.log1p(-reveal) if reveal < 1 else float("-inf"))
+            choice = gumbel_categorical(torch.cat([log_p + math.log(reveal), stay], -1), generator)
+            x = torch.where(masked, choice, x)  # choice == V is the mask id: stays masked
+        raise AssertionError("unreachable: the loop returns on its last call")
