@@ -20,7 +20,7 @@ import torch
 from harness.methods import Method
 from harness.model import Transformer, model_config
 from harness.registry import BASELINES
-from harness.sampling import SAMPLERS, SamplerConfig
+from harness.sampling import SamplerConfig
 from harness.trainer import TrainConfig, build_optimizers, train
 
 
@@ -93,7 +93,8 @@ def bench_train(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192
     the trainer's time includes what a real run pays: LR schedule, metrics, the final
     held-out evaluation (one batch) and the final checkpoint."""
     method: Method = BASELINES.build(method_name)
-    cfg_model = model_config(preset, vocab, seq_len, causal=method.causal, time_cond=method.time_cond)
+    cfg_model = model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
+                             time_cond=method.time_cond)
     tokens = steps * batch_size * seq_len
     cfg = TrainConfig(steps=steps, batch_size=batch_size, warmup=1, eval_every=10**9,
                       eval_batches=1, ckpt_every=10**9, log_every=10, progress=False)
@@ -139,25 +140,47 @@ def bench_train(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192
 
 def bench_sample(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192, seq_len: int = 128,
                  batch_size: int = 16, nfes: tuple[int, ...] = (16, 64),
-                 samplers: tuple[str, ...] = SAMPLERS, device: str = "cpu") -> list[dict]:
-    """Samples/s and tokens/s per sampler and NFE (an untrained model: speed only)."""
+                 samplers: tuple[str, ...] | None = None, device: str = "cpu") -> list[dict]:
+    """Samples/s and tokens/s per sampler and NFE (an untrained model: speed only).
+    ``samplers=None`` times every sampler the method has."""
     method: Method = BASELINES.build(method_name)
     torch.manual_seed(0)
-    model = Transformer(model_config(preset, vocab, seq_len, causal=method.causal,
+    model = Transformer(model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
                                      time_cond=method.time_cond)).to(device).eval()
     rows = []
     print(f"bench sample  method={method_name} preset={preset} V={vocab} S={seq_len} "
           f"B={batch_size} device={device}")
-    for nfe in nfes:
-        for name in samplers:
-            cfg = SamplerConfig(name, nfe=nfe)
-            generator = torch.Generator(device).manual_seed(0)
-            start = time.perf_counter()
-            method.sample(model, batch_size, seq_len, cfg, generator=generator)
-            _sync(device)
-            seconds = time.perf_counter() - start
-            rows.append({"sampler": name, "nfe": nfe, "samples_per_s": batch_size / seconds,
-                         "tokens_per_s": batch_size * seq_len / seconds})
-            print(f"  NFE {nfe:>4}  {name:<9} {batch_size / seconds:>8.2f} samples/s "
-                  f"{batch_size * seq_len / seconds:>10,.0f} tokens/s")
+    given = {}
+    if method.requires_prefix:  # one start token, as `pathbench sample` gives
+        mask = torch.zeros(batch_size, seq_len, dtype=torch.bool, device=device)
+        mask[:, 0] = True
+        given = {"given_ids": torch.zeros(batch_size, seq_len, dtype=torch.long, device=device),
+                 "given_mask": mask}
+    # an autoregressive model's NFE is its length; it is timed once per variant
+    variants = [(name, nfe) for nfe in nfes for name in (samplers or method.samplers)
+                if name in method.samplers] if not method.requires_prefix else [
+        (method.samplers[0], seq_len - 1)]
+    for name, nfe in variants:
+        cfg = SamplerConfig(name, nfe=nfe)
+        generator = torch.Generator(device).manual_seed(0)
+        start = time.perf_counter()
+        method.sample(model, batch_size, seq_len, cfg, generator=generator, **given)
+        _sync(device)
+        seconds = time.perf_counter() - start
+        rows.append({"sampler": name, "nfe": nfe, "samples_per_s": batch_size / seconds,
+                     "tokens_per_s": batch_size * seq_len / seconds})
+        print(f"  NFE {nfe:>4}  {name:<9} {batch_size / seconds:>8.2f} samples/s "
+              f"{batch_size * seq_len / seconds:>10,.0f} tokens/s")
+    if method.requires_prefix and hasattr(method, "kv_cache"):
+        method.kv_cache = False  # the same decode without the cache, to show what it saves
+        start = time.perf_counter()
+        method.sample(model, batch_size, seq_len, SamplerConfig(method.samplers[0], nfe=seq_len - 1),
+                      generator=torch.Generator(device).manual_seed(0), **given)
+        _sync(device)
+        seconds = time.perf_counter() - start
+        method.kv_cache = True
+        rows.append({"sampler": "no-kv-cache", "nfe": seq_len - 1, "samples_per_s": batch_size / seconds,
+                     "tokens_per_s": batch_size * seq_len / seconds})
+        print(f"  without KV cache {batch_size / seconds:>8.2f} samples/s "
+              f"{batch_size * seq_len / seconds:>10,.0f} tokens/s")
     return rows

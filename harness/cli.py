@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--batch-size", type=int, default=16)
     be.add_argument("--steps", type=int, default=20, help="timed training steps (bench train)")
     be.add_argument("--nfe", type=int, nargs="+", default=[16, 64], help="NFEs (bench sample)")
-    be.add_argument("--samplers", type=_comma_list, default=["basic", "semi", "sampling", "hybrid"])
+    be.add_argument("--samplers", type=_comma_list, default=None,
+                    help="comma-separated samplers (default: every sampler of the method)")
     be.add_argument("--device", default=None)
     return parser
 
@@ -149,7 +150,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.what == "train":
         bench.bench_train(steps=args.steps, **common)
     else:
-        bench.bench_sample(nfes=tuple(args.nfe), samplers=tuple(args.samplers), **common)
+        bench.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers), **common)
 
 
 def cmd_list(args: argparse.Namespace) -> None:
