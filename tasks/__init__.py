@@ -1,4 +1,6 @@
-"""Task adapters and metrics (unconditional, seq2seq, code infilling).
+"""Task adapters and metrics: unconditional (gen-PPL, entropy), seq2seq (BLEU/ROUGE-L/
+BERTScore), code infilling (Pass@k, Compiles@k).
 
-Each module registers itself into ``harness.registry.TASKS`` / ``METRICS`` / ``SCORERS``.
+Importing this package registers each task into ``harness.registry.TASKS`` and its metrics and
+scorers into ``METRICS`` / ``SCORERS``. Tasks reach methods only through the registry.
 """
