@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, required=True, help="result folder")
     ev.add_argument("options", nargs="*", metavar="KEY=VALUE", help="task options, e.g. scorer=smollm2")
 
+    le = sub.add_parser("lm-eval", parents=[common],
+                        help="run lm-evaluation-harness generative tasks on a run (generate_until)")
+    le.add_argument("--ckpt", type=Path, required=True)
+    le.add_argument("--tasks", type=_comma_list, required=True)
+    le.add_argument("--include-path", type=Path, default=None, help="folder of local task YAML files")
+    le.add_argument("--model-args", default="", help="e.g. nfe=64,sampler=hybrid,max_gen_toks=32")
+    le.add_argument("--limit", type=int, default=None)
+    le.add_argument("--out", type=Path, required=True, help="JSON results file")
+
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
     be.add_argument("--method", default="kl")
@@ -220,6 +229,27 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"wrote {args.out / 'metrics.json'}")
 
 
+def cmd_lm_eval(args: argparse.Namespace) -> None:
+    import json
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import tasks.lmeval  # noqa: F401  (registers the "pathbench" lm-eval model)
+    from harness.io import atomic_write_text
+
+    model_args = ",".join(a for a in (f"ckpt={args.ckpt}", args.model_args) if a)
+    manager = TaskManager(include_path=str(args.include_path) if args.include_path else None)
+    unknown = [t for t in args.tasks if t not in manager.all_tasks]
+    if unknown:
+        raise ConfigError(f"unknown lm-eval task '{unknown[0]}'; add its YAML folder with --include-path")
+    result = lm_eval.simple_evaluate(model="pathbench", model_args=model_args, tasks=args.tasks,
+                                     task_manager=manager, limit=args.limit)
+    atomic_write_text(args.out, json.dumps(result["results"], indent=2, default=float) + "\n")
+    for name, metrics in result["results"].items():
+        print(name, {k: v for k, v in metrics.items() if not k.endswith("stderr") and k != "alias"})
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from harness.registry import ALL
 
@@ -249,7 +279,8 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"list": cmd_list, "kl-curve": cmd_kl_curve, "train": cmd_train, "sample": cmd_sample,
-            "bench": cmd_bench, "score": cmd_score, "eval": cmd_eval}
+            "bench": cmd_bench, "score": cmd_score, "eval": cmd_eval,
+            "lm-eval": cmd_lm_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
