@@ -127,3 +127,21 @@ def test_score_command_on_a_plain_text_file(tiny_lm, tmp_path, capsys):
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["samples"]["samples"] == 5 and "rules" in result["protocol"]
     assert "entropy" in capsys.readouterr().out
+
+
+def test_eval_unconditional_writes_metrics_with_reference_and_protocol(tiny_lm, tmp_path, data_cache, bbc_small):
+    from harness.cli import main
+
+    run = tmp_path / "ar"
+    assert main(["train", "--method", "ar", "--steps", "2", "--out", str(run), f"data.cache_dir={data_cache}",
+                 "data.vocab_size=512", "data.seq_len=32", "batch_size=8", "progress=false"]) == 0
+    out = tmp_path / "eval"
+    assert main(["eval", "--ckpt", str(run), "--task", "unconditional", "--n", "5", "--batch-size", "2",
+                 "--out", str(out), f"scorer=hf:{tiny_lm}"]) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["metrics"]["samples"] == 5 and result["reference"]["samples"] == 5
+    for row in (result["metrics"], result["reference"]):
+        assert row["gen_ppl"] > 1 and row["entropy"] > 0  # entropy always beside perplexity
+    assert "entropy_generator_ids" in result["metrics"]
+    assert result["protocol"]["scorer"] == f"hf:{tiny_lm}" and result["sampler"]["name"] == "ancestral"
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 5
