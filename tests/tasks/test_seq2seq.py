@@ -1,0 +1,230 @@
+"""Seq2seq metrics against the libraries themselves, Table-5 aggregation, and the tasks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from harness.errors import ConfigError  # noqa: E402
+from harness.registry import TASKS  # noqa: E402
+from tasks.base import Example  # noqa: E402
+from tasks.seq2seq import HeadlineLead, lead_sentence, split_headline  # noqa: E402
+from tasks.text_metrics import (BertScoreF1, bertscore_f1, corpus_bleu, rouge_l,  # noqa: E402
+                                sentence_bleu, top_k_avg)
+
+REFS = [
+    "The prime minister said the economy grew faster than expected.",
+    "Shares in the company fell sharply on Monday after the profit warning.",
+    "A new film about the band opened in London to mixed reviews.",
+    "The match ended in a draw after extra time.",
+    "Ministers will publish the report next week.",
+]
+HYPS = [
+    "The prime minister said the economy grew faster than forecast.",
+    "Company shares fell sharply on Monday after a profit warning.",
+    "A film about the band opened in London to good reviews.",
+    "The game ended in a draw.",
+    "",  # an empty hypothesis is scored (0), never dropped
+]
+
+
+class WordTokenizer:
+    """A stub model tokenizer: one id per whitespace-separated word."""
+
+    eos_id = 0
+
+    def __init__(self):
+        self.vocab, self.words = {"<eos>": 0}, ["<eos>"]
+
+    @property
+    def vocab_size(self):
+        return len(self.words)
+
+    def encode(self, text):
+        ids = []
+        for word in text.split():
+            if word not in self.vocab:
+                self.vocab[word] = len(self.words)
+                self.words.append(word)
+            ids.append(self.vocab[word])
+        return ids
+
+    def decode(self, ids):
+        return " ".join(self.words[i] for i in ids)
+
+
+def test_corpus_bleu_equals_the_sacrebleu_command_line(tmp_path):
+    (tmp_path / "ref.txt").write_text("\n".join(REFS) + "\n", encoding="utf-8")
+    (tmp_path / "hyp.txt").write_text("\n".join(HYPS) + "\n", encoding="utf-8")
+    cli = subprocess.run([sys.executable, "-m", "sacrebleu", str(tmp_path / "ref.txt"), "-i",
+                          str(tmp_path / "hyp.txt"), "-b"], capture_output=True, text=True, check=True)
+    ours = corpus_bleu(HYPS, REFS)
+    assert 0 < ours < 100
+    assert round(ours, 1) == float(cli.stdout.strip())
+    import sacrebleu
+
+    assert ours == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).score)
+    assert sentence_bleu(HYPS, REFS) == pytest.approx([sacrebleu.sentence_bleu(h, [r]).score
+                                                       for h, r in zip(HYPS, REFS)])
+    assert sentence_bleu(HYPS, REFS)[4] == 0.0
+
+
+def test_rouge_l_matches_rouge_score():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    expected = [scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(HYPS, REFS)]
+    assert rouge_l(HYPS, REFS) == pytest.approx(expected)
+    assert rouge_l(HYPS, REFS)[4] == 0.0
+
+
+def test_bertscore_matches_bert_score_called_directly():
+    import bert_score
+
+    from tasks.text_metrics import default_bertscore_model
+
+    model = default_bertscore_model()
+    _, _, f1 = bert_score.score(HYPS[:4], REFS[:4], model_type=model, num_layers=6, lang=None)
+    assert bertscore_f1(HYPS[:4], REFS[:4]) == pytest.approx(f1.tolist(), abs=1e-6)
+    scores = bertscore_f1(HYPS, REFS)
+    assert len(scores) == 5 and scores[4] == 0.0
+    proto = BertScoreF1().protocol()
+    assert proto["num_layers"] == 6 and proto["hash"].startswith(model + "_L6_no-idf")
+
+
+def test_metric_input_errors():
+    with pytest.raises(ConfigError, match="5 references but 4 hypotheses"):
+        corpus_bleu(HYPS[:4], REFS)
+    with pytest.raises(ConfigError, match="empty"):
+        rouge_l([], [])
+    with pytest.raises(ConfigError, match="3 references but 2 hypotheses"):
+        bertscore_f1(HYPS[:2], REFS[:3])
+
+
+def test_bertscore_configuration_errors():
+    with pytest.raises(ConfigError, match="no baseline"):
+        BertScoreF1(rescale_with_baseline=True, lang="en")
+    with pytest.raises(ConfigError, match="bertscore_layers"):
+        BertScoreF1("/some/local/folder")
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        with pytest.raises(ConfigError, match="local model folder"):
+            BertScoreF1("roberta-large")
+    with pytest.raises(ConfigError, match="no baseline"):
+        HeadlineLead(rescale_with_baseline=True)
+
+
+def test_top_k_and_avg_hand_computed():
+    scores = [[10.0, 30.0, 20.0], [5.0, 1.0, 2.0]]
+    out = top_k_avg(scores, (1, 2, 3), "m")
+    assert out["m_top1"] == pytest.approx((10 + 5) / 2)       # the first candidate
+    assert out["m_top2"] == pytest.approx((30 + 5) / 2)
+    assert out["m_top3"] == pytest.approx((30 + 5) / 2)       # the max
+    assert out["m_avg"] == pytest.approx(68 / 6)              # mean of all six
+    with pytest.raises(ConfigError, match="1..3"):
+        top_k_avg(scores, (4,), "m")
+
+
+def test_score_aggregates_per_candidate_metrics():
+    task = HeadlineLead(bertscore=False)
+    examples = [Example(["h\n\n", 8], [r]) for r in REFS[:2]]
+    gens = [[[HYPS[0]], [REFS[0]], [""]], [[""], [HYPS[1]], [REFS[1]]]]
+    out = task.score(examples, gens)
+    s0 = sentence_bleu([HYPS[0], REFS[0], ""], [REFS[0]] * 3)
+    s1 = sentence_bleu(["", HYPS[1], REFS[1]], [REFS[1]] * 3)
+    assert out["bleu"] == pytest.approx(corpus_bleu([HYPS[0], ""], REFS[:2]))
+    assert out["bleu_top1"] == pytest.approx((s0[0] + s1[0]) / 2)
+    assert out["bleu_top3"] == pytest.approx(100.0)
+    assert out["bleu_avg"] == pytest.approx((sum(s0) + sum(s1)) / 6)
+    assert out["rougeL_top3"] == pytest.approx(1.0) and out["candidates"] == 3 and out["n_examples"] == 2
+    assert "bertscore_f1_avg" not in out
+    with pytest.raises(ConfigError, match="2 generations for 3 examples"):
+        task.score(examples + examples[:1], gens)
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    from harness.data import load_corpus, split_documents
+    from harness.tokenizer import build_tokenizer
+
+    train, _ = split_documents(load_corpus("bbc"), 0.05)
+    return build_tokenizer("bpe", train[:300], vocab_size=1000)
+
+
+def test_headline_lead_examples_are_held_out_deterministic_and_fit(bpe):
+    from harness.data import is_validation, load_corpus
+
+    docs = load_corpus("bbc")
+    task = TASKS.build("headline_lead", response_tokens=500, bertscore=False)
+    examples = task.examples(bpe, 512)
+    assert len(examples) > 50 and task.skipped_too_long == 0
+    for ex in examples:
+        doc = docs[ex.meta["doc_index"]]
+        assert is_validation(doc, 0.05)
+        headline, body = split_headline(doc)
+        assert ex.parts[0] == headline + "\n\n" and doc.startswith(headline + "\n\n")
+        assert ex.references == [lead_sentence(body)] and ex.references[0] in body
+        assert ex.references[0][-1] in ".!?\"'" and not ex.meta["truncated"]
+        assert ex.parts[1] == len(bpe.encode(ex.references[0]))
+    again = TASKS.build("headline_lead", response_tokens=500, bertscore=False).examples(bpe, 512, limit=5)
+    assert [e.parts for e in again] == [e.parts for e in examples[:5]]
+
+    short = HeadlineLead(response_tokens=12, bertscore=False)
+    with pytest.warns(UserWarning, match="skipped"):
+        fitted = short.examples(bpe, 24)
+    assert short.skipped_too_long > 0 and fitted
+    for ex in fitted:
+        assert len(bpe.encode(ex.parts[0])) + ex.parts[1] <= 24 and ex.parts[1] <= 12
+        assert ex.references[0] == bpe.decode(bpe.encode(ex.meta["reference_full"])[: ex.parts[1]])
+    with pytest.raises(ConfigError, match="seq_len = 3"):
+        with pytest.warns(UserWarning):
+            short.examples(bpe, 3)
+
+
+def test_references_as_generations_score_perfectly(bpe):
+    task = HeadlineLead(response_tokens=32)
+    examples = task.examples(bpe, 128, limit=20)
+    out = task.score(examples, [[[e.references[0]]] * 2 for e in examples])
+    assert out["bleu"] == pytest.approx(100.0) and out["bleu_top2"] == pytest.approx(100.0)
+    assert out["rougeL_top1"] == pytest.approx(1.0) and out["rougeL_avg"] == pytest.approx(1.0)
+    assert out["bertscore_f1_avg"] == pytest.approx(1.0, abs=1e-5)
+    proto = task.protocol()
+    assert proto["sacrebleu"]["corpus"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert proto["bertscore"]["num_layers"] == 6
+
+
+def _jsonl(path: Path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_hub_tasks_from_local_files(tmp_path):
+    wmt = _jsonl(tmp_path / "wmt.jsonl", [{"translation": {"de": "Das Haus ist klein.", "en": "The house is small."}},
+                                          {"translation": {"de": "Guten Morgen.", "en": "Good morning."}}])
+    task = TASKS.build("wmt14_de_en", data_files=wmt, bertscore=False)
+    examples = task.examples(WordTokenizer(), 32)
+    assert [e.parts for e in examples] == [["German: Das Haus ist klein.\nEnglish:", 4],
+                                           ["German: Guten Morgen.\nEnglish:", 2]]
+    assert examples[1].references == ["Good morning."]
+    assert task.score(examples, [[e.references] for e in examples])["bleu"] == pytest.approx(100.0)
+
+    lamini = _jsonl(tmp_path / "lamini.jsonl", [{"instruction": "Name a colour.", "response": "Blue."}])
+    examples = TASKS.build("lamini", data_files=lamini, bertscore=False).examples(WordTokenizer(), 32)
+    assert examples[0].parts == ["Instruction: Name a colour.\nResponse:", 1]
+
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"instruction": "x", "answer": "y"}])
+    with pytest.raises(ConfigError, match="schema"):
+        TASKS.build("lamini", data_files=bad, bertscore=False).examples(WordTokenizer(), 32)
+
+
+def test_hub_tasks_offline_without_file_explain_data_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        TASKS.build("wmt14_de_en", data_files=str(tmp_path / "missing.jsonl"))
+    if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        with pytest.raises(ConfigError, match="data_files=<local .jsonl>"):
+            TASKS.build("lamini", bertscore=False).examples(WordTokenizer(), 32)
