@@ -5,4 +5,4 @@ Importing this package registers each task into ``harness.registry.TASKS`` and i
 scorers into ``METRICS`` / ``SCORERS``. Tasks reach methods only through the registry.
 """
 
-from tasks import scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)
+from tasks import code, scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)

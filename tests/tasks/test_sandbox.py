@@ -1,0 +1,90 @@
+"""The sandbox: positive proof of a pass, timeouts, memory, no deletion outside its directory."""
+
+import os
+import signal
+import time
+
+from tasks.sandbox import ExecResult, SandboxLimits, run_program, run_programs
+
+FAST = SandboxLimits(timeout_s=3.0)
+
+
+def test_pass_and_fail_and_syntax_error():
+    assert run_program("assert sum([1, 2]) == 3", FAST).status == "passed"
+    failed = run_program("print('noise')\nassert 1 + 1 == 3", FAST)
+    assert failed.status == "failed" and "AssertionError" in failed.stderr
+    assert run_program("def f(:\n    pass", FAST).status == "error"
+
+
+def test_early_exits_never_count_as_a_pass():
+    for exit_call in ("import os; os._exit(0)", "import sys; sys.exit(0)", "raise SystemExit(0)", "exit(0)"):
+        result = run_program(f"{exit_call}\nassert False, 'tests not reached'", FAST)
+        assert result.status == "failed", (exit_call, result)
+
+
+def test_infinite_loop_times_out_and_later_programs_still_run():
+    limits = SandboxLimits(timeout_s=1.5)
+    start = time.monotonic()
+    results = run_programs(["while True: pass", "import time; time.sleep(60)", "assert True", "assert False"],
+                           limits, workers=4)
+    assert time.monotonic() - start < 10
+    assert [r.status for r in results] == ["timeout", "timeout", "passed", "failed"]
+    assert all(isinstance(r, ExecResult) and r.duration >= 0 for r in results)
+
+
+def test_subprocesses_are_refused():
+    # the program cannot start processes (the process group is killed after every run anyway)
+    program = ("import subprocess, sys\n"
+               "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+               "print(p.pid, flush=True)\n")
+    result = run_program(program, FAST)
+    assert result.status == "failed"  # subprocess.Popen is disabled inside the sandbox
+    assert "disabled" in result.stderr
+
+
+def test_memory_bomb_is_contained():
+    for bomb in ("x = bytearray(10**10)", "x = []\nwhile True:\n    x.append(' ' * 10**6)"):
+        result = run_program(bomb, SandboxLimits(timeout_s=5.0, memory_bytes=256 << 20))
+        assert result.status in ("failed", "error"), result
+    assert os.getpid() > 0 and run_program("assert True", FAST).passed  # parent alive, sandbox usable
+
+
+def test_files_outside_the_sandbox_survive(tmp_path):
+    victim = tmp_path / "keep.txt"
+    victim.write_text("precious")
+    attempts = [f"import os; os.remove({str(victim)!r})",
+                f"import os; os.unlink({str(victim)!r})",
+                f"import pathlib; pathlib.Path({str(victim)!r}).unlink()",
+                f"import shutil; shutil.rmtree({str(tmp_path)!r})",
+                f"open({str(victim)!r}, 'w').write('overwritten')",
+                f"import os; os.rename({str(victim)!r}, 'stolen.txt')",
+                f"import os; os.system('rm -f {victim}')"]
+    results = run_programs(attempts, FAST)
+    assert [r.status for r in results] == ["failed"] * len(attempts)
+    assert victim.read_text() == "precious"
+
+
+def test_writing_inside_the_sandbox_directory_works():
+    program = ("with open('scratch.txt', 'w') as fh:\n    fh.write('ok')\n"
+               "assert open('scratch.txt').read() == 'ok'\nimport os\nassert os.environ['HOME'] == os.getcwd()")
+    assert run_program(program, FAST).status == "passed"
+
+
+def test_no_network_and_no_proxies():
+    for program in ("import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
+                    "import socket; socket.create_connection(('127.0.0.1', 9))",
+                    "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9')"):
+        assert run_program(program, FAST).status == "failed", program
+    assert run_program("import os\nassert not any('proxy' in k.lower() for k in os.environ)", FAST).passed
+
+
+def test_killing_is_disabled():
+    result = run_program(f"import os; os.kill({os.getpid()}, {int(signal.SIGTERM)})", FAST)
+    assert result.status == "failed" and os.getpid() > 0
+
+
+def test_order_is_preserved_over_many_programs():
+    programs = [f"assert {i} % 3 != 0" for i in range(30)]
+    results = run_programs(programs, FAST)
+    assert [r.passed for r in results] == [i % 3 != 0 for i in range(30)]
+    assert run_programs([], FAST) == []
