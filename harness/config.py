@@ -28,8 +28,23 @@ class DataConfig:
     vocab_size: int = 8192
     seq_len: int = 128
     val_fraction: float = 0.05
+    #: "none" (unconditional) or "lines" (hide a block of 10–90 % of each sequence's lines and
+    #: give the rest: the code-infilling training objective)
+    given: str = "none"
+    line_mask_min: float = 0.1
+    line_mask_max: float = 0.9
     cache_dir: str = dataclasses.field(
         default_factory=lambda: os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+
+
+GIVEN_POLICIES = ("none", "lines")
+
+
+def line_infill_option(cfg: DataConfig) -> tuple[float, float] | None:
+    """The BatchLoader option for a data config's ``given`` policy."""
+    if cfg.given not in GIVEN_POLICIES:
+        raise ConfigError(f"unknown data.given '{cfg.given}'; known: {', '.join(GIVEN_POLICIES)}")
+    return (cfg.line_mask_min, cfg.line_mask_max) if cfg.given == "lines" else None
 
 
 def parse_value(text: str) -> Any:

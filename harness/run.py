@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from harness.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
-from harness.config import DataConfig, apply_overrides
+from harness.config import DataConfig, apply_overrides, line_infill_option
 from harness.data import BatchLoader, prepare_data
 from harness.errors import ConfigError
 from harness.io import atomic_open
@@ -67,6 +67,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     method: Method = BASELINES.build(method_name, **overrides["method"])
     data_cfg = apply_overrides(DataConfig(), overrides["data"], "data")
     train_cfg = apply_overrides(TrainConfig(), overrides["train"], "train")
+    infill = line_infill_option(data_cfg)  # validated before any data is prepared
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len, Path(data_cfg.cache_dir),
                         vocab_size=data_cfg.vocab_size, val_fraction=data_cfg.val_fraction)
@@ -91,10 +92,11 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
         _log_to(out)
     torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
     model = Transformer(model_cfg)
+    masks = {"line_infill": infill, "is_newline": data.newline_table() if infill else None}
     train_loader = BatchLoader(data.train, train_cfg.batch_size, seed=train_cfg.seed, shuffle=True,
-                               rank=rank, world=world)
+                               rank=rank, world=world, **masks)
     return train(method, model, iter(train_loader),
-                 lambda: BatchLoader(data.val, train_cfg.batch_size, shuffle=False).epoch(),
+                 lambda: BatchLoader(data.val, train_cfg.batch_size, shuffle=False, **masks).epoch(),
                  train_cfg, out, resume=resume, device=device)
 
 

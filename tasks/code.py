@@ -12,25 +12,18 @@
   end in a newline gets one when lines follow it (a block of lines ends at a line break). Each
   program runs in :mod:`tasks.sandbox`; pass@k / compiles@k as in :mod:`tasks.passk`, for
   the ks that fit the number of candidates.
-* :func:`harvest_stdlib_functions`: a training corpus of code for infilling — functions of
-  5–30 lines cut with ``ast`` from the interpreter's standard library, deduped, held out by file.
+* Training data for infilling: ``data.corpus=stdlib data.given=lines`` (see
+  :mod:`harness.code_corpus` and :func:`harness.data.line_infill_given`).
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import hashlib
 import importlib.metadata
 import json
 import random
-import sysconfig
-import textwrap
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from harness.errors import ConfigError
@@ -241,60 +234,3 @@ class MBPPInfill(InfillTask):
     def protocol(self) -> dict[str, Any]:
         source = self.data_files or f"hub google-research-datasets/mbpp full/test, ids {MBPP_TEST_IDS}"
         return {**super().protocol(), "data": f"MBPP ({source})", "datasets_version": _version("datasets")}
-
-
-def _is_val_file(relative: str, val_percent: int) -> bool:
-    return int(hashlib.sha256(relative.encode()).hexdigest(), 16) % 100 < val_percent
-
-
-def _segment(lines: list[str], node: ast.AST) -> str:
-    """ast.get_source_segment(padded=True) on just the node's lines (linear, not per-file)."""
-    snippet = "".join(lines[node.lineno - 1:node.end_lineno])
-    local = SimpleNamespace(lineno=1, end_lineno=node.end_lineno - node.lineno + 1,
-                            col_offset=node.col_offset, end_col_offset=node.end_col_offset)
-    return ast.get_source_segment(snippet, local, padded=True) or ""
-
-
-@functools.lru_cache(maxsize=4)
-def _stdlib_functions(val_percent: int = 10) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(train, val) function texts; a text's split is that of the first file (sorted) holding it."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in root.rglob("*.py")
-                   if not {"site-packages", "dist-packages"} & set(p.relative_to(root).parts))
-    seen: set[str] = set()
-    train: list[str] = []
-    val: list[str] = []
-    for path in files:
-        relative = path.relative_to(root).as_posix()
-        try:
-            source = path.read_text(encoding="utf-8")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(source)
-        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-            continue
-        target = val if _is_val_file(relative, val_percent) else train
-        lines = source.splitlines(keepends=True)
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            if not 5 <= node.end_lineno - node.lineno + 1 <= 30:
-                continue
-            text = textwrap.dedent(_segment(lines, node))
-            if not text.startswith(("def ", "async def ")) or text in seen:
-                continue  # unindentable (e.g. a string at column 0) or a duplicate
-            seen.add(text)
-            target.append(text)
-    return tuple(train), tuple(val)
-
-
-def harvest_stdlib_functions(limit: int | None = None, split: str = "train", val_percent: int = 10) -> list[str]:
-    """Functions of 5–30 lines from the running interpreter's stdlib, deduped, held out by file
-    (sha256 of the path relative to the stdlib folder < val_percent %)."""
-    if split not in ("train", "val"):
-        raise ConfigError(f"split '{split}' is unknown; choose train or val")
-    if not 0 < val_percent < 100:
-        raise ConfigError(f"val_percent = {val_percent} must be in 1..99")
-    train, val = _stdlib_functions(val_percent)
-    texts = list(train if split == "train" else val)
-    return texts if limit is None else texts[:limit]

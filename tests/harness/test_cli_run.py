@@ -125,3 +125,16 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path, data_cache, bbc_small):
     assert done.stdout.count("trained kl to step 4") == 1  # rank 0 reports
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
+
+
+def test_line_infilling_training_conditions_on_the_given_lines(tmp_path, data_cache, bbc_small):
+    out = tmp_path / "infill"
+    assert main(["train", "--method", "kl", "--steps", "2", "--out", str(out), *data_args(data_cache),
+                 "data.given=lines"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["data"]["given"] == "lines" and meta["data"]["line_mask_min"] == 0.1
+
+
+def test_unknown_given_policy(tmp_path, capsys):
+    rc = main(["train", "--method", "kl", "--steps", "1", "--out", str(tmp_path / "x"), "data.given=spans"])
+    assert rc == 2 and "unknown data.given 'spans'; known: none, lines" in capsys.readouterr().err

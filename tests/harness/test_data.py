@@ -171,7 +171,7 @@ def test_local_json_text_and_files_corpora(tmp_path):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda tmp: load_corpus("wiki"), r"unknown corpus 'wiki'; known forms: bbc, hf:<dataset>"),
+    (lambda tmp: load_corpus("wiki"), r"unknown corpus 'wiki'; known forms: bbc, stdlib, hf:<dataset>"),
     (lambda tmp: load_corpus("hf:"), r"unknown corpus 'hf:'; known forms"),
     (lambda tmp: load_corpus(f"files:{tmp}/none/*.txt"), r"corpus 'files:.*/none/\*\.txt' is empty"),
     (lambda tmp: load_corpus(f"json:{tmp}/missing.jsonl"), r"file .*missing\.jsonl does not exist"),

@@ -1,6 +1,5 @@
 """Code infilling: masking, program building, pass@k / compiles@k, MBPP fixture, stdlib corpus."""
 
-import ast
 import math
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.registry import TASKS
 from tasks import code  # noqa: F401  (registers the tasks)
-from tasks.code import build_program, harvest_stdlib_functions, mask_block, read_mbpp_file
+from tasks.code import build_program, mask_block, read_mbpp_file
 from tasks.passk import compiles, compiles_at_k, mean_pass_at_k, pass_at_k
 from tasks.sandbox import SandboxLimits, run_programs
 
@@ -160,16 +159,3 @@ def test_mbpp_without_hub_or_file_says_how_to_pass_a_file(monkeypatch, tmp_path)
         TASKS.build("mbpp_infill").examples(CharTokenizer(), BIG)
     with pytest.raises(ConfigError, match="does not exist"):
         TASKS.build("mbpp_infill", data_files=str(tmp_path / "none.jsonl")).examples(CharTokenizer(), BIG)
-
-
-# ---------------------------------------------------------------- stdlib corpus
-def test_stdlib_harvest_functions_deduped_and_held_out_by_file():
-    train, val = harvest_stdlib_functions(), harvest_stdlib_functions(split="val")
-    assert len(train) > 1000 and len(val) > 100
-    assert len(set(train)) == len(train) and len(set(val)) == len(val) and not set(train) & set(val)
-    for text in train[:300] + val[:100]:
-        assert 5 <= len(text.splitlines()) <= 30 and text.startswith(("def ", "async def "))
-        assert isinstance(ast.parse(text).body[0], (ast.FunctionDef, ast.AsyncFunctionDef))
-    assert harvest_stdlib_functions(limit=7) == train[:7]
-    with pytest.raises(ConfigError, match="train or val"):
-        harvest_stdlib_functions(split="test")
