@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--limit", type=int, default=None)
     le.add_argument("--out", type=Path, required=True, help="JSON results file")
 
+    sw = sub.add_parser("sweep", parents=[common], help="run an experiment grid (submitit: local, slurm, debug)")
+    sw.add_argument("file", type=Path, help="experiment YAML")
+    sw.add_argument("--executor", choices=["local", "slurm", "debug"], default=None,
+                    help="default: the file's executor.kind, else local")
+    sw.add_argument("--out", type=Path, default=None, help="results folder (default: runs/<name>)")
+    sw.add_argument("--dry-run", action="store_true", help="print the runs it would launch")
+    sw.add_argument("--device", default=None)
+
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
     be.add_argument("--method", default="kl")
@@ -250,6 +258,30 @@ def cmd_lm_eval(args: argparse.Namespace) -> None:
         print(name, {k: v for k, v in metrics.items() if not k.endswith("stderr") and k != "alias"})
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from harness.dispatch import run_complete, sweep
+    from harness.experiment import load_experiment
+
+    out = args.out or Path("runs") / load_experiment(args.file).name
+    result = sweep(args.file, out, executor=args.executor, dry_run=args.dry_run, plugins=tuple(args.plugin),
+                   device=args.device)
+    exp = result["experiment"]
+    if args.dry_run:
+        print(f"{exp.name}: {len(exp.units)} training units, {len(exp.runs)} runs -> {out}")
+        for run in exp.runs:
+            s = run.sampler
+            state = "complete" if run_complete(out / "runs" / run.id) else "pending"
+            print(f"  {run.id}  {run.unit.method:<11} seed {run.unit.seed}  {s['name']:<9} NFE {s['nfe']:<5} "
+                  f"t* {s['t_star']:<5} top-k {s['top_k']!s:<5} {run.task} {run.scorer or ''}  [{state}]")
+        print(f"{len(result['jobs'])} job(s) would be submitted")
+        return
+    done = sum(run_complete(out / "runs" / r.id) for r in exp.runs)
+    print(f"{exp.name}: {result['submitted']} job(s) run; {done}/{len(exp.runs)} runs complete in {out}")
+    if result.get("failed"):
+        raise ConfigError(f"{len(result['failed'])} job(s) failed; first: {result['failed'][0]} "
+                          f"(logs in {out / 'submitit'}); run the same command again to resume")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from harness.registry import ALL
 
@@ -280,7 +312,7 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
 
 COMMANDS = {"list": cmd_list, "kl-curve": cmd_kl_curve, "train": cmd_train, "sample": cmd_sample,
             "bench": cmd_bench, "score": cmd_score, "eval": cmd_eval,
-            "lm-eval": cmd_lm_eval}
+            "lm-eval": cmd_lm_eval, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,8 +54,9 @@ def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, ou
 
 def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_options: dict | None = None,
              n: int = 32, candidates: int = 1, limit: int | None = None, seed: int = 0,
-             batch_size: int = 16, device: str = "cpu") -> dict[str, Any]:
-    """Generate from ``ckpt`` for ``task_name`` and score; writes out/metrics.json + generations."""
+             batch_size: int = 16, device: str = "cpu", extra: dict | None = None) -> dict[str, Any]:
+    """Generate from ``ckpt`` for ``task_name`` and score; writes out/metrics.json + generations.
+    ``extra`` (run id, status, ...) is merged into the result before its one atomic write."""
     options = dict(task_options or {})
     task = TASKS.build(task_name, **options)
     method, model, tokenizer, meta, step = load_run(ckpt, device)
@@ -86,5 +87,6 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
         result["metrics"] = task.score(examples, generations)
     result["protocol"] = task.protocol()
     result["environment"] = environment()
+    result.update(extra or {})
     atomic_write_json(out / "metrics.json", result)
     return result

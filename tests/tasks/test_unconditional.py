@@ -20,26 +20,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    """A small random Llama with a BPE tokenizer, saved as a local folder (hf:<path>)."""
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from harness.data import load_corpus
-    from harness.tokenizer import build_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-lm")
-    bpe = build_tokenizer("bpe", load_corpus("bbc")[:100], vocab_size=300)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tok, eos_token=EOS_MARKER, bos_token=EOS_MARKER)
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    return folder
-
-
 def hf_loss(folder, text):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

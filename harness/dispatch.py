@@ -1,0 +1,192 @@
+"""``pathbench sweep``: run an experiment grid through submitit, crash-proof.
+
+One submitit job per training unit: it trains (resuming from the unit's last checkpoint) and
+then evaluates every run of that unit that has no complete ``metrics.json``. The job is
+``Checkpointable``: on SLURM preemption or timeout submitit requeues the same callable, which
+resumes training and skips finished evaluations. Re-running the command after a crash does
+the same, so a result is never lost or duplicated: results are per-run files written
+atomically (no shared database for SLURM tasks on a shared filesystem to contend for).
+
+Layout of the output folder::
+
+    train/<unit id>/      a pathbench run folder (meta.json, checkpoints, metrics.jsonl, ...)
+    runs/<run id>/        config.yaml, metrics.json, samples.jsonl or generations.jsonl
+    submitit/             submitit's job files and logs
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import submitit
+import yaml
+
+from harness.errors import ConfigError
+from harness.experiment import Experiment, RunSpec, TrainUnit, load_experiment
+from harness.io import atomic_write_text
+
+
+def run_complete(run_dir: Path) -> bool:
+    path = run_dir / "metrics.json"
+    try:
+        return json.loads(path.read_text()).get("status") == "complete"
+    except (OSError, ValueError):
+        return False
+
+
+def train_complete(train_dir: Path, steps: int) -> bool:
+    try:
+        return json.loads((train_dir / "checkpoint.json").read_text())["step"] >= steps
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+class UnitJob(submitit.helpers.Checkpointable):
+    """Train one unit, then evaluate its unfinished runs. Safe to run again at any point."""
+
+    def __init__(self, out_dir: str, unit: dict, runs: list[dict], plugins: tuple[str, ...] = (),
+                 device: str | None = None) -> None:
+        self.out_dir, self.unit, self.runs = out_dir, unit, runs
+        self.plugins, self.device = tuple(plugins), device
+
+    def __call__(self) -> list[str]:
+        import torch
+
+        from harness.plugins import load_all
+        from harness.run import train_run
+
+        load_all(self.plugins)  # a fresh process: fill the registries first
+        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:  # one task per GPU: torch.distributed env
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        unit = TrainUnit(**self.unit)
+        train_dir = Path(self.out_dir) / "train" / unit.id
+        train_dir.mkdir(parents=True, exist_ok=True)
+        rank = int(os.environ.get("RANK", "0"))
+        # one writer per unit: a worker that outlived a killed sweep (submitit workers ignore
+        # SIGTERM, as SLURM sends it before the kill) must finish before a new one continues
+        with unit_lock(train_dir, rank):
+            if not train_complete(train_dir, unit.train["steps"]):
+                overrides = {"train": unit.train, "data": unit.data, "model": {}, "method": unit.options}
+                train_run(unit.method, unit.preset, train_dir, overrides,
+                          resume=(train_dir / "checkpoint.json").exists(), device=device)
+            if rank != 0:
+                return []
+            done = []
+            for spec in self.runs:
+                run_dir = Path(self.out_dir) / "runs" / spec["id"]
+                if not run_complete(run_dir):
+                    evaluate_run(spec, train_dir, run_dir, device)
+                done.append(spec["id"])
+            return done
+
+
+@contextmanager
+def unit_lock(train_dir: Path, rank: int):
+    """An exclusive flock on the unit's folder, held by rank 0 (other ranks follow it)."""
+    if rank != 0:
+        yield
+        return
+    with open(train_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks while another worker holds it
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> None:
+    from harness.evaluate import eval_run
+
+    config = spec["config"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=True))
+    options = dict(config["task_options"])
+    if config["scorer"] is not None:
+        options["scorer"] = config["scorer"]
+        options.setdefault("device", device)
+    train_log = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
+    val = [r["val_loss"] for r in train_log if "val_loss" in r]
+    unit = config["train_unit"]
+    extra = {"run_id": spec["id"], "train_id": config["train_id"], "status": "complete",
+             "preset": unit["preset"], "seed": unit["seed"], "scorer": config["scorer"],
+             "train": {"steps": unit["train"]["steps"], "val_loss": val[-1] if val else None,
+                       "folder": str(train_dir)}}
+    eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options, n=config["n"],
+             candidates=config["candidates"], limit=config["limit"], seed=unit["seed"], device=device,
+             extra=extra)
+
+
+def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
+             device: str | None = None) -> list[UnitJob]:
+    """One job per training unit that still has work; finished units are skipped."""
+    jobs = []
+    for unit in exp.units:
+        runs = [r for r in exp.runs if r.unit.id == unit.id]
+        pending = [r for r in runs if not run_complete(out_dir / "runs" / r.id)]
+        if pending or not train_complete(out_dir / "train" / unit.id, unit.train["steps"]):
+            jobs.append(UnitJob(str(out_dir), unit.config(), [_spec(r) for r in pending], plugins, device))
+    return jobs
+
+
+def _spec(run: RunSpec) -> dict[str, Any]:
+    return {"id": run.id, "config": run.config()}
+
+
+def make_executor(kind: str, folder: Path, settings: dict) -> submitit.AutoExecutor:
+    """A submitit executor: ``local`` (subprocesses, explicit timeout), ``slurm`` (job arrays,
+    requeued on preemption through UnitJob.checkpoint), ``debug`` (in-process)."""
+    if kind not in ("local", "slurm", "debug"):
+        raise ConfigError(f"unknown executor '{kind}'; known: local, slurm, debug")
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
+    timeout = int(settings.get("timeout_min", 24 * 60))
+    if kind == "slurm":
+        slurm = settings.get("slurm") or {}
+        gpus = int(slurm.get("gpus_per_task", 1))
+        params = {"timeout_min": int(slurm.get("time_min", timeout)), "gpus_per_node": gpus,
+                  "tasks_per_node": max(1, gpus), "nodes": int(slurm.get("nodes", 1)),
+                  "cpus_per_task": int(slurm.get("cpus_per_task", 8)),
+                  "slurm_array_parallelism": int(slurm.get("array_parallelism", 64))}
+        for key in ("partition", "account", "qos"):
+            if slurm.get(key):
+                params[f"slurm_{key}"] = slurm[key]
+        if slurm.get("mem_gb"):
+            params["mem_gb"] = int(slurm["mem_gb"])
+        executor.update_parameters(**params)
+    elif kind == "local":
+        executor.update_parameters(timeout_min=timeout)  # submitit's local default is 2 minutes
+    return executor
+
+
+def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bool = False,
+          plugins: tuple[str, ...] = (), device: str | None = None) -> dict[str, Any]:
+    """Expand, skip what is complete, submit the rest, wait, report."""
+    exp = load_experiment(path)
+    kind = executor or exp.executor.get("kind", "local")
+    jobs = jobs_for(exp, out_dir, plugins, device)
+    if dry_run:
+        return {"experiment": exp, "jobs": jobs, "submitted": 0}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "experiment.yaml", path.read_text())
+    if not jobs:
+        return {"experiment": exp, "jobs": [], "submitted": 0, "failed": []}
+    ex = make_executor(kind, out_dir / "submitit", exp.executor)
+    parallel = int(exp.executor.get("parallel", 1)) if kind == "local" else len(jobs)
+    failed = []
+    for first in range(0, len(jobs), parallel):  # a 2-core laptop trains one unit at a time
+        if kind == "slurm":  # one job array; each task's callable is checkpointable (requeue)
+            with ex.batch():
+                wave = [ex.submit(job) for job in jobs[first:first + parallel]]
+        else:
+            wave = [ex.submit(job) for job in jobs[first:first + parallel]]
+        for job in wave:
+            try:
+                job.result()
+            except Exception as err:  # noqa: BLE001 - report every failed job, keep the others
+                failed.append(f"{job.job_id}: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
+    return {"experiment": exp, "jobs": jobs, "submitted": len(jobs), "failed": failed}

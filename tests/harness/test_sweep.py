@@ -1,0 +1,149 @@
+"""Experiment files, local sweeps that survive being killed, and the SLURM submission."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.dispatch import UnitJob, jobs_for, make_executor, run_complete
+from harness.errors import ConfigError
+from harness.experiment import expand, load_experiment
+
+ROOT = Path(__file__).parents[2]
+
+
+def grid(tmp_path, data_cache, tiny_lm, steps=20, **extra):
+    spec = {
+        "name": "t", "preset": "tiny",
+        "data": {"corpus": "bbc", "vocab_size": 512, "seq_len": 32, "cache_dir": str(data_cache)},
+        "train": {"steps": steps, "batch_size": 8, "eval_every": 10, "ckpt_every": 5, "progress": False},
+        "methods": ["kl", "linear"], "samplers": [{"name": "basic", "nfe": [2, 4]}], "seeds": [0],
+        "tasks": [{"name": "unconditional", "n": 4, "scorers": [f"hf:{tiny_lm}"]}],
+        "executor": {"kind": "local", "timeout_min": 20}, **extra,
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def metrics(out):
+    return {p.parent.name: json.loads(p.read_text()) for p in (out / "runs").glob("*/metrics.json")}
+
+
+def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm, bbc_small, capsys):
+    path, out = grid(tmp_path, data_cache, tiny_lm), tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    results = metrics(out)
+    assert len(results) == 4 and all(r["status"] == "complete" for r in results.values())
+    assert {(r["method"], r["sampler"]["nfe"]) for r in results.values()} == {
+        ("kl", 2), ("kl", 4), ("linear", 2), ("linear", 4)}
+    for run_id, r in results.items():
+        assert r["run_id"] == run_id and r["metrics"]["entropy"] > 0 and "gen_ppl" in r["reference"]
+        assert (out / "runs" / run_id / "config.yaml").exists() and (out / "runs" / run_id / "samples.jsonl").exists()
+    assert len(list((out / "train").iterdir())) == 2  # NFE settings share their unit's checkpoint
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--out", str(out)]) == 0  # everything complete: nothing runs
+    assert "0 job(s) run; 4/4 runs complete" in capsys.readouterr().out
+
+
+def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, data_cache, tiny_lm, bbc_small):
+    path, out = grid(tmp_path, data_cache, tiny_lm, steps=60), tmp_path / "out"
+    cmd = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    pointer = None
+    while time.time() < deadline and proc.poll() is None:  # wait for the first unit's 2nd checkpoint
+        found = list((out / "train").glob("*/checkpoint.json")) if (out / "train").exists() else []
+        if found and json.loads(found[0].read_text())["step"] >= 10:
+            pointer = found[0]
+            break
+        time.sleep(0.2)
+    assert pointer is not None and proc.poll() is None, "the sweep finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGTERM)  # the sweep and its submitit workers
+    proc.wait(timeout=60)
+    time.sleep(1)
+    killed_at = json.loads(pointer.read_text())["step"]
+    assert 10 <= killed_at < 60
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    results = metrics(out)
+    assert len(results) == 4 and all(r["status"] == "complete" for r in results.values())
+    for unit in (out / "train").iterdir():
+        steps = [json.loads(line)["step"] for line in (unit / "metrics.jsonl").read_text().splitlines()]
+        assert steps == sorted(set(steps)) and steps[-1] == 60  # resumed, no step logged twice
+    before = {k: v for k, v in ((p, p.read_bytes()) for p in (out / "runs").glob("*/metrics.json"))}
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    assert before == {p: p.read_bytes() for p in (out / "runs").glob("*/metrics.json")}  # untouched
+
+
+def test_dry_run_lists_runs_and_ids_are_stable(tmp_path, data_cache, tiny_lm, capsys):
+    path = grid(tmp_path, data_cache, tiny_lm, samplers=[{"name": "hybrid", "nfe": 4, "t_star": [0.1, 0.28]},
+                                                         {"name": "basic", "nfe": [2, 4]}])
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "2 training units, 8 runs" in text and text.count("[pending]") == 8
+    a, b = load_experiment(path), load_experiment(path)
+    assert [r.id for r in a.runs] == [r.id for r in b.runs] and len({r.id for r in a.runs}) == 8
+    assert not (tmp_path / "o").exists()
+
+
+def test_baselines_get_their_own_samplers():
+    exp = expand({"methods": ["kl", "dfm", "ar"], "samplers": [{"name": "hybrid", "nfe": [8, 16]}],
+                  "tasks": [{"name": "unconditional", "scorers": ["smollm2"]}], "data": {"seq_len": 32}})
+    by_method = {}
+    for run in exp.runs:
+        by_method.setdefault(run.unit.method, []).append((run.sampler["name"], run.sampler["nfe"]))
+    assert by_method == {"kl": [("hybrid", 8), ("hybrid", 16)], "dfm": [("euler", 8), ("euler", 16)],
+                         "ar": [("ancestral", 31)]}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"methods": ["kl"], "samplers": [{"name": "basic"}], "tasks": ["unconditional"], "epochs": 3},
+     "unknown key 'epochs' in experiment; valid: data, executor, methods"),
+    ({"methods": [], "samplers": [{"name": "basic"}], "tasks": ["unconditional"]}, "no 'methods'"),
+    ({"methods": ["kl"], "samplers": [{"name": "basic", "nfe": []}], "tasks": ["unconditional"]}, "zero runs"),
+    ({"methods": ["kl"], "samplers": [{"name": "basic", "steps": 3}], "tasks": ["unconditional"]},
+     "unknown key 'steps' in sampler 'basic'"),
+    ({"methods": ["kll"], "samplers": [{"name": "basic"}], "tasks": ["unconditional"]}, "unknown method 'kll'"),
+    ({"methods": ["kl"], "samplers": [{"name": "basic"}], "tasks": ["translate"]}, "unknown task 'translate'"),
+    ({"methods": ["kl"], "samplers": [{"name": "basic", "t_star": 2}], "tasks": ["unconditional"]}, r"t\* = 2"),
+    ({"methods": ["kl"], "samplers": [{"name": "basic"}], "tasks": ["unconditional"],
+      "executor": {"kind": "cloud"}}, "unknown executor 'cloud'; known: local, slurm, debug"),
+])
+def test_bad_experiment_files(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(raw, default_name="experiment")
+
+
+def test_slurm_submission_parameters_and_pickled_callable(tmp_path, monkeypatch):
+    """No cluster here: a fake srun makes submitit build its sbatch script, which is checked."""
+    import cloudpickle
+    import submitit
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    settings = {"timeout_min": 90, "slurm": {"partition": "gpu", "gpus_per_task": 4, "cpus_per_task": 12,
+                                            "array_parallelism": 16, "account": "lab"}}
+    executor = make_executor("slurm", tmp_path / "submitit", settings)
+    script = executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=4", "#SBATCH --ntasks-per-node=4",
+                 "#SBATCH --cpus-per-task=12", "#SBATCH --time=90", "#SBATCH --account=lab",
+                 "#SBATCH --signal=USR2@90"):
+        assert line in script, line
+    exp = expand({"methods": ["kl"], "samplers": [{"name": "basic", "nfe": 4}],
+                  "tasks": [{"name": "unconditional", "scorers": ["smollm2"]}]})
+    (job,) = jobs_for(exp, tmp_path / "out")
+    clone = cloudpickle.loads(cloudpickle.dumps(job))
+    assert isinstance(clone, UnitJob) and clone.unit == job.unit and clone.runs == job.runs
+    requeue = clone.checkpoint()  # what submitit calls on preemption or timeout
+    assert isinstance(requeue, submitit.helpers.DelayedSubmission) and requeue.function is clone
+    assert not run_complete(tmp_path / "out" / "runs" / job.runs[0]["id"])
