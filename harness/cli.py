@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="print the runs it would launch")
     sw.add_argument("--device", default=None)
 
+    rp = sub.add_parser("report", parents=[common], help="tables, plots and an HTML leaderboard from a results folder")
+    rp.add_argument("results_dir", type=Path)
+    rp.add_argument("--out", type=Path, required=True, help="e.g. results/NAME")
+    rp.add_argument("--title", default=None)
+    rp.add_argument("--kl-curve", type=Path, default=None, help="a kl_curve.csv to plot beside the runs")
+
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
     be.add_argument("--method", default="kl")
@@ -282,6 +288,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                           f"(logs in {out / 'submitit'}); run the same command again to resume")
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from harness.report import write_report
+
+    result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve)
+    for problem in result["problem_list"]:
+        print(f"left out: {problem}", file=sys.stderr)
+    print(f"{result['runs']} runs, {result['problems']} problems; wrote {result['leaderboard_md']}, "
+          f"{result['leaderboard_csv']}, {result['report_html']}")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from harness.registry import ALL
 
@@ -312,7 +328,8 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
 
 COMMANDS = {"list": cmd_list, "kl-curve": cmd_kl_curve, "train": cmd_train, "sample": cmd_sample,
             "bench": cmd_bench, "score": cmd_score, "eval": cmd_eval,
-            "lm-eval": cmd_lm_eval, "sweep": cmd_sweep}
+            "lm-eval": cmd_lm_eval, "sweep": cmd_sweep,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

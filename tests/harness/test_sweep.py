@@ -48,6 +48,11 @@ def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm,
         assert r["run_id"] == run_id and r["metrics"]["entropy"] > 0 and "gen_ppl" in r["reference"]
         assert (out / "runs" / run_id / "config.yaml").exists() and (out / "runs" / run_id / "samples.jsonl").exists()
     assert len(list((out / "train").iterdir())) == 2  # NFE settings share their unit's checkpoint
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    csv_rows = (tmp_path / "report" / "leaderboard.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + 4  # header + the four runs
+    board = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "real text" in board and board.count("| kl ") >= 2 and board.count("| linear ") >= 2
     capsys.readouterr()
     assert main(["sweep", str(path), "--out", str(out)]) == 0  # everything complete: nothing runs
     assert "0 job(s) run; 4/4 runs complete" in capsys.readouterr().out

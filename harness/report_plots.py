@@ -1,0 +1,170 @@
+"""Plots for ``pathbench report`` (matplotlib, Agg): PPL vs NFE, PPL–entropy frontier, t* sweep,
+KL curves. Each plot is written atomically as a PNG and also returned as bytes for embedding."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from harness.io import atomic_open
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
+
+
+def _label(*parts) -> str:
+    return ", ".join(str(p) for p in parts if p is not None and not (isinstance(p, float) and math.isnan(p)))
+
+
+def _cfg_label(row: pd.Series, keys: list[str]) -> str:
+    names = {"t_star": "t*", "top_k": "top-k", "nfe": "NFE"}
+    parts = []
+    for k in keys:
+        v = row.get(k)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        v = int(v) if isinstance(v, float) and v.is_integer() else v
+        parts.append(f"{names.get(k, k)}={v}" if k in names else str(v))
+    return ", ".join(parts)
+
+
+def _varying(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    return [k for k in keys if k in frame and frame[k].nunique(dropna=False) > 1]
+
+
+def _reference_lines(ax, ref: pd.DataFrame, column: str) -> None:
+    for _, r in ref.iterrows():
+        if pd.notna(r.get(column)):
+            ax.axhline(r[column], color="black", linestyle="--", linewidth=1,
+                       label=_label("real text", r["scorer"] if len(ref) > 1 else None))
+
+
+def ppl_vs_nfe(agg: pd.DataFrame, ref: pd.DataFrame, plt):
+    methods = sorted(agg["method"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), squeeze=False)
+    extra = _varying(agg, ["sampler", "t_star", "top_k", "scorer"])
+    for ax, method in zip(axes[0], methods):
+        part = agg[agg["method"] == method].dropna(subset=["nfe", "gen_ppl"]).sort_values(extra or ["nfe"])
+        for label, line in part.groupby(part.apply(lambda r: _cfg_label(r, extra), axis=1), sort=False):
+            line = line.sort_values("nfe")
+            ax.errorbar(line["nfe"], line["gen_ppl"], yerr=line["gen_ppl_std"].fillna(0), marker="o",
+                        capsize=3, label=label or method)
+        _reference_lines(ax, ref, "gen_ppl")
+        ax.set_xscale("log", base=2)
+        nfes = sorted(part["nfe"].unique())
+        ax.set_xticks(nfes, [f"{int(v)}" for v in nfes])
+        ax.minorticks_off()
+        ax.set_yscale("log")
+        ax.set_title(method)
+        ax.set_xlabel("NFE (function evaluations)")
+        ax.set_ylabel("generative perplexity")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def frontier(agg: pd.DataFrame, ref: pd.DataFrame, plt):
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for i, (method, part) in enumerate(agg.dropna(subset=["gen_ppl", "entropy"]).groupby("method")):
+        ax.scatter(part["entropy"], part["gen_ppl"], marker=MARKERS[i % len(MARKERS)], s=40, label=method)
+    for _, r in ref.dropna(subset=["gen_ppl", "entropy"]).iterrows():
+        ax.scatter([r["entropy"]], [r["gen_ppl"]], marker="*", s=250, color="gold", edgecolor="black",
+                   zorder=5, label=_label("real text", r["scorer"] if len(ref) > 1 else None))
+    ax.set_yscale("log")
+    ax.set_xlabel("entropy [nats]")
+    ax.set_ylabel("generative perplexity")
+    ax.set_title("PPL–entropy frontier")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def t_star_sweep(agg: pd.DataFrame, ref: pd.DataFrame, plt):
+    hybrid = agg[(agg["sampler"] == "hybrid") & agg["t_star"].notna()] if "t_star" in agg else agg.iloc[0:0]
+    if hybrid.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    keys = ["method", *_varying(hybrid, ["nfe", "top_k", "scorer"])]
+    hybrid = hybrid.sort_values(keys)
+    groups = hybrid.groupby(hybrid.apply(lambda r: _cfg_label(r, keys), axis=1), sort=False)
+    for ax, column, ylabel in ((axes[0], "gen_ppl", "generative perplexity"), (axes[1], "entropy", "entropy [nats]")):
+        for label, line in groups:
+            line = line.sort_values("t_star")
+            ax.errorbar(line["t_star"], line[column], yerr=line[f"{column}_std"].fillna(0), marker="o",
+                        capsize=3, label=label)
+        _reference_lines(ax, ref, column)
+        if column == "gen_ppl":
+            ax.set_yscale("log")
+        ax.set_xlabel("t* (switch time of the hybrid sampler)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    fig.suptitle("t* sweep")
+    return fig
+
+
+def kl_curves(kl: pd.DataFrame, plt):
+    vocabs = sorted(kl["vocab"].unique())
+    fig, axes = plt.subplots(1, len(vocabs), figsize=(5 * len(vocabs), 4), squeeze=False)
+    for ax, vocab in zip(axes[0], vocabs):
+        for name, part in kl[kl["vocab"] == vocab].groupby("path", sort=False):
+            part = part.sort_values("t")
+            (line,) = ax.plot(part["t"], part["kl_mean"], label=name)
+            ax.fill_between(part["t"], part["kl_mean"] - part["kl_std"], part["kl_mean"] + part["kl_std"],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(f"V = {int(vocab):,}")
+        ax.set_xlabel("t")
+        ax.set_ylabel("KL(x1 ‖ x_t)  [nats]")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return fig
+
+
+def load_kl_curves(results_dir: Path, kl_curve_csv: str | Path | None, problems: list[str]) -> pd.DataFrame | None:
+    """Every ``kl_curve.csv`` under ``results_dir`` (or just ``kl_curve_csv``); bad files go to ``problems``."""
+    paths = [Path(kl_curve_csv)] if kl_curve_csv else sorted(results_dir.rglob("kl_curve.csv"))
+    frames = []
+    for path in paths:
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            problems.append(f"{path}: unreadable KL curve CSV ({type(err).__name__}: {err})")
+            continue
+        missing = {"path", "vocab", "t", "kl_mean", "kl_std"} - set(frame.columns)
+        if missing:
+            problems.append(f"{path}: KL curve CSV lacks column(s) {', '.join(sorted(missing))}")
+        else:
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True).drop_duplicates() if frames else None
+
+
+def make_plots(agg: pd.DataFrame, ref: pd.DataFrame, kl: pd.DataFrame | None,
+               out_dir: Path) -> dict[str, tuple[Path, bytes, str]]:
+    """name -> (PNG path, PNG bytes, caption) for each plot that has data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = {}
+    if not agg.empty and agg["gen_ppl"].notna().any():
+        figures["ppl_vs_nfe"] = (ppl_vs_nfe(agg, ref, plt), "Generative perplexity vs NFE per method")
+        figures["ppl_entropy_frontier"] = (frontier(agg, ref, plt), "PPL–entropy frontier (star: real text)")
+        sweep = t_star_sweep(agg, ref, plt)
+        if sweep is not None:
+            figures["t_star_sweep"] = (sweep, "Gen PPL and entropy vs t* (hybrid sampler)")
+    if kl is not None and not kl.empty:
+        figures["kl_curves"] = (kl_curves(kl, plt), "KL(x1 ‖ x_t) along each path")
+    out = {}
+    for name, (fig, caption) in figures.items():
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        plt.close(fig)
+        path = out_dir / f"{name}.png"
+        with atomic_open(path, "wb") as handle:
+            handle.write(buffer.getvalue())
+        out[name] = (path, buffer.getvalue(), caption)
+    return out
