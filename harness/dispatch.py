@@ -108,7 +108,7 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> Non
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=True))
     options = dict(config["task_options"])
     if config["scorer"] is not None:
-        options["scorer"] = config["scorer"]
+        options["scorer"] = spec.get("scorer_resolved") or config["scorer"]
         options.setdefault("device", device)
     train_log = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
     val = [r["val_loss"] for r in train_log if "val_loss" in r]
@@ -130,12 +130,23 @@ def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
         runs = [r for r in exp.runs if r.unit.id == unit.id]
         pending = [r for r in runs if not run_complete(out_dir / "runs" / r.id)]
         if pending or not train_complete(out_dir / "train" / unit.id, unit.train["steps"]):
-            jobs.append(UnitJob(str(out_dir), unit.config(), [_spec(r) for r in pending], plugins, device))
+            specs = [_spec(r, exp, out_dir) for r in pending]
+            jobs.append(UnitJob(str(out_dir), unit.config(), specs, plugins, device))
     return jobs
 
 
-def _spec(run: RunSpec) -> dict[str, Any]:
-    return {"id": run.id, "config": run.config()}
+def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
+    """A run for the job; ``self:@<method>`` scorers point at this sweep's own unit of that
+    method with the same seed (list it first so that it is trained before it scores)."""
+    spec = {"id": run.id, "config": run.config()}
+    if run.scorer and run.scorer.startswith("self:@"):
+        method = run.scorer[len("self:@"):]
+        match = [u for u in exp.units if u.method == method and u.seed == run.unit.seed]
+        if not match:
+            raise ConfigError(f"scorer '{run.scorer}' needs a '{method}' method with seed {run.unit.seed} "
+                              "in the same experiment")
+        spec["scorer_resolved"] = f"self:{out_dir / 'train' / match[0].id}"
+    return spec
 
 
 def make_executor(kind: str, folder: Path, settings: dict) -> submitit.AutoExecutor:

@@ -15,7 +15,9 @@ from harness.cli import main
 from harness.dispatch import UnitJob, jobs_for, make_executor, run_complete
 from harness.errors import ConfigError
 from harness.experiment import expand, load_experiment
+from harness.plugins import load_all
 
+load_all()  # built-in paths, methods and tasks, as the CLI has them
 ROOT = Path(__file__).parents[2]
 
 
@@ -152,3 +154,23 @@ def test_slurm_submission_parameters_and_pickled_callable(tmp_path, monkeypatch)
     requeue = clone.checkpoint()  # what submitit calls on preemption or timeout
     assert isinstance(requeue, submitit.helpers.DelayedSubmission) and requeue.function is clone
     assert not run_complete(tmp_path / "out" / "runs" / job.runs[0]["id"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").rglob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_experiment_files_expand(path):
+    exp = load_experiment(path)
+    assert exp.runs and {r.unit.method for r in exp.runs} == {u.method for u in exp.units}
+    for run in exp.runs:
+        if run.scorer and run.scorer.startswith("self:@"):  # the sweep's own AR model scores
+            assert any(u.method == run.scorer[6:] for u in exp.units)
+
+
+def test_self_scorer_points_at_the_sweeps_own_unit(tmp_path):
+    exp = expand({"methods": ["ar", "kl"], "samplers": [{"name": "basic", "nfe": 4}],
+                  "tasks": [{"name": "unconditional", "scorers": ["self:@ar"]}]})
+    (ar_unit,) = [u for u in exp.units if u.method == "ar"]
+    specs = [s for job in jobs_for(exp, tmp_path) for s in job.runs]
+    assert {s["scorer_resolved"] for s in specs} == {f"self:{tmp_path / 'train' / ar_unit.id}"}
+    with pytest.raises(ConfigError, match="needs a 'ar' method with seed 0"):
+        jobs_for(expand({"methods": ["kl"], "samplers": [{"name": "basic", "nfe": 4}],
+                         "tasks": [{"name": "unconditional", "scorers": ["self:@ar"]}]}), tmp_path)
