@@ -9,11 +9,16 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	scripts/install.sh $(VENV)
 	touch $@
 
-# The main job on the embedded default (until the geodesic-ablation run lands): the KL-flow
-# paper's Figure 2 diagnostic, written to results/kl_curve/.
+# The main job on the embedded default: the KL-flow paper's Figure 2 diagnostic, then the
+# geodesic ablation sized for a 2-core CPU (about 10 minutes), then its report. A run that was
+# interrupted resumes where it stopped when the command is run again.
+ABLATION ?= geodesic_ablation_cpu_quick
 main: install
 	$(BIN)/pathbench kl-curve --vocab 10 10000 --paths linear,fisher_rao,kl --samples 256 \
 		--beta 0.01 --out results/kl_curve
+	$(BIN)/pathbench sweep experiments/$(ABLATION).yaml --out runs/$(ABLATION)
+	$(BIN)/pathbench report runs/$(ABLATION) --out results/geodesic_ablation_cpu \
+		--kl-curve results/kl_curve/kl_curve.csv --title "Geodesic ablation on BBC News (CPU, $(ABLATION))"
 
 test: install
 	$(BIN)/python -m pytest

@@ -294,6 +294,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)
+    board = Path(result["leaderboard_md"]).read_text()
+    if "## Unconditional leaderboard" in board:  # the headline table, as the report shows it
+        section = board.split("## Unconditional leaderboard", 1)[1].split("\n## ", 1)[0]
+        print("Unconditional leaderboard" + section.rstrip() + "\n")
     print(f"{result['runs']} runs, {result['problems']} problems; wrote {result['leaderboard_md']}, "
           f"{result['leaderboard_csv']}, {result['report_html']}")
 

@@ -21,12 +21,23 @@ from harness.run import environment, load_run, sample_run
 from harness.sampling import SamplerConfig, check_sampler
 
 
+_reference_cache: dict[str, dict[str, float]] = {}
+
+
 def reference_row(run_dir: Path, n: int, task) -> dict[str, float]:
-    """Real held-out text of the run's data, cut to the run's length, scored like samples."""
+    """Real held-out text of the run's data, cut to the run's length, scored like samples
+    (computed once per data, n and scorer in a process: every run of a sweep job shares it)."""
     from harness.checkpoint import read_meta
 
     meta = read_meta(run_dir)
     data_cfg = meta["data"]
+    key = json.dumps([data_cfg, n, task.scorer_spec], sort_keys=True)
+    if key not in _reference_cache:
+        _reference_cache[key] = _score_reference(data_cfg, n, task)
+    return dict(_reference_cache[key])
+
+
+def _score_reference(data_cfg: dict, n: int, task) -> dict[str, float]:
     data = prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"],
                         Path(data_cfg["cache_dir"]), vocab_size=data_cfg["vocab_size"],
                         val_fraction=data_cfg["val_fraction"])
