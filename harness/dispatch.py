@@ -10,7 +10,7 @@ atomically (no shared database for SLURM tasks on a shared filesystem to contend
 Layout of the output folder::
 
     train/<unit id>/      a pathbench run folder (meta.json, checkpoints, metrics.jsonl, ...)
-    runs/<run id>/        config.yaml, metrics.json, samples.jsonl or generations.jsonl
+    runs/<run id>/        config.yaml, metrics.json, eval.log, samples.jsonl or generations.jsonl
     submitit/             submitit's job files and logs
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,9 +118,24 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> Non
              "preset": unit["preset"], "seed": unit["seed"], "scorer": config["scorer"],
              "train": {"steps": unit["train"]["steps"], "val_loss": val[-1] if val else None,
                        "folder": str(train_dir)}}
-    eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options, n=config["n"],
-             candidates=config["candidates"], limit=config["limit"], seed=unit["seed"], device=device,
-             extra=extra)
+    log = logging.getLogger(f"pathbench.eval.{spec['id']}")
+    handler = logging.FileHandler(run_dir / "eval.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        log.info("run %s: %s %s on %s from %s", spec["id"], unit["method"], config["sampler"],
+                 config["task"], train_dir)
+        result = eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options,
+                          n=config["n"], candidates=config["candidates"], limit=config["limit"],
+                          seed=unit["seed"], device=device, extra=extra)
+        log.info("metrics %s", json.dumps(result["metrics"], default=str))
+    except Exception:
+        log.exception("run %s failed", spec["id"])
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),

@@ -49,6 +49,7 @@ def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm,
     for run_id, r in results.items():
         assert r["run_id"] == run_id and r["metrics"]["entropy"] > 0 and "gen_ppl" in r["reference"]
         assert (out / "runs" / run_id / "config.yaml").exists() and (out / "runs" / run_id / "samples.jsonl").exists()
+        assert "metrics {" in (out / "runs" / run_id / "eval.log").read_text()
     assert len(list((out / "train").iterdir())) == 2  # NFE settings share their unit's checkpoint
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
     csv_rows = (tmp_path / "report" / "leaderboard.csv").read_text().strip().splitlines()
