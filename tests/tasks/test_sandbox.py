@@ -11,7 +11,7 @@ FAST = SandboxLimits(timeout_s=3.0)
 
 def test_pass_and_fail_and_syntax_error():
     assert run_program("assert sum([1, 2]) == 3", FAST).status == "passed"
-    failed = run_program("print('noise')\nassert 1 + 1 == 3", FAST)
+    failed = run_program("print('noise')\nassert len('ab') == 3", FAST)
     assert failed.status == "failed" and "AssertionError" in failed.stderr
     assert run_program("def f(:\n    pass", FAST).status == "error"
 
@@ -25,7 +25,7 @@ def test_early_exits_never_count_as_a_pass():
 def test_infinite_loop_times_out_and_later_programs_still_run():
     limits = SandboxLimits(timeout_s=1.5)
     start = time.monotonic()
-    results = run_programs(["while True: pass", "import time; time.sleep(60)", "assert True", "assert False"],
+    results = run_programs(["while True: pass", "import time; time.sleep(60)", "x = 2", "raise ValueError"],
                            limits, workers=4)
     assert time.monotonic() - start < 10
     assert [r.status for r in results] == ["timeout", "timeout", "passed", "failed"]
@@ -46,7 +46,7 @@ def test_memory_bomb_is_contained():
     for bomb in ("x = bytearray(10**10)", "x = []\nwhile True:\n    x.append(' ' * 10**6)"):
         result = run_program(bomb, SandboxLimits(timeout_s=5.0, memory_bytes=256 << 20))
         assert result.status in ("failed", "error"), result
-    assert os.getpid() > 0 and run_program("assert True", FAST).passed  # parent alive, sandbox usable
+    assert run_program("x = sum(range(10))", FAST).passed  # the parent lives on and the sandbox still works
 
 
 def test_files_outside_the_sandbox_survive(tmp_path):
