@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from harness.data import Batch
 from harness.methods import Method
 from harness.model import Transformer, model_config
 from harness.registry import BASELINES
@@ -52,13 +53,11 @@ class _RandomBatches:
     def __iter__(self):
         return self
 
-    def __next__(self):
-        from types import SimpleNamespace
-
+    def __next__(self) -> Batch:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.index)
         self.index += 1
         ids = torch.randint(self.vocab, self.shape, generator=g)
-        return SimpleNamespace(ids=ids, given=torch.zeros_like(ids, dtype=torch.bool))
+        return Batch(ids, torch.zeros_like(ids, dtype=torch.bool))
 
     def state_dict(self) -> dict:
         return {"index": self.index}
