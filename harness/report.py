@@ -137,7 +137,6 @@ def _column_key(name: str) -> tuple:
     if name.startswith("train_"):
         return (5, name)
     return (6,) if name == "path" else (3, _metric_key(name))
-    return df, problems, records
 
 
 def collect(results_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
