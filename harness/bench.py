@@ -149,12 +149,7 @@ def bench_sample(method_name: str = "kl", preset: str = "tiny", vocab: int = 819
     rows = []
     print(f"bench sample  method={method_name} preset={preset} V={vocab} S={seq_len} "
           f"B={batch_size} device={device}")
-    given = {}
-    if method.requires_prefix:  # one start token, as `pathbench sample` gives
-        mask = torch.zeros(batch_size, seq_len, dtype=torch.bool, device=device)
-        mask[:, 0] = True
-        given = {"given_ids": torch.zeros(batch_size, seq_len, dtype=torch.long, device=device),
-                 "given_mask": mask}
+    given = method.unconditional_given(batch_size, seq_len, 0, device)  # as `pathbench sample` does
     # an autoregressive model's NFE is its length; it is timed once per variant
     variants = [(name, nfe) for nfe in nfes for name in (samplers or method.samplers)
                 if name in method.samplers] if not method.requires_prefix else [

@@ -17,8 +17,7 @@ from harness.errors import ConfigError
 from harness.generate import generate
 from harness.io import atomic_open, atomic_write_json
 from harness.registry import TASKS
-from harness.run import environment, load_run, sample_run
-from harness.sampling import SamplerConfig, check_sampler
+from harness.run import draw_samples, environment, load_run, write_samples
 
 
 _reference_cache: dict[str, dict[str, float]] = {}
@@ -71,15 +70,15 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
     options = dict(task_options or {})
     task = TASKS.build(task_name, **options)
     method, model, tokenizer, meta, step = load_run(ckpt, device)
-    cfg = SamplerConfig(**{**sampler, "name": sampler.get("name") or method.samplers[0]})
-    check_sampler(meta["method"], cfg, method.samplers)
+    cfg = method.sampler_config(meta["method"], sampler)
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"method": meta["method"], "method_options": meta["method_options"],
                               "checkpoint": str(ckpt), "checkpoint_step": step, "task": task_name,
                               "task_options": options, "sampler": asdict(cfg), "seed": seed}
     if task_name == "unconditional":
-        records = sample_run(ckpt, out / "samples.jsonl", n, cfg, seed=seed, batch_size=batch_size,
-                             device=device)
+        records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
+                               batch_size=batch_size, device=device)
+        write_samples(records, out / "samples.jsonl")
         texts, ids = [r["text"] for r in records], [r["ids"] for r in records]
         result["metrics"] = task.score_samples(texts, ids, tokenizer.vocab_size)
         result["reference"] = reference_row(ckpt, n, task)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness.registry import BASELINES, PATHS
-from harness.sampling import SAMPLERS, SamplerConfig, sample_path
+from harness.sampling import SAMPLERS, SamplerConfig, check_sampler, sample_path
 
 
 class Method(ABC):
@@ -44,6 +44,25 @@ class Method(ABC):
     def options(self) -> dict:
         """Everything needed to rebuild this method (stored in checkpoints and results)."""
         return dict(self._options)
+
+    def sampler_config(self, method_name: str, spec: SamplerConfig | dict) -> SamplerConfig:
+        """``spec`` as a SamplerConfig checked against this method's samplers; a dict without a
+        ``name`` gets the method's default sampler."""
+        if isinstance(spec, dict):
+            spec = SamplerConfig(**{**spec, "name": spec.get("name") or self.samplers[0]})
+        check_sampler(method_name, spec, self.samplers)
+        return spec
+
+    def unconditional_given(self, batch_size: int, seq_len: int, start_token: int,
+                            device: torch.device | str | None = None) -> dict[str, Tensor]:
+        """The ``given`` arguments of an unconditional draw: nothing, or for a method that needs
+        a prefix, ``start_token`` at position 0 (every sample starts at a document boundary)."""
+        if not self.requires_prefix:
+            return {}
+        mask = torch.zeros(batch_size, seq_len, dtype=torch.bool, device=device)
+        mask[:, 0] = True
+        return {"given_ids": torch.full((batch_size, seq_len), start_token, dtype=torch.long, device=device),
+                "given_mask": mask}
 
     @abstractmethod
     def loss(self, model: torch.nn.Module, ids: Tensor, given: Tensor,

@@ -28,7 +28,7 @@ from harness.io import atomic_open
 from harness.methods import Method
 from harness.model import ModelConfig, Transformer, model_config
 from harness.registry import BASELINES
-from harness.sampling import SamplerConfig, check_sampler
+from harness.sampling import SamplerConfig
 from harness.tokenizer import load_tokenizer
 from harness.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
 
@@ -122,12 +122,20 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: SamplerConfig | dict, *, 
                batch_size: int = 16, seq_len: int | None = None, device: str = "cpu",
                method_name: str | None = None) -> list[dict[str, Any]]:
     """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically)."""
+    method, model, tokenizer, meta, step = load_run(ckpt, device, method_name)
+    records = draw_samples(method, model, tokenizer, meta, step, n, sampler, seed=seed,
+                           batch_size=batch_size, seq_len=seq_len, device=device)
+    write_samples(records, out)
+    return records
+
+
+def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, step: int, n: int,
+                 sampler: SamplerConfig | dict, *, seed: int = 0, batch_size: int = 16,
+                 seq_len: int | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+    """``n`` unconditional samples from a loaded run, one record per sample (text, ids, seed)."""
     if n < 1:
         raise ConfigError(f"n = {n} must be >= 1")
-    method, model, tokenizer, meta, step = load_run(ckpt, device, method_name)
-    if isinstance(sampler, dict):  # sampler name may be left to the method's default
-        sampler = SamplerConfig(**{**sampler, "name": sampler.get("name") or method.samplers[0]})
-    check_sampler(meta["method"], sampler, method.samplers)
+    sampler = method.sampler_config(meta["method"], sampler)
     seq_len = seq_len or meta["data"]["seq_len"]
     if seq_len > model.config.max_seq_len:
         raise ConfigError(f"sequence length {seq_len} exceeds the checkpoint's maximum "
@@ -137,12 +145,7 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: SamplerConfig | dict, *, 
         size = min(batch_size, n - first)
         batch_seed = seed * 1_000_003 + first
         generator = torch.Generator(device).manual_seed(batch_seed)
-        given = {}
-        if method.requires_prefix:  # start every sample at a document boundary
-            mask = torch.zeros(size, seq_len, dtype=torch.bool, device=device)
-            mask[:, 0] = True
-            given = {"given_ids": torch.full((size, seq_len), tokenizer.eos_id, device=device),
-                     "given_mask": mask}
+        given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
         ids = method.sample(model, size, seq_len, sampler, generator=generator, **given).cpu()
         for row, sample_ids in enumerate(ids.tolist()):
             records.append({
@@ -151,7 +154,10 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: SamplerConfig | dict, *, 
                 "method": meta["method"], "method_options": meta["method_options"],
                 "sampler": dataclasses.asdict(sampler), "checkpoint_step": step,
             })
+    return records
+
+
+def write_samples(records: list[dict[str, Any]], out: Path) -> None:
     with atomic_open(out, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return records

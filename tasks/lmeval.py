@@ -20,7 +20,6 @@ from lm_eval.api.registry import register_model
 from harness.errors import ConfigError
 from harness.generate import generate
 from harness.run import load_run
-from harness.sampling import SamplerConfig, check_sampler
 
 
 @register_model("pathbench")
@@ -30,10 +29,9 @@ class PathbenchLM(LM):
                  batch_size: int = 16, seed: int = 0, device: str = "cpu", **unused) -> None:
         super().__init__()
         self.method, self.model, self.tok, self.meta, _ = load_run(Path(ckpt), device)
-        self.sampler = SamplerConfig(sampler or self.method.samplers[0], nfe=int(nfe), t_star=float(t_star),
-                                     top_k=None if top_k is None else int(top_k),
-                                     temperature=float(temperature))
-        check_sampler(self.meta["method"], self.sampler, self.method.samplers)
+        self.sampler = self.method.sampler_config(self.meta["method"], {
+            "name": sampler, "nfe": int(nfe), "t_star": float(t_star),
+            "top_k": None if top_k is None else int(top_k), "temperature": float(temperature)})
         self.seq_len = self.meta["data"]["seq_len"]
         self.max_gen_toks, self.batch_size, self.seed = int(max_gen_toks), int(batch_size), int(seed)
 
