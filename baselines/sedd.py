@@ -41,14 +41,18 @@ def noise_rate(tau: Tensor, eps: float) -> Tensor:
     return (1 - eps) / (1 - (1 - eps) * tau)
 
 
+def esigm1(sigma: Tensor) -> Tensor:
+    """e^σ̄ - 1, accurate near 0; r = 1/(e^σ̄ - 1) is the true ratio p_τ(x)/p_τ(MASK)."""
+    return torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1)
+
+
 def score_entropy(log_score: Tensor, x0: Tensor, masked: Tensor, sigma: Tensor) -> Tensor:
     """Per-position denoising score entropy of the absorbing process.
 
     log_score: (B,S,V) log-scores for the V data tokens; x0: (B,S) clean ids; masked: (B,S)
     positions in the mask state; sigma: (B,) total noise σ̄. Returns (B,S), zero where unmasked.
     """
-    esigm1 = torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1)  # accurate near 0
-    ratio = (1.0 / esigm1)[:, None].expand_as(x0)  # (B, S)
+    ratio = (1.0 / esigm1(sigma))[:, None].expand_as(x0)  # (B, S)
     pos = log_score.exp().sum(-1)
     neg = ratio * log_score.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
     const = ratio * (ratio.log() - 1)
@@ -74,7 +78,7 @@ class SEDD(Method):
         mask_id = backbone_config(model).vocab_size - 1
         sigma = total_noise(tau, self.eps)
         logits = model(x_t, tau)[..., :mask_id].float()  # (B, S, V)
-        log_r = -torch.log(torch.where(sigma < 0.5, torch.expm1(sigma), torch.exp(sigma) - 1))
+        log_r = -torch.log(esigm1(sigma))
         return torch.log_softmax(logits, -1) + log_r[:, None, None]
 
     def loss(self, model, ids, given, generator=None):
