@@ -54,16 +54,19 @@ class CausalScorer(ABC):
         ids = self.encode(head)
         return ids + [self.eos_id] if sep else ids
 
-    @torch.no_grad()
     def token_nll(self, texts: list[str], batch_size: int = 8) -> list[np.ndarray]:
         """Per-token NLL (float64) for each text, in order; an empty text is an error."""
-        token_lists = [self.tokens_for(t) for t in texts]
+        return self.nll_of_tokens([self.tokens_for(t) for t in texts], batch_size)
+
+    @torch.no_grad()
+    def nll_of_tokens(self, token_lists: list[list[int]], batch_size: int = 8) -> list[np.ndarray]:
+        """Per-token NLL (float64) of texts already cut and encoded by :meth:`tokens_for`."""
         for i, ids in enumerate(token_lists):
             if not ids:
                 raise ConfigError(f"sample {i} is empty after retokenisation; an empty sample has no perplexity")
         window = self.max_length - 1
         pieces = [(i, ids[j:j + window]) for i, ids in enumerate(token_lists) for j in range(0, len(ids), window)]
-        out: list[list[np.ndarray]] = [[] for _ in texts]
+        out: list[list[np.ndarray]] = [[] for _ in token_lists]
         device = self.device
         for first in range(0, len(pieces), batch_size):
             chunk = pieces[first:first + batch_size]

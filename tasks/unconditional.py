@@ -65,9 +65,9 @@ def score_texts(texts: list[str], scorer: CausalScorer, *, ids: list[list[int]] 
             if vocab_size is not None and any(t >= vocab_size or t < 0 for t in row):
                 bad = next(t for t in row if t >= vocab_size or t < 0)
                 raise ConfigError(f"sample {i} has token id {bad}, outside the vocabulary of {vocab_size}")
-    nlls = scorer.token_nll(texts, batch_size=batch_size)
-    result = generative_perplexity(nlls)
-    result["entropy"] = float(np.mean([unigram_entropy(scorer.tokens_for(t)) for t in texts]))
+    token_lists = [scorer.tokens_for(t) for t in texts]  # one retokenisation for both numbers
+    result = generative_perplexity(scorer.nll_of_tokens(token_lists, batch_size=batch_size))
+    result["entropy"] = float(np.mean([unigram_entropy(tokens) for tokens in token_lists]))
     if ids is not None:
         result["entropy_generator_ids"] = float(np.mean([unigram_entropy(row) for row in ids]))
     return result
