@@ -8,6 +8,7 @@ and scores it. Every result is written atomically with the protocol and the envi
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from harness.run import draw_samples, environment, load_run, write_samples
 
 
 _reference_cache: dict[str, dict[str, float]] = {}
+# Unconditional samples are a deterministic function of (checkpoint, sampler, n, seed, batch):
+# runs that differ only in their scorer reuse one draw instead of sampling twice. Small: a
+# sweep job evaluates its runs in grid order, so the scorers of one sampler are neighbours.
+_samples_cache: "OrderedDict[str, list[dict[str, Any]]]" = OrderedDict()
+_SAMPLES_CACHE_SIZE = 4
 
 
 def reference_row(run_dir: Path, n: int, task) -> dict[str, float]:
@@ -62,6 +68,20 @@ def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, ou
     return result
 
 
+def _cached_samples(ckpt: Path, method, model, tokenizer, meta: dict, step: int, n: int, cfg,
+                    seed: int, batch_size: int, device: str) -> list[dict[str, Any]]:
+    key = json.dumps([str(Path(ckpt).resolve()), step, asdict(cfg), n, seed, batch_size, device],
+                     sort_keys=True)
+    if key in _samples_cache:
+        _samples_cache.move_to_end(key)
+    else:
+        _samples_cache[key] = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
+                                           batch_size=batch_size, device=device)
+        while len(_samples_cache) > _SAMPLES_CACHE_SIZE:
+            _samples_cache.popitem(last=False)
+    return _samples_cache[key]
+
+
 def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_options: dict | None = None,
              n: int = 32, candidates: int = 1, limit: int | None = None, seed: int = 0,
              batch_size: int = 16, device: str = "cpu", extra: dict | None = None) -> dict[str, Any]:
@@ -76,8 +96,8 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
                               "checkpoint": str(ckpt), "checkpoint_step": step, "task": task_name,
                               "task_options": options, "sampler": asdict(cfg), "seed": seed}
     if task_name == "unconditional":
-        records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
-                               batch_size=batch_size, device=device)
+        records = _cached_samples(ckpt, method, model, tokenizer, meta, step, n, cfg, seed,
+                                  batch_size, device)
         write_samples(records, out / "samples.jsonl")
         texts, ids = [r["text"] for r in records], [r["ids"] for r in records]
         result["metrics"] = task.score_samples(texts, ids, tokenizer.vocab_size)

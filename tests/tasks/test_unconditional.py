@@ -125,3 +125,26 @@ def test_eval_unconditional_writes_metrics_with_reference_and_protocol(tiny_lm, 
     assert "entropy_generator_ids" in result["metrics"]
     assert result["protocol"]["scorer"] == f"hf:{tiny_lm}" and result["sampler"]["name"] == "ancestral"
     assert len((out / "samples.jsonl").read_text().splitlines()) == 5
+
+
+def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_cache, bbc_small, monkeypatch):
+    import harness.evaluate as evaluate
+    from harness.cli import main
+    from harness.run import draw_samples
+
+    run = tmp_path / "kl"
+    assert main(["train", "--method", "kl", "--steps", "2", "--out", str(run), f"data.cache_dir={data_cache}",
+                 "data.vocab_size=512", "data.seq_len=32", "batch_size=8", "progress=false"]) == 0
+    calls = []
+    monkeypatch.setattr(evaluate, "draw_samples", lambda *a, **k: calls.append(a[-2]) or draw_samples(*a, **k))
+    sampler = {"name": "sampling", "nfe": 3, "top_k": 5}
+    first = evaluate.eval_run(run, "unconditional", tmp_path / "a", sampler, n=3,
+                              task_options={"scorer": f"hf:{tiny_lm}"})
+    second = evaluate.eval_run(run, "unconditional", tmp_path / "b", sampler, n=3,
+                               task_options={"scorer": f"hf:{tiny_lm}", "batch_size": 1})
+    assert len(calls) == 1  # the second run (another scorer setting) reused the draw
+    assert (tmp_path / "a" / "samples.jsonl").read_text() == (tmp_path / "b" / "samples.jsonl").read_text()
+    assert first["metrics"]["gen_ppl"] == pytest.approx(second["metrics"]["gen_ppl"], rel=1e-9)
+    evaluate.eval_run(run, "unconditional", tmp_path / "c", {**sampler, "nfe": 4}, n=3,
+                      task_options={"scorer": f"hf:{tiny_lm}"})
+    assert len(calls) == 2  # another sampler draws anew
