@@ -1,7 +1,8 @@
-"""Trainable generators that are not simplex paths: dfm, sedd, ar.
+"""Trainable generators that are not simplex paths: dfm, sedd, ar, and flowmap (a student
+distilled from a trained path).
 
 Importing this package registers each into ``harness.registry.BASELINES``; they train on the
 shared backbone with the shared trainer and sample through ``pathbench sample``.
 """
 
-from baselines import ar, dfm, sedd  # noqa: F401  (registration side effects)
+from baselines import ar, dfm, flowmap, sedd  # noqa: F401  (registration side effects)

@@ -51,9 +51,10 @@ class UnitJob(submitit.helpers.Checkpointable):
     """Train one unit, then evaluate its unfinished runs. Safe to run again at any point."""
 
     def __init__(self, out_dir: str, unit: dict, runs: list[dict], plugins: tuple[str, ...] = (),
-                 device: str | None = None) -> None:
+                 device: str | None = None, train_options: dict | None = None) -> None:
         self.out_dir, self.unit, self.runs = out_dir, unit, runs
         self.plugins, self.device = tuple(plugins), device
+        self.train_options = unit["options"] if train_options is None else train_options
 
     def __call__(self) -> list[str]:
         import torch
@@ -73,7 +74,7 @@ class UnitJob(submitit.helpers.Checkpointable):
         # SIGTERM, as SLURM sends it before the kill) must finish before a new one continues
         with unit_lock(train_dir, rank):
             if not train_complete(train_dir, unit.train["steps"]):
-                overrides = {"train": unit.train, "data": unit.data, "model": {}, "method": unit.options}
+                overrides = {"train": unit.train, "data": unit.data, "model": {}, "method": self.train_options}
                 train_run(unit.method, unit.preset, train_dir, overrides,
                           resume=(train_dir / "checkpoint.json").exists(), device=device)
             if rank != 0:
@@ -147,8 +148,28 @@ def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
         pending = [r for r in runs if not run_complete(out_dir / "runs" / r.id)]
         if pending or not train_complete(out_dir / "train" / unit.id, unit.train["steps"]):
             specs = [_spec(r, exp, out_dir) for r in pending]
-            jobs.append(UnitJob(str(out_dir), unit.config(), specs, plugins, device))
+            jobs.append(UnitJob(str(out_dir), unit.config(), specs, plugins, device,
+                                _train_options(unit, exp, out_dir)))
     return jobs
+
+
+def _own_unit(exp: Experiment, out_dir: Path, method: str, seed: int, who: str) -> Path:
+    """The training folder of this sweep's unit of ``method`` with ``seed`` (``@method`` names)."""
+    match = [u for u in exp.units if u.method == method and u.seed == seed]
+    if not match:
+        raise ConfigError(f"{who} needs a '{method}' method with seed {seed} in the same experiment")
+    return out_dir / "train" / match[0].id
+
+
+def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str, Any]:
+    """The method options the job trains with: a ``teacher: "@kl"`` option (flow-map students)
+    becomes this sweep's own kl unit (list the teacher first so that it is trained before). The
+    unit id keeps the ``@`` name, so the same grid maps to the same folders wherever it runs."""
+    options = dict(unit.options)
+    teacher = options.get("teacher")
+    if isinstance(teacher, str) and teacher.startswith("@"):
+        options["teacher"] = str(_own_unit(exp, out_dir, teacher[1:], unit.seed, f"teacher '{teacher}'"))
+    return options
 
 
 def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
@@ -156,12 +177,8 @@ def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
     method with the same seed (list it first so that it is trained before it scores)."""
     spec = {"id": run.id, "config": run.config()}
     if run.scorer and run.scorer.startswith("self:@"):
-        method = run.scorer[len("self:@"):]
-        match = [u for u in exp.units if u.method == method and u.seed == run.unit.seed]
-        if not match:
-            raise ConfigError(f"scorer '{run.scorer}' needs a '{method}' method with seed {run.unit.seed} "
-                              "in the same experiment")
-        spec["scorer_resolved"] = f"self:{out_dir / 'train' / match[0].id}"
+        folder = _own_unit(exp, out_dir, run.scorer[len("self:@"):], run.unit.seed, f"scorer '{run.scorer}'")
+        spec["scorer_resolved"] = f"self:{folder}"
     return spec
 
 

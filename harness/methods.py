@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from harness.errors import ConfigError
 from harness.registry import BASELINES, PATHS
 from harness.sampling import SAMPLERS, SamplerConfig, check_sampler, sample_path
 
@@ -38,8 +39,16 @@ class Method(ABC):
     #: generation must start from at least one given token (autoregressive models)
     requires_prefix: ClassVar[bool] = False
 
+    #: the backbone is a two-time flow map (start and end time), see baselines/flowmap.py
+    two_time: ClassVar[bool] = False
+
     def __init__(self, **options: object) -> None:
         self._options = dict(options)
+        #: what was fitted on this method's checkpoint (time warp, tuned sampler): calibration.json
+        self.calibration: dict = {}
+
+    def init_model(self, model: torch.nn.Module) -> None:
+        """Called once on a freshly built backbone before training (a student copies its teacher)."""
 
     def options(self) -> dict:
         """Everything needed to rebuild this method (stored in checkpoints and results)."""
@@ -50,8 +59,23 @@ class Method(ABC):
         ``name`` gets the method's default sampler."""
         if isinstance(spec, dict):
             spec = SamplerConfig(**{**spec, "name": spec.get("name") or self.samplers[0]})
+        if spec.name == "tuned":  # the choice `pathbench tune-tstar` stored with the checkpoint
+            if "tuned_sampler" not in self.calibration:
+                raise ConfigError("sampler 'tuned' needs a tuned t*: run `pathbench tune-tstar --ckpt DIR` first")
+            spec = SamplerConfig(**self.calibration["tuned_sampler"]["sampler"])
         check_sampler(method_name, spec, self.samplers)
+        if spec.grid == "error" and "time_warp" not in self.calibration:
+            raise ConfigError("time grid 'error' needs the checkpoint's decoding-error curve: "
+                              "run `pathbench reparam --ckpt DIR` first")
         return spec
+
+    def time_grid(self, path, nfe: int, grid: str | None) -> Tensor:
+        """(nfe+1,) sampling times: the path's grid, or ``error`` = equal steps of decoding error."""
+        if grid == "error":
+            from harness.time_warp import TimeWarp
+
+            return TimeWarp.from_dict(self.calibration["time_warp"]).grid(nfe, path.t_max)
+        return path.time_grid(nfe, grid)
 
     def unconditional_given(self, batch_size: int, seq_len: int, start_token: int,
                             device: torch.device | str | None = None) -> dict[str, Tensor]:
@@ -108,17 +132,23 @@ class PathMethod(Method):
         return self.path.options()
 
     def loss(self, model, ids, given, generator=None):
-        batch, seq_len = ids.shape
-        vocab = backbone_config(model).vocab_size
         dtype = next(model.parameters()).dtype
         dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-        t = torch.rand(batch, generator=generator, device=ids.device, dtype=dtype) * self.path.t_max
-        z0 = self.path.sample_prior((batch, seq_len, vocab), generator=generator, dtype=dtype,
-                                    device=ids.device)
+        t = torch.rand(ids.shape[0], generator=generator, device=ids.device, dtype=dtype) * self.path.t_max
+        return masked_cross_entropy(self.denoise_at(model, ids, given, t, generator), ids, given)
+
+    def noisy(self, ids: Tensor, given: Tensor, t: Tensor, vocab: int, dtype: torch.dtype,
+              generator: torch.Generator | None = None) -> Tensor:
+        """z_t = ψ_t(z0, z1(ids)) with z0 ~ p0, given positions at their clean target. (B,S,V)"""
+        z0 = self.path.sample_prior((*ids.shape, vocab), generator=generator, dtype=dtype, device=ids.device)
         z1 = self.path.target(ids, vocab, dtype)
-        z_t = torch.where(given.unsqueeze(-1), z1, self.path.interpolate(z0, z1, t))
-        logits = model(self.path.model_input(z_t), t)  # (B, S, V)
-        return masked_cross_entropy(logits, ids, given)
+        return torch.where(given.unsqueeze(-1), z1, self.path.interpolate(z0, z1, t))
+
+    def denoise_at(self, model, ids: Tensor, given: Tensor, t: Tensor,
+                   generator: torch.Generator | None = None) -> Tensor:
+        """Denoiser logits (B,S,V) at times t (B,) on a fresh noising of ids (B,S)."""
+        z_t = self.noisy(ids, given, t, backbone_config(model).vocab_size, t.dtype, generator)
+        return model(self.path.model_input(z_t), t)  # (B, S, V)
 
     def sample(self, model, batch_size, seq_len, cfg, *, given_ids=None, given_mask=None,
                generator=None):
@@ -130,7 +160,8 @@ class PathMethod(Method):
 
         shape = (batch_size, seq_len, model.config.vocab_size)
         return sample_path(self.path, denoise, shape, cfg, given_ids=given_ids,
-                           given_mask=given_mask, generator=generator, device=device)
+                           given_mask=given_mask, generator=generator, device=device,
+                           times=self.time_grid(self.path, cfg.nfe, cfg.grid))
 
 
 def register_path_methods() -> None:

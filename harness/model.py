@@ -34,6 +34,7 @@ class ModelConfig:
     tie_embeddings: bool = True
     rope_base: float = 10000.0
     cond_dim: int = 128  # width of the time embedding feeding adaLN (SEDD/DiT style)
+    two_time: bool = False  # a flow-map student: conditioned on a start time s and an end time t
 
 
 PRESETS: dict[str, dict] = {
@@ -172,6 +173,9 @@ class Transformer(nn.Module):
         self.config = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.time = TimeEmbedding(cfg.cond_dim) if cfg.time_cond else None
+        # the jump t_end - t of a two-time model; zero at init, so a student initialised from its
+        # teacher starts as the teacher's denoiser for every jump
+        self.jump = TimeEmbedding(cfg.cond_dim) if cfg.time_cond and cfg.two_time else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = nn.LayerNorm(cfg.d_model, elementwise_affine=not cfg.time_cond)
@@ -187,6 +191,9 @@ class Transformer(nn.Module):
             if module is not None:  # adaLN-zero: every block starts as the identity
                 nn.init.zeros_(module.weight)
                 nn.init.zeros_(module.bias)
+        if self.jump is not None:
+            nn.init.zeros_(self.jump.mlp[-1].weight)
+            nn.init.zeros_(self.jump.mlp[-1].bias)
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -195,8 +202,10 @@ class Transformer(nn.Module):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x: Tensor, t: Tensor | float | None = None, kv_cache: KVCache | None = None) -> Tensor:
-        """x: ids (B,S) or vectors (B,S,V); t: (B,) or scalar in [0,1]. Returns logits (B,S,V)."""
+    def forward(self, x: Tensor, t: Tensor | float | None = None, kv_cache: KVCache | None = None,
+                t_end: Tensor | float | None = None) -> Tensor:
+        """x: ids (B,S) or vectors (B,S,V); t: (B,) or scalar in [0,1]; ``t_end`` (B,) or scalar,
+        a two-time model's end time (default t: the diagonal). Returns logits (B,S,V)."""
         cfg = self.config
         dense = x.is_floating_point()
         if x.dim() != (3 if dense else 2):
@@ -227,6 +236,11 @@ class Transformer(nn.Module):
             if t.numel() not in (1, B):
                 raise ConfigError(f"t has {t.numel()} values for a batch of {B}")
             c = self.time(t.expand(B))  # (B, cond_dim)
+            if self.jump is not None:
+                end = t if t_end is None else torch.as_tensor(t_end, device=h.device).float().reshape(-1)
+                c = c + self.jump((end - t).expand(B))
+            elif t_end is not None:
+                raise ConfigError("t_end needs a two-time model (model option two_time=true)")
         cos, sin = self.rope_cos[start:start + S], self.rope_sin[start:start + S]
         h = self.drop(h)
         for layer, block in enumerate(self.blocks):

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from harness.calibration import read_calibration
 from harness.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
 from harness.config import DataConfig, apply_overrides, line_infill_option
 from harness.data import BatchLoader, prepare_data
@@ -72,7 +73,8 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     data = prepare_data(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len, Path(data_cfg.cache_dir),
                         vocab_size=data_cfg.vocab_size, val_fraction=data_cfg.val_fraction)
     model_cfg = model_config(preset, data.tokenizer.vocab_size + method.extra_tokens, data_cfg.seq_len,
-                             causal=method.causal, time_cond=method.time_cond, **overrides["model"])
+                             causal=method.causal, time_cond=method.time_cond,
+                             **({"two_time": True} if method.two_time else {}), **overrides["model"])
     meta = {
         "method": BASELINES.canonical(method_name), "method_options": method.options(),
         "preset": preset, "model": asdict(model_cfg), "data": asdict(data_cfg),
@@ -92,6 +94,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
         _log_to(out)
     torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
     model = Transformer(model_cfg)
+    method.init_model(model)  # e.g. a flow-map student starts from its teacher's weights
     masks = {"line_infill": infill, "is_newline": data.newline_table() if infill else None}
     train_loader = BatchLoader(data.train, train_cfg.batch_size, seed=train_cfg.seed, shuffle=True,
                                rank=rank, world=world, **masks)
@@ -107,6 +110,7 @@ def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None):
         raise ConfigError(f"checkpoint {ckpt} was trained with method '{meta['method']}', "
                           f"not '{method_name}'")
     method: Method = BASELINES.build(meta["method"], **meta["method_options"])
+    method.calibration = read_calibration(ckpt)
     model_cfg = ModelConfig(**meta["model"])
     tokenizer = load_tokenizer(ckpt / meta["tokenizer"])
     if tokenizer.vocab_size + method.extra_tokens != model_cfg.vocab_size:

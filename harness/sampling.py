@@ -98,7 +98,7 @@ def check_sampler(method_name: str, cfg: SamplerConfig, known: tuple[str, ...]) 
 def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: SamplerConfig, *,
                 given_ids: Tensor | None = None, given_mask: Tensor | None = None,
                 generator: torch.Generator | None = None,
-                device: torch.device | str | None = None) -> Tensor:
+                device: torch.device | str | None = None, times: Tensor | None = None) -> Tensor:
     """Generate token ids (B, S) along ``path`` with ``cfg.nfe`` calls of ``denoise``.
 
     Args:
@@ -107,10 +107,14 @@ def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: Sampl
         shape: (B, S, V).
         given_ids, given_mask: (B, S) tokens and the positions that are given (clamped).
         generator: the source of every random draw (prior, categorical), for reproducibility.
+        times: (nfe+1,) grid to use instead of the path's (e.g. a fitted time warp).
     """
     check_sampler("simplex path", cfg, SAMPLERS)
     batch, _, vocab = shape
-    times = path.time_grid(cfg.nfe, cfg.grid)
+    if times is None:
+        times = path.time_grid(cfg.nfe, cfg.grid)
+    elif times.shape != (cfg.nfe + 1,):
+        raise ConfigError(f"a time grid for NFE {cfg.nfe} needs {cfg.nfe + 1} points, got {tuple(times.shape)}")
     z = path.sample_prior(shape, generator=generator, device=device)  # (B, S, V) float64
     clamp = given_mask is not None and bool(given_mask.any())
     if clamp:
