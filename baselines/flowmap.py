@@ -21,7 +21,8 @@ KL(target ‖ student), i.e. minus the target's entropy, so a perfect student sc
   (no gradient through the target), so long jumps are learned from shorter ones.
 
 The student is the shared backbone with a second time input (the jump t − s, zero-initialised)
-and starts from the teacher's weights, i.e. as "one Euler step of the teacher" for every jump.
+and starts from the teacher's weights, i.e. as "one Euler step of the teacher" for every jump
+(``init=random`` starts from fresh weights instead).
 Sampling: N jumps on the path's time grid, one denoiser call each (NFE = N), the last
 returning argmax δ. Fisher-Rao's flow is not affine in its coordinates, so its composed jump
 has no simplex-valued δ; it is refused with that reason.
@@ -40,6 +41,8 @@ from harness.registry import BASELINES, PATHS
 from harness.sampling import SamplerConfig, denoiser_log_probs, gumbel_categorical
 from paths.base import AffineTargetPath
 
+INITS = ("teacher", "random")  # the student's starting weights: a copy of the teacher, or fresh
+
 
 @BASELINES.register("flowmap", "fmlm")
 class FlowMapMethod(PathMethod):
@@ -49,7 +52,7 @@ class FlowMapMethod(PathMethod):
     two_time = True
 
     def __init__(self, teacher: str | None = None, path: str | None = None,
-                 path_options: dict | None = None, diag_fraction: float = 0.25) -> None:
+                 path_options: dict | None = None, diag_fraction: float = 0.25, init: str = "teacher") -> None:
         if not teacher:
             raise ConfigError("flowmap needs teacher=<run folder of a trained path> "
                               "(or teacher=@<method> inside an experiment file)")
@@ -62,6 +65,8 @@ class FlowMapMethod(PathMethod):
 
                 meta = read_meta(Path(teacher))
                 path, path_options = meta["method"], {**meta["method_options"], **(path_options or {})}
+        if init not in INITS:
+            raise ConfigError(f"unknown flowmap init '{init}'; known: {', '.join(INITS)}")
         if not 0.0 < diag_fraction < 1.0:
             raise ConfigError(f"diag_fraction = {diag_fraction!r} is outside (0, 1)")
         cls = PATHS.get(path)
@@ -73,11 +78,12 @@ class FlowMapMethod(PathMethod):
         super(PathMethod, self).__init__()
         self.path = cls(**(path_options or {}))
         self.path_name, self.teacher_dir, self.diag_fraction = PATHS.canonical(path), teacher, float(diag_fraction)
+        self.init = init
         self._teacher: torch.nn.Module | None = None
 
     def options(self) -> dict:
         return {"teacher": self.teacher_dir, "path": self.path_name, "path_options": self.path.options(),
-                "diag_fraction": self.diag_fraction}
+                "diag_fraction": self.diag_fraction, "init": self.init}
 
     # --- the teacher ----------------------------------------------------------------
     def _load_teacher(self, device) -> torch.nn.Module:
@@ -93,7 +99,9 @@ class FlowMapMethod(PathMethod):
         return model.requires_grad_(False).eval()
 
     def init_model(self, model: torch.nn.Module) -> None:
-        teacher = self._load_teacher("cpu")
+        teacher = self._load_teacher("cpu")  # checked in both cases: a wrong teacher fails early
+        if self.init == "random":
+            return
         missing, unexpected = model.load_state_dict(teacher.state_dict(), strict=False)
         if unexpected or any(not k.startswith("jump.") for k in missing):
             raise ConfigError(f"the student's backbone does not match teacher {self.teacher_dir}: "

@@ -71,14 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--ckpt", type=Path, required=True, help="run folder written by pathbench train")
     sa.add_argument("--sampler", default=None,
                     help="simplex paths: basic, semi, sampling, hybrid; dfm: euler; sedd: tweedie, "
-                         "euler; ar: ancestral (default: the method's first)")
+                         "euler; ar: ancestral; flowmap: flowmap; tuned: the choice of tune-tstar "
+                         "(default: the method's first)")
     sa.add_argument("--nfe", type=int, default=64, help="denoiser calls")
     sa.add_argument("--t-star", type=float, default=0.28, help="hybrid switch time t*")
     sa.add_argument("--top-k", type=int, default=None)
     sa.add_argument("--top-p", type=float, default=None)
     sa.add_argument("--temperature", type=float, default=1.0)
-    sa.add_argument("--grid", choices=["uniform", "log"], default=None,
-                    help="time grid (default: the path's own)")
+    sa.add_argument("--grid", choices=["uniform", "log", "error"], default=None,
+                    help="time grid (default: the path's own; error: the fitted decoding-error warp)")
     sa.add_argument("--final", choices=["argmax", "sample"], default="argmax")
     sa.add_argument("--n", type=int, default=32, help="number of samples")
     sa.add_argument("--batch-size", type=int, default=16)
@@ -150,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--samplers", type=_comma_list, default=None,
                     help="comma-separated samplers (default: every sampler of the method)")
     be.add_argument("--device", default=None)
+
+    from harness.cli_fewstep import add_commands
+
+    COMMANDS.update(add_commands(sub, common))
     return parser
 
 

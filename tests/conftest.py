@@ -41,3 +41,15 @@ def tiny_lm(tmp_path_factory):
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     LlamaForCausalLM(cfg).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def kl_run(tmp_path_factory, data_cache, bbc_small):
+    """A kl run trained for 60 tiny steps on the small BBC packing (a teacher, a tuning subject)."""
+    from harness.cli import main
+
+    folder = tmp_path_factory.mktemp("kl-run") / "kl"
+    assert main(["train", "--method", "kl", "--steps", "60", "--out", str(folder), f"data.cache_dir={data_cache}",
+                 f"data.vocab_size={SMALL['vocab_size']}", f"data.seq_len={SMALL['seq_len']}", "batch_size=16",
+                 "lr=3e-3", "warmup=10", "progress=false"]) == 0
+    return folder
