@@ -35,6 +35,7 @@ HEADERS = {"nfe": "NFE", "t_star": "t*", "top_k": "top-k", "top_p": "top-p", "ge
            "bleu": "BLEU", "rougeL": "ROUGE-L", "bertscore_f1": "BERTScore F1", "pass": "Pass",
            "compiles": "Compiles"}
 MISSING = "-"
+FEW_STEP_NFE = 16  # the few-step table and plot cover NFE 1, 2, 4, 8, 16
 
 
 # ----------------------------------------------------------------------------- collect
@@ -232,6 +233,18 @@ def _sorted(agg: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return agg.sort_values(by, na_position="last", kind="stable").reset_index(drop=True)
 
 
+def _nfe_pivot(unc: pd.DataFrame, config: list[str]) -> pd.DataFrame:
+    """One row per method × sampler (× whatever else varies), one ``PPL / entropy`` column per NFE."""
+    rows = ["method", "sampler"] + _disambiguate(unc, ["method", "sampler", "nfe"], config)
+    pivot: dict[tuple, dict[str, str]] = {}
+    for _, r in _sorted(unc, [*rows, "nfe"]).iterrows():
+        cell = f"{_fmt(r['gen_ppl'], None, 'gen_ppl')} / {_fmt(r['entropy'], None, 'entropy')}"
+        pivot.setdefault(tuple(_fmt_key(r[k]) for k in rows), {})[f"NFE {_fmt_key(r['nfe'])}"] = cell
+    nfes = [f"NFE {_fmt_key(v)}" for v in sorted(unc["nfe"].dropna().unique())]
+    return pd.DataFrame(
+        [{**dict(zip(map(header, rows), k)), **{c: v.get(c, MISSING) for c in nfes}} for k, v in pivot.items()])
+
+
 def tables(df: pd.DataFrame) -> dict[str, Any]:
     """Display tables (title -> DataFrame of strings), plus the numeric frames under ``_agg`` / ``_ref``."""
     df = df.reindex(columns=[*df.columns, *[k for k in LEADER_KEYS if k not in df.columns]])
@@ -247,14 +260,10 @@ def tables(df: pd.DataFrame) -> dict[str, Any]:
         real = display(ref.assign(method="real text"), ["method", "scorer"], pe)
         out["Unconditional leaderboard"] = pd.concat([real, board], ignore_index=True).reindex(
             columns=board.columns).fillna(MISSING)
-        rows = ["method", "sampler"] + _disambiguate(unc, ["method", "sampler", "nfe"], config)
-        pivot: dict[tuple, dict[str, str]] = {}
-        for _, r in _sorted(unc, [*rows, "nfe"]).iterrows():
-            cell = f"{_fmt(r['gen_ppl'], None, 'gen_ppl')} / {_fmt(r['entropy'], None, 'entropy')}"
-            pivot.setdefault(tuple(_fmt_key(r[k]) for k in rows), {})[f"NFE {_fmt_key(r['nfe'])}"] = cell
-        nfes = [f"NFE {_fmt_key(v)}" for v in sorted(unc["nfe"].dropna().unique())]
-        out["Gen PPL / entropy vs NFE"] = pd.DataFrame(
-            [{**dict(zip(map(header, rows), k)), **{c: v.get(c, MISSING) for c in nfes}} for k, v in pivot.items()])
+        out["Gen PPL / entropy vs NFE"] = _nfe_pivot(unc, config)
+        few = unc[unc["nfe"] <= FEW_STEP_NFE]
+        if few["nfe"].nunique() > 1 and few["nfe"].min() < FEW_STEP_NFE:
+            out[f"Few-step regime (NFE ≤ {FEW_STEP_NFE}): gen PPL / entropy"] = _nfe_pivot(few, config)
         if unc.groupby("method")["sampler"].nunique().gt(1).any():
             keys = ["method", "nfe", "sampler"] + _disambiguate(unc, ["method", "nfe", "sampler"], config)
             out["Inference schemes"] = display(_sorted(unc, keys), keys, pe)

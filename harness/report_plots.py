@@ -65,6 +65,33 @@ def ppl_vs_nfe(agg: pd.DataFrame, ref: pd.DataFrame, plt):
     return fig
 
 
+def few_step(agg: pd.DataFrame, ref: pd.DataFrame, plt, max_nfe: int = 16):
+    """Gen PPL and entropy against NFE ≤ max_nfe, every method on one pair of axes."""
+    part = agg[agg["nfe"] <= max_nfe].dropna(subset=["gen_ppl", "entropy"])
+    if part["nfe"].nunique() < 2:
+        return None
+    fig, (ppl_ax, ent_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    extra = _varying(part, ["sampler", "t_star", "top_k", "scorer"])
+    labels = part.apply(lambda r: _cfg_label(r, ["method", *extra]), axis=1)
+    for label, line in part.groupby(labels, sort=True):
+        line = line.sort_values("nfe")
+        ppl_ax.plot(line["nfe"], line["gen_ppl"], marker="o", label=label)
+        ent_ax.plot(line["nfe"], line["entropy"], marker="o", label=label)
+    _reference_lines(ppl_ax, ref, "gen_ppl")
+    _reference_lines(ent_ax, ref, "entropy")
+    nfes = sorted(part["nfe"].unique())
+    for ax, name in ((ppl_ax, "generative perplexity"), (ent_ax, "entropy (nats)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(nfes, [f"{int(v)}" for v in nfes])
+        ax.minorticks_off()
+        ax.set_xlabel("NFE (function evaluations)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3, which="both")
+    ppl_ax.set_yscale("log")
+    ent_ax.legend(fontsize="x-small", loc="best")
+    return fig
+
+
 def frontier(agg: pd.DataFrame, ref: pd.DataFrame, plt):
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for i, (method, part) in enumerate(agg.dropna(subset=["gen_ppl", "entropy"]).groupby("method")):
@@ -152,6 +179,9 @@ def make_plots(agg: pd.DataFrame, ref: pd.DataFrame, kl: pd.DataFrame | None,
     if not agg.empty and agg["gen_ppl"].notna().any():
         figures["ppl_vs_nfe"] = (ppl_vs_nfe(agg, ref, plt), "Generative perplexity vs NFE per method")
         figures["ppl_entropy_frontier"] = (frontier(agg, ref, plt), "PPL–entropy frontier (star: real text)")
+        steps = few_step(agg, ref, plt)
+        if steps is not None:
+            figures["few_step"] = (steps, "Few-step regime: gen PPL and entropy at NFE ≤ 16")
         sweep = t_star_sweep(agg, ref, plt)
         if sweep is not None:
             figures["t_star_sweep"] = (sweep, "Gen PPL and entropy vs t* (hybrid sampler)")

@@ -120,3 +120,23 @@ def test_missing_keys_and_duplicates_are_problems(tmp_path):
     assert len(df) == 1
     assert problems == ["runs/b/metrics.json: duplicate run_id a1b2c3d4e5f6 (also in runs/a/metrics.json)",
                         "runs/c/metrics.json: missing required key(s) run_id, task, sampler"]
+
+
+def test_few_step_table_and_plot(tmp_path):
+    """Runs at NFE 1..16 get their own table (one PPL / entropy cell per NFE) and plot."""
+    base = json.loads((FIXTURE / "runs" / "linear-ancestral-64-s0" / "metrics.json").read_text())
+    for method, sampler in (("flowmap", "flowmap"), ("kl", "basic")):
+        for nfe in (1, 2, 4, 8, 16, 64):
+            run = tmp_path / "runs" / f"{method}-{nfe}"
+            run.mkdir(parents=True)
+            record = {**base, "method": method, "run_id": f"{method}{nfe}",
+                      "sampler": {**base["sampler"], "name": sampler, "nfe": nfe},
+                      "metrics": {**base["metrics"], "gen_ppl": 1000.0 / nfe, "entropy": 3.0 + nfe / 100}}
+            (run / "metrics.json").write_text(json.dumps(record))
+    result = write_report(tmp_path, tmp_path / "out")
+    title = "Few-step regime (NFE ≤ 16): gen PPL / entropy"
+    assert title in result["tables"] and "few_step" in result["plots"]
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    section = board.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    assert "NFE 64" not in section and "| flowmap | flowmap | 1000.00 / 3.010 |" in section
+    assert section.splitlines()[2].count("NFE ") == 5  # the header row: NFE 1, 2, 4, 8, 16
