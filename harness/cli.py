@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, required=True, help="e.g. results/NAME")
     rp.add_argument("--title", default=None)
     rp.add_argument("--kl-curve", type=Path, default=None, help="a kl_curve.csv to plot beside the runs")
+    rp.add_argument("--experiment", type=Path, default=None,
+                    help="report only this experiment file's runs (when sweeps share a folder)")
 
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
@@ -296,7 +298,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from harness.report import write_report
 
-    result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve)
+    only = None
+    if args.experiment is not None:
+        from harness.experiment import load_experiment
+
+        only = {run.id for run in load_experiment(args.experiment).runs}
+    result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)
     board = Path(result["leaderboard_md"]).read_text()

@@ -4,7 +4,8 @@
     preset: tiny
     data: {corpus: bbc, vocab_size: 512, seq_len: 32}          # harness.config.DataConfig keys
     train: {steps: 200, batch_size: 16, lr: 3.0e-3}             # harness.trainer.TrainConfig keys
-    methods: [kl, linear, {name: dfm, options: {scheduler: quadratic}}]
+    methods: [kl, linear, {name: dfm, options: {scheduler: quadratic}},
+              {name: flowmap, options: {teacher: "@kl"}, train: {lr: 1.0e-3}}]   # per-method train keys
     samplers:                                                   # each key may be a list (a grid axis)
       - {name: basic, nfe: [16, 64]}
       - {name: hybrid, nfe: 64, t_star: [0.1, 0.28], top_k: [1, 5]}
@@ -38,6 +39,7 @@ from harness.trainer import TrainConfig
 
 TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor"}
 TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options"}
+METHOD_KEYS = {"name", "options", "train"}
 EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel"}
 SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes", "array_parallelism",
               "account", "qos", "mem_gb"}
@@ -154,11 +156,15 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
         raise ConfigError(f"unknown executor '{executor['kind']}'; known: {', '.join(EXECUTORS)}")
     units, runs = [], []
     for entry in raw["methods"]:
-        name, options = (entry, {}) if isinstance(entry, str) else (entry.get("name"), entry.get("options") or {})
+        entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+        _check_keys(f"method '{entry.get('name')}'", entry, METHOD_KEYS)
+        name, options = entry.get("name"), entry.get("options") or {}
         method = BASELINES.build(name, **options)  # validates the name and options
+        # a method may change the shared budget's settings (e.g. a distilled student's lr)
+        own_train = asdict(apply_overrides(TrainConfig(**train), entry.get("train") or {}, f"{name}.train"))
         for seed in seeds:
             unit = TrainUnit(BASELINES.canonical(name), method.options(), preset, data,
-                             {**train, "seed": seed}, seed)
+                             {**own_train, "seed": seed}, seed)
             units.append(unit)
             for sampler in _samplers_for(method, samplers, data["seq_len"]):
                 for task in raw["tasks"]:

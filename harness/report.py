@@ -95,8 +95,9 @@ def _is_pathbench_folder(root: Path) -> bool:
         next(root.rglob("kl_curve.csv"), None) is not None
 
 
-def load(results_dir: str | Path) -> tuple[pd.DataFrame, list[str], list[dict]]:
-    """Like :func:`collect`, plus the list of the complete runs' raw records."""
+def load(results_dir: str | Path, only: set[str] | None = None) -> tuple[pd.DataFrame, list[str], list[dict]]:
+    """Like :func:`collect`, plus the list of the complete runs' raw records; ``only`` keeps
+    the runs with those ids (one experiment's runs in a folder that several sweeps share)."""
     root = Path(results_dir)
     files = sorted(root.rglob("metrics.json")) if root.is_dir() else []
     if not files and not (root.is_dir() and _is_pathbench_folder(root)):
@@ -110,6 +111,8 @@ def load(results_dir: str | Path) -> tuple[pd.DataFrame, list[str], list[dict]]:
             problems.append(f"{rel}: not valid JSON ({type(err).__name__}: {err})")
             continue
         reason = _problem(record)
+        if reason is None and only is not None and record["run_id"] not in only:
+            continue
         if reason is None and record["run_id"] in seen:
             reason = f"duplicate run_id {record['run_id']} (also in {seen[record['run_id']]})"
         if reason:
@@ -309,14 +312,14 @@ def _protocols(records: list[dict]) -> list[tuple[str, list[str], int]]:
 
 
 def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None = None,
-                 kl_curve_csv: str | Path | None = None) -> dict[str, Any]:
+                 kl_curve_csv: str | Path | None = None, only: set[str] | None = None) -> dict[str, Any]:
     """Write leaderboard.md/.csv, report.html and the PNG plots into ``out_dir``."""
     from harness.report_plots import load_kl_curves, make_plots
 
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if kl_curve_csv is not None and not Path(kl_curve_csv).is_file():
         raise ConfigError(f"KL curve CSV {kl_curve_csv} does not exist")
-    df, problems, records = load(results_dir)
+    df, problems, records = load(results_dir, only)
     title = title or f"pathbench report: {results_dir.resolve().name}"
     found = tables(df)
     agg, ref = found.pop("_agg"), found.pop("_ref")

@@ -175,3 +175,23 @@ def test_self_scorer_points_at_the_sweeps_own_unit(tmp_path):
     with pytest.raises(ConfigError, match="needs a 'ar' method with seed 0"):
         jobs_for(expand({"methods": ["kl"], "samplers": [{"name": "basic", "nfe": 4}],
                          "tasks": [{"name": "unconditional", "scorers": ["self:@ar"]}]}), tmp_path)
+
+
+def test_a_students_teacher_is_the_sweeps_own_unit_and_keeps_its_own_lr(tmp_path):
+    exp = expand({"methods": ["kl", {"name": "flowmap", "options": {"teacher": "@kl"}, "train": {"lr": 1e-3}}],
+                  "samplers": [{"name": "basic", "nfe": 4}, {"name": "flowmap", "nfe": [1, 2]}],
+                  "train": {"lr": 3e-3}, "tasks": [{"name": "unconditional", "scorers": ["smollm2"]}]})
+    kl, student = exp.units
+    assert (kl.train["lr"], student.train["lr"]) == (3e-3, 1e-3)
+    assert student.options["teacher"] == "@kl" and student.options["path"] == "kl"
+    assert sorted(r.sampler["nfe"] for r in exp.runs if r.unit is student) == [1, 2]
+    jobs = {job.unit["method"]: job for job in jobs_for(exp, tmp_path)}
+    assert jobs["flowmap"].train_options["teacher"] == str(tmp_path / "train" / kl.id)
+    assert jobs["flowmap"].unit["options"]["teacher"] == "@kl"  # the id keeps the @ name
+    with pytest.raises(ConfigError, match="teacher '@linear' needs a 'linear' method with seed 0"):
+        jobs_for(expand({"methods": [{"name": "flowmap", "options": {"teacher": "@linear"}}],
+                         "samplers": [{"name": "flowmap", "nfe": 1}],
+                         "tasks": [{"name": "unconditional", "scorers": ["smollm2"]}]}), tmp_path)
+    with pytest.raises(ConfigError, match="unknown key 'optoins' in method 'kl'"):
+        expand({"methods": [{"name": "kl", "optoins": {}}], "samplers": [{"name": "basic", "nfe": 4}],
+                "tasks": ["unconditional"]})
