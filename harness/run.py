@@ -82,6 +82,8 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     }
     if resume and latest_checkpoint(out) is not None:
         old = read_meta(out)
+        # a field added to ModelConfig since the run started takes its default, not a mismatch
+        old = {**old, "model": asdict(ModelConfig(**old["model"]))} if "model" in old else old
         for key in ("method", "method_options", "model", "data"):
             if old.get(key) != meta[key]:
                 raise ConfigError(f"cannot resume {out}: its {key} was {old.get(key)!r}, "

@@ -138,3 +138,18 @@ def test_line_infilling_training_conditions_on_the_given_lines(tmp_path, data_ca
 def test_unknown_given_policy(tmp_path, capsys):
     rc = main(["train", "--method", "kl", "--steps", "1", "--out", str(tmp_path / "x"), "data.given=spans"])
     assert rc == 2 and "unknown data.given 'spans'; known: none, lines" in capsys.readouterr().err
+
+
+def test_resume_a_run_written_before_a_model_field_existed(tmp_path, data_cache, bbc_small, capsys):
+    """A run whose meta.json predates a ModelConfig field resumes (the field takes its default);
+    a real change of the architecture is still refused."""
+    out = tmp_path / "old"
+    args = ["train", "--method", "kl", "--out", str(out), *data_args(data_cache)]
+    assert main([*args, "--steps", "2"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    del meta["model"]["two_time"]  # as written by a revision without flow-map students
+    (out / "meta.json").write_text(json.dumps(meta))
+    assert main([*args, "--steps", "4", "--resume"]) == 0
+    assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
+    assert main([*args, "--steps", "6", "--resume", "model.n_layer=2"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
