@@ -151,5 +151,5 @@ def test_resume_a_run_written_before_a_model_field_existed(tmp_path, data_cache,
     (out / "meta.json").write_text(json.dumps(meta))
     assert main([*args, "--steps", "4", "--resume"]) == 0
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
-    assert main([*args, "--steps", "6", "--resume", "model.n_layer=2"]) == 2
+    assert main([*args, "model.n_layer=2", "--steps", "6", "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
