@@ -109,9 +109,10 @@ def cmd_posterior_gap(args: argparse.Namespace) -> None:
     priors = tuple(p.strip() for p in args.priors.split(",") if p.strip())
     result = write_posterior_gap(args.out, vocab=args.vocab, priors=priors, n_samples=args.samples,
                                  beta=args.beta, points=args.points, threshold=args.threshold, seed=args.seed)
-    for prior, t in result["crossing"].items():
-        where = f"t = {t:.3f}" if t is not None else "never within (0, 1)"
-        print(f"  {prior}: KL(exact ‖ geodesic-only) falls below {args.threshold} nats at {where}")
+    where = lambda t: f"t = {t:.3f}" if t is not None else "never within (0, 1)"  # noqa: E731
+    for prior in result["crossing"]:
+        print(f"  {prior} prior: KL(exact ‖ geodesic-only) < {args.threshold} nats from {where(result['crossing'][prior])}; "
+              f"exact posterior entropy < {args.threshold} nats from {where(result['sharp'][prior])}")
     print(f"wrote {args.out / 'posterior_gap.csv'}, {args.out / 'posterior_gap.png'}, {args.out / 'crossing.json'} "
           "(pass it to tune-tstar --start)")
 

@@ -3,9 +3,13 @@
 For one token on the KL path (see :mod:`paths.posterior` for both posteriors), draw
 (i ~ π, x0 ~ Dirichlet(1)), form x_t, and average KL(p(·|x_t) ‖ q(·|x_t)) over draws, at
 ``points`` times in (0, 1), for a point-mass prior (all data on one token) and a uniform prior
-over tokens. The *crossing* is the first t at which the mean KL falls below ``threshold``: from
-there on, committing to a token read off x_t loses little — a theory-guided start for the
-hybrid sampler's t* (``pathbench tune-tstar --start crossing.json``).
+over tokens. Two times come out of it (``crossing.json``), each the first t below ``threshold``:
+
+* ``sharp``: the exact posterior's entropy — from there on x_t identifies its token, so the
+  ``sampling`` scheme's commitment to one drawn token loses nothing (uniform prior: the
+  theory-guided start for the hybrid sampler's t*, ``pathbench tune-tstar --start crossing.json``);
+* ``crossing``: KL(exact ‖ geodesic-only) — from there on even the noise-blind geodesic
+  reading of x_t is right.
 
 Writes ``posterior_gap.csv`` (prior, vocab, t, kl_mean, kl_std, exact_entropy),
 ``posterior_gap.png`` and ``crossing.json``.
@@ -75,9 +79,9 @@ def posterior_gap(vocab: int, times: list[float], prior: str, n_samples: int, be
     return rows
 
 
-def crossing(rows: list[dict[str, Any]], threshold: float) -> float | None:
-    """The first t whose mean KL is below ``threshold`` (None if none is)."""
-    below = [r["t"] for r in sorted(rows, key=lambda r: r["t"]) if r["kl_mean"] < threshold]
+def crossing(rows: list[dict[str, Any]], threshold: float, key: str = "kl_mean") -> float | None:
+    """The first t whose ``key`` (mean KL, or the exact posterior's entropy) is below ``threshold``."""
+    below = [r["t"] for r in sorted(rows, key=lambda r: r["t"]) if r[key] < threshold]
     return below[0] if below else None
 
 
@@ -94,11 +98,12 @@ def write_posterior_gap(out_dir: Path, vocab: int = 50000, priors: tuple[str, ..
     for prior in priors:
         log_prior(prior, 2)  # unknown names fail before any work
     times = kl_times(points).tolist()
-    rows, crossings = [], {}
+    rows, crossings, sharp = [], {}, {}
     for prior in priors:
         mine = posterior_gap(vocab, times, prior, n_samples, beta, torch.Generator().manual_seed(seed))
         rows += mine
         crossings[prior] = crossing(mine, threshold)
+        sharp[prior] = crossing(mine, threshold, "exact_entropy")
     out_dir = Path(out_dir)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -106,14 +111,14 @@ def write_posterior_gap(out_dir: Path, vocab: int = 50000, priors: tuple[str, ..
     for r in rows:
         writer.writerow([r["prior"], r["vocab"], f"{r['t']:.6f}", *(f"{r[k]:.10g}" for k in COLUMNS[3:])])
     atomic_write_text(out_dir / "posterior_gap.csv", buffer.getvalue())
-    result = {"threshold": threshold, "crossing": crossings, "vocab": vocab, "beta": beta,
+    result = {"threshold": threshold, "crossing": crossings, "sharp": sharp, "vocab": vocab, "beta": beta,
               "samples": n_samples, "seed": seed}
     atomic_write_json(out_dir / "crossing.json", result)
-    _plot(rows, crossings, threshold, vocab, beta, out_dir / "posterior_gap.png")
+    _plot(rows, crossings, sharp, threshold, vocab, beta, out_dir / "posterior_gap.png")
     return {**result, "rows": rows}
 
 
-def _plot(rows, crossings, threshold, vocab, beta, path: Path) -> None:
+def _plot(rows, crossings, sharp, threshold, vocab, beta, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,11 +134,16 @@ def _plot(rows, crossings, threshold, vocab, beta, path: Path) -> None:
         gap_ax.fill_between(t, low, [r["kl_mean"] + r["kl_std"] for r in mine], color=line.get_color(),
                             alpha=0.2, linewidth=0)
         ent_ax.plot(t, [r["exact_entropy"] for r in mine], color=line.get_color(), label=f"{prior} prior")
+        if sharp.get(prior) is not None and sharp[prior] > t[0]:
+            ent_ax.axvline(sharp[prior], color=line.get_color(), linestyle=":",
+                           label=f"entropy < {threshold:g} at t = {sharp[prior]:.2f}")
         if crossings.get(prior) is not None:
             gap_ax.axvline(crossings[prior], color=line.get_color(), linestyle=":",
                            label=f"crossing t = {crossings[prior]:.2f}")
     gap_ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"threshold {threshold:g} nats")
     gap_ax.axvline(0.28, color="black", linestyle="-.", linewidth=1, label="paper's t* = 0.28")
+    ent_ax.axvline(0.28, color="black", linestyle="-.", linewidth=1, label="paper's t* = 0.28")
+    gap_ax.set_ylim(bottom=1e-3)
     gap_ax.set(yscale="log", xlabel="t", ylabel="KL(exact ‖ geodesic-only)  [nats]",
                title=f"KL path, V = {vocab:,}, β = {beta:g}")
     ent_ax.set(xlabel="t", ylabel="entropy of the exact posterior  [nats]", title="how sharp p(x1 | x_t) is")

@@ -56,7 +56,8 @@ def start_grid(start: float) -> list[float]:
 
 
 def read_start(spec: str) -> float:
-    """A float, or a posterior-gap crossing.json (its uniform-prior crossing, else the first)."""
+    """A float, or a posterior-gap crossing.json: the time its exact posterior turns sharp under
+    the uniform prior (``sharp.uniform``), else its uniform-prior KL crossing, else the first."""
     try:
         return float(spec)
     except ValueError:
@@ -64,8 +65,11 @@ def read_start(spec: str) -> float:
     path = Path(spec)
     if not path.exists():
         raise ConfigError(f"--start '{spec}' is neither a number nor a crossing.json file")
-    crossing = json.loads(path.read_text()).get("crossing") or {}
-    value = crossing.get("uniform", next((v for v in crossing.values() if v is not None), None))
+    saved = json.loads(path.read_text())
+    crossing = saved.get("crossing") or {}
+    value = (saved.get("sharp") or {}).get("uniform")
+    if value is None:
+        value = crossing.get("uniform", next((v for v in crossing.values() if v is not None), None))
     if value is None:
         raise ConfigError(f"{path} has no crossing within (0, 1); give --start as a number")
     return float(value)

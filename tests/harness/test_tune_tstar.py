@@ -41,6 +41,8 @@ def test_start_grid_and_reading_a_posterior_gap_crossing(tmp_path):
     path = tmp_path / "crossing.json"
     path.write_text(json.dumps({"threshold": 0.1, "crossing": {"point_mass": 0.31, "uniform": 0.22}}))
     assert read_start(str(path)) == 0.22 and read_start("0.3") == 0.3
+    path.write_text(json.dumps({"crossing": {"uniform": 0.42}, "sharp": {"point_mass": 0.01, "uniform": 0.29}}))
+    assert read_start(str(path)) == 0.29  # where the exact posterior turns sharp comes first
     with pytest.raises(ConfigError, match="neither a number nor a crossing.json"):
         read_start(str(tmp_path / "missing.json"))
 

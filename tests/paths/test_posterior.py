@@ -95,6 +95,7 @@ def test_write_posterior_gap_files_and_bad_input(tmp_path):
     assert lines[0] == "prior,vocab,t,kl_mean,kl_std,exact_entropy" and len(lines) == 1 + 2 * 9
     saved = json.loads((tmp_path / "crossing.json").read_text())
     assert saved["crossing"] == result["crossing"] and set(saved["crossing"]) == {"point_mass", "uniform"}
+    assert saved["sharp"]["point_mass"] == pytest.approx(0.1)  # a point mass is sharp from the first t
     assert (tmp_path / "posterior_gap.png").stat().st_size > 0
     for kwargs, message in [({"beta": 0.0}, "beta = 0.0 is outside"), ({"beta": 1.0}, "beta = 1.0 is outside"),
                             ({"priors": ("zipf",)}, "unknown prior 'zipf'; known: point_mass, uniform"),
