@@ -100,6 +100,20 @@ class Method(ABC):
         """Generate ids (B,S); positions in ``given_mask`` keep their ``given_ids``."""
 
 
+def load_time_warp(run_dir: str):
+    """The decoding-error curve ``pathbench reparam`` stored with another run (FLM's reparameterisation)."""
+    from pathlib import Path
+
+    from harness.calibration import read_calibration
+    from harness.time_warp import TimeWarp
+
+    section = read_calibration(Path(run_dir)).get("time_warp")
+    if section is None:
+        raise ConfigError(f"time_warp={run_dir}: that run has no fitted decoding-error curve; "
+                          f"run `pathbench reparam --ckpt {run_dir}` first")
+    return TimeWarp.from_dict(section)
+
+
 def backbone_config(model: torch.nn.Module):
     """The ModelConfig behind a model, also when DDP or torch.compile wraps it."""
     while not hasattr(model, "config"):
@@ -123,18 +137,24 @@ class PathMethod(Method):
 
     path_name: ClassVar[str] = ""
 
-    def __init__(self, **options: object) -> None:
+    def __init__(self, time_warp: str | None = None, **options: object) -> None:
         super().__init__(**options)
         # not PATHS.build: the method registry already names the component in its errors
         self.path = PATHS.get(self.path_name)(**options)
+        self.time_warp, self._warp = time_warp, None
+        if time_warp is not None:  # FLM: train on times spaced by a fitted decoding-error curve
+            self._warp = load_time_warp(time_warp)
+            self._warp.grid(1, self.path.t_max)  # its range must be this path's [0, t_max]
 
     def options(self) -> dict:
-        return self.path.options()
+        return {**self.path.options(), **({"time_warp": self.time_warp} if self.time_warp else {})}
 
     def loss(self, model, ids, given, generator=None):
         dtype = next(model.parameters()).dtype
         dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-        t = torch.rand(ids.shape[0], generator=generator, device=ids.device, dtype=dtype) * self.path.t_max
+        u = torch.rand(ids.shape[0], generator=generator, device=ids.device, dtype=dtype)
+        # t ~ U[0, t_max], or t = ρ⁻¹(u): as many training times per share of decoding error
+        t = self.path.t_max * u if self._warp is None else self._warp.inverse(u).to(dtype)
         return masked_cross_entropy(self.denoise_at(model, ids, given, t, generator), ids, given)
 
     def noisy(self, ids: Tensor, given: Tensor, t: Tensor, vocab: int, dtype: torch.dtype,

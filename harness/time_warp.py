@@ -11,7 +11,9 @@ measures time in "fraction of the decoding error removed"; the sampler grid ``er
 t_n = ρ⁻¹(n / N), so every step removes the same share of decoding error. ρ is piecewise
 linear between the measured points (a tiny slope keeps it strictly increasing, so ρ⁻¹ exists).
 The curve is measured once per checkpoint (``pathbench reparam``) and stored in its
-calibration.json, so any path — and any sampler of it — can use it through ``grid=error``.
+calibration.json, so any path — and any sampler of it — can use it through ``grid=error``; and
+training can draw its times the same way (``method.time_warp=<that run>``: t = ρ⁻¹(u), u ~ U(0,1),
+the FLM recipe of a short run, ``pathbench reparam``, then the real run on warped time).
 """
 
 from __future__ import annotations
@@ -65,12 +67,12 @@ class TimeWarp:
 
     def forward(self, t: Tensor) -> Tensor:
         """ρ(t) in [0, 1] for t in [times[0], times[-1]]."""
-        knots_t, knots_rho = self._knots()
+        knots_t, knots_rho = (k.to(t.device) for k in self._knots())
         return _interp(t.to(torch.float64), knots_t, knots_rho)
 
     def inverse(self, u: Tensor) -> Tensor:
         """t = ρ⁻¹(u) for u in [0, 1]."""
-        knots_t, knots_rho = self._knots()
+        knots_t, knots_rho = (k.to(u.device) for k in self._knots())
         return _interp(u.to(torch.float64), knots_rho, knots_t)
 
     def grid(self, nfe: int, t_max: float) -> Tensor:

@@ -59,3 +59,38 @@ def test_reparam_stores_the_curve_and_grid_error_samples_with_it(kl_run, tmp_pat
                  "--out", str(out)]) == 0
     line = json.loads(out.read_text().splitlines()[0])
     assert line["sampler"]["grid"] == "error" and len(line["ids"]) == 32
+
+
+def test_training_on_warped_time_draws_t_by_the_stored_curve(tmp_path):
+    from harness.calibration import store_calibration
+    from harness.plugins import load_all
+    from harness.registry import BASELINES
+
+    load_all()
+    times = [k / 20 for k in range(21)]
+    error = [6.0 if t < 0.4 else (1.0 if t > 0.6 else 6.0 - 25.0 * (t - 0.4)) for t in times]
+    store_calibration(tmp_path, "time_warp", TimeWarp(times, error).to_dict())
+    method = BASELINES.build("euclidean", time_warp=str(tmp_path))
+    assert method.options()["time_warp"] == str(tmp_path)
+    seen = []
+
+    class Spy(torch.nn.Module):
+        config = type("C", (), {"vocab_size": 11})()
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, t):
+            seen.append(t)
+            return torch.zeros(*x.shape[:2], 11) + self.w
+
+    ids = torch.randint(11, (4000, 2))
+    method.loss(Spy(), ids, torch.zeros_like(ids, dtype=torch.bool), torch.Generator().manual_seed(0))
+    t = seen[0]
+    inside = ((t > 0.4) & (t < 0.6)).double().mean().item()
+    assert inside > 0.95  # uniform training times would put 20 % there
+    with pytest.raises(ConfigError, match="has no fitted decoding-error curve; run `pathbench reparam"):
+        BASELINES.build("kl", time_warp=str(tmp_path / "elsewhere"))
+    with pytest.raises(ConfigError, match=r"measured on \[0.0, 1.0\], the path integrates on \[0, 0.3\]"):
+        BASELINES.build("kl", time_warp=str(tmp_path), t_max=0.3)
