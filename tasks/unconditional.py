@@ -55,9 +55,6 @@ def score_texts(texts: list[str], scorer: CausalScorer, *, ids: list[list[int]] 
     """Gen-PPL and entropy of ``texts`` (and of the generator's ``ids`` when given)."""
     if not texts:
         raise ConfigError("no samples to score")
-    for i, text in enumerate(texts):
-        if not text.strip():
-            raise ConfigError(f"sample {i} is empty; an empty sample has no perplexity")
     if ids is not None:
         if len(ids) != len(texts):
             raise ConfigError(f"{len(ids)} id lists for {len(texts)} texts")
@@ -66,6 +63,11 @@ def score_texts(texts: list[str], scorer: CausalScorer, *, ids: list[list[int]] 
                 bad = next(t for t in row if t >= vocab_size or t < 0)
                 raise ConfigError(f"sample {i} has token id {bad}, outside the vocabulary of {vocab_size}")
     token_lists = [scorer.tokens_for(t) for t in texts]  # one retokenisation for both numbers
+    for i, tokens in enumerate(token_lists):
+        # a whitespace-only sample (e.g. 64 newlines from a collapsed sampler) is a real, bad
+        # output and is scored; only a sample with no token at all has no perplexity
+        if not tokens:
+            raise ConfigError(f"sample {i} is empty; an empty sample has no perplexity")
     result = generative_perplexity(scorer.nll_of_tokens(token_lists, batch_size=batch_size))
     result["entropy"] = float(np.mean([unigram_entropy(tokens) for tokens in token_lists]))
     if ids is not None:

@@ -86,7 +86,9 @@ def test_smollm2_prefers_fluent_text():
 def test_bad_input(tiny_lm, tmp_path):
     scorer = load_scorer(f"hf:{tiny_lm}")
     with pytest.raises(ConfigError, match="sample 1 is empty"):
-        score_texts(["fine", "  "], scorer)
+        score_texts(["fine", ""], scorer)
+    blank = score_texts(["fine", "\n\n\n\n"], scorer)  # a collapsed sample is scored, not refused
+    assert blank["samples"] == 2 and blank["scored_tokens"] > 2
     with pytest.raises(ConfigError, match="sample 0 has token id 300, outside the vocabulary of 300"):
         score_texts(["fine"], scorer, ids=[[1, 300]], vocab_size=300)
     with pytest.raises(ConfigError, match="is not available offline .* hf:/path/to/model"):
