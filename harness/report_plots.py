@@ -93,18 +93,27 @@ def few_step(agg: pd.DataFrame, ref: pd.DataFrame, plt, max_nfe: int = 16):
 
 
 def frontier(agg: pd.DataFrame, ref: pd.DataFrame, plt):
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for i, (method, part) in enumerate(agg.dropna(subset=["gen_ppl", "entropy"]).groupby("method")):
-        ax.scatter(part["entropy"], part["gen_ppl"], marker=MARKERS[i % len(MARKERS)], s=40, label=method)
-    for _, r in ref.dropna(subset=["gen_ppl", "entropy"]).iterrows():
-        ax.scatter([r["entropy"]], [r["gen_ppl"]], marker="*", s=250, color="gold", edgecolor="black",
-                   zorder=5, label=_label("real text", r["scorer"] if len(ref) > 1 else None))
-    ax.set_yscale("log")
-    ax.set_xlabel("entropy [nats]")
-    ax.set_ylabel("generative perplexity")
-    ax.set_title("PPL–entropy frontier")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
+    """Gen PPL against entropy, one panel per scorer (their PPL scales differ), star = real text."""
+    data = agg.dropna(subset=["gen_ppl", "entropy"])
+    scorers = sorted(data["scorer"].dropna().unique()) if "scorer" in data else []
+    scorers = scorers or [None]
+    fig, axes = plt.subplots(1, len(scorers), figsize=(6 * len(scorers), 4.5), squeeze=False)
+    methods = sorted(data["method"].unique())
+    for ax, scorer in zip(axes[0], scorers):
+        part = data if scorer is None else data[data["scorer"] == scorer]
+        for i, method in enumerate(methods):
+            mine = part[part["method"] == method]
+            ax.scatter(mine["entropy"], mine["gen_ppl"], marker=MARKERS[i % len(MARKERS)], s=40, label=method)
+        mine_ref = ref if scorer is None or "scorer" not in ref else ref[ref["scorer"] == scorer]
+        for _, r in mine_ref.dropna(subset=["gen_ppl", "entropy"]).iterrows():
+            ax.scatter([r["entropy"]], [r["gen_ppl"]], marker="*", s=250, color="gold", edgecolor="black",
+                       zorder=5, label="real text")
+        ax.set_yscale("log")
+        ax.set_xlabel("entropy [nats]")
+        ax.set_ylabel("generative perplexity")
+        ax.set_title("PPL–entropy frontier" + (f" (scorer {scorer})" if scorer else ""))
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small", loc="upper left")
     return fig
 
 
