@@ -18,20 +18,53 @@ def _label(*parts) -> str:
     return ", ".join(str(p) for p in parts if p is not None and not (isinstance(p, float) and math.isnan(p)))
 
 
+LONG_VALUE = 24  # option values longer than this (run folders, JSON) still split lines but stay out of labels
+#: what besides the method tells two lines of a plot apart, when it varies
+SETTING_KEYS = ["sampler", "t_star", "top_k", "top_p", "temperature", "grid", "final", "scorer"]
+
+
 def _cfg_label(row: pd.Series, keys: list[str]) -> str:
-    names = {"t_star": "t*", "top_k": "top-k", "nfe": "NFE"}
+    names = {"t_star": "t*", "top_k": "top-k", "top_p": "top-p", "nfe": "NFE", "grid": "grid", "final": "final",
+             "temperature": "T"}
     parts = []
     for k in keys:
         v = row.get(k)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if v is None or (isinstance(v, float) and math.isnan(v)) or len(str(v)) > LONG_VALUE:
             continue
         v = int(v) if isinstance(v, float) and v.is_integer() else v
-        parts.append(f"{names.get(k, k)}={v}" if k in names else str(v))
+        if k.startswith("opt."):
+            parts.append(f"{k[4:]}={v}")
+        else:
+            parts.append(f"{names[k]}={v}" if k in names else str(v))
     return ", ".join(parts)
 
 
 def _varying(frame: pd.DataFrame, keys: list[str]) -> list[str]:
-    return [k for k in keys if k in frame and frame[k].nunique(dropna=False) > 1]
+    return [k for k in keys if k in frame and frame[k].astype(str).nunique() > 1]
+
+
+def _lines(frame: pd.DataFrame, keys: list[str]):
+    """(label, rows) per line: rows that differ in any varying setting or method option (``opt.*``)
+    are separate lines, even where the label has to leave a long value out."""
+    options = sorted(c for c in frame.columns if c.startswith("opt."))
+    keys = _varying(frame, [*keys, *options])
+    if not keys:
+        yield "", frame
+        return
+    seen: dict[str, int] = {}
+    for _, rows in frame.groupby(frame[keys].astype(str).apply(tuple, axis=1), sort=True):
+        shown = keys
+        if "method" in keys:  # a setting is named only where that method has several values of it
+            mine = frame[frame["method"] == rows["method"].iloc[0]]
+            shown = [k for k in keys if k in ("method", "sampler") or mine[k].astype(str).nunique() > 1]
+        label = _cfg_label(rows.iloc[0], shown)
+        seen[label] = seen.get(label, 0) + 1
+        yield (label if seen[label] == 1 else f"{label} #{seen[label]}"), rows
+
+
+def _style(i: int) -> dict:
+    """Colour and marker that stay distinct past matplotlib's ten-colour cycle."""
+    return {"color": f"C{i % 10}", "marker": MARKERS[i % len(MARKERS)], "linestyle": "-" if i < 10 else "--"}
 
 
 def _reference_lines(ax, ref: pd.DataFrame, column: str) -> None:
@@ -44,13 +77,12 @@ def _reference_lines(ax, ref: pd.DataFrame, column: str) -> None:
 def ppl_vs_nfe(agg: pd.DataFrame, ref: pd.DataFrame, plt):
     methods = sorted(agg["method"].unique())
     fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), squeeze=False)
-    extra = _varying(agg, ["sampler", "t_star", "top_k", "scorer"])
     for ax, method in zip(axes[0], methods):
-        part = agg[agg["method"] == method].dropna(subset=["nfe", "gen_ppl"]).sort_values(extra or ["nfe"])
-        for label, line in part.groupby(part.apply(lambda r: _cfg_label(r, extra), axis=1), sort=False):
+        part = agg[agg["method"] == method].dropna(subset=["nfe", "gen_ppl"])
+        for i, (label, line) in enumerate(_lines(part, SETTING_KEYS)):
             line = line.sort_values("nfe")
-            ax.errorbar(line["nfe"], line["gen_ppl"], yerr=line["gen_ppl_std"].fillna(0), marker="o",
-                        capsize=3, label=label or method)
+            ax.errorbar(line["nfe"], line["gen_ppl"], yerr=line["gen_ppl_std"].fillna(0), capsize=3,
+                        label=label or method, **_style(i))
         _reference_lines(ax, ref, "gen_ppl")
         ax.set_xscale("log", base=2)
         nfes = sorted(part["nfe"].unique())
@@ -70,13 +102,11 @@ def few_step(agg: pd.DataFrame, ref: pd.DataFrame, plt, max_nfe: int = 16):
     part = agg[agg["nfe"] <= max_nfe].dropna(subset=["gen_ppl", "entropy"])
     if part["nfe"].nunique() < 2:
         return None
-    fig, (ppl_ax, ent_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    extra = _varying(part, ["sampler", "t_star", "top_k", "scorer"])
-    labels = part.apply(lambda r: _cfg_label(r, ["method", *extra]), axis=1)
-    for label, line in part.groupby(labels, sort=True):
+    fig, (ppl_ax, ent_ax) = plt.subplots(1, 2, figsize=(14, 4.5))
+    for i, (label, line) in enumerate(_lines(part, ["method", *SETTING_KEYS])):
         line = line.sort_values("nfe")
-        ppl_ax.plot(line["nfe"], line["gen_ppl"], marker="o", label=label)
-        ent_ax.plot(line["nfe"], line["entropy"], marker="o", label=label)
+        ppl_ax.plot(line["nfe"], line["gen_ppl"], label=label, **_style(i))
+        ent_ax.plot(line["nfe"], line["entropy"], label=label, **_style(i))
     _reference_lines(ppl_ax, ref, "gen_ppl")
     _reference_lines(ent_ax, ref, "entropy")
     nfes = sorted(part["nfe"].unique())
@@ -88,7 +118,7 @@ def few_step(agg: pd.DataFrame, ref: pd.DataFrame, plt, max_nfe: int = 16):
         ax.set_ylabel(name)
         ax.grid(alpha=0.3, which="both")
     ppl_ax.set_yscale("log")
-    ent_ax.legend(fontsize="x-small", loc="best")
+    ent_ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
 
 
@@ -122,14 +152,12 @@ def t_star_sweep(agg: pd.DataFrame, ref: pd.DataFrame, plt):
     if hybrid.empty:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    keys = ["method", *_varying(hybrid, ["nfe", "top_k", "scorer"])]
-    hybrid = hybrid.sort_values(keys)
-    groups = hybrid.groupby(hybrid.apply(lambda r: _cfg_label(r, keys), axis=1), sort=False)
+    groups = list(_lines(hybrid, ["method", "nfe", "top_k", "top_p", "temperature", "grid", "final", "scorer"]))
     for ax, column, ylabel in ((axes[0], "gen_ppl", "generative perplexity"), (axes[1], "entropy", "entropy [nats]")):
-        for label, line in groups:
+        for i, (label, line) in enumerate(groups):
             line = line.sort_values("t_star")
-            ax.errorbar(line["t_star"], line[column], yerr=line[f"{column}_std"].fillna(0), marker="o",
-                        capsize=3, label=label)
+            ax.errorbar(line["t_star"], line[column], yerr=line[f"{column}_std"].fillna(0), capsize=3,
+                        label=label, **_style(i))
         _reference_lines(ax, ref, column)
         if column == "gen_ppl":
             ax.set_yscale("log")

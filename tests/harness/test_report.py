@@ -140,3 +140,21 @@ def test_few_step_table_and_plot(tmp_path):
     section = board.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
     assert "NFE 64" not in section and "| flowmap | flowmap | 1000.00 / 3.010 |" in section
     assert section.splitlines()[2].count("NFE ") == 5  # the header row: NFE 1, 2, 4, 8, 16
+
+
+def test_plot_lines_keep_runs_apart_that_differ_only_in_an_option_or_final():
+    """Two flow-map students (teacher kl vs euclidean) at two final steps are four lines, not one
+    zig-zag; a setting is named in a label only for the method where it varies."""
+    import pandas as pd
+
+    from harness.report_plots import SETTING_KEYS, _lines
+
+    rows = [{"method": "flowmap", "sampler": "flowmap", "nfe": nfe, "final": final, "opt.path": path,
+             "opt.teacher": f"runs/a/very/long/run/folder/{path}"}
+            for path in ("kl", "euclidean") for final in ("argmax", "sample") for nfe in (1, 2, 4)]
+    rows += [{"method": "kl", "sampler": "basic", "nfe": nfe, "final": "argmax"} for nfe in (1, 2, 4)]
+    lines = dict(_lines(pd.DataFrame(rows), ["method", *SETTING_KEYS]))
+    assert sorted(lines) == ["flowmap, flowmap, final=argmax, path=euclidean", "flowmap, flowmap, final=argmax, path=kl",
+                             "flowmap, flowmap, final=sample, path=euclidean", "flowmap, flowmap, final=sample, path=kl",
+                             "kl, basic"]
+    assert all(len(rows) == 3 and rows["nfe"].is_unique for rows in lines.values())
