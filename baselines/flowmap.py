@@ -119,6 +119,13 @@ class FlowMapMethod(PathMethod):
         frac = ((t - s) / (1.0 - s)).to(z.dtype).reshape(-1, 1, 1)
         return z + frac * (self.path.expected_target(delta.to(z.dtype)) - z)
 
+    @staticmethod
+    def composed(delta_su: Tensor, delta_ut: Tensor, s: Tensor, u: Tensor, t: Tensor) -> Tensor:
+        """δ_{s,t} of the jump s → u → t: λ·δ_{s,u} + (1 − λ)·δ_{u,t}, λ = (u−s)(1−t)/((t−s)(1−u)).
+        δ (B,S,V); s, u, t (B,) with s < t."""
+        lam = ((u - s) * (1.0 - t) / ((t - s) * (1.0 - u))).reshape(-1, 1, 1).to(delta_su.dtype)
+        return lam * delta_su + (1.0 - lam) * delta_ut
+
     def loss(self, model, ids, given, generator=None):
         batch = ids.shape[0]
         vocab = backbone_config(model).vocab_size
@@ -144,8 +151,7 @@ class FlowMapMethod(PathMethod):
                 first = model(self.path.model_input(z), s_o, t_end=u).float().softmax(-1)
                 y = torch.where(keep, z1[off], self.jump(z, first, s_o, u))
                 second = model(self.path.model_input(y), u, t_end=t_o).float().softmax(-1)
-                lam = ((1.0 - t_o) / (2.0 * (1.0 - u))).reshape(-1, 1, 1).float()  # u = midpoint
-                target[off] = lam * first + (1.0 - lam) * second
+                target[off] = self.composed(first, second, s_o.float(), u.float(), t_o.float())
         # cross-entropy minus the target's entropy: KL(target ‖ student), 0 when distilled exactly
         log_target = target.clamp_min(torch.finfo(target.dtype).tiny).log()
         kl = (target * (log_target - logits.float().log_softmax(-1))).sum(-1)  # (B, S)

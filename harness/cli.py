@@ -106,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--nfe", type=int, default=64)
     ev.add_argument("--t-star", type=float, default=0.28)
     ev.add_argument("--top-k", type=int, default=None)
+    ev.add_argument("--top-p", type=float, default=None)
     ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--grid", choices=["uniform", "log", "error"], default=None,
+                    help="time grid (default: the path's own; error: the fitted decoding-error warp)")
+    ev.add_argument("--final", choices=["argmax", "sample"], default="argmax")
     ev.add_argument("--n", type=int, default=32, help="samples (unconditional task)")
     ev.add_argument("--candidates", type=int, default=1, help="candidates per example")
     ev.add_argument("--limit", type=int, default=None, help="first N examples only")
@@ -236,8 +240,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if not sep:
             raise ConfigError(f"task option '{item}' is not key=value")
         options[key] = parse_value(value)
-    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k,
-                   temperature=args.temperature)
+    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k, top_p=args.top_p,
+                   temperature=args.temperature, grid=args.grid, final=args.final)
     result = eval_run(args.ckpt, args.task, args.out, sampler, task_options=options, n=args.n,
                       candidates=args.candidates, limit=args.limit, seed=args.seed,
                       batch_size=args.batch_size, device=_device(args.device))

@@ -66,8 +66,16 @@ def add_commands(sub, common: argparse.ArgumentParser) -> dict[str, Callable[[ar
     di.add_argument("--resume", action="store_true")
     di.add_argument("--device", default=None)
     di.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. lr=1e-3 method.diag_fraction=0.5")
+
+    fg = sub.add_parser("flowmap-gap", parents=[common],
+                        help="a flow-map student against its teacher's K-step flow map, by jump (s, t)")
+    fg.add_argument("--ckpt", type=Path, required=True, help="run folder of a flow-map student")
+    fg.add_argument("--steps", type=int, default=32, help="teacher Euler steps per jump")
+    fg.add_argument("--batches", type=int, default=1, help="held-out batches")
+    fg.add_argument("--batch-size", type=int, default=16)
+    fg.add_argument("--device", default=None)
     return {"reparam": cmd_reparam, "tune-tstar": cmd_tune_tstar, "posterior-gap": cmd_posterior_gap,
-            "distill": cmd_distill}
+            "distill": cmd_distill, "flowmap-gap": cmd_flowmap_gap}
 
 
 def cmd_reparam(args: argparse.Namespace) -> None:
@@ -133,3 +141,16 @@ def cmd_distill(args: argparse.Namespace) -> None:
                        device=_device(args.device))
     print(f"distilled {teacher['method']} into a flow map: step {result.step}, loss {result.train_loss:.4f}"
           f"{f', validation {result.val_loss:.4f}' if result.val_loss is not None else ''}; run folder {args.out}")
+
+
+def cmd_flowmap_gap(args: argparse.Namespace) -> None:
+    from harness.cli import _device
+    from harness.flowmap_gap import write_flowmap_gap
+
+    rows = write_flowmap_gap(args.ckpt, steps=args.steps, batches=args.batches, batch_size=args.batch_size,
+                             device=_device(args.device))
+    print(f"{'s':>6} {'t':>6}  KL(teacher ‖ student)  entropy teacher / student  student argmax = data")
+    for r in rows:
+        print(f"{r['s']:6.3f} {r['t']:6.3f}  {r['kl']:21.3f}  {r['teacher_entropy']:15.3f} / {r['student_entropy']:<7.3f}"
+              f"  {r['student_accuracy']:.3f}")
+    print(f"wrote {args.ckpt / 'flowmap_gap.csv'} (teacher: {args.steps} Euler steps per jump)")

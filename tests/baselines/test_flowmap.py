@@ -6,6 +6,7 @@ import torch
 
 from baselines.flowmap import FlowMapMethod
 from harness.errors import ConfigError
+from harness.flowmap_gap import JUMPS, flowmap_gap, teacher_flow_map
 from harness.methods import backbone_config
 from harness.model import Transformer, model_config
 from harness.plugins import load_all
@@ -29,8 +30,7 @@ def test_two_jumps_are_one_jump_with_the_convex_combined_denoiser(path):
         lam = (u - s) * (1 - t) / ((t - s) * (1 - u))
         one = method.jump(z, lam * d1 + (1 - lam) * d2, S, T)
         torch.testing.assert_close(two, one, rtol=0, atol=1e-12)
-        if u == (s + t) / 2:  # the form the loss uses
-            assert lam == pytest.approx((1 - t) / (2 * (1 - u)))
+        torch.testing.assert_close(method.composed(d1, d2, S, U, T), lam * d1 + (1 - lam) * d2, rtol=0, atol=1e-15)
 
 
 def test_a_jump_to_t_equal_1_lands_on_the_denoisers_target():
@@ -115,3 +115,55 @@ def test_distillation_loss_falls_on_the_tiny_preset(kl_run, tmp_path, data_cache
     assert after < 0.5 * before, (before, after)
     ids = method.sample(student, 3, 32, SamplerConfig("flowmap", nfe=1), generator=torch.Generator().manual_seed(0))
     assert ids.shape == (3, 32) and int(ids.max()) < 512
+
+    assert main(["flowmap-gap", "--ckpt", str(out), "--steps", "4"]) == 0
+    rows = (out / "flowmap_gap.csv").read_text().splitlines()
+    assert rows[0] == "s,t,kl,teacher_entropy,student_entropy,student_accuracy" and len(rows) == 1 + len(JUMPS)
+    assert all(float(r.split(",")[2]) >= 0 for r in rows[1:])
+    assert main(["flowmap-gap", "--ckpt", str(kl_run)]) == 2  # a teacher is not a student
+
+
+class SoftTeacher(torch.nn.Module):
+    """A smooth made-up denoiser of (x, t), float64, for checking the composed teacher map."""
+
+    def forward(self, x, t):
+        return (3.0 * x + t.reshape(-1, 1, 1) * torch.arange(x.shape[-1], dtype=x.dtype)).log_softmax(-1)
+
+
+@pytest.mark.parametrize("path", ["kl", "linear"])
+def test_the_teachers_k_step_map_is_one_jump_with_the_composed_delta(path):
+    """K Euler jumps of the teacher land where one jump with teacher_flow_map's δ lands."""
+    method, teacher = FlowMapMethod(teacher=f"@{path}"), SoftTeacher()
+    z = method.path.sample_prior((2, 3, 6), generator=torch.Generator().manual_seed(3))
+    s, t, steps = 0.1, 0.85, 5
+    at = lambda v: torch.full((2,), v, dtype=torch.float64)  # noqa: E731
+    walked = z
+    times = torch.linspace(s, t, steps + 1, dtype=torch.float64).tolist()
+    for a, b in zip(times[:-1], times[1:]):
+        walked = method.jump(walked, teacher(method.path.model_input(walked), at(a)).softmax(-1), at(a), at(b))
+    delta = teacher_flow_map(method, teacher, z, s, t, steps)
+    assert delta.dtype == torch.float64
+    torch.testing.assert_close(delta.sum(-1), torch.ones(2, 3, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(method.jump(z, delta, at(s), at(t)), walked, rtol=0, atol=1e-10)
+
+
+def test_a_student_at_init_is_its_teachers_one_step_map_exactly(kl_run, data_cache):
+    """With the teacher's weights and a zero jump embedding the student is one teacher Euler step
+    for every jump: against a 1-step teacher map the gap is 0; against 8 steps it is not (off the
+    diagonal), while the diagonal stays 0."""
+    from harness.data import BatchLoader, prepare_data
+
+    method = FlowMapMethod(teacher=str(kl_run))
+    _, teacher, _, meta, _ = load_run(kl_run)
+    student = Transformer(model_config(meta["preset"], meta["model"]["vocab_size"], meta["model"]["max_seq_len"],
+                                       two_time=True))
+    method.init_model(student)
+    data = prepare_data("bbc", "bpe", 32, data_cache, vocab_size=512)
+    batches = list(BatchLoader(data.val, 4, shuffle=False).epoch())[:1]
+    jumps = ((0.3, 0.3), (0.0, 0.5), (0.2, 1.0))
+    one = flowmap_gap(method, student.eval(), teacher, batches, jumps=jumps, steps=1)
+    assert all(abs(r["kl"]) < 1e-5 for r in one), one
+    eight = flowmap_gap(method, student.eval(), teacher, batches, jumps=jumps, steps=8)
+    assert abs(eight[0]["kl"]) < 1e-5 and eight[1]["kl"] > 1e-3 and eight[2]["kl"] > 1e-3
+    with pytest.raises(ConfigError, match="steps = 0 must be >= 1"):
+        flowmap_gap(method, student, teacher, batches, steps=0)
