@@ -21,7 +21,7 @@ main: install
 	$(BIN)/pathbench report runs/$(ABLATION) --out $(RESULTS) --experiment experiments/$(ABLATION).yaml \
 		--kl-curve results/kl_curve/kl_curve.csv --title "Geodesic ablation on BBC News (CPU, $(ABLATION))"
 
-# The full CPU ablation (under an hour on 2 cores), then the few-step comparison on its checkpoints.
+# The full CPU ablation (≈53 min on a 2-core VM, estimated from per-unit timings; VMs vary), then the few-step comparison on its checkpoints.
 full:
 	$(MAKE) main ABLATION=geodesic_ablation_cpu RESULTS=results/geodesic_ablation_cpu/full
 
