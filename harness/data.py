@@ -349,3 +349,14 @@ class BatchLoader:
                 raise ConfigError(f"data position was saved with {name} = {state[name]}, this run has {now}; "
                                   "resuming would not see the same batches")
         self.epoch_index, self.position = int(state["epoch"]), int(state["position"])
+
+
+def prepare_stored(data_cfg: dict) -> PackedData:
+    """The data of a trained run, from the ``data`` section its meta.json stores."""
+    return prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"], Path(data_cfg["cache_dir"]),
+                        vocab_size=data_cfg["vocab_size"], val_fraction=data_cfg["val_fraction"])
+
+
+def held_out_batches(data_cfg: dict, batches: int, batch_size: int) -> list[Batch]:
+    """The first ``batches`` validation batches of a trained run's data, in order."""
+    return list(BatchLoader(prepare_stored(data_cfg).val, batch_size, shuffle=False).epoch())[:batches]

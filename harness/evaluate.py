@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.data import prepare_data
+from harness.data import prepare_stored
 from harness.errors import ConfigError
 from harness.generate import generate
 from harness.io import atomic_open, atomic_write_json
@@ -43,9 +43,7 @@ def reference_row(run_dir: Path, n: int, task) -> dict[str, float]:
 
 
 def _score_reference(data_cfg: dict, n: int, task) -> dict[str, float]:
-    data = prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"],
-                        Path(data_cfg["cache_dir"]), vocab_size=data_cfg["vocab_size"],
-                        val_fraction=data_cfg["val_fraction"])
+    data = prepare_stored(data_cfg)
     count = min(n, len(data.val))
     seqs = [[int(t) for t in data.val[i]] for i in range(count)]
     texts = [data.tokenizer.decode(s) for s in seqs]

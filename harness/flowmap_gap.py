@@ -21,6 +21,7 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 from harness.io import atomic_open
+from paths.posterior import entropy_categorical, kl_categorical
 
 #: (s, t) jumps: the diagonal at three times, short jumps, and long jumps from noise
 JUMPS = ((0.0, 0.0), (0.5, 0.5), (0.9, 0.9), (0.0, 1 / 16), (0.5, 0.5 + 1 / 16),
@@ -44,15 +45,6 @@ def teacher_flow_map(method, teacher: torch.nn.Module, z: Tensor, s: float, t: f
     return delta
 
 
-def _kl(p: Tensor, q: Tensor) -> Tensor:
-    tiny = torch.finfo(p.dtype).tiny
-    return (p * (p.clamp_min(tiny).log() - q.clamp_min(tiny).log())).sum(-1)
-
-
-def _entropy(p: Tensor) -> Tensor:
-    return -(p * p.clamp_min(torch.finfo(p.dtype).tiny).log()).sum(-1)
-
-
 @torch.no_grad()
 def flowmap_gap(method, student: torch.nn.Module, teacher: torch.nn.Module, batches: list, *,
                 jumps=JUMPS, steps: int = 32, seed: int = 0, device: str = "cpu") -> list[dict]:
@@ -62,7 +54,7 @@ def flowmap_gap(method, student: torch.nn.Module, teacher: torch.nn.Module, batc
         raise ConfigError(f"steps = {steps} must be >= 1")
     if not batches:
         raise ConfigError("no held-out batch to compare the student with its teacher on")
-    rows = []
+    rows, vocab = [], student.config.vocab_size
     for s, t in jumps:
         if not 0.0 <= s <= t <= method.path.t_max:
             raise ConfigError(f"jump ({s}, {t}) is not 0 <= s <= t <= t_max = {method.path.t_max}")
@@ -71,16 +63,16 @@ def flowmap_gap(method, student: torch.nn.Module, teacher: torch.nn.Module, batc
         count = 0.0
         for batch in batches:
             ids, given = batch.ids.to(device), batch.given.to(device)
-            vocab = student.config.vocab_size
             s_vec = torch.full((ids.shape[0],), s, dtype=torch.float32, device=device)
             z = method.noisy(ids, given, s_vec, vocab, torch.float32, generator)  # (B, S, V)
-            mine = student(method.path.model_input(z), s_vec, t_end=torch.full_like(s_vec, t)).float().softmax(-1)
-            theirs = teacher_flow_map(method, teacher, z, s, t, steps)
+            logits = student(method.path.model_input(z), s_vec, t_end=torch.full_like(s_vec, t))  # (B, S, V)
+            log_mine = logits.float().log_softmax(-1)
+            log_theirs = teacher_flow_map(method, teacher, z, s, t, steps).log()  # 0 -> -inf: 0·log 0 = 0
             keep = ~given
-            sums["kl"] += _kl(theirs, mine)[keep].sum().item()
-            sums["teacher_entropy"] += _entropy(theirs)[keep].sum().item()
-            sums["student_entropy"] += _entropy(mine)[keep].sum().item()
-            sums["student_accuracy"] += (mine.argmax(-1) == ids)[keep].float().sum().item()
+            sums["kl"] += kl_categorical(log_theirs, log_mine)[keep].sum().item()
+            sums["teacher_entropy"] += entropy_categorical(log_theirs)[keep].sum().item()
+            sums["student_entropy"] += entropy_categorical(log_mine)[keep].sum().item()
+            sums["student_accuracy"] += (log_mine.argmax(-1) == ids)[keep].float().sum().item()
             count += keep.sum().item()
         rows.append({"s": s, "t": t, **{k: v / max(count, 1.0) for k, v in sums.items()}})
     return rows
@@ -89,19 +81,15 @@ def flowmap_gap(method, student: torch.nn.Module, teacher: torch.nn.Module, batc
 def write_flowmap_gap(ckpt: Path, *, steps: int = 32, batches: int = 1, batch_size: int = 16,
                       device: str = "cpu") -> list[dict]:
     """Measure a student run folder against the teacher named in its options; CSV in the folder."""
-    from harness.data import BatchLoader, prepare_data
+    from harness.data import held_out_batches
     from harness.run import load_run
 
     method, student, _, meta, _ = load_run(ckpt, device)
     if not getattr(method, "two_time", False):
         raise ConfigError(f"{ckpt} is a '{meta['method']}' run, not a flow-map student (method flowmap)")
     teacher = method.teacher(device)
-    data_cfg = meta["data"]
-    data = prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"],
-                        Path(data_cfg["cache_dir"]), vocab_size=data_cfg["vocab_size"],
-                        val_fraction=data_cfg["val_fraction"])
-    held_out = list(BatchLoader(data.val, batch_size, shuffle=False).epoch())[:batches]
-    rows = flowmap_gap(method, student.eval(), teacher, held_out, steps=steps, device=device)
+    rows = flowmap_gap(method, student.eval(), teacher, held_out_batches(meta["data"], batches, batch_size),
+                       steps=steps, device=device)
     with atomic_open(ckpt / "flowmap_gap.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()

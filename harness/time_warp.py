@@ -129,17 +129,13 @@ def fit_time_warp(ckpt: Path, *, points: int = 33, batches: int = 8, batch_size:
                   device: str = "cpu", out: Path | None = None) -> TimeWarp:
     """``pathbench reparam``: measure e(t) on the run's held-out split, store it with the checkpoint."""
     from harness.calibration import store_calibration
-    from harness.data import BatchLoader, prepare_data
+    from harness.data import held_out_batches
     from harness.run import load_run
 
     if points < 2:
         raise ConfigError(f"points = {points} must be >= 2")
     method, model, _, meta, step = load_run(ckpt, device)
-    data_cfg = meta["data"]
-    data = prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"],
-                        Path(data_cfg["cache_dir"]), vocab_size=data_cfg["vocab_size"],
-                        val_fraction=data_cfg["val_fraction"])
-    held_out = list(BatchLoader(data.val, batch_size, shuffle=False).epoch())[:batches]
+    held_out = held_out_batches(meta["data"], batches, batch_size)
     t_max = method.path.t_max
     times = [t_max * k / (points - 1) for k in range(points)]
     ce, err = measure_decoding_error(method, model, held_out, times, device=device)

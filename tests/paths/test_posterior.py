@@ -65,7 +65,8 @@ def test_exact_posterior_matches_monte_carlo_integration_for_v3(t):
     g = torch.Generator().manual_seed(7)
     n, radius = 4_000_000, 0.02
     tokens = torch.multinomial(prior, n, replacement=True, generator=g)
-    x0 = torch.distributions.Dirichlet(torch.ones(3, dtype=torch.float64)).sample((n,))
+    x0 = -torch.rand(n, 3, generator=g, dtype=torch.float64).log()  # Dirichlet(1): normalised Exp(1) draws
+    x0 = x0 / x0.sum(-1, keepdim=True)
     x1 = torch.stack([smoothed_log(i, 3) for i in range(3)])[tokens]  # (n, 3)
     xt = torch.softmax((1 - t) * x0.log() + t * x1, -1)
     near = (xt[:, :2] - target[:2]).norm(dim=-1) < radius
