@@ -8,6 +8,7 @@ a path added through a plugin is trainable and comparable with nothing else writ
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -139,6 +140,11 @@ class PathMethod(Method):
 
     def __init__(self, time_warp: str | None = None, **options: object) -> None:
         super().__init__(**options)
+        known = self.option_names()
+        for key in options:
+            if key not in known:
+                raise ConfigError(f"refuses key '{key}'; "
+                                  f"its keys: {', '.join(sorted(known))}")
         # not PATHS.build: the method registry already names the component in its errors
         self.path = PATHS.get(self.path_name)(**options)
         self.time_warp, self._warp = time_warp, None
@@ -148,6 +154,12 @@ class PathMethod(Method):
 
     def options(self) -> dict:
         return {**self.path.options(), **({"time_warp": self.time_warp} if self.time_warp else {})}
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        """The method options this path method takes: its path's constructor keys + ``time_warp``."""
+        params = inspect.signature(PATHS.get(cls.path_name).__init__).parameters
+        return {n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD} | {"time_warp"}
 
     def loss(self, model, ids, given, generator=None):
         dtype = next(model.parameters()).dtype

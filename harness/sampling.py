@@ -28,6 +28,9 @@ from harness.errors import ConfigError
 
 SAMPLERS = ("basic", "semi", "sampling", "hybrid")
 FINALS = ("argmax", "sample")
+#: where the decoding call sits: ``last_step`` = at t_{N-1} of an N-point grid (the paper's text),
+#: ``t_max`` = N-1 updates up to t_max, then the decoding call at t_max (the KL-flow reference code)
+FINAL_AT = ("last_step", "t_max")
 
 #: (model input (B,S,V), t (B,)) -> logits (B,S,V)
 Denoiser = Callable[[Tensor, Tensor], Tensor]
@@ -45,6 +48,7 @@ class SamplerConfig:
     temperature: float = 1.0
     grid: str | None = None
     final: str = "argmax"
+    final_at: str = "last_step"
 
     def __post_init__(self) -> None:
         if not isinstance(self.nfe, int) or self.nfe < 1:
@@ -59,6 +63,8 @@ class SamplerConfig:
             raise ConfigError(f"temperature = {self.temperature!r} must be > 0")
         if self.final not in FINALS:
             raise ConfigError(f"unknown final step '{self.final}'; known: {', '.join(FINALS)}")
+        if self.final_at not in FINAL_AT:
+            raise ConfigError(f"unknown final_at '{self.final_at}'; known: {', '.join(FINAL_AT)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
