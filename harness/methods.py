@@ -18,7 +18,7 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 from harness.registry import BASELINES, PATHS
-from harness.sampling import SAMPLERS, SamplerConfig, check_sampler, sample_path
+from harness.sampling import SAMPLERS, SamplerConfig, check_sampler, grid_intervals, sample_path
 
 
 class Method(ABC):
@@ -71,7 +71,10 @@ class Method(ABC):
         return spec
 
     def time_grid(self, path, nfe: int, grid: str | None) -> Tensor:
-        """(nfe+1,) sampling times: the path's grid, or ``error`` = equal steps of decoding error."""
+        """(nfe+1,) sampling times: the path's grid, or ``error`` = equal steps of decoding error.
+        ``nfe = 0`` (one decoding call at t_max and no step) gives the single time t_max."""
+        if nfe == 0:
+            return torch.tensor([path.t_max], dtype=torch.float64)
         if grid == "error":
             from harness.time_warp import TimeWarp
 
@@ -171,10 +174,14 @@ class PathMethod(Method):
 
     def noisy(self, ids: Tensor, given: Tensor, t: Tensor, vocab: int, dtype: torch.dtype,
               generator: torch.Generator | None = None) -> Tensor:
-        """z_t = ψ_t(z0, z1(ids)) with z0 ~ p0, given positions at their clean target. (B,S,V)"""
-        z0 = self.path.sample_prior((*ids.shape, vocab), generator=generator, dtype=dtype, device=ids.device)
-        z1 = self.path.target(ids, vocab, dtype)
-        return torch.where(given.unsqueeze(-1), z1, self.path.interpolate(z0, z1, t))
+        """z_t = ψ_t(z0, z1(ids)) with z0 ~ p0, given positions at their clean target. (B,S,V)
+
+        Written in place into one fresh buffer by the path's fused noising (no dense one-hot
+        target, no logsumexp where the path's coordinates do not see it)."""
+        z = self.path.noise_(torch.empty((*ids.shape, vocab), dtype=dtype, device=ids.device), ids, t, generator)
+        if given.any():
+            z[given] = self.path.target(ids[given], vocab, dtype)
+        return z
 
     def denoise_at(self, model, ids: Tensor, given: Tensor, t: Tensor,
                    generator: torch.Generator | None = None) -> Tensor:
@@ -186,14 +193,16 @@ class PathMethod(Method):
                generator=None):
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
+        # the state in float32 (float64 only for a float64 model); draws are float64 regardless
+        state = torch.float64 if dtype == torch.float64 else torch.float32
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
-            return model(x.to(dtype), t.to(torch.float32))
+            return model(x if x.dtype == dtype else x.to(dtype), t.to(torch.float32))
 
         shape = (batch_size, seq_len, model.config.vocab_size)
         return sample_path(self.path, denoise, shape, cfg, given_ids=given_ids,
-                           given_mask=given_mask, generator=generator, device=device,
-                           times=self.time_grid(self.path, cfg.nfe, cfg.grid))
+                           given_mask=given_mask, generator=generator, device=device, dtype=state,
+                           times=self.time_grid(self.path, grid_intervals(cfg), cfg.grid))
 
 
 def register_path_methods() -> None:

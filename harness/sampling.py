@@ -1,19 +1,27 @@
 """One sampler driver for every simplex path.
 
-The path supplies the geometry (prior, target, interpolate, velocities, step); the driver
-supplies the schedule. With a grid 0 = t_0 < ... < t_N = t_max (N = NFE) the denoiser is
-called once at each t_n, n < N — so NFE counts denoiser calls exactly — and gives
-w = p_θ(x1 | x_t) (temperature and top-k applied). Then, with h = t_{n+1} - t_n:
+The path supplies the geometry (prior, target, interpolate, velocities, step, and their
+in-place twins); the driver supplies the schedule. With a grid 0 = t_0 < ... < t_N = t_max the
+denoiser is called once per grid time it visits — NFE counts denoiser calls exactly — and
+gives w = p_θ(x1 | x_t). Then, with h = t_{n+1} - t_n:
 
 * ``basic``    Euler on the marginal velocity:        z ← step(z, E_w[u_t(z|x1)], h)
-* ``semi``     Euler on a one-sample estimate:         i ~ w, z ← step(z, u_t(z|x1^(i)), h)
-* ``sampling`` denoise and re-noise:                   i ~ w, z ← ψ_{t+h}(x0', x1^(i)), x0' ~ p0
+* ``semi``     Euler on a one-sample estimate:         i ~ w', z ← step(z, u_t(z|x1^(i)), h)
+* ``sampling`` denoise and re-noise:                   i ~ w', z ← ψ_{t+h}(x0', x1^(i)), x0' ~ p0
 * ``hybrid``   ``basic`` while t < t*, ``sampling`` from t* on (KL-flow paper: t* = 0.28)
 
-The last call returns argmax w (``final="argmax"``, the KL-flow reference) or a draw from w
-(``final="sample"``). Positions in ``given`` are clamped to the target of their token after
-every update, so prompts and infilling contexts stay fixed. Every categorical draw is made
-in float64 by the Gumbel-max trick (float32 draws lower entropy, Zheng et al. 2024).
+Temperature, top-k and top-p shape only w', the distribution tokens are drawn from (``semi``,
+``sampling``, ``hybrid`` from t* on, ``final="sample"``); the ODE steps (``basic``, ``hybrid``
+before t*) use the full denoiser distribution w, as the KL-flow reference code does.
+
+Where the decoding call sits (``final_at``): ``last_step`` — N = NFE grid steps, calls at
+t_0 … t_{N-1}, the last one decoded (the paper's text); ``t_max`` — N = NFE - 1 grid steps up to
+t_max, then one more call at t_max that is decoded (the reference code: its N updates + 1).
+Decoding is argmax w (``final="argmax"``) or a draw from w' (``final="sample"``). Positions
+in ``given`` are clamped to the target of their token after every update, so prompts and
+infilling contexts stay fixed. Every categorical draw is made in float64 by the Gumbel-max
+trick (float32 draws lower entropy, Zheng et al. 2024); the state is float32 (or the model's
+dtype) and updated in place.
 """
 
 from __future__ import annotations
@@ -100,56 +108,120 @@ def check_sampler(method_name: str, cfg: SamplerConfig, known: tuple[str, ...]) 
         raise ConfigError(f"method '{method_name}' has no sampler '{cfg.name}'; known: {', '.join(known)}")
 
 
+def grid_intervals(cfg: SamplerConfig) -> int:
+    """Steps of the time grid for ``cfg``: NFE of them when the decoding call is the last step's
+    (``last_step``), NFE - 1 when it is an extra call at t_max (``t_max``, the reference code)."""
+    return cfg.nfe - 1 if cfg.final_at == "t_max" else cfg.nfe
+
+
+def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator | None = None) -> Tensor:
+    """i ~ w after temperature, top-k and top-p, in float64. logits (B,S,V) -> ids (B,S).
+
+    With top-k the draw is made among the k largest logits only: Gumbel-max over those k
+    values in float64 has exactly the law of a Gumbel draw over the truncated vocabulary
+    (logits tied with the k-th are cut to exactly k, a measure-zero difference); top-k 1 is
+    the argmax and needs no random number. Without top-k the float64 copy is made a block of
+    rows at a time so it never stands at (B,S,V).
+    """
+    vocab = logits.shape[-1]
+    if cfg.top_k is not None and cfg.top_k < vocab:
+        values, index = logits.topk(cfg.top_k, dim=-1)  # (B, S, k), sorted
+        if cfg.top_k == 1:
+            return index[..., 0]
+        choice = gumbel_categorical(_draw_log_probs(values, cfg), generator)
+        return index.gather(-1, choice.unsqueeze(-1))[..., 0]
+    flat = logits.reshape(-1, vocab)
+    ids = torch.empty(flat.shape[0], dtype=torch.long, device=logits.device)
+    rows = max(1, DRAW_BLOCK // vocab)
+    for first in range(0, flat.shape[0], rows):
+        ids[first:first + rows] = gumbel_categorical(_draw_log_probs(flat[first:first + rows], cfg), generator)
+    return ids.reshape(logits.shape[:-1])
+
+
+#: elements of the float64 block a full-vocabulary draw works on (16 MiB)
+DRAW_BLOCK = 1 << 21
+
+
+def _draw_log_probs(logits: Tensor, cfg: SamplerConfig) -> Tensor:
+    """float64 log-weights to draw from: logits / T (Gumbel-max needs no normalisation), or
+    normalised and cut to the top-p set when top-p is set."""
+    if cfg.top_p is not None and cfg.top_p < 1:
+        return denoiser_log_probs(logits, None, cfg.temperature, cfg.top_p)
+    return logits.to(torch.float64) / cfg.temperature
+
+
+def _decode(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator | None) -> Tensor:
+    return logits.argmax(-1) if cfg.final == "argmax" else draw_tokens(logits, cfg, generator)
+
+
 @torch.no_grad()
 def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: SamplerConfig, *,
                 given_ids: Tensor | None = None, given_mask: Tensor | None = None,
                 generator: torch.Generator | None = None,
-                device: torch.device | str | None = None, times: Tensor | None = None) -> Tensor:
+                device: torch.device | str | None = None, times: Tensor | None = None,
+                dtype: torch.dtype = torch.float32) -> Tensor:
     """Generate token ids (B, S) along ``path`` with ``cfg.nfe`` calls of ``denoise``.
+
+    The state lives in two preallocated (B,S,V) buffers of ``dtype`` — z and the model input
+    (which later steps reuse as scratch) — and is updated in place; the denoiser's logits are
+    turned into w in place. Beyond the model's own logits a step holds at most these two
+    buffers plus float64 blocks of one draw.
 
     Args:
         path: a :class:`paths.base.SimplexPath`.
-        denoise: the model, (B,S,V) input in the model's dtype and t (B,) -> logits (B,S,V).
+        denoise: the model, (B,S,V) input in ``dtype`` and t (B,) -> logits (B,S,V).
         shape: (B, S, V).
         given_ids, given_mask: (B, S) tokens and the positions that are given (clamped).
         generator: the source of every random draw (prior, categorical), for reproducibility.
-        times: (nfe+1,) grid to use instead of the path's (e.g. a fitted time warp).
+        times: (grid_intervals(cfg) + 1,) grid to use instead of the path's (e.g. a time warp).
+        dtype: the working dtype of the state (float32, or the model's; categorical draws are
+            float64 whatever it is).
     """
     check_sampler("simplex path", cfg, SAMPLERS)
     batch, _, vocab = shape
+    steps = grid_intervals(cfg)
     if times is None:
-        times = path.time_grid(cfg.nfe, cfg.grid)
-    elif times.shape != (cfg.nfe + 1,):
-        raise ConfigError(f"a time grid for NFE {cfg.nfe} needs {cfg.nfe + 1} points, got {tuple(times.shape)}")
-    z = path.sample_prior(shape, generator=generator, device=device)  # (B, S, V) float64
+        times = path.time_grid(steps, cfg.grid) if steps else torch.tensor([path.t_max], dtype=torch.float64)
+    elif times.shape != (steps + 1,):
+        raise ConfigError(f"a time grid for NFE {cfg.nfe} (final_at {cfg.final_at}) needs {steps + 1} "
+                          f"points, got {tuple(times.shape)}")
+    grid = times.tolist()
+    z = path.prior_(torch.empty(shape, dtype=dtype, device=device), generator)  # (B, S, V)
+    buffer = torch.empty_like(z)  # the model input, then scratch once the model has read it
     clamp = given_mask is not None and bool(given_mask.any())
     if clamp:
-        mask = given_mask.to(device).unsqueeze(-1)  # (B, S, 1)
-        z_given = path.target(given_ids.to(device), vocab)
-        z = torch.where(mask, z_given, z)
+        mask = given_mask.to(z.device)  # (B, S)
+        given_ids = given_ids.to(z.device)
+        z_given = path.target(given_ids[mask], vocab, dtype)  # (n_given, V)
+        z[mask] = z_given
     for n in range(cfg.nfe):
-        t, t_next = times[n].item(), times[n + 1].item()
-        t_vec = torch.full((batch,), t, dtype=torch.float64, device=z.device)
-        log_w = denoiser_log_probs(denoise(path.model_input(z), t_vec), cfg.top_k, cfg.temperature,
-                                   cfg.top_p)
+        t = grid[n]
+        logits = denoise(path.model_input_(z, buffer), torch.full((batch,), t, dtype=torch.float64,
+                                                                  device=z.device))  # (B, S, V)
+        if not logits.is_contiguous():  # e.g. an expanded oracle's: the update writes into it
+            logits = logits.contiguous()
         if n == cfg.nfe - 1:
-            ids = log_w.argmax(-1) if cfg.final == "argmax" else gumbel_categorical(log_w, generator)
-            return torch.where(given_mask.to(ids.device), given_ids.to(ids.device), ids) if clamp else ids
-        z = _update(path, z, log_w, t, t_next - t, cfg, vocab, generator)
+            ids = _decode(logits, cfg, generator)
+            return torch.where(mask, given_ids, ids) if clamp else ids
+        _update_(path, z, logits, buffer, t, grid[n + 1] - t, cfg, generator)
         if clamp:
-            z = torch.where(mask, z_given, z)
+            z[mask] = z_given
     raise AssertionError("unreachable: the loop returns on its last call")
 
 
-def _update(path, z: Tensor, log_w: Tensor, t: float, h: float, cfg: SamplerConfig, vocab: int,
-            generator: torch.Generator | None) -> Tensor:
+def _update_(path, z: Tensor, logits: Tensor, scratch: Tensor, t: float, h: float, cfg: SamplerConfig,
+             generator: torch.Generator | None) -> None:
+    """One update of z in place. The ODE steps use the full denoiser distribution; temperature,
+    top-k and top-p shape only the draws (``semi``, ``sampling``, ``hybrid`` from t* on)."""
     scheme = cfg.name
     if scheme == "hybrid":
         scheme = "basic" if t < cfg.t_star else "sampling"
     if scheme == "basic":
-        return path.step(z, path.expected_velocity(z, log_w.exp(), t), t, h)
-    ids = gumbel_categorical(log_w, generator)  # (B, S)
+        # w overwrites the logits in place (torch.softmax has no out=)
+        path.ode_step_(z, torch.ops.aten._softmax.out(logits, -1, False, out=logits), t, h, scratch)
+        return
+    ids = draw_tokens(logits, cfg, generator)  # (B, S)
     if scheme == "semi":
-        return path.step(z, path.cond_velocity(z, path.target(ids, vocab), t), t, h)
-    x0 = path.sample_prior(z.shape, generator=generator, device=z.device)
-    return path.interpolate(x0, path.target(ids, vocab), t + h)
+        path.token_step_(z, ids, t, h, scratch)
+    else:
+        path.noise_(z, ids, t + h, generator)  # fresh x0' ~ p0, then ψ_{t+h}(x0', x1(ids))

@@ -13,6 +13,12 @@ simplex. All tensors are ``(..., V)``; time ``t`` is a float, a 0-dim tensor or 
 * marginal    E_{i~w}[u_t(z_t | z1^(i))]       :meth:`expected_velocity`, w = p_θ(x1 | x_t)
 * ODE step    z_{t+h} from z_t and a velocity  :meth:`step`
 
+The hot loops (sampler and trainer) use in-place twins of these on preallocated (B,S,V)
+buffers — :meth:`prior_`, :meth:`interpolate_token_`, :meth:`noise_`, :meth:`ode_step_`,
+:meth:`token_step_`, :meth:`model_input_`. Their defaults go through the functional API, so a
+path a plugin adds is correct without writing them; the built-in paths override them with
+fused passes and never form a dense one-hot target.
+
 Every conditional velocity here points from z_t to z1 with "remaining distance over
 remaining time", so stepping with the exact target lands on z1 exactly; the paths differ in
 *which geometry* the straight line is drawn in.
@@ -68,6 +74,12 @@ def one_hot(ids: Tensor, vocab_size: int, dtype: torch.dtype = torch.float64) ->
     return torch.nn.functional.one_hot(ids.long(), vocab_size).to(dtype)
 
 
+def softmax_into(z: Tensor, out: Tensor) -> Tensor:
+    """softmax(z) over the last axis written into ``out`` (may be ``z`` itself): one fused
+    kernel and no fresh (B,S,V) allocation (``torch.softmax`` has no ``out=``)."""
+    return torch.ops.aten._softmax.out(z, -1, False, out=out)
+
+
 def sample_log_dirichlet1(shape: tuple[int, ...], *, generator: torch.Generator | None = None,
                           dtype: torch.dtype = torch.float64,
                           device: torch.device | str | None = None) -> Tensor:
@@ -113,6 +125,9 @@ class SimplexPath(ABC):
 
     #: x_t is a distribution (KL(x1‖x_t) and log-probabilities exist).
     on_simplex: ClassVar[bool] = True
+    #: z and z + c (c constant per position) are the same point (logits): the in-place
+    #: operations may drop such constants, e.g. the logsumexp of a log-Dirichlet draw.
+    shift_invariant: ClassVar[bool] = False
     #: β = 0 is allowed unless the geometry needs log(x1) finite.
     beta_open_low: ClassVar[bool] = False
     default_beta: ClassVar[float] = 0.01
@@ -182,6 +197,40 @@ class SimplexPath(ABC):
         """What the denoiser sees: (..., V) vectors multiplied into its embedding matrix."""
         return self.to_probs(z)
 
+    # --- in-place operations of the hot loops ------------------------------------------
+    # All take (B, S, V) buffers in the working dtype (float32, or the model's dtype) and a
+    # time ``t`` (float, or (B,) in training); ``ids`` are (B, S) token ids. Each returns the
+    # tensor it wrote. ``scratch`` is a free (B, S, V) buffer a step may overwrite.
+    def prior_(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """out ← z0 ~ p0 (up to what the coordinates do not see, see ``shift_invariant``)."""
+        return out.copy_(self.sample_prior(out.shape, generator=generator, dtype=out.dtype,
+                                           device=out.device))
+
+    def interpolate_token_(self, z0: Tensor, ids: Tensor, t: TimeLike) -> Tensor:
+        """z0 ← ψ_t(z0, z1(ids)) in place: the point at time t toward the tokens ``ids``."""
+        return z0.copy_(self.interpolate(z0, self.target(ids, z0.shape[-1], z0.dtype), t))
+
+    def noise_(self, out: Tensor, ids: Tensor, t: TimeLike,
+               generator: torch.Generator | None = None) -> Tensor:
+        """out ← z_t = ψ_t(z0, z1(ids)) with a fresh z0 ~ p0: training's noising and the
+        re-noising step of the ``sampling`` scheme."""
+        return self.interpolate_token_(self.prior_(out, generator), ids, t)
+
+    def ode_step_(self, z: Tensor, w: Tensor, t: float, h: float, scratch: Tensor | None = None) -> Tensor:
+        """z ← step(z, E_w[u_t(z | x1)], t, h) for the denoiser distribution w (B,S,V), which
+        the step may overwrite."""
+        return z.copy_(self.step(z, self.expected_velocity(z, w, t), t, h))
+
+    def token_step_(self, z: Tensor, ids: Tensor, t: float, h: float,
+                    scratch: Tensor | None = None) -> Tensor:
+        """z ← step(z, u_t(z | z1(ids)), t, h): one Euler step toward drawn tokens (``semi``)."""
+        return z.copy_(self.step(z, self.cond_velocity(z, self.target(ids, z.shape[-1], z.dtype), t), t, h))
+
+    def model_input_(self, z: Tensor, out: Tensor) -> Tensor:
+        """model_input(z), written into ``out`` unless it is z itself; returns what to feed."""
+        x = self.model_input(z)
+        return x if x is z else out.copy_(x)
+
 
 class AffineTargetPath(SimplexPath):
     """A path whose conditional velocity is affine in z1, so the marginal velocity is the
@@ -199,3 +248,54 @@ class AffineTargetPath(SimplexPath):
 
     def expected_velocity(self, z_t: Tensor, w: Tensor, t: TimeLike) -> Tensor:
         return self.cond_velocity(z_t, self.expected_target(w.to(z_t.dtype)), t)
+
+
+class TokenAffinePath(AffineTargetPath):
+    """A straight line toward a target that is two levels per coordinate:
+
+        z1(i) = lo + (hi - lo)·e_i,    E_w[z1] = lo + (hi - lo)·w,
+        one step of size h:  z ← z + a·(E - z),  a = h/(1-t) (Euler; kl's τ-Euler: Δτ).
+
+    Every in-place operation is then a few fused passes with per-position scalars and one
+    scatter at the drawn token — the dense one-hot target is never formed.
+    """
+
+    @abstractmethod
+    def target_levels(self, vocab_size: int) -> tuple[float, float]:
+        """(lo, hi): the coordinates of z1 off and on its token."""
+
+    def expected_target(self, w: Tensor) -> Tensor:
+        lo, hi = self.target_levels(w.shape[-1])
+        return lo + (hi - lo) * w
+
+    def step_fraction(self, t: TimeLike, h: TimeLike) -> TimeLike:
+        """a in z ← z + a·(z1 - z) for one step of size h from t (Euler: h / (1 - t))."""
+        return h / (1.0 - t)
+
+    def step(self, z: Tensor, v: Tensor, t: TimeLike, h: TimeLike) -> Tensor:
+        t, h = expand_time(t, z), expand_time(h, z)
+        # v = (z1 - z)/(1 - t), so a·(z1 - z) = a·(1 - t)·v
+        return z + self.step_fraction(t, h) * (1.0 - t) * v
+
+    def _toward_tokens_(self, z: Tensor, ids: Tensor, a: TimeLike) -> Tensor:
+        """z ← (1 - a)·z + a·z1(ids) in place; a a float or (B,) (then per sequence)."""
+        lo, hi = self.target_levels(z.shape[-1])
+        a = expand_time(a, z)
+        z.mul_(1.0 - a)
+        if not self.shift_invariant:
+            z.add_(a * lo)
+        lift = (a * (hi - lo)).expand(*ids.shape, 1) if a.ndim else torch.full(
+            (*ids.shape, 1), float(a) * (hi - lo), dtype=z.dtype, device=z.device)
+        return z.scatter_add_(-1, ids.unsqueeze(-1), lift.to(z.dtype))
+
+    def interpolate_token_(self, z0, ids, t):
+        return self._toward_tokens_(z0, ids, t)
+
+    def token_step_(self, z, ids, t, h, scratch=None):
+        return self._toward_tokens_(z, ids, self.step_fraction(t, h))
+
+    def ode_step_(self, z, w, t, h, scratch=None):
+        lo, hi = self.target_levels(z.shape[-1])
+        a = float(self.step_fraction(t, h))
+        z.mul_(1.0 - a).add_(w, alpha=a * (hi - lo))
+        return z if self.shift_invariant else z.add_(a * lo)

@@ -15,6 +15,10 @@ g_k = w_k θ_k / sin θ_k:
     E_w[Log_s(s1)] = b·(Σ_k g_k)·1 + (a-b)·g - (Σ_k g_k c_k)·s          — O(V), not O(V²).
 
 Steps follow the sphere's exponential map, Exp_s(u) = cos‖u‖·s + sin‖u‖·u/‖u‖.
+
+The in-place operations use the same two-level structure of s1: ⟨s0, s1⟩ = b·Σs0 + (a-b)·s0_i
+per position, so slerp toward a token is a scale, a shift and one scatter, and
+⟨g, c⟩ = b·Σs·Σg + (a-b)·⟨g, s⟩ needs no second (B,S,V) buffer.
 """
 
 from __future__ import annotations
@@ -46,6 +50,25 @@ def sphere_log(s: Tensor, y: Tensor) -> Tensor:
     return _theta_over_sin(cos) * (y - cos * s)
 
 
+def _slerp_coefficients(cos: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """(c0, c1) of s_t = c0·s0 + c1·s1 for ⟨s0, s1⟩ = cos, with the chord where Ω ≈ 0."""
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    small = omega < 1e-7
+    sin_omega = torch.where(small, torch.ones_like(omega), torch.sin(omega))
+    c0 = torch.where(small, 1.0 - t, torch.sin((1.0 - t) * omega) / sin_omega)
+    c1 = torch.where(small, t + 0.0 * omega, torch.sin(t * omega) / sin_omega)
+    return c0, c1
+
+
+def sphere_exp_(s: Tensor, u: Tensor) -> Tensor:
+    """s ← Exp_s(u), folded into the positive orthant and re-normalised, in place."""
+    norm = u.norm(dim=-1, keepdim=True)
+    small = norm < 1e-12
+    sinc = torch.where(small, 1.0 - norm * norm / 6.0, torch.sin(norm) / torch.where(small, 1.0, norm))
+    s.mul_(torch.cos(norm)).addcmul_(u, sinc).abs_()
+    return s.div_(s.norm(dim=-1, keepdim=True))
+
+
 def sphere_exp(s: Tensor, u: Tensor) -> Tensor:
     """Exp_s(u) for a tangent vector u at s."""
     norm = u.norm(dim=-1, keepdim=True)
@@ -65,12 +88,7 @@ class FisherRaoPath(SimplexPath):
         return smooth(one_hot(ids, vocab_size, dtype), self.beta).sqrt()
 
     def interpolate(self, z0: Tensor, z1: Tensor, t) -> Tensor:
-        t = expand_time(t, z0)
-        omega = torch.arccos(_dot(z0, z1).clamp(-1.0, 1.0))
-        small = omega < 1e-7  # s0 ≈ s1: slerp degenerates to the chord
-        sin_omega = torch.where(small, torch.ones_like(omega), torch.sin(omega))
-        c0 = torch.where(small, 1.0 - t, torch.sin((1.0 - t) * omega) / sin_omega)
-        c1 = torch.where(small, t + 0.0 * omega, torch.sin(t * omega) / sin_omega)
+        c0, c1 = _slerp_coefficients(_dot(z0, z1), expand_time(t, z0))
         return c0 * z0 + c1 * z1
 
     def cond_velocity(self, z_t: Tensor, z1: Tensor, t) -> Tensor:
@@ -92,6 +110,50 @@ class FisherRaoPath(SimplexPath):
         # so rounding never drifts the state off the sphere.
         s = s.abs()
         return s / s.norm(dim=-1, keepdim=True)
+
+    # --- in-place operations ----------------------------------------------------------
+    def _levels(self, vocab: int) -> tuple[float, float]:
+        """(b, a): the coordinates of s1 off and on its token."""
+        return math.sqrt(self.beta / vocab), math.sqrt(1.0 - self.beta + self.beta / vocab)
+
+    def prior_(self, out: Tensor, generator=None) -> Tensor:
+        out.exponential_(generator=generator).sqrt_()  # √E / ‖√E‖ = √(E / ΣE)
+        return out.div_(out.norm(dim=-1, keepdim=True))
+
+    def interpolate_token_(self, z0: Tensor, ids: Tensor, t) -> Tensor:
+        b, a = self._levels(z0.shape[-1])
+        index = ids.unsqueeze(-1)
+        cos = b * z0.sum(-1, keepdim=True) + (a - b) * z0.gather(-1, index)  # (B, S, 1)
+        c0, c1 = _slerp_coefficients(cos, expand_time(t, z0))
+        z0.mul_(c0).add_(c1 * b)
+        return z0.scatter_add_(-1, index, (c1 * (a - b)).expand_as(cos).to(z0.dtype))
+
+    def ode_step_(self, z: Tensor, w: Tensor, t: float, h: float, scratch: Tensor | None = None) -> Tensor:
+        b, a = self._levels(z.shape[-1])
+        k = scratch if scratch is not None else torch.empty_like(z)
+        sum_z = z.sum(-1, keepdim=True)
+        torch.mul(z, a - b, out=k).add_(b * sum_z)   # c_k = <s, s1^(k)>
+        k.copy_(_theta_over_sin(k))
+        g = w.mul_(k)                                 # g_k = w_k θ_k / sin θ_k
+        sum_g = g.sum(-1, keepdim=True)
+        g_dot_c = b * sum_z * sum_g + (a - b) * (g * z).sum(-1, keepdim=True)
+        scale = h / (1.0 - t)
+        u = g.mul_((a - b) * scale).add_(b * scale * sum_g).addcmul_(z, -scale * g_dot_c)
+        return sphere_exp_(z, u)
+
+    def token_step_(self, z: Tensor, ids: Tensor, t: float, h: float,
+                    scratch: Tensor | None = None) -> Tensor:
+        b, a = self._levels(z.shape[-1])
+        index = ids.unsqueeze(-1)
+        cos = b * z.sum(-1, keepdim=True) + (a - b) * z.gather(-1, index)  # (B, S, 1)
+        coef = _theta_over_sin(cos) * (h / (1.0 - t))  # u = coef·(s1 - cos·s)
+        u = scratch if scratch is not None else torch.empty_like(z)
+        torch.mul(z, -coef * cos, out=u).add_(coef * b)
+        u.scatter_add_(-1, index, (coef * (a - b)).to(u.dtype))
+        return sphere_exp_(z, u)
+
+    def model_input_(self, z: Tensor, out: Tensor) -> Tensor:
+        return torch.mul(z, z, out=out)
 
     def to_probs(self, z: Tensor) -> Tensor:
         return z * z

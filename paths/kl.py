@@ -23,16 +23,17 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 from harness.registry import PATHS
-from paths.base import AffineTargetPath, expand_time, sample_log_dirichlet1
+from paths.base import TokenAffinePath, expand_time, sample_log_dirichlet1, softmax_into
 
 UPDATES = ("euler", "tau_euler")
 
 
 @PATHS.register("kl", "kl_geodesic")
-class KLPath(AffineTargetPath):
+class KLPath(TokenAffinePath):
     """Straight line in logit coordinates: z = l (any additive shift; x = softmax(l))."""
 
     beta_open_low = True
+    shift_invariant = True
 
     def __init__(self, beta: float | None = None, t_max: float = 1.0, grid: str = "uniform",
                  update: str = "euler") -> None:
@@ -49,26 +50,31 @@ class KLPath(AffineTargetPath):
     def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
         return sample_log_dirichlet1(shape, generator=generator, dtype=dtype, device=device)
 
-    def expected_target(self, w: Tensor) -> Tensor:
-        vocab = w.shape[-1]
-        log_hi = math.log1p(-self.beta + self.beta / vocab)
-        log_lo = math.log(self.beta / vocab)
-        return log_lo + w * (log_hi - log_lo)
+    def target_levels(self, vocab_size: int) -> tuple[float, float]:
+        return math.log(self.beta / vocab_size), math.log1p(-self.beta + self.beta / vocab_size)
+
+    def prior_(self, out: Tensor, generator=None) -> Tensor:
+        # log E, E ~ Exp(1): log x0 up to its per-position logsumexp, which softmax never sees
+        tiny = torch.finfo(out.dtype).tiny
+        return out.exponential_(generator=generator).clamp_min_(tiny).log_()
 
     def interpolate(self, z0: Tensor, z1: Tensor, t) -> Tensor:
         t = expand_time(t, z0)
         return (1.0 - t) * z0 + t * z1
 
-    def step(self, z: Tensor, v: Tensor, t, h) -> Tensor:
+    def step_fraction(self, t, h):
         if self.update == "euler":
-            return super().step(z, v, t, h)
-        t, h = expand_time(t, z), expand_time(h, z)
-        # Δτ·(E - l) with E - l = (1-t)·v, and Δτ = log((1-t)/(1-t-h))
-        d_tau = torch.log((1.0 - t) / (1.0 - t - h))
-        return z + d_tau * (1.0 - t) * v
+            return super().step_fraction(t, h)
+        # τ-Euler: l ← l + Δτ·(E - l), Δτ = log((1-t)/(1-t-h))
+        if isinstance(t, Tensor) or isinstance(h, Tensor):
+            return torch.log((1.0 - t) / (1.0 - t - h))
+        return math.log((1.0 - t) / (1.0 - t - h))
 
     def to_probs(self, z: Tensor) -> Tensor:
         return torch.softmax(z, dim=-1)
+
+    def model_input_(self, z: Tensor, out: Tensor) -> Tensor:
+        return softmax_into(z, out)
 
     def log_probs(self, z: Tensor) -> Tensor:
         return torch.log_softmax(z, dim=-1)

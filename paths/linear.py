@@ -14,18 +14,22 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 from harness.registry import PATHS
-from paths.base import AffineTargetPath, expand_time, sample_log_dirichlet1, smooth
+from paths.base import TokenAffinePath, expand_time, sample_log_dirichlet1
 
 
 @PATHS.register("linear", "mixture")
-class LinearPath(AffineTargetPath):
+class LinearPath(TokenAffinePath):
     """Straight line in probability coordinates: z = x."""
+
+    def target_levels(self, vocab_size: int) -> tuple[float, float]:
+        return self.beta / vocab_size, 1.0 - self.beta + self.beta / vocab_size
+
+    def prior_(self, out: Tensor, generator=None) -> Tensor:
+        out.exponential_(generator=generator)  # E ~ Exp(1); x0 = E / ΣE ~ Dirichlet(1)
+        return out.div_(out.sum(-1, keepdim=True))
 
     def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
         return sample_log_dirichlet1(shape, generator=generator, dtype=dtype, device=device).exp()
-
-    def expected_target(self, w: Tensor) -> Tensor:
-        return smooth(w, self.beta)
 
     def interpolate(self, z0: Tensor, z1: Tensor, t) -> Tensor:
         t = expand_time(t, z0)
@@ -60,6 +64,9 @@ class EuclideanPath(LinearPath):
 
     def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
         return self.sigma * torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+    def prior_(self, out: Tensor, generator=None) -> Tensor:
+        return out.normal_(0.0, self.sigma, generator=generator)
 
     def to_probs(self, z: Tensor) -> Tensor:
         raise ConfigError("path 'euclidean' does not live on the simplex: x_t has no probabilities")

@@ -9,6 +9,7 @@ import paths  # noqa: F401  (registers the paths)
 from harness.errors import ConfigError
 from harness.registry import PATHS
 from harness.sampling import SamplerConfig, gumbel_categorical, sample_path
+from tests.harness.reference_sampler import reference_sample_path
 
 V = 6
 
@@ -24,7 +25,7 @@ def input_dependent_denoiser(seed=0):
     """A fixed random map of the input, so that trajectories matter."""
     weight = torch.randn(V, V, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     def denoise(x, t):
-        return 3 * x @ weight + t[:, None, None]
+        return 3 * x.double() @ weight + t[:, None, None]
     return denoise
 
 
@@ -99,7 +100,7 @@ def test_given_positions_are_clamped_at_every_step(sampler):
     ids = sample_path(path, denoise, (4, 5, V), SamplerConfig(sampler, nfe=5), given_ids=given_ids,
                       given_mask=given_mask, generator=torch.Generator().manual_seed(0))
     assert torch.equal(ids[given_mask], given_ids[given_mask])
-    expected = path.to_probs(path.target(given_ids[given_mask], V))
+    expected = path.to_probs(path.target(given_ids[given_mask], V)).float()  # the float32 state
     for x in seen:
         torch.testing.assert_close(x, expected)
 
@@ -159,3 +160,116 @@ def test_same_seed_same_samples_different_seed_different():
 def test_bad_sampler_options(options, message):
     with pytest.raises(ConfigError, match=message):
         SamplerConfig(**options)
+
+
+# --- semantics: truncation only where tokens are drawn ---------------------------------------
+def _spy(base, log):
+    def denoise(x, t):
+        log.append((t[0].item(), x.clone()))
+        return base(x, t)
+    return denoise
+
+
+@pytest.mark.parametrize("name", ["linear", "fisher_rao", "kl", "euclidean"])
+def test_basic_ignores_top_k_and_temperature_and_hybrid_before_t_star_is_basic(name):
+    path, base = PATHS.build(name), input_dependent_denoiser(3)
+    def run(cfg):
+        seen = []
+        ids = sample_path(path, _spy(base, seen), (32, 6, V), cfg, generator=torch.Generator().manual_seed(4))
+        return ids, seen
+    plain, plain_seen = run(SamplerConfig("basic", nfe=8))
+    truncated, _ = run(SamplerConfig("basic", nfe=8, top_k=1, temperature=0.3, top_p=0.5))
+    assert torch.equal(plain, truncated)
+    # t* = 1: hybrid never samples, so top-k 1 changes nothing
+    assert torch.equal(run(SamplerConfig("hybrid", nfe=8, t_star=1.0, top_k=1))[0], plain)
+    hybrid, hybrid_seen = run(SamplerConfig("hybrid", nfe=8, t_star=0.5, top_k=1))
+    assert not torch.equal(hybrid, plain)  # it does sample after t*
+    before = [(t, x) for t, x in hybrid_seen if t <= 0.5]  # the input at t* still comes from basic steps
+    assert len(before) == 5
+    for (t, x), (t_ref, x_ref) in zip(before, plain_seen):
+        assert t == t_ref and torch.equal(x, x_ref)
+
+
+def test_reference_schedule_on_a_toy_denoiser():
+    """kl-flow: N τ-Euler updates on a grid uniform in τ over [0, 0.3], then a call at 0.3 and
+    argmax — pathbench NFE = N + 1."""
+    path = PATHS.build("kl", t_max=0.3, grid="log", update="tau_euler")
+    base, seen, n_updates = input_dependent_denoiser(7), [], 4
+    cfg = SamplerConfig("basic", nfe=n_updates + 1, final_at="t_max")
+    ids = sample_path(path, _spy(base, seen), (3, 4, V), cfg, generator=torch.Generator().manual_seed(0),
+                      dtype=torch.float64)
+    tau_max = -torch.log1p(torch.tensor(-0.3, dtype=torch.float64))
+    taus = torch.linspace(0, tau_max.item(), n_updates + 1, dtype=torch.float64)
+    assert len(seen) == n_updates + 1
+    torch.testing.assert_close(torch.tensor([t for t, _ in seen], dtype=torch.float64), -torch.expm1(-taus))
+    assert seen[-1][0] == pytest.approx(0.3)
+    # the update by hand: l ← (1 - Δτ)·l + Δτ·E_w[l1], E_w[l1] = w·log(1-β+β/V) + (1-w)·log(β/V)
+    d_tau, beta = (taus[1] - taus[0]).item(), path.beta
+    hi, lo = torch.log(torch.tensor(1 - beta + beta / V)), torch.log(torch.tensor(beta / V))
+    l = torch.log(seen[0][1])
+    for n in range(n_updates):
+        w = base(torch.softmax(l, -1), torch.full((3,), seen[n][0], dtype=torch.float64)).softmax(-1)
+        l = (1 - d_tau) * l + d_tau * (w * hi + (1 - w) * lo)
+        torch.testing.assert_close(seen[n + 1][1], torch.softmax(l, -1))
+    final = base(torch.softmax(l, -1), torch.full((3,), 0.3, dtype=torch.float64))
+    assert torch.equal(ids, final.argmax(-1))
+
+
+def test_final_at_t_max_with_one_call_decodes_the_prior_at_t_max():
+    seen = []
+    sample_path(PATHS.build("kl", t_max=0.3), _spy(input_dependent_denoiser(), seen), (2, 3, V),
+                SamplerConfig("sampling", nfe=1, final_at="t_max"), generator=torch.Generator().manual_seed(0))
+    assert [t for t, _ in seen] == [pytest.approx(0.3)]
+
+
+# --- the fast driver against the float64 reference ---------------------------------------------
+@pytest.mark.parametrize("name", ["linear", "fisher_rao", "kl", "euclidean"])
+@pytest.mark.parametrize("final_at", ["last_step", "t_max"])
+def test_basic_matches_the_float64_reference_trajectory_by_trajectory(name, final_at):
+    """From the same prior draw the in-place ODE gives the reference's tokens: exactly with a
+    float64 state, on all but a few near-ties with the float32 one."""
+    path = PATHS.build(name, **({"t_max": 0.3, "grid": "log"} if name != "euclidean" else {}))
+    base, shape = input_dependent_denoiser(1), (400, 4, V)
+    z0 = path.sample_prior(shape, generator=torch.Generator().manual_seed(2))
+    path.sample_prior = lambda shape, **kw: z0.clone()
+    path.prior_ = lambda out, generator=None: out.copy_(z0)
+    cfg = SamplerConfig("basic", nfe=6, final_at=final_at)
+    ref = reference_sample_path(path, base, shape, cfg)
+    assert torch.equal(sample_path(path, base, shape, cfg, dtype=torch.float64), ref)
+    assert (sample_path(path, base, shape, cfg) == ref).double().mean() > 0.99
+
+
+def _same_law(table) -> bool:
+    from scipy.stats import chi2_contingency
+    import numpy as np
+
+    table = np.array(table)
+    table = table[:, table.sum(0) > 0]
+    return table.shape[1] < 2 or chi2_contingency(table).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("name", ["linear", "fisher_rao", "kl", "euclidean"])
+@pytest.mark.parametrize("cfg", [
+    SamplerConfig("sampling", nfe=4, final="sample"),
+    SamplerConfig("sampling", nfe=4, top_k=3, temperature=0.7, final="sample"),
+    SamplerConfig("semi", nfe=4, top_p=0.8, final="sample", final_at="t_max"),
+    SamplerConfig("hybrid", nfe=5, t_star=0.4, top_k=2),
+], ids=["sampling", "sampling-top3-T0.7", "semi-top-p", "hybrid-top2"])
+def test_fast_sampler_draws_from_the_reference_law(name, cfg):
+    """Chi-square (two-sample, per position) of the float32 in-place driver against the
+    float64 functional reference on an input-dependent denoiser."""
+    path, base, shape = PATHS.build(name), input_dependent_denoiser(5), (6000, 2, V)
+    ref = reference_sample_path(path, base, shape, cfg, generator=torch.Generator().manual_seed(0))
+    fast = sample_path(path, base, shape, cfg, generator=torch.Generator().manual_seed(1))
+    for pos in range(shape[1]):
+        assert _same_law([torch.bincount(ids[:, pos], minlength=V).numpy() for ids in (ref, fast)])
+
+
+def test_full_vocabulary_draw_in_blocks_follows_the_distribution(monkeypatch):
+    monkeypatch.setattr(sampling, "DRAW_BLOCK", 4 * V)  # 4 rows a block
+    w = torch.tensor([0.05, 0.3, 0.1, 0.25, 0.2, 0.1], dtype=torch.float64)
+    logits = torch.log(w).float().expand(5000, 1, V).contiguous()
+    ids = sampling.draw_tokens(logits, SamplerConfig("sampling", temperature=1.0),
+                               torch.Generator().manual_seed(0))
+    counts = torch.bincount(ids.flatten(), minlength=V).double()
+    assert chisquare(counts.numpy(), (w * 5000).numpy()).pvalue > 1e-3
