@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from harness.registry import PATHS
-from paths.base import SimplexPath, expand_time, one_hot, sample_log_dirichlet1, smooth
+from paths.base import SimplexPath, expand_time, exponential_, one_hot, sample_log_dirichlet1, smooth
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -117,7 +117,7 @@ class FisherRaoPath(SimplexPath):
         return math.sqrt(self.beta / vocab), math.sqrt(1.0 - self.beta + self.beta / vocab)
 
     def prior_(self, out: Tensor, generator=None) -> Tensor:
-        out.exponential_(generator=generator).sqrt_()  # √E / ‖√E‖ = √(E / ΣE)
+        exponential_(out, generator).sqrt_()  # √E / ‖√E‖ = √(E / ΣE)
         return out.div_(out.norm(dim=-1, keepdim=True))
 
     def interpolate_token_(self, z0: Tensor, ids: Tensor, t) -> Tensor:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 from harness.registry import PATHS
-from paths.base import TokenAffinePath, expand_time, sample_log_dirichlet1, softmax_into
+from paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1, softmax_into
 
 UPDATES = ("euler", "tau_euler")
 
@@ -55,8 +55,7 @@ class KLPath(TokenAffinePath):
 
     def prior_(self, out: Tensor, generator=None) -> Tensor:
         # log E, E ~ Exp(1): log x0 up to its per-position logsumexp, which softmax never sees
-        tiny = torch.finfo(out.dtype).tiny
-        return out.exponential_(generator=generator).clamp_min_(tiny).log_()
+        return exponential_(out, generator).clamp_min_(torch.finfo(out.dtype).tiny).log_()
 
     def interpolate(self, z0: Tensor, z1: Tensor, t) -> Tensor:
         t = expand_time(t, z0)

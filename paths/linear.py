@@ -14,7 +14,7 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 from harness.registry import PATHS
-from paths.base import TokenAffinePath, expand_time, sample_log_dirichlet1
+from paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1
 
 
 @PATHS.register("linear", "mixture")
@@ -25,7 +25,7 @@ class LinearPath(TokenAffinePath):
         return self.beta / vocab_size, 1.0 - self.beta + self.beta / vocab_size
 
     def prior_(self, out: Tensor, generator=None) -> Tensor:
-        out.exponential_(generator=generator)  # E ~ Exp(1); x0 = E / ΣE ~ Dirichlet(1)
+        exponential_(out, generator)  # E ~ Exp(1); x0 = E / ΣE ~ Dirichlet(1)
         return out.div_(out.sum(-1, keepdim=True))
 
     def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
