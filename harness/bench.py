@@ -1,9 +1,11 @@
-"""``pathbench bench``: throughput figures, printed (speed targets live here, not in tests).
+"""``pathbench bench train``: where a training step's time goes (speed targets live here, not in tests).
 
-* ``bench train``: tokens/s of the shared trainer and of a bare PyTorch loop on the same
-  model, method and batches, and achieved FLOP/s (6·N + attention per token) as a fraction of
-  this machine's measured fp32 matmul peak.
-* ``bench sample``: samples/s and tokens/s per sampler at given NFEs.
+For each method: tokens/s of the shared trainer and of a bare PyTorch loop on the same model,
+method and batches; inside the bare loop, the share of a step spent noising (prior, target,
+interpolation: ``PathMethod.noisy``) against the model's forward, loss and backward; achieved
+FLOP/s (6·N + attention per token) against this machine's measured fp32 matmul peak; and the
+peak memory of a step in float32 (B,S,V) units. ``harness.bench_sample`` does the same for the
+samplers; the measuring tools (model timer, peak memory) are shared from here.
 
 Batches are uniformly random token ids of the run's vocabulary: throughput does not depend on
 which tokens are fed, and this keeps the benchmark free of tokenizer training.
@@ -11,18 +13,25 @@ which tokens are fed, and this keeps the benchmark free of tokenizer training.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from harness.data import Batch
-from harness.methods import Method
+from harness.methods import Method, PathMethod
 from harness.model import Transformer, model_config
 from harness.registry import BASELINES
-from harness.sampling import SamplerConfig
 from harness.trainer import TrainConfig, build_optimizers, train
+
+
+def sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def matmul_peak_flops(size: int = 1024, repeats: int = 20, device: str = "cpu") -> float:
@@ -31,20 +40,92 @@ def matmul_peak_flops(size: int = 1024, repeats: int = 20, device: str = "cpu") 
     b = torch.randn(size, size, device=device)
     for _ in range(3):
         a @ b
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    _sync(device)
+    sync(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def _sync(device: str) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
+class Stopwatch:
+    """Accumulated wall time of the calls it wraps (synchronised on CUDA)."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.seconds, self.calls = device, 0.0, 0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            sync(self.device)
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync(self.device)
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+            return out
+        return timed
+
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
 
 
-class _RandomBatches:
+@contextmanager
+def timed_forward(model: torch.nn.Module, device: str):
+    """Times every forward of ``model`` (the denoiser) while the block runs."""
+    watch = Stopwatch(device)
+    model.forward = watch.wrap(model.forward)  # an instance attribute shadows the class's
+    try:
+        yield watch
+    finally:
+        del model.forward
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory above the level at entry, in bytes: CUDA's allocator counter on a GPU; on
+    the CPU the resident set sampled every 0.5 ms by a thread (tensors of (B,S,V) size are
+    mmapped and given back on free, so the resident set follows the live tensors)."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.peak = str(device), 0
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+            return self
+        self._base, self._max, self._stop = _rss_bytes(), _rss_bytes(), threading.Event()
+
+        def watch() -> None:
+            while not self._stop.is_set():
+                self._max = max(self._max, _rss_bytes())
+                time.sleep(0.0005)
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self._base
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self._max, _rss_bytes()) - self._base
+
+
+def bsv_units(nbytes: float, batch: int, seq_len: int, vocab: int) -> float:
+    """``nbytes`` in units of one float32 (B, S, V) tensor."""
+    return nbytes / (4 * batch * seq_len * vocab)
+
+
+class RandomBatches:
     """An endless, resumable stream of random (B, S) token batches."""
 
     def __init__(self, batch: int, seq_len: int, vocab: int, seed: int = 0) -> None:
@@ -67,10 +148,13 @@ class _RandomBatches:
 
 
 def _bare_loop(method: Method, model: torch.nn.Module, batches, steps: int, cfg: TrainConfig,
-               device: str) -> float:
-    """The reference: loss, backward, clip, AdamW step — nothing else. Returns seconds."""
+               device: str, noising: Stopwatch | None = None) -> float:
+    """The reference: loss, backward, clip, AdamW step — nothing else. Returns seconds; with
+    ``noising`` the path method's noising inside the loss is timed on it."""
     optimizers = build_optimizers(model, cfg)
     generator = torch.Generator(device).manual_seed(0)
+    if noising is not None and isinstance(method, PathMethod):
+        method.noisy = noising.wrap(method.noisy)
     start = time.perf_counter()
     for _ in range(steps):
         batch = next(batches)
@@ -80,17 +164,29 @@ def _bare_loop(method: Method, model: torch.nn.Module, batches, steps: int, cfg:
         for opt in optimizers:
             opt.step()
             opt.zero_grad(set_to_none=True)
-    _sync(device)
+    sync(device)
+    if "noisy" in vars(method):
+        del method.noisy
     return time.perf_counter() - start
 
 
 def bench_train(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192, seq_len: int = 128,
-                batch_size: int = 16, steps: int = 20, device: str = "cpu") -> dict:
-    """Trainer vs bare loop tokens/s and achieved FLOP/s; prints and returns the figures.
+                batch_size: int = 16, steps: int = 20, device: str = "cpu") -> list[dict]:
+    """Per method (a comma-separated list): trainer vs bare loop tokens/s, the noising share of
+    a step, achieved FLOP/s and peak step memory; prints and returns the figures.
 
-    Both run ``steps`` timed steps after a 2-step warm-up on a fresh copy of the same model;
-    the trainer's time includes what a real run pays: LR schedule, metrics, the final
+    Both loops run ``steps`` timed steps after a 2-step warm-up on a fresh copy of the same
+    model; the trainer's time includes what a real run pays: LR schedule, metrics, the final
     held-out evaluation (one batch) and the final checkpoint."""
+    peak_flops = matmul_peak_flops(device=device)
+    rows = []
+    for name in method_name.split(","):
+        rows.append(_bench_train_one(name.strip(), preset, vocab, seq_len, batch_size, steps, device, peak_flops))
+    return rows
+
+
+def _bench_train_one(method_name: str, preset: str, vocab: int, seq_len: int, batch_size: int, steps: int,
+                     device: str, peak: float) -> dict:
     method: Method = BASELINES.build(method_name)
     cfg_model = model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
                              time_cond=method.time_cond)
@@ -102,79 +198,42 @@ def bench_train(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192
         torch.manual_seed(0)
         return Transformer(cfg_model).to(device)
 
-    def val() -> list:
-        return [next(_RandomBatches(batch_size, seq_len, vocab, seed=1))]
+    def batches(seed: int = 0) -> RandomBatches:
+        return RandomBatches(batch_size, seq_len, vocab, seed=seed)
 
-    _bare_loop(method, fresh_model(), _RandomBatches(batch_size, seq_len, vocab), 2, cfg, device)
-    bare_s = _bare_loop(method, fresh_model(), _RandomBatches(batch_size, seq_len, vocab), steps, cfg,
-                        device)
+    _bare_loop(method, fresh_model(), batches(), 2, cfg, device)
+    noising = Stopwatch(device)
+    model = fresh_model()
+    with PeakMemory(device) as memory:
+        bare_s = _bare_loop(method, model, batches(), steps, cfg, device, noising)
     with tempfile.TemporaryDirectory() as tmp:
         warm = TrainConfig(**{**cfg.__dict__, "steps": 2})
-        train(method, fresh_model(), _RandomBatches(batch_size, seq_len, vocab), val, warm,
-              Path(tmp) / "warm", device=device)
-        model = fresh_model()
+        train(method, fresh_model(), batches(), lambda: [next(batches(1))], warm, Path(tmp) / "warm", device=device)
         start = time.perf_counter()
-        train(method, model, _RandomBatches(batch_size, seq_len, vocab), val, cfg, Path(tmp) / "run",
-              device=device)
-        _sync(device)
+        train(method, fresh_model(), batches(), lambda: [next(batches(1))], cfg, Path(tmp) / "run", device=device)
+        sync(device)
         trainer_s = time.perf_counter() - start
-    peak = matmul_peak_flops(device=device)
     flops = model.flops_per_token(seq_len) * tokens
     result = {
         "method": method_name, "preset": preset, "params": model.num_params(),
         "tokens_per_s_trainer": tokens / trainer_s, "tokens_per_s_bare": tokens / bare_s,
-        "trainer_overhead": trainer_s / bare_s - 1, "matmul_peak_gflops": peak / 1e9,
-        "achieved_gflops": flops / trainer_s / 1e9, "fraction_of_peak": flops / trainer_s / peak,
+        "trainer_overhead": trainer_s / bare_s - 1, "noising_share": noising.seconds / bare_s,
+        "noising_ms_per_step": 1000 * noising.seconds / steps, "step_ms": 1000 * bare_s / steps,
+        "peak_memory_bsv": bsv_units(memory.peak, batch_size, seq_len, vocab),
+        "matmul_peak_gflops": peak / 1e9, "achieved_gflops": flops / trainer_s / 1e9,
+        "fraction_of_peak": flops / trainer_s / peak,
     }
+    noise = (f"noising {result['noising_ms_per_step']:.0f} ms = {100 * result['noising_share']:.1f}% "
+             f"of a step (target <= 20%)" if isinstance(method, PathMethod) else "no noising (token method)")
     print(f"bench train  method={method_name} preset={preset} params={result['params']:,} "
           f"V={vocab} S={seq_len} B={batch_size} steps={steps} device={device}")
     print(f"  trainer      {result['tokens_per_s_trainer']:>10,.0f} tokens/s")
     print(f"  bare loop    {result['tokens_per_s_bare']:>10,.0f} tokens/s   "
-          f"(trainer overhead {100 * result['trainer_overhead']:+.1f}%)")
+          f"(trainer overhead {100 * result['trainer_overhead']:+.1f}%, target within 10%)")
+    print(f"  step         {result['step_ms']:>10,.0f} ms: {noise}; the rest is the model's forward, "
+          f"loss, backward and optimizer")
+    print(f"  peak memory  {result['peak_memory_bsv']:>10.1f} x float32 (B,S,V) above the loaded model")
     print(f"  achieved     {result['achieved_gflops']:>10,.1f} GFLOP/s = "
           f"{100 * result['fraction_of_peak']:.1f}% of the measured fp32 matmul peak "
           f"{result['matmul_peak_gflops']:,.1f} GFLOP/s")
     return result
-
-
-def bench_sample(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192, seq_len: int = 128,
-                 batch_size: int = 16, nfes: tuple[int, ...] = (16, 64),
-                 samplers: tuple[str, ...] | None = None, device: str = "cpu") -> list[dict]:
-    """Samples/s and tokens/s per sampler and NFE (an untrained model: speed only).
-    ``samplers=None`` times every sampler the method has."""
-    method: Method = BASELINES.build(method_name)
-    torch.manual_seed(0)
-    model = Transformer(model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
-                                     time_cond=method.time_cond)).to(device).eval()
-    rows = []
-    print(f"bench sample  method={method_name} preset={preset} V={vocab} S={seq_len} "
-          f"B={batch_size} device={device}")
-    given = method.unconditional_given(batch_size, seq_len, 0, device)  # as `pathbench sample` does
-    # an autoregressive model's NFE is its length; it is timed once per variant
-    variants = [(name, nfe) for nfe in nfes for name in (samplers or method.samplers)
-                if name in method.samplers] if not method.requires_prefix else [
-        (method.samplers[0], seq_len - 1)]
-    for name, nfe in variants:
-        cfg = SamplerConfig(name, nfe=nfe)
-        generator = torch.Generator(device).manual_seed(0)
-        start = time.perf_counter()
-        method.sample(model, batch_size, seq_len, cfg, generator=generator, **given)
-        _sync(device)
-        seconds = time.perf_counter() - start
-        rows.append({"sampler": name, "nfe": nfe, "samples_per_s": batch_size / seconds,
-                     "tokens_per_s": batch_size * seq_len / seconds})
-        print(f"  NFE {nfe:>4}  {name:<9} {batch_size / seconds:>8.2f} samples/s "
-              f"{batch_size * seq_len / seconds:>10,.0f} tokens/s")
-    if method.requires_prefix and hasattr(method, "kv_cache"):
-        method.kv_cache = False  # the same decode without the cache, to show what it saves
-        start = time.perf_counter()
-        method.sample(model, batch_size, seq_len, SamplerConfig(method.samplers[0], nfe=seq_len - 1),
-                      generator=torch.Generator(device).manual_seed(0), **given)
-        _sync(device)
-        seconds = time.perf_counter() - start
-        method.kv_cache = True
-        rows.append({"sampler": "no-kv-cache", "nfe": seq_len - 1, "samples_per_s": batch_size / seconds,
-                     "tokens_per_s": batch_size * seq_len / seconds})
-        print(f"  without KV cache {batch_size / seconds:>8.2f} samples/s "
-              f"{batch_size * seq_len / seconds:>10,.0f} tokens/s")
-    return rows

@@ -138,8 +138,8 @@ def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator |
     return ids.reshape(logits.shape[:-1])
 
 
-#: elements of the float64 block a full-vocabulary draw works on (16 MiB)
-DRAW_BLOCK = 1 << 21
+#: elements of the float64 block a full-vocabulary draw works on (4 MiB each of its temporaries)
+DRAW_BLOCK = 1 << 19
 
 
 def _draw_log_probs(logits: Tensor, cfg: SamplerConfig) -> Tensor:
@@ -204,6 +204,7 @@ def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: Sampl
             ids = _decode(logits, cfg, generator)
             return torch.where(mask, given_ids, ids) if clamp else ids
         _update_(path, z, logits, buffer, t, grid[n + 1] - t, cfg, generator)
+        del logits  # before the next call allocates its own: never two sets of logits alive
         if clamp:
             z[mask] = z_given
     raise AssertionError("unreachable: the loop returns on its last call")
