@@ -67,7 +67,8 @@ def _step_mix(method: PathMethod, cfg: SamplerConfig) -> tuple[int, int]:
 
 
 def _variants(method: Method, samplers, nfes, top_ks) -> list[tuple[str, int, int | None]]:
-    names = [s for s in (samplers or method.samplers) if s in method.samplers]
+    # a baseline with none of the listed samplers is timed with its own default one
+    names = [s for s in (samplers or method.samplers) if s in method.samplers] or [method.samplers[0]]
     if method.requires_prefix:
         return [(method.samplers[0], -1, None)]  # autoregressive: NFE = its length
     out = []
