@@ -38,7 +38,7 @@ from torch import Tensor
 from harness.errors import ConfigError
 from harness.methods import PathMethod, backbone_config
 from harness.registry import BASELINES, PATHS
-from harness.sampling import SamplerConfig, denoiser_log_probs, gumbel_categorical
+from harness.sampling import SamplerConfig, draw_tokens
 from paths.base import AffineTargetPath
 
 INITS = ("teacher", "random")  # the student's starting weights: a copy of the teacher, or fresh
@@ -175,11 +175,10 @@ class FlowMapMethod(PathMethod):
             s = times[n].expand(batch_size)
             t = times[n + 1].expand(batch_size)
             logits = model(self.path.model_input(z).to(dtype), s.float(), t_end=t.float())
-            log_delta = denoiser_log_probs(logits, cfg.top_k, cfg.temperature, cfg.top_p)
-            if n == cfg.nfe - 1:
-                ids = log_delta.argmax(-1) if cfg.final == "argmax" else gumbel_categorical(log_delta, generator)
+            if n == cfg.nfe - 1:  # temperature, top-k and top-p shape only a drawn final token
+                ids = logits.argmax(-1) if cfg.final == "argmax" else draw_tokens(logits, cfg, generator)
                 return torch.where(given_mask.to(device), given_ids.to(device), ids) if clamp else ids
-            z = self.jump(z, log_delta.exp(), s, t)
+            z = self.jump(z, logits.to(z.dtype).softmax(-1), s, t)  # a jump uses the full δ
             if clamp:
                 z = torch.where(mask, z_given, z)
         raise AssertionError("unreachable: the loop returns on its last call")
