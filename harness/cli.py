@@ -29,6 +29,53 @@ def _comma_list(text: str) -> list[str]:
     return items
 
 
+def _top_k(text: str) -> int | str:
+    """An integer, or ``none``/``all`` (kept as "none"): the full vocabulary, explicitly."""
+    if text.strip().lower() in ("none", "all"):
+        return "none"
+    try:
+        return int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from err
+
+
+PROTOCOL_HELP = "generation protocol: kl-flow (the KL-flow reference code) or plain (see README)"
+
+
+def _sampler_flags(parser: argparse.ArgumentParser) -> None:
+    """The sampler flags of sample and eval. The protocol's keys default to None so that an
+    explicit value is told apart from the protocol's default."""
+    parser.add_argument("--protocol", default=None,
+                        help=f"{PROTOCOL_HELP}; default: the one the checkpoint was trained with")
+    parser.add_argument("--sampler", default=None,
+                        help="simplex paths: basic, semi, sampling, hybrid; dfm: euler; sedd: tweedie, "
+                             "euler; ar: ancestral; flowmap: flowmap; tuned: the choice of tune-tstar "
+                             "(default: the method's first)")
+    parser.add_argument("--nfe", type=int, default=64, help="denoiser calls")
+    parser.add_argument("--t-star", type=float, default=0.28, help="hybrid switch time t*")
+    parser.add_argument("--top-k", type=_top_k, default=None,
+                        help="an integer or none (full vocabulary); default: the protocol's (kl-flow: 1)")
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--grid", choices=["uniform", "log", "error"], default=None,
+                        help="time grid (default: the path's own; error: the fitted decoding-error warp)")
+    parser.add_argument("--final", choices=["argmax", "sample"], default=None,
+                        help="the last call: argmax or a draw (default: the protocol's, argmax)")
+    parser.add_argument("--final-at", choices=["last_step", "t_max"], default=None,
+                        help="where the last call sits (default: the protocol's; kl-flow: t_max)")
+
+
+def _explicit_sampler(args: argparse.Namespace) -> dict:
+    """The sampler keys of a command line; the protocol's keys only where they were given."""
+    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_p=args.top_p,
+                   temperature=args.temperature, grid=args.grid)
+    for key in ("top_k", "final", "final_at"):
+        value = getattr(args, key)
+        if value is not None:
+            sampler[key] = None if value == "none" else value
+    return sampler
+
+
 def _common() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -64,23 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    tr.add_argument("--protocol", default=None,
+                    help=f"{PROTOCOL_HELP}; default: kl-flow, or on --resume the run's recorded one")
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="e.g. lr=3e-4 batch_size=16 data.seq_len=64 model.n_layer=2 method.beta=0.05")
 
     sa = sub.add_parser("sample", parents=[common], help="sample from a trained run")
     sa.add_argument("--ckpt", type=Path, required=True, help="run folder written by pathbench train")
-    sa.add_argument("--sampler", default=None,
-                    help="simplex paths: basic, semi, sampling, hybrid; dfm: euler; sedd: tweedie, "
-                         "euler; ar: ancestral; flowmap: flowmap; tuned: the choice of tune-tstar "
-                         "(default: the method's first)")
-    sa.add_argument("--nfe", type=int, default=64, help="denoiser calls")
-    sa.add_argument("--t-star", type=float, default=0.28, help="hybrid switch time t*")
-    sa.add_argument("--top-k", type=int, default=None)
-    sa.add_argument("--top-p", type=float, default=None)
-    sa.add_argument("--temperature", type=float, default=1.0)
-    sa.add_argument("--grid", choices=["uniform", "log", "error"], default=None,
-                    help="time grid (default: the path's own; error: the fitted decoding-error warp)")
-    sa.add_argument("--final", choices=["argmax", "sample"], default="argmax")
+    _sampler_flags(sa)
     sa.add_argument("--n", type=int, default=32, help="number of samples")
     sa.add_argument("--batch-size", type=int, default=16)
     sa.add_argument("--seq-len", type=int, default=None, help="default: the training length")
@@ -102,15 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", parents=[common], help="generate for a task from a run and score it")
     ev.add_argument("--ckpt", type=Path, required=True)
     ev.add_argument("--task", required=True, help="a registered task (see pathbench list)")
-    ev.add_argument("--sampler", default=None)
-    ev.add_argument("--nfe", type=int, default=64)
-    ev.add_argument("--t-star", type=float, default=0.28)
-    ev.add_argument("--top-k", type=int, default=None)
-    ev.add_argument("--top-p", type=float, default=None)
-    ev.add_argument("--temperature", type=float, default=1.0)
-    ev.add_argument("--grid", choices=["uniform", "log", "error"], default=None,
-                    help="time grid (default: the path's own; error: the fitted decoding-error warp)")
-    ev.add_argument("--final", choices=["argmax", "sample"], default="argmax")
+    _sampler_flags(ev)
     ev.add_argument("--n", type=int, default=32, help="samples (unconditional task)")
     ev.add_argument("--candidates", type=int, default=1, help="candidates per example")
     ev.add_argument("--limit", type=int, default=None, help="first N examples only")
@@ -147,13 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
-    be.add_argument("--method", default="kl")
+    be.add_argument("--method", default="kl", help="a method or a comma-separated list (kl,linear,fisher_rao)")
     be.add_argument("--preset", default="tiny")
     be.add_argument("--vocab", type=int, default=8192)
     be.add_argument("--seq-len", type=int, default=128)
     be.add_argument("--batch-size", type=int, default=16)
     be.add_argument("--steps", type=int, default=20, help="timed training steps (bench train)")
     be.add_argument("--nfe", type=int, nargs="+", default=[16, 64], help="NFEs (bench sample)")
+    be.add_argument("--top-k", nargs="+", default=["1", "none"],
+                    help="top-k of the drawing samplers, 'none' = the full vocabulary (bench sample)")
     be.add_argument("--samplers", type=_comma_list, default=None,
                     help="comma-separated samplers (default: every sampler of the method)")
     be.add_argument("--device", default=None)
@@ -184,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.steps is not None:
         overrides["train"]["steps"] = args.steps
     result = train_run(args.method, args.preset, args.out, overrides, resume=args.resume,
-                       device=_device(args.device))
+                       device=_device(args.device), protocol=args.protocol)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
@@ -195,23 +227,23 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from harness.run import sample_run
 
-    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k,
-                   top_p=args.top_p, temperature=args.temperature, grid=args.grid, final=args.final)
-    records = sample_run(args.ckpt, args.out, args.n, sampler, seed=args.seed,
+    records = sample_run(args.ckpt, args.out, args.n, _explicit_sampler(args), seed=args.seed,
                          batch_size=args.batch_size, seq_len=args.seq_len,
-                         device=_device(args.device), method_name=args.method)
+                         device=_device(args.device), method_name=args.method, protocol=args.protocol)
     print(f"wrote {len(records)} samples to {args.out}; first: {records[0]['text'][:120]!r}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from harness import bench
+    from harness import bench, bench_sample
 
     common = dict(method_name=args.method, preset=args.preset, vocab=args.vocab,
                   seq_len=args.seq_len, batch_size=args.batch_size, device=_device(args.device))
     if args.what == "train":
         bench.bench_train(steps=args.steps, **common)
     else:
-        bench.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers), **common)
+        top_ks = tuple(None if k in ("none", "full") else int(k) for k in args.top_k)
+        bench_sample.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers),
+                                  top_ks=top_ks, **common)
 
 
 def _print_scores(label: str, row: dict) -> None:
@@ -240,11 +272,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if not sep:
             raise ConfigError(f"task option '{item}' is not key=value")
         options[key] = parse_value(value)
-    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_k=args.top_k, top_p=args.top_p,
-                   temperature=args.temperature, grid=args.grid, final=args.final)
-    result = eval_run(args.ckpt, args.task, args.out, sampler, task_options=options, n=args.n,
+    result = eval_run(args.ckpt, args.task, args.out, _explicit_sampler(args), task_options=options, n=args.n,
                       candidates=args.candidates, limit=args.limit, seed=args.seed,
-                      batch_size=args.batch_size, device=_device(args.device))
+                      batch_size=args.batch_size, device=_device(args.device), protocol=args.protocol)
     if args.task == "unconditional":
         _print_scores("samples", result["metrics"])
         _print_scores("real text", result["reference"])
@@ -288,7 +318,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         for run in exp.runs:
             s = run.sampler
             state = "complete" if run_complete(out / "runs" / run.id) else "pending"
-            print(f"  {run.id}  {run.unit.method:<11} seed {run.unit.seed}  {s['name']:<9} NFE {s['nfe']:<5} "
+            print(f"  {run.id}  {run.protocol.get('name', ''):<8} {run.unit.method:<11} seed {run.unit.seed}  "
+                  f"{s['name']:<9} NFE {s['nfe']:<5} "
                   f"t* {s['t_star']:<5} top-k {s['top_k']!s:<5} {run.task} {run.scorer or ''}  [{state}]")
         print(f"{len(result['jobs'])} job(s) would be submitted")
         return
@@ -319,6 +350,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
+    import harness.protocol  # noqa: F401  (registers the generation protocols; imports torch)
     from harness.registry import ALL
 
     for kind, registry in ALL.items():
@@ -327,7 +359,8 @@ def cmd_list(args: argparse.Namespace) -> None:
             print("  (none registered)")
         for name in registry:
             obj = registry.get(name)
-            doc = (obj.__doc__ or "").strip().splitlines()
+            # a protocol is an instance: its description, not its class's docstring
+            doc = (getattr(obj, "description", None) or obj.__doc__ or "").strip().splitlines()
             aliases = registry.aliases_of(name)
             alias_text = f" (aliases: {', '.join(aliases)})" if aliases else ""
             print(f"  {name}{alias_text}  {doc[0] if doc else ''}".rstrip())

@@ -129,6 +129,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from harness.checkpoint import read_meta
     from harness.cli import _device
     from harness.config import parse_overrides
+    from harness.protocol import protocol_name_of
     from harness.run import train_run
 
     teacher = read_meta(args.teacher)
@@ -137,8 +138,9 @@ def cmd_distill(args: argparse.Namespace) -> None:
     # the teacher's preset and data, so the student sees the same corpus, tokenizer and length
     overrides["data"] = {**teacher["data"], **overrides["data"]}
     overrides["method"] = {"teacher": str(args.teacher), **overrides["method"]}
+    # the student's path (t_max, grid) is its teacher's, so it is recorded under the teacher's protocol
     result = train_run("flowmap", teacher["preset"], args.out, overrides, resume=args.resume,
-                       device=_device(args.device))
+                       device=_device(args.device), protocol=protocol_name_of(teacher))
     print(f"distilled {teacher['method']} into a flow map: step {result.step}, loss {result.train_loss:.4f}"
           f"{f', validation {result.val_loss:.4f}' if result.val_loss is not None else ''}; run folder {args.out}")
 

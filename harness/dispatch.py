@@ -75,8 +75,10 @@ class UnitJob(submitit.helpers.Checkpointable):
         with unit_lock(train_dir, rank):
             if not train_complete(train_dir, unit.train["steps"]):
                 overrides = {"train": unit.train, "data": unit.data, "model": {}, "method": self.train_options}
+                # the options are already resolved under the unit's protocol: pass its record as is
                 train_run(unit.method, unit.preset, train_dir, overrides,
-                          resume=(train_dir / "checkpoint.json").exists(), device=device)
+                          resume=(train_dir / "checkpoint.json").exists(), device=device,
+                          protocol=unit.protocol or None)
             if rank != 0:
                 return []
             done = []
@@ -106,8 +108,10 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> Non
     from harness.evaluate import eval_run
 
     config = spec["config"]
+    protocol = spec.get("protocol") or None  # the record its sampler was resolved with
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=True))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, "generation_protocol": protocol},
+                                                              sort_keys=True))
     options = dict(config["task_options"])
     if config["scorer"] is not None:
         options["scorer"] = spec.get("scorer_resolved") or config["scorer"]
@@ -129,7 +133,7 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> Non
                  config["task"], train_dir)
         result = eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options,
                           n=config["n"], candidates=config["candidates"], limit=config["limit"],
-                          seed=unit["seed"], device=device, extra=extra)
+                          seed=unit["seed"], device=device, extra=extra, protocol=protocol)
         log.info("metrics %s", json.dumps(result["metrics"], default=str))
     except Exception:
         log.exception("run %s failed", spec["id"])
@@ -153,12 +157,14 @@ def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
     return jobs
 
 
-def _own_unit(exp: Experiment, out_dir: Path, method: str, seed: int, who: str) -> Path:
-    """The training folder of this sweep's unit of ``method`` with ``seed`` (``@method`` names)."""
+def _own_unit(exp: Experiment, out_dir: Path, method: str, seed: int, who: str, protocol: str | None) -> Path:
+    """The training folder of this sweep's unit of ``method`` with ``seed`` (``@method`` names),
+    under the same generation protocol where the sweep has one (a baseline's unit is shared)."""
     match = [u for u in exp.units if u.method == method and u.seed == seed]
     if not match:
         raise ConfigError(f"{who} needs a '{method}' method with seed {seed} in the same experiment")
-    return out_dir / "train" / match[0].id
+    same = [u for u in match if u.protocol.get("name") == protocol]
+    return out_dir / "train" / (same or match)[0].id
 
 
 def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str, Any]:
@@ -168,16 +174,18 @@ def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str,
     options = dict(unit.options)
     teacher = options.get("teacher")
     if isinstance(teacher, str) and teacher.startswith("@"):
-        options["teacher"] = str(_own_unit(exp, out_dir, teacher[1:], unit.seed, f"teacher '{teacher}'"))
+        options["teacher"] = str(_own_unit(exp, out_dir, teacher[1:], unit.seed, f"teacher '{teacher}'",
+                                           unit.protocol.get("name")))
     return options
 
 
 def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
     """A run for the job; ``self:@<method>`` scorers point at this sweep's own unit of that
     method with the same seed (list it first so that it is trained before it scores)."""
-    spec = {"id": run.id, "config": run.config()}
+    spec = {"id": run.id, "config": run.config(), "protocol": run.protocol}
     if run.scorer and run.scorer.startswith("self:@"):
-        folder = _own_unit(exp, out_dir, run.scorer[len("self:@"):], run.unit.seed, f"scorer '{run.scorer}'")
+        folder = _own_unit(exp, out_dir, run.scorer[len("self:@"):], run.unit.seed, f"scorer '{run.scorer}'",
+                           run.protocol.get("name"))
         spec["scorer_resolved"] = f"self:{folder}"
     return spec
 

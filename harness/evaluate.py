@@ -17,6 +17,7 @@ from harness.data import prepare_stored
 from harness.errors import ConfigError
 from harness.generate import generate
 from harness.io import atomic_open, atomic_write_json
+from harness.protocol import for_sampling, sampling_setup
 from harness.registry import TASKS
 from harness.run import draw_samples, environment, load_run, write_samples
 
@@ -67,14 +68,15 @@ def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, ou
 
 
 def _cached_samples(ckpt: Path, method, model, tokenizer, meta: dict, step: int, n: int, cfg,
-                    seed: int, batch_size: int, device: str) -> list[dict[str, Any]]:
-    key = json.dumps([str(Path(ckpt).resolve()), step, asdict(cfg), n, seed, batch_size, device],
-                     sort_keys=True)
+                    seed: int, batch_size: int, device: str, protocol: dict) -> list[dict[str, Any]]:
+    # the method's options are part of the key: another protocol may rebuild it (t_max, grid)
+    key = json.dumps([str(Path(ckpt).resolve()), step, method.options(), asdict(cfg), n, seed, batch_size,
+                      device, protocol], sort_keys=True, default=str)
     if key in _samples_cache:
         _samples_cache.move_to_end(key)
     else:
         _samples_cache[key] = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
-                                           batch_size=batch_size, device=device)
+                                           batch_size=batch_size, device=device, protocol=protocol)
         while len(_samples_cache) > _SAMPLES_CACHE_SIZE:
             _samples_cache.popitem(last=False)
     return _samples_cache[key]
@@ -82,20 +84,28 @@ def _cached_samples(ckpt: Path, method, model, tokenizer, meta: dict, step: int,
 
 def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_options: dict | None = None,
              n: int = 32, candidates: int = 1, limit: int | None = None, seed: int = 0,
-             batch_size: int = 16, device: str = "cpu", extra: dict | None = None) -> dict[str, Any]:
+             batch_size: int = 16, device: str = "cpu", extra: dict | None = None,
+             protocol: str | dict | None = None) -> dict[str, Any]:
     """Generate from ``ckpt`` for ``task_name`` and score; writes out/metrics.json + generations.
+    ``sampler`` holds the explicit keys and ``protocol`` (a name; default: the run's) fills the
+    rest, or ``protocol`` is a record already resolved into ``sampler`` (a sweep's run).
     ``extra`` (run id, status, ...) is merged into the result before its one atomic write."""
     options = dict(task_options or {})
     task = TASKS.build(task_name, **options)
     method, model, tokenizer, meta, step = load_run(ckpt, device)
-    cfg = method.sampler_config(meta["method"], sampler)
+    if isinstance(protocol, dict):
+        method, _ = for_sampling(method, meta, protocol["name"])
+        cfg, record = method.sampler_config(meta["method"], sampler), protocol
+    else:
+        method, cfg, record = sampling_setup(method, meta, protocol, sampler)
     out.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"method": meta["method"], "method_options": meta["method_options"],
+    result: dict[str, Any] = {"method": meta["method"], "method_options": method.options(),
                               "checkpoint": str(ckpt), "checkpoint_step": step, "task": task_name,
-                              "task_options": options, "sampler": asdict(cfg), "seed": seed}
+                              "task_options": options, "sampler": asdict(cfg), "seed": seed,
+                              "generation_protocol": record}
     if task_name == "unconditional":
         records = _cached_samples(ckpt, method, model, tokenizer, meta, step, n, cfg, seed,
-                                  batch_size, device)
+                                  batch_size, device, record)
         write_samples(records, out / "samples.jsonl")
         texts, ids = [r["text"] for r in records], [r["ids"] for r in records]
         result["metrics"] = task.score_samples(texts, ids, tokenizer.vocab_size)
@@ -113,7 +123,7 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
                 handle.write(json.dumps({"references": example.references, "candidates": cands,
                                          "meta": example.meta}, ensure_ascii=False) + "\n")
         result["metrics"] = task.score(examples, generations)
-    result["protocol"] = task.protocol()
+    result["protocol"] = task.protocol()  # the metric protocol; generation_protocol is the sampling one
     result["environment"] = environment()
     result.update(extra or {})
     atomic_write_json(out / "metrics.json", result)

@@ -12,6 +12,13 @@
     seeds: [0, 1]
     tasks: [{name: unconditional, n: 32, scorers: [smollm2, "self:runs/ar"]}]
     executor: {kind: local, timeout_min: 120, slurm: {partition: gpu, gpus_per_task: 1}}
+    protocol: kl-flow                                           # or plain, or [kl-flow, plain] (an axis)
+
+The generation protocol (harness.protocol; default kl-flow) resolves each unit's method
+options and each run's sampler keys before ids are computed, so an id is the hash of what is
+trained and sampled; keys given in the file override the protocol's and the record (stored
+in metrics.json as ``generation_protocol``) says so. A unit or run that two protocols resolve
+to the same config (a baseline they do not touch) is listed once, under the first.
 
 A method gets the sampler entries it understands; a method with none of them (a baseline
 with its own samplers, e.g. dfm) gets its default sampler at every listed NFE (an
@@ -33,11 +40,12 @@ import yaml
 
 from harness.config import DataConfig, apply_overrides
 from harness.errors import ConfigError
-from harness.registry import BASELINES, TASKS
+from harness.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
+from harness.registry import BASELINES, PROTOCOLS, TASKS
 from harness.sampling import SamplerConfig
 from harness.trainer import TrainConfig
 
-TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor"}
+TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol"}
 TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options"}
 METHOD_KEYS = {"name", "options", "train"}
 EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel"}
@@ -59,16 +67,22 @@ class TrainUnit:
     data: dict
     train: dict
     seed: int
+    #: the generation-protocol record; not hashed: the options it resolved to are
+    protocol: dict = field(default_factory=dict)
 
     def config(self) -> dict:
         return asdict(self)
 
+    def identity(self) -> dict:
+        """What is trained: where the data cache lives and the record do not change it."""
+        config = self.config()
+        del config["protocol"]
+        config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+        return config
+
     @property
     def id(self) -> str:
-        # where the data cache lives does not change what is trained
-        config = self.config()
-        config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
-        return stable_id(config)
+        return stable_id(self.identity())
 
 
 @dataclass
@@ -81,11 +95,11 @@ class RunSpec:
     n: int
     candidates: int
     limit: int | None
+    #: the generation-protocol record of this run (the unit's, with the sampler part)
+    protocol: dict = field(default_factory=dict)
 
     def config(self) -> dict:
-        unit = self.unit.config()
-        unit["data"] = {k: v for k, v in unit["data"].items() if k != "cache_dir"}
-        return {"train_unit": unit, "train_id": self.unit.id, "sampler": self.sampler,
+        return {"train_unit": self.unit.identity(), "train_id": self.unit.id, "sampler": self.sampler,
                 "task": self.task, "task_options": self.task_options, "scorer": self.scorer, "n": self.n,
                 "candidates": self.candidates, "limit": self.limit}
 
@@ -113,14 +127,17 @@ def _as_list(value: Any) -> list:
 
 
 def _sampler_grid(entry: dict) -> list[dict]:
-    """One sampler entry with list-valued axes -> every combination, validated."""
+    """One sampler entry with list-valued axes -> every combination of the keys it gives
+    (validated; the protocol fills the others per method)."""
     if "name" not in entry:
         raise ConfigError(f"sampler entry {entry} has no 'name'")
     valid = set(SamplerConfig.__dataclass_fields__)
     _check_keys(f"sampler '{entry['name']}'", entry, valid)
     keys = sorted(entry)
     combos = [dict(zip(keys, values)) for values in itertools.product(*(_as_list(entry[k]) for k in keys))]
-    return [asdict(SamplerConfig(**c)) for c in combos]
+    for combo in combos:
+        SamplerConfig(**combo)
+    return combos
 
 
 def load_experiment(path: Path) -> Experiment:
@@ -154,37 +171,62 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
     _check_keys("executor.slurm", executor.get("slurm") or {}, SLURM_KEYS)
     if executor.get("kind", "local") not in EXECUTORS:
         raise ConfigError(f"unknown executor '{executor['kind']}'; known: {', '.join(EXECUTORS)}")
-    units, runs = [], []
-    for entry in raw["methods"]:
-        entry = {"name": entry} if isinstance(entry, str) else dict(entry)
-        _check_keys(f"method '{entry.get('name')}'", entry, METHOD_KEYS)
-        name, options = entry.get("name"), entry.get("options") or {}
-        method = BASELINES.build(name, **options)  # validates the name and options
-        # a method may change the shared budget's settings (e.g. a distilled student's lr)
-        own_train = asdict(apply_overrides(TrainConfig(**train), entry.get("train") or {}, f"{name}.train"))
-        for seed in seeds:
-            unit = TrainUnit(BASELINES.canonical(name), method.options(), preset, data,
-                             {**own_train, "seed": seed}, seed)
-            units.append(unit)
-            for sampler in _samplers_for(method, samplers, data["seq_len"]):
-                for task in raw["tasks"]:
-                    runs += _task_runs(unit, sampler, task)
+    protocols = [PROTOCOLS.get(p).name for p in _as_list(raw.get("protocol", DEFAULT))]
+    if not protocols:
+        raise ConfigError(f"experiment has no protocol (an empty axis expands to zero runs); "
+                          f"known: {', '.join(PROTOCOLS.names())}")
+    units: dict[str, TrainUnit] = {}  # by id: a unit two protocols resolve alike is trained once
+    runs: dict[str, RunSpec] = {}
+    for protocol in protocols:
+        built: dict[str, Any] = {}  # this protocol's methods so far: teachers of "@name" students
+        for entry in raw["methods"]:
+            entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+            _check_keys(f"method '{entry.get('name')}'", entry, METHOD_KEYS)
+            name = entry.get("name")
+            options, record = resolve_method_options(name, protocol, _with_teacher_path(entry, built))
+            method = build_method(name, options, record)  # validates the name and options
+            built.setdefault(BASELINES.canonical(name), method)
+            # a method may change the shared budget's settings (e.g. a distilled student's lr)
+            own_train = asdict(apply_overrides(TrainConfig(**train), entry.get("train") or {}, f"{name}.train"))
+            for seed in seeds:
+                unit = TrainUnit(BASELINES.canonical(name), method.options(), preset, data,
+                                 {**own_train, "seed": seed}, seed, record)
+                units.setdefault(unit.id, unit)
+                for explicit in _samplers_for(method, samplers, data["seq_len"]):
+                    spec, run_record = resolve_sampler(method, record, explicit)
+                    sampler = asdict(SamplerConfig(**spec))
+                    for task in raw["tasks"]:
+                        for run in _task_runs(unit, sampler, task, run_record):
+                            runs.setdefault(run.id, run)
     if not runs:
         raise ConfigError("the grid expands to zero runs")
-    return Experiment(raw.get("name", default_name), units, runs, executor)
+    return Experiment(raw.get("name", default_name), list(units.values()), list(runs.values()), executor)
+
+
+def _with_teacher_path(entry: dict, built: dict[str, Any]) -> dict:
+    """A student's options; a ``teacher: "@kl"`` student distils the path options this
+    protocol gave the sweep's kl unit (t_max, grid, ...), so its id follows the teacher's."""
+    options = dict(entry.get("options") or {})
+    teacher = options.get("teacher")
+    if isinstance(teacher, str) and teacher.startswith("@") and "path_options" not in options:
+        found = built.get(BASELINES.canonical(teacher[1:])) if teacher[1:] in BASELINES else None
+        if found is not None and hasattr(found, "path"):
+            options["path_options"] = found.path.options()
+    return options
 
 
 def _samplers_for(method, samplers: list[dict], seq_len: int) -> list[dict]:
+    """The explicit sampler keys of each of ``method``'s runs."""
     own = [s for s in samplers if s["name"] in method.samplers]
     if own:
         return own
     if method.requires_prefix:  # autoregressive: one setting, NFE = generated length
-        return [asdict(SamplerConfig(method.samplers[0], nfe=seq_len - 1))]
-    nfes = sorted({s["nfe"] for s in samplers})
-    return [asdict(SamplerConfig(method.samplers[0], nfe=n)) for n in nfes]
+        return [{"name": method.samplers[0], "nfe": seq_len - 1}]
+    nfes = sorted({s.get("nfe", SamplerConfig.nfe) for s in samplers})
+    return [{"name": method.samplers[0], "nfe": n} for n in nfes]
 
 
-def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str) -> list[RunSpec]:
+def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: dict) -> list[RunSpec]:
     task = {"name": task} if isinstance(task, str) else dict(task)
     _check_keys(f"task '{task.get('name')}'", task, TASK_KEYS)
     TASKS.get(task["name"])  # unknown task -> the list of known ones
@@ -192,5 +234,5 @@ def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str) -> list[RunSpec
     if not scorers:
         raise ConfigError(f"task '{task['name']}' has no scorers (an empty axis expands to zero runs)")
     return [RunSpec(unit, sampler, task["name"], dict(task.get("options") or {}), scorer,
-                    int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"))
+                    int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"), protocol)
             for scorer in scorers]

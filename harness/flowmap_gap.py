@@ -23,7 +23,8 @@ from harness.errors import ConfigError
 from harness.io import atomic_open
 from paths.posterior import entropy_categorical, kl_categorical
 
-#: (s, t) jumps: the diagonal at three times, short jumps, and long jumps from noise
+#: (s, t) jumps as fractions of the path's t_max (0.3 under the kl-flow protocol, 1 under plain):
+#: the diagonal at three times, short jumps, and long jumps from noise
 JUMPS = ((0.0, 0.0), (0.5, 0.5), (0.9, 0.9), (0.0, 1 / 16), (0.5, 0.5 + 1 / 16),
          (0.0, 0.25), (0.0, 0.5), (0.5, 1.0), (0.0, 1.0))
 COLUMNS = ("s", "t", "kl", "teacher_entropy", "student_entropy", "student_accuracy")
@@ -47,9 +48,12 @@ def teacher_flow_map(method, teacher: torch.nn.Module, z: Tensor, s: float, t: f
 
 @torch.no_grad()
 def flowmap_gap(method, student: torch.nn.Module, teacher: torch.nn.Module, batches: list, *,
-                jumps=JUMPS, steps: int = 32, seed: int = 0, device: str = "cpu") -> list[dict]:
-    """One row per jump (s, t): mean KL(teacher map ‖ student), both δ's entropies (nats), and how
-    often the student's argmax is the held-out token."""
+                jumps=None, steps: int = 32, seed: int = 0, device: str = "cpu") -> list[dict]:
+    """One row per jump (s, t) (times; default: ``JUMPS`` scaled to the path's t_max): mean
+    KL(teacher map ‖ student), both δ's entropies (nats), and how often the student's argmax is
+    the held-out token."""
+    if jumps is None:
+        jumps = [(s * method.path.t_max, t * method.path.t_max) for s, t in JUMPS]
     if steps < 1:
         raise ConfigError(f"steps = {steps} must be >= 1")
     if not batches:

@@ -113,6 +113,8 @@ BASELINES: Registry = Registry("method")
 TASKS: Registry = Registry("task")
 METRICS: Registry = Registry("metric")
 SCORERS: Registry = Registry("scorer")
+#: named generation protocols (harness.protocol registers kl-flow and plain)
+PROTOCOLS: Registry = Registry("protocol")
 
 ALL: dict[str, Registry] = {
     "paths": PATHS,
@@ -120,4 +122,5 @@ ALL: dict[str, Registry] = {
     "tasks": TASKS,
     "metrics": METRICS,
     "scorers": SCORERS,
+    "protocols": PROTOCOLS,
 }

@@ -26,7 +26,8 @@ from harness.io import atomic_write_text
 
 REQUIRED = ("run_id", "method", "task", "sampler", "metrics")
 BASE = ("method", "preset", "task", "scorer")
-SAMPLER_FIELDS = ("sampler", "nfe", "t_star", "top_k", "top_p", "temperature", "grid", "final")
+PROTOCOL = "generation_protocol"  # its name; a column shown where two protocols share a table
+SAMPLER_FIELDS = ("sampler", "nfe", "t_star", "top_k", "top_p", "temperature", "grid", "final", "final_at")
 LEADER_KEYS = ["method", "sampler", "nfe", "t_star", "top_k", "scorer"]
 FIRST = ["gen_ppl", "entropy", "gen_ppl_sample_mean", "entropy_generator_ids", "nll_per_token"]
 FAMILIES = ["bleu", "rougeL", "bertscore_f1", "pass@", "compiles@"]
@@ -60,6 +61,7 @@ def _metric_key(name: str) -> tuple:
 
 def _flatten(record: dict, rel: str) -> dict[str, Any]:
     row: dict[str, Any] = {k: record.get(k) for k in ("run_id", *BASE, "seed")}
+    row[PROTOCOL] = (record.get(PROTOCOL) or {}).get("name")
     for k, v in sorted((record.get("method_options") or {}).items()):
         row[f"opt.{k}"] = _scalar(v)
     sampler = record["sampler"]
@@ -129,7 +131,7 @@ def load(results_dir: str | Path, only: set[str] | None = None) -> tuple[pd.Data
 
 def _column_key(name: str) -> tuple:
     """Column order: ids and config, sampler fields, metrics, reference, train, path."""
-    head = ["run_id", *BASE, "seed"]
+    head = ["run_id", *BASE, PROTOCOL, "seed"]
     if name in head:
         return (0, head.index(name))
     if name.startswith("opt."):
@@ -153,7 +155,7 @@ def collect(results_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
 
 def config_columns(df: pd.DataFrame) -> list[str]:
     sampler = set(SAMPLER_FIELDS) | {c for c in df.columns if c.startswith("sampler_")}
-    return [c for c in df.columns if c in BASE or c.startswith("opt.") or c in sampler]
+    return [c for c in df.columns if c in BASE or c == PROTOCOL or c.startswith("opt.") or c in sampler]
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

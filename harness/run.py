@@ -1,7 +1,7 @@
 """Train and sample one run: wire method, data, backbone and trainer together.
 
 A run folder is self-contained: ``meta.json`` (method and its options, model config, data
-spec, library versions, git revision), ``tokenizer/``, checkpoints, ``metrics.jsonl`` and
+spec, the generation protocol's record, library versions, git revision), ``tokenizer/``, checkpoints, ``metrics.jsonl`` and
 ``train.log``. ``pathbench sample`` needs nothing but that folder.
 """
 
@@ -28,6 +28,7 @@ from harness.errors import ConfigError
 from harness.io import atomic_open
 from harness.methods import Method
 from harness.model import ModelConfig, Transformer, model_config
+from harness.protocol import DEFAULT, build_method, protocol_name_of, resolve_method_options, sampling_setup
 from harness.registry import BASELINES
 from harness.sampling import SamplerConfig
 from harness.tokenizer import load_tokenizer
@@ -63,9 +64,19 @@ def _log_to(run_dir: Path) -> None:
 
 
 def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dict[str, Any]], *,
-              resume: bool = False, device: str = "cpu") -> TrainResult:
-    """``pathbench train``: build everything from names + overrides and train into ``out``."""
-    method: Method = BASELINES.build(method_name, **overrides["method"])
+              resume: bool = False, device: str = "cpu", protocol: str | dict | None = None) -> TrainResult:
+    """``pathbench train``: build everything from names + overrides and train into ``out``.
+
+    ``protocol`` is a generation protocol's name applied to ``overrides["method"]`` (the
+    explicit keys), or a record already resolved with those options (a sweep's unit); None
+    means the protocol recorded in the run on ``resume`` (``plain`` if none), else kl-flow."""
+    if isinstance(protocol, dict):
+        options, record = overrides["method"], protocol
+    else:
+        if protocol is None:
+            protocol = protocol_name_of(read_meta(out)) if resume and (out / "meta.json").exists() else DEFAULT
+        options, record = resolve_method_options(method_name, protocol, overrides["method"])
+    method: Method = build_method(method_name, options, record)
     data_cfg = apply_overrides(DataConfig(), overrides["data"], "data")
     train_cfg = apply_overrides(TrainConfig(), overrides["train"], "train")
     infill = line_infill_option(data_cfg)  # validated before any data is prepared
@@ -78,7 +89,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     meta = {
         "method": BASELINES.canonical(method_name), "method_options": method.options(),
         "preset": preset, "model": asdict(model_cfg), "data": asdict(data_cfg),
-        "tokenizer": "tokenizer", "train": asdict(train_cfg),
+        "tokenizer": "tokenizer", "train": asdict(train_cfg), "generation_protocol": record,
     }
     if resume and latest_checkpoint(out) is not None:
         old = read_meta(out)
@@ -124,21 +135,25 @@ def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None):
     return method, model.to(device).eval(), tokenizer, meta, step
 
 
-def sample_run(ckpt: Path, out: Path, n: int, sampler: SamplerConfig | dict, *, seed: int = 0,
+def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
                batch_size: int = 16, seq_len: int | None = None, device: str = "cpu",
-               method_name: str | None = None) -> list[dict[str, Any]]:
-    """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically)."""
+               method_name: str | None = None, protocol: str | None = None) -> list[dict[str, Any]]:
+    """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically).
+    ``sampler`` holds the explicit keys; ``protocol`` (default: the run's) fills the rest."""
     method, model, tokenizer, meta, step = load_run(ckpt, device, method_name)
-    records = draw_samples(method, model, tokenizer, meta, step, n, sampler, seed=seed,
-                           batch_size=batch_size, seq_len=seq_len, device=device)
+    method, cfg, record = sampling_setup(method, meta, protocol, sampler)
+    records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
+                           batch_size=batch_size, seq_len=seq_len, device=device, protocol=record)
     write_samples(records, out)
     return records
 
 
 def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, step: int, n: int,
                  sampler: SamplerConfig | dict, *, seed: int = 0, batch_size: int = 16,
-                 seq_len: int | None = None, device: str = "cpu") -> list[dict[str, Any]]:
-    """``n`` unconditional samples from a loaded run, one record per sample (text, ids, seed)."""
+                 seq_len: int | None = None, device: str = "cpu",
+                 protocol: dict | None = None) -> list[dict[str, Any]]:
+    """``n`` unconditional samples from a loaded run, one record per sample (text, ids, seed,
+    and ``protocol``, the generation-protocol record, as ``generation_protocol``)."""
     if n < 1:
         raise ConfigError(f"n = {n} must be >= 1")
     sampler = method.sampler_config(meta["method"], sampler)
@@ -157,8 +172,9 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
             records.append({
                 "index": first + row, "text": tokenizer.decode(sample_ids), "ids": sample_ids,
                 "seed": batch_seed, "row_in_batch": row, "batch_size": size,
-                "method": meta["method"], "method_options": meta["method_options"],
+                "method": meta["method"], "method_options": method.options(),
                 "sampler": dataclasses.asdict(sampler), "checkpoint_step": step,
+                **({"generation_protocol": protocol} if protocol is not None else {}),
             })
     return records
 

@@ -84,23 +84,27 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
 
     from harness.calibration import store_calibration
     from harness.evaluate import reference_row
+    from harness.protocol import for_sampling, resolve_sampler
     from harness.registry import TASKS
     from harness.run import draw_samples, load_run
-    from harness.sampling import SamplerConfig
 
     method, model, tokenizer, meta, step = load_run(ckpt, device)
+    method, trained = for_sampling(method, meta, None)  # the run's own generation protocol
     if "hybrid" not in method.samplers:
         raise ConfigError(f"method '{meta['method']}' has no hybrid sampler to tune; "
                           f"its samplers: {', '.join(method.samplers)}")
     if t_stars is None:
         t_stars = start_grid(start) if start is not None else list(DEFAULT_T_STARS)
-    configs = [SamplerConfig("hybrid", nfe=nfe, t_star=float(t), top_k=k) for t in t_stars for k in top_ks]
+    # top-k is tuned, so explicit; the protocol fills the rest (final step, where it sits)
+    settings = [resolve_sampler(method, trained, {"name": "hybrid", "nfe": nfe, "t_star": float(t), "top_k": k})
+                for t in t_stars for k in top_ks]
+    configs = [method.sampler_config(meta["method"], spec) for spec, _ in settings]
     task = TASKS.build("unconditional", scorer=scorer, device=device)
     real = reference_row(ckpt, n, task)
     rows = []
-    for cfg in tqdm(configs, desc="tune t*"):
+    for cfg, (_, record) in zip(tqdm(configs, desc="tune t*"), settings):
         records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
-                               batch_size=batch_size, device=device)
+                               batch_size=batch_size, device=device, protocol=record)
         scores = task.score_samples([r["text"] for r in records], [r["ids"] for r in records],
                                     tokenizer.vocab_size)
         rows.append({"t_star": cfg.t_star, "top_k": cfg.top_k, "nfe": nfe,
@@ -109,7 +113,8 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
     chosen = next(asdict(c) for c in configs if c.t_star == best["t_star"] and c.top_k == best["top_k"])
     result = {"sampler": chosen, "gen_ppl": best["gen_ppl"], "entropy": best["entropy"],
               "real_entropy": real["entropy"], "real_gen_ppl": real["gen_ppl"], "margin": margin,
-              "scorer": scorer, "n": n, "seed": seed, "start": start, "step": step, "candidates": rows}
+              "scorer": scorer, "n": n, "seed": seed, "start": start, "step": step, "candidates": rows,
+              "generation_protocol": trained["name"]}
     store_calibration(ckpt, "tuned_sampler", result)
     if out is not None:
         write_tuning(result, Path(out))

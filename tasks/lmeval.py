@@ -8,6 +8,9 @@ Log-likelihood requests need an exact likelihood, which flow and diffusion sampl
 give: they fail with a message saying so.
 
     lm_eval.simple_evaluate(model="pathbench", model_args="ckpt=runs/kl,nfe=64", tasks=[...])
+
+Sampler keys not given (``top_k``, ``final``, ``final_at``) come from the run's generation
+protocol, or from ``protocol=plain|kl-flow``; ``top_k=none`` asks for the full vocabulary.
 """
 
 from __future__ import annotations
@@ -19,19 +22,23 @@ from lm_eval.api.registry import register_model
 
 from harness.errors import ConfigError
 from harness.generate import generate
+from harness.protocol import sampling_setup
 from harness.run import load_run
 
 
 @register_model("pathbench")
 class PathbenchLM(LM):
     def __init__(self, ckpt: str, sampler: str | None = None, nfe: int = 64, t_star: float = 0.28,
-                 top_k: int | None = None, temperature: float = 1.0, max_gen_toks: int = 32,
-                 batch_size: int = 16, seed: int = 0, device: str = "cpu", **unused) -> None:
+                 top_k: int | str | None = None, temperature: float = 1.0, max_gen_toks: int = 32,
+                 batch_size: int = 16, seed: int = 0, device: str = "cpu", protocol: str | None = None,
+                 final: str | None = None, final_at: str | None = None, **unused) -> None:
         super().__init__()
-        self.method, self.model, self.tok, self.meta, _ = load_run(Path(ckpt), device)
-        self.sampler = self.method.sampler_config(self.meta["method"], {
-            "name": sampler, "nfe": int(nfe), "t_star": float(t_star),
-            "top_k": None if top_k is None else int(top_k), "temperature": float(temperature)})
+        method, self.model, self.tok, self.meta, _ = load_run(Path(ckpt), device)
+        explicit = {"name": sampler, "nfe": int(nfe), "t_star": float(t_star), "temperature": float(temperature)}
+        if top_k is not None:  # not given: the protocol's; "none": the full vocabulary
+            explicit["top_k"] = None if str(top_k).lower() in ("none", "all") else int(top_k)
+        explicit.update({k: v for k, v in (("final", final), ("final_at", final_at)) if v is not None})
+        self.method, self.sampler, self.protocol = sampling_setup(method, self.meta, protocol, explicit)
         self.seq_len = self.meta["data"]["seq_len"]
         self.max_gen_toks, self.batch_size, self.seed = int(max_gen_toks), int(batch_size), int(seed)
 

@@ -48,6 +48,9 @@ def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm,
         ("kl", 2), ("kl", 4), ("linear", 2), ("linear", 4)}
     for run_id, r in results.items():
         assert r["run_id"] == run_id and r["metrics"]["entropy"] > 0 and "gen_ppl" in r["reference"]
+        # no protocol in the file: kl-flow, resolved into the sampler and recorded with the result
+        assert r["generation_protocol"]["name"] == "kl-flow" and r["sampler"]["final_at"] == "t_max"
+        assert r["generation_protocol"]["sampler"] == {"top_k": 1, "final": "argmax", "final_at": "t_max"}
         assert (out / "runs" / run_id / "config.yaml").exists() and (out / "runs" / run_id / "samples.jsonl").exists()
         assert "metrics {" in (out / "runs" / run_id / "eval.log").read_text()
     assert len(list((out / "train").iterdir())) == 2  # NFE settings share their unit's checkpoint

@@ -9,7 +9,7 @@ import pytest
 from harness.cli import main
 from harness.generate import generate
 from harness.run import load_run
-from harness.sampling import SamplerConfig
+from harness.protocol import sampling_setup
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "lm_eval"
 
@@ -45,8 +45,11 @@ def test_lm_eval_generate_until_matches_pathbench_generation(run_dir, task_dir, 
     samples = sorted(result["samples"]["pathbench_echo_headlines"], key=lambda s: s["doc_id"])
     # the same requests through pathbench's own generator give the same answers
     method, model, tok, meta, _ = load_run(run_dir)
+    # the run's protocol (kl-flow) fills the keys lm-eval did not give, as for `pathbench sample`
+    method, sampler, record = sampling_setup(method, meta, None, {"name": "basic", "nfe": 3})
+    assert record["name"] == "kl-flow" and (sampler.top_k, sampler.final_at) == (1, "t_max")
     prompts = [json.loads(line)["prompt"] for line in (task_dir / "headlines.jsonl").read_text().splitlines()]
-    direct = generate(method, model, tok, [[p, 6] for p in prompts], SamplerConfig("basic", nfe=3), seq_len=32)
+    direct = generate(method, model, tok, [[p, 6] for p in prompts], sampler, seq_len=32)
     for sample, mine in zip(samples, direct):
         assert sample["resps"][0][0] == mine[0][0].split("\n")[0]
 
