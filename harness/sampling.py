@@ -88,6 +88,21 @@ def gumbel_categorical(log_probs: Tensor, generator: torch.Generator | None = No
     return (log_probs + gumbel).argmax(-1)
 
 
+def inverse_cdf_categorical(log_weights: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row of ``log_weights`` (R, V) (unnormalised) by inverting the float64 CDF.
+
+    i = min{i : C_i > u·C_V} with C the cumulative sum of exp(log w - max) and u ~ U[0, 1): the
+    law of w exactly (to float64 rounding of C), and one random number per row instead of V —
+    the cheapest exact draw over a whole vocabulary. Tokens of weight 0 are never drawn.
+    """
+    if log_weights.dtype != torch.float64:
+        raise TypeError(f"categorical draws must be made in float64, got {log_weights.dtype}")
+    cdf = (log_weights - log_weights.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # (R, V)
+    u = torch.rand((cdf.shape[0], 1), generator=generator, dtype=torch.float64, device=cdf.device)
+    ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]
+    return ids.clamp_max_(cdf.shape[-1] - 1)
+
+
 def denoiser_log_probs(logits: Tensor, top_k: int | None, temperature: float,
                        top_p: float | None = None) -> Tensor:
     """log w in float64 after temperature, top-k and top-p (mass outside is exactly 0)."""
@@ -120,8 +135,9 @@ def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator |
     With top-k the draw is made among the k largest logits only: Gumbel-max over those k
     values in float64 has exactly the law of a Gumbel draw over the truncated vocabulary
     (logits tied with the k-th are cut to exactly k, a measure-zero difference); top-k 1 is
-    the argmax and needs no random number. Without top-k the float64 copy is made a block of
-    rows at a time so it never stands at (B,S,V).
+    the argmax and needs no random number. Without top-k the draw inverts the float64 CDF
+    (one random number per position, not per token), a block of rows at a time so the float64
+    copy never stands at (B,S,V).
     """
     vocab = logits.shape[-1]
     if cfg.top_k is not None and cfg.top_k < vocab:
@@ -134,7 +150,7 @@ def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator |
     ids = torch.empty(flat.shape[0], dtype=torch.long, device=logits.device)
     rows = max(1, DRAW_BLOCK // vocab)
     for first in range(0, flat.shape[0], rows):
-        ids[first:first + rows] = gumbel_categorical(_draw_log_probs(flat[first:first + rows], cfg), generator)
+        ids[first:first + rows] = inverse_cdf_categorical(_draw_log_probs(flat[first:first + rows], cfg), generator)
     return ids.reshape(logits.shape[:-1])
 
 

@@ -105,21 +105,32 @@ def test_given_positions_are_clamped_at_every_step(sampler):
         torch.testing.assert_close(x, expected)
 
 
-def test_categorical_draws_happen_in_float64(monkeypatch):
+@pytest.mark.parametrize("top_k, draw", [(None, "inverse_cdf_categorical"), (3, "gumbel_categorical")])
+def test_categorical_draws_happen_in_float64(monkeypatch, top_k, draw):
     dtypes = []
-    real = sampling.gumbel_categorical
+    real = getattr(sampling, draw)
     def spy(log_probs, generator=None):
         dtypes.append(log_probs.dtype)
         return real(log_probs, generator)
-    monkeypatch.setattr(sampling, "gumbel_categorical", spy)
+    monkeypatch.setattr(sampling, draw, spy)
     denoise = lambda x, t: input_dependent_denoiser()(x, t).float()  # a float32 model  # noqa: E731
-    sample_path(PATHS.build("kl"), denoise, (2, 3, V), SamplerConfig("hybrid", nfe=6, final="sample"),
+    sample_path(PATHS.build("kl"), denoise, (2, 3, V), SamplerConfig("hybrid", nfe=6, final="sample", top_k=top_k),
                 generator=torch.Generator().manual_seed(0))
     # uniform grid t = 0, 1/6 | 2/6, 3/6, 4/6 | 5/6: two basic steps, three sampling steps
     # (one draw each) and the final draw
     assert len(dtypes) == 4 and set(dtypes) == {torch.float64}
     with pytest.raises(TypeError, match="float64"):
-        gumbel_categorical(torch.zeros(2, 3, dtype=torch.float32))
+        real(torch.zeros(2, 3, dtype=torch.float32))
+
+
+def test_inverse_cdf_draw_follows_the_distribution_and_never_draws_a_zero():
+    w = torch.tensor([0.05, 0.3, 0.0, 0.25, 0.3, 0.1], dtype=torch.float64)
+    ids = sampling.inverse_cdf_categorical(torch.log(w).expand(20_000, V).contiguous() + 7.0,
+                                           torch.Generator().manual_seed(3))
+    counts = torch.bincount(ids, minlength=V).double()
+    assert counts[2] == 0
+    keep = w > 0
+    assert chisquare(counts[keep].numpy(), (w[keep] * 20_000).numpy()).pvalue > 1e-3
 
 
 def test_unknown_sampler_for_paths():
