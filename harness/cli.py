@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--batch-size", type=int, default=16)
     be.add_argument("--steps", type=int, default=20, help="timed training steps (bench train)")
     be.add_argument("--nfe", type=int, nargs="+", default=[16, 64], help="NFEs (bench sample)")
+    be.add_argument("--protocol", default="kl-flow", help="generation protocol of the simplex paths (bench sample)")
     be.add_argument("--top-k", nargs="+", default=["1", "none"],
                     help="top-k of the drawing samplers, 'none' = the full vocabulary (bench sample)")
     be.add_argument("--samplers", type=_comma_list, default=None,
@@ -243,7 +244,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     else:
         top_ks = tuple(None if k in ("none", "full") else int(k) for k in args.top_k)
         bench_sample.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers),
-                                  top_ks=top_ks, **common)
+                                  top_ks=top_ks, protocol=args.protocol, **common)
 
 
 def _print_scores(label: str, row: dict) -> None:
