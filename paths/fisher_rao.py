@@ -132,11 +132,14 @@ class FisherRaoPath(SimplexPath):
         b, a = self._levels(z.shape[-1])
         k = scratch if scratch is not None else torch.empty_like(z)
         sum_z = z.sum(-1, keepdim=True)
-        torch.mul(z, a - b, out=k).add_(b * sum_z)   # c_k = <s, s1^(k)>
-        k.copy_(_theta_over_sin(k))
-        g = w.mul_(k)                                 # g_k = w_k θ_k / sin θ_k
+        torch.mul(z, a - b, out=k).add_(b * sum_z).clamp_(-1.0, 1.0).arccos_()  # θ_k, c_k = <s, s1^(k)>
+        # g_k = w_k θ_k / sin θ_k. Where θ_k = 0 the state is s1^(k) itself, whose Log term
+        # g_k (s1^(k) - c_k s) vanishes whatever g_k is, so the clamped 0/tiny is exact there.
+        g = w.mul_(k).div_(k.sin_().clamp_min_(torch.finfo(k.dtype).tiny))
         sum_g = g.sum(-1, keepdim=True)
-        g_dot_c = b * sum_z * sum_g + (a - b) * (g * z).sum(-1, keepdim=True)
+        g_dot_z = ((g.unsqueeze(-2) @ z.unsqueeze(-1)).squeeze(-1) if g.dtype == z.dtype  # (B, S, 1)
+                   else (g * z).sum(-1, keepdim=True))  # a matmul forms no (B,S,V) product
+        g_dot_c = b * sum_z * sum_g + (a - b) * g_dot_z
         scale = h / (1.0 - t)
         u = g.mul_((a - b) * scale).add_(b * scale * sum_g).addcmul_(z, -scale * g_dot_c)
         return sphere_exp_(z, u)
