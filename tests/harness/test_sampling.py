@@ -2,13 +2,14 @@
 
 import pytest
 import torch
-from scipy.stats import chisquare
+import numpy as np
+from scipy.stats import chi2_contingency, chisquare
 
 import harness.sampling as sampling
 import paths  # noqa: F401  (registers the paths)
 from harness.errors import ConfigError
 from harness.registry import PATHS
-from harness.sampling import SamplerConfig, gumbel_categorical, sample_path
+from harness.sampling import SamplerConfig, sample_path
 from tests.harness.reference_sampler import reference_sample_path
 
 V = 6
@@ -251,9 +252,7 @@ def test_basic_matches_the_float64_reference_trajectory_by_trajectory(name, fina
 
 
 def _same_law(table) -> bool:
-    from scipy.stats import chi2_contingency
-    import numpy as np
-
+    """Two-sample chi-square over the categories either sample hit."""
     table = np.array(table)
     table = table[:, table.sum(0) > 0]
     return table.shape[1] < 2 or chi2_contingency(table).pvalue > 1e-3
