@@ -1,8 +1,9 @@
-"""The sampler driver with oracle denoisers (no trained model needed), in float64."""
+"""The sampler driver with oracle denoisers (no trained model needed): its semantics, the
+reference schedule, and the float32 in-place driver against the float64 reference in law."""
 
+import numpy as np
 import pytest
 import torch
-import numpy as np
 from scipy.stats import chi2_contingency, chisquare
 
 import harness.sampling as sampling
