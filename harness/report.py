@@ -25,6 +25,8 @@ from harness.errors import ConfigError
 from harness.io import atomic_write_text
 
 REQUIRED = ("run_id", "method", "task", "sampler", "metrics")
+#: raw per-sample data kept in a result for recomputing statistics, not a table column
+RAW = ("per_sample",)
 BASE = ("method", "preset", "task", "scorer")
 PROTOCOL = "generation_protocol"  # its name; a column shown where two protocols share a table
 SAMPLER_FIELDS = ("sampler", "nfe", "t_star", "top_k", "top_p", "temperature", "grid", "final", "final_at")
@@ -70,9 +72,12 @@ def _flatten(record: dict, rel: str) -> dict[str, Any]:
         if k != "name":
             row[k if k not in row else f"sampler_{k}"] = _scalar(v)
     for k in sorted(record["metrics"], key=_metric_key):
+        if k in RAW:
+            continue
         row[k if k not in row else f"metric_{k}"] = _scalar(record["metrics"][k])
     for k in sorted(record.get("reference") or {}, key=_metric_key):
-        row[f"ref_{k}"] = _scalar(record["reference"][k])
+        if k not in RAW:
+            row[f"ref_{k}"] = _scalar(record["reference"][k])
     for k, v in (record.get("train") or {}).items():
         row[f"train_{k}"] = _scalar(v)
     row["path"] = rel

@@ -9,6 +9,9 @@
   sample file carries them, on the generator's own ids too.
 * reference row: real held-out text cut to the same generator length, scored the same way —
   the yardstick for both numbers (low PPL with entropy far below it means repetition).
+* uncertainty: per-sample NLL sums, scored-token counts and entropies are stored under
+  ``per_sample`` so any statistic can be recomputed, and gen-PPL and entropy carry a seeded
+  bootstrap 95 % interval over samples (``harness.stats``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import stats
 from harness.errors import ConfigError
 from harness.registry import METRICS, TASKS
 from tasks.scorers import CausalScorer
@@ -68,10 +72,18 @@ def score_texts(texts: list[str], scorer: CausalScorer, *, ids: list[list[int]] 
         # output and is scored; only a sample with no token at all has no perplexity
         if not tokens:
             raise ConfigError(f"sample {i} is empty; an empty sample has no perplexity")
-    result = generative_perplexity(scorer.nll_of_tokens(token_lists, batch_size=batch_size))
-    result["entropy"] = float(np.mean([unigram_entropy(tokens) for tokens in token_lists]))
+    nlls = scorer.nll_of_tokens(token_lists, batch_size=batch_size)
+    result = generative_perplexity(nlls)
+    entropies = [unigram_entropy(tokens) for tokens in token_lists]
+    result["entropy"] = float(np.mean(entropies))
+    per_sample = {"nll_sum": [float(n.sum()) for n in nlls], "tokens": [len(n) for n in nlls],
+                  "entropy": entropies}
+    result["gen_ppl_ci95"] = stats.pooled_ppl_interval(per_sample["nll_sum"], per_sample["tokens"])
+    result["entropy_ci95"] = stats.mean_interval(entropies)
+    result["interval"] = stats.describe()
     if ids is not None:
         result["entropy_generator_ids"] = float(np.mean([unigram_entropy(row) for row in ids]))
+    result["per_sample"] = per_sample  # raw data last: what every statistic is recomputed from
     return result
 
 

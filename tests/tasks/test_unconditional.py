@@ -56,6 +56,20 @@ def test_batch_size_does_not_change_anything_and_every_sample_is_scored(tiny_lm)
     assert results[0]["scored_tokens"] == expected and results[0]["samples"] == 5
 
 
+def test_per_sample_data_recomputes_every_number_and_intervals_bracket_them(tiny_lm):
+    result = score_texts(TEXTS, load_scorer(f"hf:{tiny_lm}"))
+    per = result["per_sample"]
+    assert len(per["nll_sum"]) == len(per["tokens"]) == len(per["entropy"]) == len(TEXTS)
+    assert sum(per["tokens"]) == result["scored_tokens"]
+    assert math.exp(sum(per["nll_sum"]) / sum(per["tokens"])) == pytest.approx(result["gen_ppl"], rel=1e-12)
+    assert np.mean(per["entropy"]) == pytest.approx(result["entropy"])
+    low, high = result["gen_ppl_ci95"]
+    assert low <= result["gen_ppl"] <= high and low < high
+    low, high = result["entropy_ci95"]
+    assert low <= result["entropy"] <= high
+    assert "bootstrap" in result["interval"] and "2000 resamples" in result["interval"]
+
+
 def test_long_texts_are_scored_in_windows(tiny_lm):
     scorer = load_scorer(f"hf:{tiny_lm}")
     nll = scorer.token_nll([TEXTS[2]])[0]
