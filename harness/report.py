@@ -23,6 +23,7 @@ import pandas as pd
 
 from harness.errors import ConfigError
 from harness.io import atomic_write_text
+from harness.report_verdict import verdict_sections
 
 REQUIRED = ("run_id", "method", "task", "sampler", "metrics")
 #: raw per-sample data kept in a result for recomputing statistics, not a table column
@@ -336,6 +337,9 @@ def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None
     summary = f"{len(df)} complete run(s) from `{results_dir}`; {len(problems)} problem(s)."
     md = [f"# {title}\n", summary + "\n", "PPL = generative perplexity; entropy in nats; "
           "values are mean ± std over seeds, `n` = number of runs averaged.\n"]
+    verdict = verdict_sections(records)  # what a reader looks at first
+    for name, table, text in verdict:
+        md += [f"## {name}\n", text] + ([markdown_table(table)] if table is not None else [])
     for name, table in found.items():
         md += [f"## {name}\n", markdown_table(table)]
     md += [f"![{cap}]({path.name})\n" for path, _, cap in plots.values()]
@@ -345,6 +349,9 @@ def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None
 
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>", f"<p>{esc(summary)}</p>"]
+    for name, table, text in verdict:
+        body += [f"<h2>{esc(name)}</h2>", f"<p>{esc(text)}</p>"]
+        body += [table.to_html(index=False, escape=True, border=0)] if table is not None else []
     for name, table in found.items():
         body += [f"<h2>{esc(name)}</h2>", table.to_html(index=False, escape=True, border=0)]
     body.append("<h2>Plots</h2>")
@@ -365,4 +372,5 @@ def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None
     return {"out_dir": out_dir, "leaderboard_md": out_dir / "leaderboard.md",
             "leaderboard_csv": out_dir / "leaderboard.csv", "report_html": out_dir / "report.html",
             "plots": {name: path for name, (path, _, _) in plots.items()}, "runs": len(df),
+            "verdict": [name for name, _, _ in verdict],
             "problems": len(problems), "problem_list": problems, "tables": list(found)}

@@ -158,3 +158,44 @@ def test_plot_lines_keep_runs_apart_that_differ_only_in_an_option_or_final():
                              "flowmap, flowmap, final=sample, path=euclidean", "flowmap, flowmap, final=sample, path=kl",
                              "kl, basic"]
     assert all(len(rows) == 3 and rows["nfe"].is_unique for rows in lines.values())
+
+
+def _run_with_samples(root, run_id, method, sampler, entropy, ppl, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tokens = [60] * 24
+    nll = list(np.log(ppl) * 60 * (1 + 0.05 * rng.standard_normal(24)))
+    ent = list(entropy + 0.05 * rng.standard_normal(24))
+    record = {"run_id": run_id, "method": method, "task": "unconditional", "status": "complete",
+              "scorer": "smollm2", "seed": 0, "sampler": sampler,
+              "metrics": {"gen_ppl": ppl, "entropy": entropy,
+                          "per_sample": {"nll_sum": nll, "tokens": tokens, "entropy": ent}},
+              "reference": {"gen_ppl": 36.0, "entropy": 3.5}}
+    (root / "runs" / run_id).mkdir(parents=True)
+    (root / "runs" / run_id / "metrics.json").write_text(json.dumps(record))
+
+
+def test_the_report_opens_with_the_matched_entropy_verdict(tmp_path):
+    for i, (method, h, ppl) in enumerate([("kl", 3.0, 100), ("kl", 4.0, 300), ("linear", 3.0, 400),
+                                          ("linear", 4.0, 1200), ("euclidean", 0.5, 20)]):
+        _run_with_samples(tmp_path / "res", f"r{i}", method, {"name": "sampling", "nfe": 16 + i, "top_k": 1},
+                          h, ppl, i)
+    result = write_report(tmp_path / "res", tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Verdict: gen-PPL at matched entropy (smollm2)"
+    assert sections[1].startswith("## Pairwise")
+    verdict = md.split("## Verdict")[1].split("## Pairwise")[0]
+    rows = [line for line in verdict.splitlines() if line.startswith("| ") and "method" not in line]
+    assert [r.split("|")[2].strip() for r in rows] == ["kl", "linear", "euclidean"]  # rank order
+    assert "not reached" in rows[2] and "173." in rows[0]  # √(100·300) at H* = 3.5
+    assert "No two methods that reach the target are within noise" in verdict
+    assert result["verdict"][0].startswith("Verdict")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.index("Verdict: gen-PPL at matched entropy") < html.index("Unconditional leaderboard")
+
+
+def test_results_without_per_sample_data_say_there_is_no_verdict(report):
+    md = report["leaderboard_md"].read_text()
+    assert md.split("\n## ")[1].startswith("Verdict\n\nNo verdict: no unconditional run here carries per-sample data")

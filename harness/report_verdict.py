@@ -1,0 +1,79 @@
+"""The report's first section: the verdict at matched entropy, per scorer (see harness.verdict).
+
+Built from the complete unconditional runs that carry per-sample data (``metrics.per_sample``);
+the target entropy is the real text's under the same scorer (the runs' reference row).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+
+from harness import stats
+from harness.verdict import Setting, judge, pairwise, within_noise
+
+
+def _label(record: dict) -> str:
+    s = record["sampler"]
+    parts = [str(s.get("name")), f"NFE {s.get('nfe')}"]
+    if s.get("name") == "hybrid":
+        parts.append(f"t* {s.get('t_star')}")
+    if s.get("top_k") is not None:
+        parts.append(f"top-k {s['top_k']}")
+    protocol = (record.get("generation_protocol") or {}).get("name")
+    return " ".join(parts) + (f" [{protocol}]" if protocol else "")
+
+
+def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Setting]]]]:
+    """scorer -> (target entropy, method -> settings)."""
+    out: dict[str, tuple[float, dict]] = {}
+    by_scorer: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        per = (r.get("metrics") or {}).get("per_sample")
+        if r.get("task") == "unconditional" and per and (r.get("reference") or {}).get("entropy") is not None:
+            by_scorer[str(r.get("scorer"))].append(r)
+    for scorer, runs in sorted(by_scorer.items()):
+        methods: dict[str, list[Setting]] = defaultdict(list)
+        for r in runs:
+            per = r["metrics"]["per_sample"]
+            methods[r["method"]].append(Setting(_label(r), np.asarray(per["nll_sum"], float),
+                                                np.asarray(per["tokens"], float), np.asarray(per["entropy"], float)))
+        out[scorer] = (float(runs[0]["reference"]["entropy"]), dict(methods))
+    return out
+
+
+def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None, str]]:
+    """(title, table or None, text) per scorer, the verdict first then the pairwise shares."""
+    groups = _groups(records)
+    if not groups:
+        return [("Verdict", None, "No verdict: no unconditional run here carries per-sample data "
+                 "(results made before per-sample storage); re-run the sweep to get one.\n")]
+    sections = []
+    for scorer, (target, methods) in groups.items():
+        verdicts = judge(methods, target)
+        rows = [{"rank": v.rank if v.rank is not None else "-", "method": v.method,
+                 "matched gen PPL": f"{v.matched_ppl:.2f}" if v.matched_ppl else "not reached",
+                 "95 % interval": f"[{v.interval[0]:.2f}, {v.interval[1]:.2f}]" if v.interval else "-",
+                 "reached in": f"{100 * v.reached_share:.0f} % of resamples",
+                 "best setting reaching the target": v.best_setting or "none",
+                 "settings": len(methods[v.method])} for v in verdicts]
+        reached = [v for v in verdicts if v.interval is not None]
+        ties = [f"{a.method} and {b.method}" for i, a in enumerate(reached) for b in reached[i + 1:]
+                if within_noise(a, b)]
+        text = (f"Target entropy {target:.3f} nats (real text under {scorer}); gen-PPL interpolated in "
+                f"log-PPL on each method's PPL–entropy frontier, never extrapolated; interval: "
+                f"{stats.describe()} within each setting. Rank ties where intervals overlap. "
+                + (f"Within noise (overlapping intervals): {'; '.join(ties)}." if ties else
+                   "No two methods that reach the target are within noise.") + "\n")
+        sections.append((f"Verdict: gen-PPL at matched entropy ({scorer})", pd.DataFrame(rows), text))
+        if len(reached) > 1:
+            share = pairwise(reached)
+            table = pd.DataFrame([{"P(row < column)": a.method,
+                                   **{b.method: "-" if a is b else f"{share[(a.method, b.method)]:.2f}"
+                                      for b in reached}} for a in reached])
+            sections.append((f"Pairwise: share of resamples with the lower matched PPL ({scorer})", table,
+                             "Each cell: the share of bootstrap resamples in which the row method's matched "
+                             "gen-PPL is below the column method's.\n"))
+    return sections
