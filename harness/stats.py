@@ -30,8 +30,8 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], np.ndarray], n: int, *,
     """[low, high] of ``statistic`` over bootstrap resamples of n records.
 
     ``statistic`` maps an (R, n) array of record indices to R values (vectorised)."""
-    if n < 1:
-        raise ConfigError("a bootstrap interval needs at least one sample")
+    if n < 2:
+        raise ConfigError(f"a bootstrap interval needs at least 2 samples, got {n}")
     if resamples < 1000:
         raise ConfigError(f"resamples = {resamples} is too few for a 95 % interval (>= 1000)")
     index = np.random.default_rng(seed).integers(0, n, size=(resamples, n))

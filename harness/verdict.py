@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness import stats
+from harness.errors import ConfigError
 
 
 @dataclass
@@ -80,6 +81,11 @@ def judge(methods: dict[str, list[Setting]], target: float, *, resamples: int = 
           seed: int = stats.SEED) -> list[MethodVerdict]:
     """One verdict per method, ranked (ties where the intervals overlap)."""
     verdicts = []
+    for name, settings in methods.items():
+        for s in settings:
+            if len(s.entropy) < 2:
+                raise ConfigError(f"method '{name}', run {s.label}: a bootstrap needs at least 2 samples, "
+                                  f"it has {len(s.entropy)}")
     for k, (name, settings) in enumerate(sorted(methods.items())):
         point = matched_log_ppl([s.point() for s in settings], target)
         boot = _resampled_points(settings, resamples, seed + k)

@@ -78,9 +78,10 @@ def score_texts(texts: list[str], scorer: CausalScorer, *, ids: list[list[int]] 
     result["entropy"] = float(np.mean(entropies))
     per_sample = {"nll_sum": [float(n.sum()) for n in nlls], "tokens": [len(n) for n in nlls],
                   "entropy": entropies}
-    result["gen_ppl_ci95"] = stats.pooled_ppl_interval(per_sample["nll_sum"], per_sample["tokens"])
-    result["entropy_ci95"] = stats.mean_interval(entropies)
-    result["interval"] = stats.describe()
+    if len(texts) >= 2:  # one sample has no spread to resample
+        result["gen_ppl_ci95"] = stats.pooled_ppl_interval(per_sample["nll_sum"], per_sample["tokens"])
+        result["entropy_ci95"] = stats.mean_interval(entropies)
+    result["interval"] = stats.describe() if len(texts) >= 2 else "none: a single sample"
     if ids is not None:
         result["entropy_generator_ids"] = float(np.mean([unigram_entropy(row) for row in ids]))
     result["per_sample"] = per_sample  # raw data last: what every statistic is recomputed from

@@ -37,5 +37,5 @@ def test_95_percent_intervals_cover_the_mean_about_95_percent_of_the_time():
 def test_too_few_resamples_or_no_sample_is_refused():
     with pytest.raises(ConfigError, match="resamples = 100"):
         stats.mean_interval([1.0, 2.0], resamples=100)
-    with pytest.raises(ConfigError, match="at least one sample"):
-        stats.mean_interval([])
+    with pytest.raises(ConfigError, match="at least 2 samples, got 1"):
+        stats.mean_interval([3.0])

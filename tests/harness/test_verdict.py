@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from harness.errors import ConfigError
 from harness.verdict import Setting, judge, matched_log_ppl, pairwise, within_noise
 
 
@@ -51,3 +52,8 @@ def test_judge_ranks_clear_differences_and_ties_overlapping_intervals():
     assert share[("good", "bad")] == 1.0 and share[("bad", "good")] == 0.0
     assert 0.2 < share[("good", "good2")] < 0.8
     assert share[("good", "low")] is None
+
+
+def test_a_run_with_one_sample_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="method 'kl', run one: a bootstrap needs at least 2 samples"):
+        judge({"kl": [_setting("one", 2.0, 10, n=1), _setting("two", 3.0, 20)]}, 2.5)
