@@ -22,7 +22,9 @@ def _label(record: dict) -> str:
         parts.append(f"t* {s.get('t_star')}")
     if s.get("top_k") is not None:
         parts.append(f"top-k {s['top_k']}")
-    protocol = (record.get("generation_protocol") or {}).get("name")
+    record_protocol = record.get("generation_protocol") or {}
+    applies = "method" not in (record_protocol.get("not_applied") or {})  # a baseline keeps its own
+    protocol = record_protocol.get("name") if applies else None
     return " ".join(parts) + (f" [{protocol}]" if protocol else "")
 
 

@@ -1,14 +1,15 @@
 """The verdict: each method's generative perplexity at matched entropy, with its uncertainty.
 
 A method is run at several sampler settings s, each giving (H_s, log PPL_s) — mean unigram
-entropy and token-pooled log gen-PPL of its samples under one scorer. Its *frontier* is the
-Pareto-lower set (no other setting has both higher entropy and lower PPL), sorted by entropy;
-the matched perplexity at a target entropy H* (default: real text's under the same scorer) is
-log-PPL interpolated linearly between the two frontier points that bracket H*:
+entropy and token-pooled log gen-PPL of its samples under one scorer. The matched perplexity
+at a target entropy H* (default: real text's under the same scorer) is read off its
+PPL–entropy frontier: the lowest log-PPL at H* over the segments between a setting a below
+and a setting b above the target,
 
-    log PPL(H*) = log PPL_a + (H* − H_a) · (log PPL_b − log PPL_a) / (H_b − H_a),  H_a ≤ H* ≤ H_b
+    log PPL(H*) = min_{H_a ≤ H* ≤ H_b} log PPL_a + (H* − H_a) · (log PPL_b − log PPL_a) / (H_b − H_a)
 
-and *not reached* when no setting lies on one side of H* (never extrapolated). Uncertainty:
+(where the Pareto frontier brackets H* this is its linear interpolation), and *not reached*
+when no setting lies on one side of H* (never extrapolated). Uncertainty:
 every setting's samples are resampled with replacement (seeded, ``harness.stats``), the
 frontier recomputed, and the 2.5/97.5 percentiles of the matched value taken over the
 resamples where it is reached. The pairwise share P(A < B) counts the resamples in which A's
@@ -51,19 +52,18 @@ class MethodVerdict:
 
 
 def matched_log_ppl(points: list[tuple[float, float]], target: float) -> float | None:
-    """log PPL of the Pareto frontier of (entropy, log PPL) points at entropy ``target``."""
-    frontier, best = [], math.inf
-    for h, lp in sorted(points, key=lambda p: (-p[0], p[1])):  # high entropy first
-        if lp < best:  # not dominated by a point of higher entropy and lower PPL
-            frontier.append((h, lp))
-            best = lp
-    frontier.reverse()  # ascending entropy (and log PPL)
-    below = [p for p in frontier if p[0] <= target]
-    above = [p for p in frontier if p[0] >= target]
+    """log PPL at entropy ``target`` on the lower envelope of the segments between a setting
+    below and a setting above it (the frontier where it brackets the target); None when no
+    setting lies on one side."""
+    below = [p for p in points if p[0] <= target]
+    above = [p for p in points if p[0] >= target]
     if not below or not above:
         return None
-    (ha, la), (hb, lb) = below[-1], above[0]
-    return la if hb == ha else la + (target - ha) * (lb - la) / (hb - ha)
+    best = math.inf
+    for ha, la in below:
+        for hb, lb in above:
+            best = min(best, la if hb == ha else la + (target - ha) * (lb - la) / (hb - ha))
+    return best
 
 
 def _resampled_points(settings: list[Setting], resamples: int, seed: int) -> np.ndarray:

@@ -21,6 +21,12 @@ def test_dominated_settings_are_off_the_frontier():
     assert matched_log_ppl(points, 3.0) == pytest.approx(math.log(200))
 
 
+def test_settings_on_both_sides_reach_the_target_even_when_one_dominates():
+    # the higher-entropy setting is also the lower-PPL one: the segment still brackets H*
+    points = [(3.0, math.log(800)), (4.0, math.log(700))]
+    assert matched_log_ppl(points, 3.5) == pytest.approx(0.5 * (math.log(800) + math.log(700)))
+
+
 def test_a_target_outside_the_settings_is_not_reached():
     points = [(2.0, math.log(100)), (3.0, math.log(300))]
     assert matched_log_ppl(points, 3.5) is None and matched_log_ppl(points, 1.0) is None
