@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--device", default=None)
     ev.add_argument("--out", type=Path, required=True, help="result folder")
+    ev.add_argument("--overwrite", action="store_true", help="replace an evaluation already in --out")
     ev.add_argument("options", nargs="*", metavar="KEY=VALUE", help="task options, e.g. scorer=smollm2")
 
     le = sub.add_parser("lm-eval", parents=[common],
@@ -275,7 +276,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         options[key] = parse_value(value)
     result = eval_run(args.ckpt, args.task, args.out, _explicit_sampler(args), task_options=options, n=args.n,
                       candidates=args.candidates, limit=args.limit, seed=args.seed,
-                      batch_size=args.batch_size, device=_device(args.device), protocol=args.protocol)
+                      batch_size=args.batch_size, device=_device(args.device), protocol=args.protocol,
+                      overwrite=args.overwrite)
     if args.task == "unconditional":
         _print_scores("samples", result["metrics"])
         _print_scores("real text", result["reference"])

@@ -133,7 +133,8 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> Non
                  config["task"], train_dir)
         result = eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options,
                           n=config["n"], candidates=config["candidates"], limit=config["limit"],
-                          seed=unit["seed"], device=device, extra=extra, protocol=protocol)
+                          seed=unit["seed"], device=device, extra=extra, protocol=protocol,
+                          overwrite=True)  # the sweep re-evaluates only runs that are not complete
         log.info("metrics %s", json.dumps(result["metrics"], default=str))
     except Exception:
         log.exception("run %s failed", spec["id"])

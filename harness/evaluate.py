@@ -8,6 +8,7 @@ and scores it. Every result is written atomically with the protocol and the envi
 from __future__ import annotations
 
 import json
+import shutil
 from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
@@ -85,11 +86,33 @@ def _cached_samples(ckpt: Path, method, model, tokenizer, meta: dict, step: int,
 def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_options: dict | None = None,
              n: int = 32, candidates: int = 1, limit: int | None = None, seed: int = 0,
              batch_size: int = 16, device: str = "cpu", extra: dict | None = None,
-             protocol: str | dict | None = None) -> dict[str, Any]:
+             protocol: str | dict | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Generate from ``ckpt`` for ``task_name`` and score; writes out/metrics.json + generations.
     ``sampler`` holds the explicit keys and ``protocol`` (a name; default: the run's) fills the
     rest, or ``protocol`` is a record already resolved into ``sampler`` (a sweep's run).
-    ``extra`` (run id, status, ...) is merged into the result before its one atomic write."""
+    ``extra`` (run id, status, ...) is merged into the result before its one atomic write.
+    An evaluation already in ``out`` is refused unless ``overwrite``; a failed evaluation
+    leaves no folder behind that it created."""
+    held = [name for name in OUTPUTS if (out / name).exists()]
+    if held and not overwrite:
+        raise ConfigError(f"{out} already holds an evaluation ({', '.join(held)}); pass --overwrite to "
+                          "replace it or choose another --out (nothing was overwritten)")
+    created = not out.exists()
+    try:
+        return _eval_run(ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed, batch_size,
+                         device, extra, protocol)
+    except BaseException:
+        if created and out.exists():
+            shutil.rmtree(out)  # only this failed command's partial files are in it
+        raise
+
+
+#: the files an evaluation writes into its folder
+OUTPUTS = ("metrics.json", "samples.jsonl", "generations.jsonl")
+
+
+def _eval_run(ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed, batch_size, device,
+              extra, protocol) -> dict[str, Any]:
     options = dict(task_options or {})
     task = TASKS.build(task_name, **options)
     method, model, tokenizer, meta, step = load_run(ckpt, device)

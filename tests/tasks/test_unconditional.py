@@ -164,3 +164,27 @@ def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_
     evaluate.eval_run(run, "unconditional", tmp_path / "c", {**sampler, "nfe": 4}, n=3,
                       task_options={"scorer": f"hf:{tiny_lm}"})
     assert len(calls) == 2  # another sampler draws anew
+
+
+def test_eval_refuses_to_overwrite_and_a_failed_eval_leaves_no_folder(tiny_lm, tmp_path, data_cache, bbc_small,
+                                                                      capsys):
+    from harness.cli import main
+
+    run = tmp_path / "kl"
+    assert main(["train", "--method", "kl", "--steps", "2", "--out", str(run), f"data.cache_dir={data_cache}",
+                 "data.vocab_size=512", "data.seq_len=32", "batch_size=8", "progress=false"]) == 0
+    out = tmp_path / "ev"
+    args = ["eval", "--ckpt", str(run), "--task", "unconditional", "--n", "2", "--nfe", "2", "--out", str(out),
+            f"scorer=hf:{tiny_lm}"]
+    assert main(args) == 0
+    before = {name: (out / name).read_bytes() for name in ("metrics.json", "samples.jsonl")}
+    capsys.readouterr()
+    assert main([*args[:-1], "--seed", "1", "scorer=hf:/nonexistent"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already holds an evaluation" in err and "--overwrite" in err
+    assert {name: (out / name).read_bytes() for name in before} == before  # nothing was overwritten
+    assert main([*args, "--overwrite", "--seed", "1"]) == 0
+    assert (out / "samples.jsonl").read_bytes() != before["samples.jsonl"]
+    fresh = tmp_path / "never"
+    assert main([*args[:-3], "--out", str(fresh), "scorer=hf:/nonexistent"]) == 2
+    assert not fresh.exists()  # a failed evaluation leaves no folder behind
