@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness.devices import resolve_device
 from harness.errors import ConfigError
 
 
@@ -198,18 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _device(name: str | None) -> str:
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device '{name}'; known: cpu, cuda")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but no CUDA device is available; use --device cpu")
-    return name
-
-
 def cmd_train(args: argparse.Namespace) -> None:
     from harness.config import parse_overrides
     from harness.run import train_run
@@ -218,7 +207,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.steps is not None:
         overrides["train"]["steps"] = args.steps
     result = train_run(args.method, args.preset, args.out, overrides, resume=args.resume,
-                       device=_device(args.device), protocol=args.protocol)
+                       device=resolve_device(args.device), protocol=args.protocol)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
@@ -231,7 +220,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     records = sample_run(args.ckpt, args.out, args.n, _explicit_sampler(args), seed=args.seed,
                          batch_size=args.batch_size, seq_len=args.seq_len,
-                         device=_device(args.device), method_name=args.method, protocol=args.protocol)
+                         device=resolve_device(args.device), method_name=args.method, protocol=args.protocol)
     print(f"wrote {len(records)} samples to {args.out}; first: {records[0]['text'][:120]!r}")
 
 
@@ -239,7 +228,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from harness import bench, bench_sample
 
     common = dict(method_name=args.method, preset=args.preset, vocab=args.vocab,
-                  seq_len=args.seq_len, batch_size=args.batch_size, device=_device(args.device))
+                  seq_len=args.seq_len, batch_size=args.batch_size, device=resolve_device(args.device))
     if args.what == "train":
         bench.bench_train(steps=args.steps, **common)
     else:
@@ -257,7 +246,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     from harness.evaluate import score_file
 
     result = score_file(args.file, args.scorer, reference_run=args.reference_run, out=args.out,
-                        batch_size=args.batch_size, device=_device(args.device))
+                        batch_size=args.batch_size, device=resolve_device(args.device))
     print(f"scorer {args.scorer}: {result['samples']['samples']} samples from {args.file}")
     _print_scores("samples", result["samples"])
     if "reference" in result:
@@ -276,7 +265,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         options[key] = parse_value(value)
     result = eval_run(args.ckpt, args.task, args.out, _explicit_sampler(args), task_options=options, n=args.n,
                       candidates=args.candidates, limit=args.limit, seed=args.seed,
-                      batch_size=args.batch_size, device=_device(args.device), protocol=args.protocol,
+                      batch_size=args.batch_size, device=resolve_device(args.device), protocol=args.protocol,
                       overwrite=args.overwrite)
     if args.task == "unconditional":
         _print_scores("samples", result["metrics"])

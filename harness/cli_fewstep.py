@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
+from harness.devices import resolve_device
+
 
 def _float_list(text: str) -> list[float]:
     try:
@@ -79,12 +81,11 @@ def add_commands(sub, common: argparse.ArgumentParser) -> dict[str, Callable[[ar
 
 
 def cmd_reparam(args: argparse.Namespace) -> None:
-    from harness.cli import _device
     from harness.time_warp import fit_time_warp
 
     out = args.ckpt / "time_warp.png"
     warp = fit_time_warp(args.ckpt, points=args.points, batches=args.batches, batch_size=args.batch_size,
-                         device=_device(args.device), out=out)
+                         device=resolve_device(args.device), out=out)
     half = min(range(len(warp.times)), key=lambda k: abs(warp.error[k] - (warp.error[0] + warp.error[-1]) / 2))
     print(f"decoding error {warp.error[0]:.3f} nats at t = 0 -> {warp.error[-1]:.3f} at t = {warp.times[-1]:g}; "
           f"half of it gone by t ≈ {warp.times[half]:.3f}")
@@ -93,13 +94,12 @@ def cmd_reparam(args: argparse.Namespace) -> None:
 
 
 def cmd_tune_tstar(args: argparse.Namespace) -> None:
-    from harness.cli import _device
     from harness.tune_tstar import read_start, tune_tstar
 
     start = read_start(args.start) if args.start is not None else None
     result = tune_tstar(args.ckpt, scorer=args.scorer, t_stars=args.t_stars, top_ks=args.top_k, nfe=args.nfe,
                         n=args.n, margin=args.margin, seed=args.seed, start=start, batch_size=args.batch_size,
-                        device=_device(args.device), out=args.ckpt / "tune_tstar")
+                        device=resolve_device(args.device), out=args.ckpt / "tune_tstar")
     print(f"real text: gen-PPL {result['real_gen_ppl']:.1f}, entropy {result['real_entropy']:.3f} nats "
           f"(margin ±{args.margin})")
     for row in result["candidates"]:
@@ -127,7 +127,6 @@ def cmd_posterior_gap(args: argparse.Namespace) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> None:
     from harness.checkpoint import read_meta
-    from harness.cli import _device
     from harness.config import parse_overrides
     from harness.protocol import protocol_name_of
     from harness.run import train_run
@@ -140,17 +139,16 @@ def cmd_distill(args: argparse.Namespace) -> None:
     overrides["method"] = {"teacher": str(args.teacher), **overrides["method"]}
     # the student's path (t_max, grid) is its teacher's, so it is recorded under the teacher's protocol
     result = train_run("flowmap", teacher["preset"], args.out, overrides, resume=args.resume,
-                       device=_device(args.device), protocol=protocol_name_of(teacher))
+                       device=resolve_device(args.device), protocol=protocol_name_of(teacher))
     print(f"distilled {teacher['method']} into a flow map: step {result.step}, loss {result.train_loss:.4f}"
           f"{f', validation {result.val_loss:.4f}' if result.val_loss is not None else ''}; run folder {args.out}")
 
 
 def cmd_flowmap_gap(args: argparse.Namespace) -> None:
-    from harness.cli import _device
     from harness.flowmap_gap import write_flowmap_gap
 
     rows = write_flowmap_gap(args.ckpt, steps=args.steps, batches=args.batches, batch_size=args.batch_size,
-                             device=_device(args.device))
+                             device=resolve_device(args.device))
     print(f"{'s':>6} {'t':>6}  KL(teacher ‖ student)  entropy teacher / student  student argmax = data")
     for r in rows:
         print(f"{r['s']:6.3f} {r['t']:6.3f}  {r['kl']:21.3f}  {r['teacher_entropy']:15.3f} / {r['student_entropy']:<7.3f}"

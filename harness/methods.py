@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from harness.calibration import read_calibration
 from harness.errors import ConfigError
 from harness.registry import BASELINES, PATHS
 from harness.sampling import SAMPLERS, SamplerConfig, check_sampler, grid_intervals, sample_path
+from harness.schedule import TimeWarp
 
 
 class Method(ABC):
@@ -76,8 +79,6 @@ class Method(ABC):
         if nfe == 0:
             return torch.tensor([path.t_max], dtype=torch.float64)
         if grid == "error":
-            from harness.time_warp import TimeWarp
-
             return TimeWarp.from_dict(self.calibration["time_warp"]).grid(nfe, path.t_max)
         return path.time_grid(nfe, grid)
 
@@ -106,11 +107,6 @@ class Method(ABC):
 
 def load_time_warp(run_dir: str):
     """The decoding-error curve ``pathbench reparam`` stored with another run (FLM's reparameterisation)."""
-    from pathlib import Path
-
-    from harness.calibration import read_calibration
-    from harness.time_warp import TimeWarp
-
     section = read_calibration(Path(run_dir)).get("time_warp")
     if section is None:
         raise ConfigError(f"time_warp={run_dir}: that run has no fitted decoding-error curve; "
