@@ -24,7 +24,8 @@ from harness.methods import Method, PathMethod
 from harness.model import Transformer, model_config
 from harness.protocol import resolve_method_options, resolve_sampler
 from harness.registry import BASELINES
-from harness.sampling import SamplerConfig, draw_tokens, grid_intervals
+from harness.sampling import SamplerConfig, draw_tokens, grid_intervals, scheme_at
+from paths.base import softmax_into
 
 TARGETS = {"basic": 0.75, "semi": 2.0, "sampling": 2.0, "hybrid": 2.0}  # outside-model time / call
 MEMORY_TARGET = 3.0  # float32 (B,S,V) tensors beyond the model's logits
@@ -48,7 +49,7 @@ def _floors(method: PathMethod, logits: torch.Tensor, top_k: int | None, device:
     path.prior_(z, g)
     prior = _median_seconds(lambda: path.prior_(buf, g), device)
     model_input = _median_seconds(lambda: path.model_input_(z, buf), device)
-    softmax = _median_seconds(lambda: torch.ops.aten._softmax.out(work, -1, False, out=work), device)
+    softmax = _median_seconds(lambda: softmax_into(work, work), device)
     draw = _median_seconds(lambda: draw_tokens(logits, SamplerConfig("sampling", top_k=top_k), g), device)
     return {"basic": softmax + model_input, "semi": draw + model_input,
             "sampling": prior + draw + model_input}
@@ -58,12 +59,8 @@ def _step_mix(method: PathMethod, cfg: SamplerConfig) -> tuple[int, int]:
     """(ODE steps, drawing steps) of a run of ``cfg``; the decoding call has no step."""
     steps = grid_intervals(cfg)
     times = method.time_grid(method.path, steps, cfg.grid)[:steps].tolist()
-    if cfg.name == "basic":
-        return steps, 0
-    if cfg.name == "hybrid":
-        ode = sum(t < cfg.t_star for t in times)
-        return ode, steps - ode
-    return 0, steps
+    ode = sum(scheme_at(cfg, t) == "basic" for t in times)
+    return ode, steps - ode
 
 
 def _variants(method: Method, samplers, nfes, top_ks) -> list[tuple[str, int, int | None]]:
@@ -107,12 +104,13 @@ def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_
     call_s, call_peak, logits = None, 0.0, None
     if not method.requires_prefix:
         x = torch.softmax(torch.randn(*unit, device=device), -1)
+        x = x if method.input_kind == "simplex" else x.argmax(-1)  # what the denoiser reads
         t = torch.full((batch_size,), 0.1, device=device)
         with torch.no_grad():
-            logits = model(x if method.input_kind == "simplex" else x.argmax(-1), t)
-            call_s = _median_seconds(lambda: model(x if method.input_kind == "simplex" else x.argmax(-1), t), device)
+            logits = model(x, t)
+            call_s = _median_seconds(lambda: model(x, t), device)
             with PeakMemory(device) as memory:
-                model(x if method.input_kind == "simplex" else x.argmax(-1), t)
+                model(x, t)
             call_peak = memory.peak
         del x
         print(f"  one denoiser call {1000 * call_s:.0f} ms (its peak {bsv_units(call_peak, *unit):.1f} x (B,S,V))")

@@ -74,11 +74,9 @@ class Method(ABC):
         return spec
 
     def time_grid(self, path, nfe: int, grid: str | None) -> Tensor:
-        """(nfe+1,) sampling times: the path's grid, or ``error`` = equal steps of decoding error.
-        ``nfe = 0`` (one decoding call at t_max and no step) gives the single time t_max."""
-        if nfe == 0:
-            return torch.tensor([path.t_max], dtype=torch.float64)
-        if grid == "error":
+        """(nfe+1,) sampling times: the path's grid, or ``error`` = equal steps of decoding error
+        (``nfe = 0``: the path's single time t_max)."""
+        if grid == "error" and nfe:
             return TimeWarp.from_dict(self.calibration["time_warp"]).grid(nfe, path.t_max)
         return path.time_grid(nfe, grid)
 

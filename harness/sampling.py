@@ -129,6 +129,17 @@ def grid_intervals(cfg: SamplerConfig) -> int:
     return cfg.nfe - 1 if cfg.final_at == "t_max" else cfg.nfe
 
 
+#: elements of the float64 block a full-vocabulary draw works on (4 MiB each of its temporaries)
+DRAW_BLOCK = 1 << 19
+
+
+def scheme_at(cfg: SamplerConfig, t: float) -> str:
+    """The update a step from time t makes: ``hybrid`` is ``basic`` before t*, ``sampling`` from it."""
+    if cfg.name == "hybrid":
+        return "basic" if t < cfg.t_star else "sampling"
+    return cfg.name
+
+
 def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator | None = None) -> Tensor:
     """i ~ w after temperature, top-k and top-p, in float64. logits (B,S,V) -> ids (B,S).
 
@@ -152,10 +163,6 @@ def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator |
     for first in range(0, flat.shape[0], rows):
         ids[first:first + rows] = inverse_cdf_categorical(_draw_log_probs(flat[first:first + rows], cfg), generator)
     return ids.reshape(logits.shape[:-1])
-
-
-#: elements of the float64 block a full-vocabulary draw works on (4 MiB each of its temporaries)
-DRAW_BLOCK = 1 << 19
 
 
 def _draw_log_probs(logits: Tensor, cfg: SamplerConfig) -> Tensor:
@@ -197,7 +204,7 @@ def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: Sampl
     batch, _, vocab = shape
     steps = grid_intervals(cfg)
     if times is None:
-        times = path.time_grid(steps, cfg.grid) if steps else torch.tensor([path.t_max], dtype=torch.float64)
+        times = path.time_grid(steps, cfg.grid)
     elif times.shape != (steps + 1,):
         raise ConfigError(f"a time grid for NFE {cfg.nfe} (final_at {cfg.final_at}) needs {steps + 1} "
                           f"points, got {tuple(times.shape)}")
@@ -230,9 +237,7 @@ def _update_(path, z: Tensor, logits: Tensor, scratch: Tensor, t: float, h: floa
              generator: torch.Generator | None) -> None:
     """One update of z in place. The ODE steps use the full denoiser distribution; temperature,
     top-k and top-p shape only the draws (``semi``, ``sampling``, ``hybrid`` from t* on)."""
-    scheme = cfg.name
-    if scheme == "hybrid":
-        scheme = "basic" if t < cfg.t_star else "sampling"
+    scheme = scheme_at(cfg, t)
     if scheme == "basic":
         # w overwrites the logits in place (torch.softmax has no out=)
         path.ode_step_(z, torch.ops.aten._softmax.out(logits, -1, False, out=logits), t, h, scratch)

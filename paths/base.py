@@ -156,7 +156,10 @@ class SimplexPath(ABC):
 
     def time_grid(self, nfe: int, kind: str | None = None,
                   dtype: torch.dtype = torch.float64) -> Tensor:
-        """(nfe+1,) times up to ``t_max`` on this path's grid, or on ``kind`` if given."""
+        """(nfe+1,) times up to ``t_max`` on this path's grid, or on ``kind`` if given; ``nfe = 0``
+        (no step, only the decoding call at t_max of ``final_at=t_max``) is the single time t_max."""
+        if nfe == 0:
+            return torch.tensor([self.t_max], dtype=dtype)
         return time_grid(nfe, self.t_max, kind or self.grid, dtype)
 
     # --- endpoints --------------------------------------------------------------------

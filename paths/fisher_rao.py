@@ -61,20 +61,13 @@ def _slerp_coefficients(cos: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def sphere_exp_(s: Tensor, u: Tensor) -> Tensor:
-    """s ← Exp_s(u), folded into the positive orthant and re-normalised, in place."""
+    """s ← Exp_s(u) in place. x = s² forgets the sign of s, so the result is folded back into
+    the positive orthant and re-normalised (rounding never drifts the state off the sphere)."""
     norm = u.norm(dim=-1, keepdim=True)
     small = norm < 1e-12
     sinc = torch.where(small, 1.0 - norm * norm / 6.0, torch.sin(norm) / torch.where(small, 1.0, norm))
     s.mul_(torch.cos(norm)).addcmul_(u, sinc).abs_()
     return s.div_(s.norm(dim=-1, keepdim=True))
-
-
-def sphere_exp(s: Tensor, u: Tensor) -> Tensor:
-    """Exp_s(u) for a tangent vector u at s."""
-    norm = u.norm(dim=-1, keepdim=True)
-    small = norm < 1e-12
-    sinc = torch.where(small, 1.0 - norm * norm / 6.0, torch.sin(norm) / torch.where(small, 1.0, norm))
-    return torch.cos(norm) * s + sinc * u
 
 
 @PATHS.register("fisher_rao", "fr", "sphere")
@@ -105,16 +98,17 @@ class FisherRaoPath(SimplexPath):
         return mean_log / (1.0 - expand_time(t, z_t))
 
     def step(self, z: Tensor, v: Tensor, t, h) -> Tensor:
-        s = sphere_exp(z, expand_time(h, z) * v)
-        # x = s² forgets the sign of s: fold back into the positive orthant and re-normalise
-        # so rounding never drifts the state off the sphere.
-        s = s.abs()
-        return s / s.norm(dim=-1, keepdim=True)
+        return sphere_exp_(z.clone(), expand_time(h, z) * v)
 
     # --- in-place operations ----------------------------------------------------------
     def _levels(self, vocab: int) -> tuple[float, float]:
         """(b, a): the coordinates of s1 off and on its token."""
         return math.sqrt(self.beta / vocab), math.sqrt(1.0 - self.beta + self.beta / vocab)
+
+    def _token_cos(self, z: Tensor, index: Tensor) -> Tensor:
+        """⟨z, s1(i)⟩ = b·Σz + (a-b)·z_i per position, for tokens ``index`` (B, S, 1)."""
+        b, a = self._levels(z.shape[-1])
+        return b * z.sum(-1, keepdim=True) + (a - b) * z.gather(-1, index)  # (B, S, 1)
 
     def prior_(self, out: Tensor, generator=None) -> Tensor:
         exponential_(out, generator).sqrt_()  # √E / ‖√E‖ = √(E / ΣE)
@@ -123,10 +117,9 @@ class FisherRaoPath(SimplexPath):
     def interpolate_token_(self, z0: Tensor, ids: Tensor, t) -> Tensor:
         b, a = self._levels(z0.shape[-1])
         index = ids.unsqueeze(-1)
-        cos = b * z0.sum(-1, keepdim=True) + (a - b) * z0.gather(-1, index)  # (B, S, 1)
-        c0, c1 = _slerp_coefficients(cos, expand_time(t, z0))
+        c0, c1 = _slerp_coefficients(self._token_cos(z0, index), expand_time(t, z0))
         z0.mul_(c0).add_(c1 * b)
-        return z0.scatter_add_(-1, index, (c1 * (a - b)).expand_as(cos).to(z0.dtype))
+        return z0.scatter_add_(-1, index, (c1 * (a - b)).expand(*ids.shape, 1).to(z0.dtype))
 
     def ode_step_(self, z: Tensor, w: Tensor, t: float, h: float, scratch: Tensor | None = None) -> Tensor:
         b, a = self._levels(z.shape[-1])
@@ -148,7 +141,7 @@ class FisherRaoPath(SimplexPath):
                     scratch: Tensor | None = None) -> Tensor:
         b, a = self._levels(z.shape[-1])
         index = ids.unsqueeze(-1)
-        cos = b * z.sum(-1, keepdim=True) + (a - b) * z.gather(-1, index)  # (B, S, 1)
+        cos = self._token_cos(z, index)
         coef = _theta_over_sin(cos) * (h / (1.0 - t))  # u = coef·(s1 - cos·s)
         u = scratch if scratch is not None else torch.empty_like(z)
         torch.mul(z, -coef * cos, out=u).add_(coef * b)

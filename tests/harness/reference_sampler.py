@@ -13,7 +13,7 @@ def reference_sample_path(path, denoise, shape, cfg: SamplerConfig, *, given_ids
                           generator=None):
     batch, _, vocab = shape
     steps = grid_intervals(cfg)
-    times = path.time_grid(steps, cfg.grid) if steps else torch.tensor([path.t_max], dtype=torch.float64)
+    times = path.time_grid(steps, cfg.grid)
     z = path.sample_prior(shape, generator=generator)  # (B, S, V) float64
     clamp = given_mask is not None and bool(given_mask.any())
     if clamp:
