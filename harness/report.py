@@ -319,6 +319,16 @@ def _protocols(records: list[dict]) -> list[tuple[str, list[str], int]]:
     return [(text, sorted(tasks), count) for text, (tasks, count) in seen.items()]
 
 
+def _shown(folder: Path) -> str:
+    """A folder as a committed report may name it: relative to the working directory when it
+    lies under it, else its own name — never an absolute path of the machine that made it."""
+    folder = folder.resolve()
+    try:
+        return folder.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return folder.name
+
+
 def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None = None,
                  kl_curve_csv: str | Path | None = None, only: set[str] | None = None) -> dict[str, Any]:
     """Write leaderboard.md/.csv, report.html and the PNG plots into ``out_dir``."""
@@ -334,7 +344,7 @@ def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None
     kl = load_kl_curves(results_dir, kl_curve_csv, problems)
     plots = make_plots(agg, ref, kl, out_dir)  # name -> (path, png bytes, caption)
 
-    summary = f"{len(df)} complete run(s) from `{results_dir}`; {len(problems)} problem(s)."
+    summary = f"{len(df)} complete run(s) from `{_shown(results_dir)}`; {len(problems)} problem(s)."
     md = [f"# {title}\n", summary + "\n", "PPL = generative perplexity; entropy in nats; "
           "values are mean ± std over seeds, `n` = number of runs averaged.\n"]
     verdict = verdict_sections(records)  # what a reader looks at first

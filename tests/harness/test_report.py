@@ -199,3 +199,17 @@ def test_the_report_opens_with_the_matched_entropy_verdict(tmp_path):
 def test_results_without_per_sample_data_say_there_is_no_verdict(report):
     md = report["leaderboard_md"].read_text()
     assert md.split("\n## ")[1].startswith("Verdict\n\nNo verdict: no unconditional run here carries per-sample data")
+
+
+def test_a_report_never_names_an_absolute_path(tmp_path, monkeypatch):
+    src = tmp_path / "elsewhere" / "res"
+    shutil.copytree(FIXTURE, src)
+    monkeypatch.chdir(tmp_path)
+    write_report(src.resolve(), tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "from `elsewhere/res`" in md and str(tmp_path) not in md
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")  # the results lie outside the working directory
+    write_report(src.resolve(), tmp_path / "out2")
+    md = (tmp_path / "out2" / "leaderboard.md").read_text()
+    assert "from `res`" in md and str(tmp_path) not in md
