@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.verdict import Setting, judge, pairwise, within_noise
+from harness.verdict import Setting, judge, pairwise, seed_wins, within_noise
 
 
 def _label(record: dict) -> str:
@@ -41,7 +41,8 @@ def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Settin
         for r in runs:
             per = r["metrics"]["per_sample"]
             methods[r["method"]].append(Setting(_label(r), np.asarray(per["nll_sum"], float),
-                                                np.asarray(per["tokens"], float), np.asarray(per["entropy"], float)))
+                                                np.asarray(per["tokens"], float), np.asarray(per["entropy"], float),
+                                                seed=int(r.get("seed") or 0)))
         out[scorer] = (float(runs[0]["reference"]["entropy"]), dict(methods))
     return out
 
@@ -55,27 +56,46 @@ def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None
     sections = []
     for scorer, (target, methods) in groups.items():
         verdicts = judge(methods, target)
-        rows = [{"rank": v.rank if v.rank is not None else "-", "method": v.method,
-                 "matched gen PPL": f"{v.matched_ppl:.2f}" if v.matched_ppl else "not reached",
-                 "95 % interval": f"[{v.interval[0]:.2f}, {v.interval[1]:.2f}]" if v.interval else "-",
-                 "reached in": f"{100 * v.reached_share:.0f} % of resamples",
-                 "best setting reaching the target": v.best_setting or "none",
-                 "settings": len(methods[v.method])} for v in verdicts]
+        n_seeds = max(len(v.seeds) for v in verdicts)
+        rows = []
+        for v in verdicts:
+            row = {"rank": v.rank if v.rank is not None else "-", "method": v.method,
+                   "matched gen PPL": f"{v.matched_ppl:.2f}" if v.matched_ppl else "not reached",
+                   "95 % interval": f"[{v.interval[0]:.2f}, {v.interval[1]:.2f}]" if v.interval else "-",
+                   "reached in": f"{100 * v.reached_share:.0f} % of resamples"}
+            if n_seeds > 1:
+                row["per seed"] = ", ".join(f"{x:.0f}" if x is not None else "not reached"
+                                            for x in v.seed_values.values())
+            row.update({"best setting reaching the target": v.best_setting or "none",
+                        "settings": len({s.label for s in methods[v.method]}), "seeds": len(v.seeds)})
+            rows.append(row)
         reached = [v for v in verdicts if v.interval is not None]
         ties = [f"{a.method} and {b.method}" for i, a in enumerate(reached) for b in reached[i + 1:]
                 if within_noise(a, b)]
+        how = stats.describe(seeds=n_seeds) + (" (seeds pooled per setting)" if n_seeds > 1 else " within each setting")
         text = (f"Target entropy {target:.3f} nats (real text under {scorer}); gen-PPL interpolated in "
-                f"log-PPL on each method's PPL–entropy frontier, never extrapolated; interval: "
-                f"{stats.describe()} within each setting. Rank ties where intervals overlap. "
+                f"log-PPL on each method's PPL–entropy frontier, never extrapolated; interval: {how}. "
+                "Rank ties where intervals overlap. "
                 + (f"Within noise (overlapping intervals): {'; '.join(ties)}." if ties else
                    "No two methods that reach the target are within noise.") + "\n")
         sections.append((f"Verdict: gen-PPL at matched entropy ({scorer})", pd.DataFrame(rows), text))
         if len(reached) > 1:
             share = pairwise(reached)
-            table = pd.DataFrame([{"P(row < column)": a.method,
-                                   **{b.method: "-" if a is b else f"{share[(a.method, b.method)]:.2f}"
-                                      for b in reached}} for a in reached])
+
+            def cell(a, b):
+                if a is b:
+                    return "-"
+                text = f"{share[(a.method, b.method)]:.2f}"
+                if n_seeds > 1:
+                    wins, common = seed_wins(a, b)
+                    text += f" ({wins}/{common} seeds)"
+                return text
+
+            table = pd.DataFrame([{"P(row < column)": a.method, **{b.method: cell(a, b) for b in reached}}
+                                  for a in reached])
+            seeds_note = (" In brackets: the seeds whose own matched gen-PPL (that seed's settings alone) is "
+                          "lower for the row method, of the seeds where both reach the target." if n_seeds > 1 else "")
             sections.append((f"Pairwise: share of resamples with the lower matched PPL ({scorer})", table,
                              "Each cell: the share of bootstrap resamples in which the row method's matched "
-                             "gen-PPL is below the column method's.\n"))
+                             "gen-PPL is below the column method's." + seeds_note + "\n"))
     return sections

@@ -63,3 +63,33 @@ def test_judge_ranks_clear_differences_and_ties_overlapping_intervals():
 def test_a_run_with_one_sample_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="method 'kl', run one: a bootstrap needs at least 2 samples"):
         judge({"kl": [_setting("one", 2.0, 10, n=1), _setting("two", 3.0, 20)]}, 2.5)
+
+
+def test_seeds_are_pooled_per_setting_and_their_spread_enters_the_interval():
+    def method(levels, offset):
+        return [_seeded(_setting(label, h, ppl * level, seed=offset + 10 * i + j), i)
+                for i, level in enumerate(levels) for j, (label, h, ppl) in enumerate((("lo", 2.0, 50), ("hi", 4.0, 150)))]
+    steady = {v.method: v for v in judge({"a": method((1.0, 1.0, 1.0), 0)}, 3.0, resamples=1000)}["a"]
+    shaky = {v.method: v for v in judge({"a": method((0.5, 1.0, 2.0), 0)}, 3.0, resamples=1000)}["a"]
+    assert steady.seeds == [0, 1, 2] and len(steady.seed_values) == 3
+    assert steady.matched_ppl == pytest.approx(math.sqrt(50 * 150), rel=0.05)
+    assert all(v == pytest.approx(math.sqrt(50 * 150), rel=0.1) for v in steady.seed_values.values())
+    width = lambda v: math.log(v.interval[1] / v.interval[0])  # noqa: E731
+    assert width(shaky) > 3 * width(steady)
+    assert shaky.seed_values[0] < shaky.seed_values[1] < shaky.seed_values[2]
+
+
+def test_seed_wins_count_each_seed_alone():
+    from harness.verdict import seed_wins
+
+    def method(level):
+        return [_seeded(_setting(label, h, ppl * level * (1 + 0.3 * (i == 2)), seed=10 * i + j), i)
+                for i in range(3) for j, (label, h, ppl) in enumerate((("lo", 2.0, 50), ("hi", 4.0, 150)))]
+    verdicts = {v.method: v for v in judge({"a": method(1.0), "b": method(1.2)}, 3.0, resamples=1000)}
+    assert seed_wins(verdicts["a"], verdicts["b"]) == (3, 3)
+    assert seed_wins(verdicts["b"], verdicts["a"]) == (0, 3)
+
+
+def _seeded(setting, seed):
+    setting.seed = seed
+    return setting
