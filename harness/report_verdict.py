@@ -22,10 +22,14 @@ def _label(record: dict) -> str:
         parts.append(f"t* {s.get('t_star')}")
     if s.get("top_k") is not None:
         parts.append(f"top-k {s['top_k']}")
+    return " ".join(parts)
+
+
+def _protocol(record: dict) -> str | None:
+    """The generation protocol a run's method follows; None for a baseline (it keeps its own)."""
     record_protocol = record.get("generation_protocol") or {}
-    applies = "method" not in (record_protocol.get("not_applied") or {})  # a baseline keeps its own
-    protocol = record_protocol.get("name") if applies else None
-    return " ".join(parts) + (f" [{protocol}]" if protocol else "")
+    applies = "method" not in (record_protocol.get("not_applied") or {})
+    return record_protocol.get("name") if applies else None
 
 
 def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Setting]]]]:
@@ -38,9 +42,12 @@ def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Settin
             by_scorer[str(r.get("scorer"))].append(r)
     for scorer, runs in sorted(by_scorer.items()):
         methods: dict[str, list[Setting]] = defaultdict(list)
+        several = len({_protocol(r) for r in runs} - {None}) > 1
         for r in runs:
             per = r["metrics"]["per_sample"]
-            methods[r["method"]].append(Setting(_label(r), np.asarray(per["nll_sum"], float),
+            # a path under two protocols is two methods (two trainings, two frontiers)
+            name = r["method"] + (f" [{_protocol(r)}]" if several and _protocol(r) else "")
+            methods[name].append(Setting(_label(r), np.asarray(per["nll_sum"], float),
                                                 np.asarray(per["tokens"], float), np.asarray(per["entropy"], float),
                                                 seed=int(r.get("seed") or 0)))
         out[scorer] = (float(runs[0]["reference"]["entropy"]), dict(methods))
