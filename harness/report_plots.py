@@ -1,5 +1,9 @@
 """Plots for ``pathbench report`` (matplotlib, Agg): PPL vs NFE, PPL–entropy frontier, t* sweep,
-KL curves. Each plot is written atomically as a PNG and also returned as bytes for embedding."""
+KL curves. Each plot is written atomically as a PNG and also returned as bytes for embedding.
+
+Error bars are the rows' 95 % intervals (``<metric>_lo`` / ``_hi``: pooled over seeds where a
+setting has several), else ± the std over seeds. PNGs carry no software version or date
+(``metadata={"Software": None}``), so the same results give the same bytes."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import io
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.io import atomic_open
@@ -67,6 +72,20 @@ def _style(i: int) -> dict:
     return {"color": f"C{i % 10}", "marker": MARKERS[i % len(MARKERS)], "linestyle": "-" if i < 10 else "--"}
 
 
+def _err(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """(2, N) error bar lengths below and above: the interval where a row has one, else ± its
+    std over seeds, else none."""
+    value = frame[column].to_numpy(float)
+    out = np.zeros((2, len(frame)))
+    if f"{column}_std" in frame:
+        out[:] = np.nan_to_num(frame[f"{column}_std"].to_numpy(float))
+    if f"{column}_lo" in frame and f"{column}_hi" in frame:
+        lo, hi = frame[f"{column}_lo"].to_numpy(float), frame[f"{column}_hi"].to_numpy(float)
+        has = ~np.isnan(lo) & ~np.isnan(hi)
+        out[0, has], out[1, has] = value[has] - lo[has], hi[has] - value[has]
+    return np.clip(np.nan_to_num(out), 0.0, None)
+
+
 def _reference_lines(ax, ref: pd.DataFrame, column: str) -> None:
     for _, r in ref.iterrows():
         if pd.notna(r.get(column)):
@@ -81,7 +100,7 @@ def ppl_vs_nfe(agg: pd.DataFrame, ref: pd.DataFrame, plt):
         part = agg[agg["method"] == method].dropna(subset=["nfe", "gen_ppl"])
         for i, (label, line) in enumerate(_lines(part, SETTING_KEYS)):
             line = line.sort_values("nfe")
-            ax.errorbar(line["nfe"], line["gen_ppl"], yerr=line["gen_ppl_std"].fillna(0), capsize=3,
+            ax.errorbar(line["nfe"], line["gen_ppl"], yerr=_err(line, "gen_ppl"), capsize=3,
                         label=label or method, **_style(i))
         _reference_lines(ax, ref, "gen_ppl")
         ax.set_xscale("log", base=2)
@@ -123,25 +142,34 @@ def few_step(agg: pd.DataFrame, ref: pd.DataFrame, plt, max_nfe: int = 16):
 
 
 def frontier(agg: pd.DataFrame, ref: pd.DataFrame, plt):
-    """Gen PPL against entropy, one panel per scorer (their PPL scales differ), star = real text."""
+    """Gen PPL against entropy, one panel per scorer (their PPL scales differ): bars are the 95 %
+    intervals on both axes, the dotted line the target entropy (real text's), star = real text."""
     data = agg.dropna(subset=["gen_ppl", "entropy"])
     scorers = sorted(data["scorer"].dropna().unique()) if "scorer" in data else []
     scorers = scorers or [None]
-    fig, axes = plt.subplots(1, len(scorers), figsize=(6 * len(scorers), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(scorers), figsize=(6.5 * len(scorers), 4.8), squeeze=False)
     methods = sorted(data["method"].unique())
     for ax, scorer in zip(axes[0], scorers):
         part = data if scorer is None else data[data["scorer"] == scorer]
         for i, method in enumerate(methods):
             mine = part[part["method"] == method]
-            ax.scatter(mine["entropy"], mine["gen_ppl"], marker=MARKERS[i % len(MARKERS)], s=40, label=method)
+            if mine.empty:
+                continue
+            ax.errorbar(mine["entropy"], mine["gen_ppl"], xerr=_err(mine, "entropy"), yerr=_err(mine, "gen_ppl"),
+                        fmt=MARKERS[i % len(MARKERS)], color=f"C{i % 10}", markersize=6, capsize=2,
+                        elinewidth=0.8, alpha=0.85, label=method)
         mine_ref = ref if scorer is None or "scorer" not in ref else ref[ref["scorer"] == scorer]
         for _, r in mine_ref.dropna(subset=["gen_ppl", "entropy"]).iterrows():
+            ax.axvline(r["entropy"], color="black", linestyle=":", linewidth=1.2,
+                       label=f"target entropy {r['entropy']:.3f} nats (real text)")
+            ax.annotate(f"target H = {r['entropy']:.2f}", xy=(r["entropy"], 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize="small")
             ax.scatter([r["entropy"]], [r["gen_ppl"]], marker="*", s=250, color="gold", edgecolor="black",
                        zorder=5, label="real text")
         ax.set_yscale("log")
         ax.set_xlabel("entropy [nats]")
         ax.set_ylabel("generative perplexity")
-        ax.set_title("PPL–entropy frontier" + (f" (scorer {scorer})" if scorer else ""))
+        ax.set_title("PPL–entropy frontier" + (f" (scorer {scorer})" if scorer else ""), pad=16)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="small", loc="upper left")
     return fig
@@ -156,7 +184,7 @@ def t_star_sweep(agg: pd.DataFrame, ref: pd.DataFrame, plt):
     for ax, column, ylabel in ((axes[0], "gen_ppl", "generative perplexity"), (axes[1], "entropy", "entropy [nats]")):
         for i, (label, line) in enumerate(groups):
             line = line.sort_values("t_star")
-            ax.errorbar(line["t_star"], line[column], yerr=line[f"{column}_std"].fillna(0), capsize=3,
+            ax.errorbar(line["t_star"], line[column], yerr=_err(line, column), capsize=3,
                         label=label, **_style(i))
         _reference_lines(ax, ref, column)
         if column == "gen_ppl":
@@ -215,7 +243,9 @@ def make_plots(agg: pd.DataFrame, ref: pd.DataFrame, kl: pd.DataFrame | None,
     figures = {}
     if not agg.empty and agg["gen_ppl"].notna().any():
         figures["ppl_vs_nfe"] = (ppl_vs_nfe(agg, ref, plt), "Generative perplexity vs NFE per method")
-        figures["ppl_entropy_frontier"] = (frontier(agg, ref, plt), "PPL–entropy frontier (star: real text)")
+        figures["ppl_entropy_frontier"] = (frontier(agg, ref, plt), "PPL–entropy frontier per scorer: bars are 95 % "
+                                           "intervals (pooled over seeds where several), dotted line the target "
+                                           "entropy, star: real text")
         steps = few_step(agg, ref, plt)
         if steps is not None:
             figures["few_step"] = (steps, "Few-step regime: gen PPL and entropy at NFE ≤ 16")
@@ -228,7 +258,7 @@ def make_plots(agg: pd.DataFrame, ref: pd.DataFrame, kl: pd.DataFrame | None,
     for name, (fig, caption) in figures.items():
         fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110)
+        fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
         plt.close(fig)
         path = out_dir / f"{name}.png"
         with atomic_open(path, "wb") as handle:

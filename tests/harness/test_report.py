@@ -1,4 +1,4 @@
-"""``harness.report``: metrics.json files -> seed-averaged tables, plots, leaderboard files."""
+"""``harness.report``: metrics.json files -> one table per scorer / task (seeds pooled), plots, leaderboard files."""
 
 import json
 import shutil
@@ -11,14 +11,15 @@ from harness.report import collect, markdown_table, tables, write_report
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "results"
 
+BOARD = "Unconditional leaderboard (scorer smollm2)"
 LEADERBOARD = """\
-| method    | sampler   | NFE |   t* | top-k | scorer  |        gen PPL |       entropy |   n |
-|:----------|:----------|----:|-----:|------:|:--------|---------------:|--------------:|----:|
-| real text | -         |   - |    - |     - | smollm2 |          35.20 |         4.520 |   1 |
-| kl        | hybrid    |  64 | 0.28 |     5 | smollm2 | 200.20 ± 14.28 | 4.300 ± 0.014 |   2 |
-| kl        | hybrid    | 128 | 0.28 |     5 | smollm2 |         150.50 |         4.350 |   1 |
-| linear    | ancestral |  64 |    - |     - | smollm2 |         320.75 |         4.410 |   1 |
-| linear    | ancestral | 128 |    - |     - | smollm2 |         250.00 |         4.450 |   1 |
+| method    | sampler   | NFE |   t* | top-k | seeds |        gen PPL |       entropy |
+|:----------|:----------|----:|-----:|------:|------:|---------------:|--------------:|
+| real text | -         |   - |    - |     - |     - |          35.20 |         4.520 |
+| kl        | hybrid    |  64 | 0.28 |     5 |     2 | 200.20 ± 14.28 | 4.300 ± 0.014 |
+| kl        | hybrid    | 128 | 0.28 |     5 |     1 |         150.50 |         4.350 |
+| linear    | ancestral |  64 |    - |     - |     1 |         320.75 |         4.410 |
+| linear    | ancestral | 128 |    - |     - |     1 |         250.00 |         4.450 |
 """
 
 
@@ -48,23 +49,23 @@ def test_collect_rows_and_problems():
 
 
 def test_seed_average_and_pinned_leaderboard():
+    """Without per-sample data (old results) two seeds are one row: mean ± std over them."""
     df, _ = collect(FIXTURE)
     seeds = df[(df["method"] == "kl") & (df["nfe"] == 64) & (df["task"] == "unconditional")]
     assert sorted(seeds["seed"]) == [0, 1]
     found = tables(df)
     agg = found["_agg"]
     row = agg[(agg["method"] == "kl") & (agg["nfe"] == 64)].iloc[0]
-    assert row["n"] == 2
+    assert row["seeds"] == 2
     assert row["gen_ppl"] == pytest.approx(seeds["gen_ppl"].mean()) == pytest.approx((210.3 + 190.1) / 2)
     assert row["entropy"] == pytest.approx((4.31 + 4.29) / 2)
-    assert markdown_table(found["Unconditional leaderboard"]) == LEADERBOARD
-    assert list(found["Gen PPL / entropy vs NFE"].columns) == ["method", "sampler", "NFE 64", "NFE 128"]
-    assert found["Gen PPL / entropy vs NFE"].iloc[0].tolist() == ["kl", "hybrid", "200.20 / 4.300", "150.50 / 4.350"]
-    assert found["t* sweep (hybrid)"]["t*"].tolist() == ["0.28", "0.28"]
-    seq = found["Seq2seq"]
-    assert seq["task"].tolist() == ["headline_lead"]
+    assert markdown_table(found[BOARD]) == LEADERBOARD
+    assert "mean ± std over seeds" in found["_captions"][BOARD]
+    seq = found["Seq2seq (headline_lead)"]
+    assert seq[["method", "seeds"]].iloc[0].tolist() == ["kl", "1"]
     assert seq[["BLEU Top-1", "BLEU Avg", "ROUGE-L Top-4"]].iloc[0].tolist() == ["11.75", "10.50", "0.402"]
-    assert "Code infilling" not in found and "Inference schemes" not in found
+    # one table per scorer / task, nothing repeated: the old NFE pivot, inference-scheme and t* tables are plots
+    assert [t for t in found if not t.startswith("_")] == [BOARD, "Seq2seq (headline_lead)"]
 
 
 def test_write_report_files(report):
@@ -79,7 +80,8 @@ def test_write_report_files(report):
     assert (out / "leaderboard.csv").read_text().count("\n") == 7  # header + 6 runs
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4
-    assert 'src="http' not in page and "<link" not in page and "<script" not in page
+    assert 'src="http' not in page and "<link" not in page and "<script src" not in page and "http" not in page
+    assert page.count("<script>") == 1 and 'class="sortable settings"' in page  # the inline sort script
     assert "fixture &lt;report&gt;" in page
     assert "runs/linear-ancestral-256-corrupt/metrics.json" in page
     assert "exp(total NLL / scored tokens)" in page and "sacrebleu" in page  # the unique protocols
@@ -93,8 +95,8 @@ def test_code_rows_and_empty_pathbench_folder(tmp_path):
     record.update(task="mbpp_infill", run_id="c0de", metrics={"pass@1": 0.25, "compiles@1": 0.75, "examples": 4})
     (run / "metrics.json").write_text(json.dumps(record))
     found = tables(collect(tmp_path)[0])
-    assert found["Code infilling"][["Pass@1", "Compiles@1"]].iloc[0].tolist() == ["0.250", "0.750"]
-    assert "Unconditional leaderboard" not in found
+    assert found["Code infilling (mbpp_infill)"][["Pass@1", "Compiles@1"]].iloc[0].tolist() == ["0.250", "0.750"]
+    assert not any(t.startswith("Unconditional") for t in found)
     result = write_report(tmp_path, tmp_path / "out")
     assert result["runs"] == 1 and result["plots"] == {}
     (run / "metrics.json").unlink()
@@ -122,8 +124,8 @@ def test_missing_keys_and_duplicates_are_problems(tmp_path):
                         "runs/c/metrics.json: missing required key(s) run_id, task, sampler"]
 
 
-def test_few_step_table_and_plot(tmp_path):
-    """Runs at NFE 1..16 get their own table (one PPL / entropy cell per NFE) and plot."""
+def test_few_step_plot_and_every_nfe_once_in_the_table(tmp_path):
+    """Runs at NFE 1..16 get the few-step plot; their numbers stand once, in the scorer's table."""
     base = json.loads((FIXTURE / "runs" / "linear-ancestral-64-s0" / "metrics.json").read_text())
     for method, sampler in (("flowmap", "flowmap"), ("kl", "basic")):
         for nfe in (1, 2, 4, 8, 16, 64):
@@ -134,12 +136,10 @@ def test_few_step_table_and_plot(tmp_path):
                       "metrics": {**base["metrics"], "gen_ppl": 1000.0 / nfe, "entropy": 3.0 + nfe / 100}}
             (run / "metrics.json").write_text(json.dumps(record))
     result = write_report(tmp_path, tmp_path / "out")
-    title = "Few-step regime (NFE ≤ 16): gen PPL / entropy"
-    assert title in result["tables"] and "few_step" in result["plots"]
+    assert result["tables"] == [BOARD] and "few_step" in result["plots"]
     board = (tmp_path / "out" / "leaderboard.md").read_text()
-    section = board.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
-    assert "NFE 64" not in section and "| flowmap | flowmap | 1000.00 / 3.010 |" in section
-    assert section.splitlines()[2].count("NFE ") == 5  # the header row: NFE 1, 2, 4, 8, 16
+    assert board.count("| flowmap   | flowmap |   1 |") == 1 and board.count("1000.00") == 2  # flowmap, kl
+    assert "t*" not in board.split(f"## {BOARD}", 1)[1]  # neither sampler switches at t*
 
 
 def test_plot_lines_keep_runs_apart_that_differ_only_in_an_option_or_final():
@@ -194,6 +194,7 @@ def test_the_report_opens_with_the_matched_entropy_verdict(tmp_path):
     assert result["verdict"][0].startswith("Verdict")
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.index("Verdict: gen-PPL at matched entropy") < html.index("Unconditional leaderboard")
+    assert html.index('<table class="sortable verdict">') < html.index('<table class="sortable settings">')
 
 
 def test_results_without_per_sample_data_say_there_is_no_verdict(report):
@@ -213,3 +214,193 @@ def test_a_report_never_names_an_absolute_path(tmp_path, monkeypatch):
     write_report(src.resolve(), tmp_path / "out2")
     md = (tmp_path / "out2" / "leaderboard.md").read_text()
     assert "from `res`" in md and str(tmp_path) not in md
+
+
+# ----------------------------------------------------------------------------- seeds, intervals, plots
+
+REF_INTERVAL = "percentile bootstrap over samples, 2000 resamples, seed 0, 95 %"
+SETTINGS = [("kl", {"name": "hybrid", "nfe": 16, "t_star": 0.1, "top_k": 1}, 3.0, 100.0),
+            ("kl", {"name": "hybrid", "nfe": 16, "t_star": 0.28, "top_k": 1}, 3.4, 200.0),
+            ("kl", {"name": "basic", "nfe": 16, "t_star": 0.28, "top_k": 1}, 4.0, 300.0),
+            ("linear", {"name": "sampling", "nfe": 16, "t_star": 0.28, "top_k": 1}, 3.0, 400.0),
+            ("linear", {"name": "basic", "nfe": 32, "t_star": 0.28, "top_k": 1}, 4.0, 1200.0),
+            ("dfm", {"name": "euler", "nfe": 16, "t_star": 0.28, "top_k": None}, 3.6, 900.0)]
+
+
+def _samples(ppl, entropy, seed, n=12):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return {"nll_sum": list(np.log(ppl) * 60 * (1 + 0.05 * rng.standard_normal(n))), "tokens": [60] * n,
+            "entropy": list(entropy + 0.05 * rng.standard_normal(n))}
+
+
+def write_runs(root, seeds=(0, 1, 2), scorers=("smollm2", "self:@ar")):
+    """Run folders of a small sweep: six unconditional settings x seeds x scorers with per-sample
+    data and a reference row, plus a seq2seq and a code task whose metrics carry ``*_ci95``."""
+    import numpy as np
+
+    def write(record):
+        (root / "runs" / record["run_id"]).mkdir(parents=True)
+        (root / "runs" / record["run_id"] / "metrics.json").write_text(json.dumps(record))
+
+    ref = {"gen_ppl": 36.0, "entropy": 3.5, "gen_ppl_ci95": [30.0, 42.0], "entropy_ci95": [3.4, 3.6],
+           "interval": REF_INTERVAL, "per_sample": _samples(36.0, 3.5, 99)}
+    for i, (method, sampler, entropy, ppl) in enumerate(SETTINGS):
+        for seed in seeds:
+            for k, scorer in enumerate(scorers):
+                per = _samples(ppl * (1 + 0.1 * seed + 0.5 * k), entropy + 0.05 * seed, 10 * i + seed + 100 * k)
+                write({"run_id": f"u{i}-s{seed}-{scorer[:4]}", "method": method, "task": "unconditional",
+                       "status": "complete", "scorer": scorer, "seed": seed, "sampler": sampler,
+                       "metrics": {"gen_ppl": float(np.exp(sum(per["nll_sum"]) / sum(per["tokens"]))),
+                                   "entropy": float(np.mean(per["entropy"])), "per_sample": per},
+                       "reference": ref})
+    for method in ("kl", "linear"):
+        write({"run_id": f"h-{method}", "method": method, "task": "headline_lead", "status": "complete",
+               "scorer": None, "seed": 0, "sampler": {"name": "hybrid", "nfe": 16, "t_star": 0.28, "top_k": 1},
+               "metrics": {"bleu_top1": 11.5, "bleu_top1_ci95": [9.0, 14.25], "bleu_avg": 10.0,
+                           "bleu_avg_ci95": [8.5, 12.0], "rougeL_top1": 0.3, "rougeL_top1_ci95": [0.25, 0.35],
+                           "bertscore_f1_top1": 0.81, "bertscore_f1_top1_ci95": [0.8, 0.82], "candidates": 4,
+                           "interval": REF_INTERVAL, "per_example": {"bleu": [1.0, 2.0, 3.0]}}})
+        write({"run_id": f"c-{method}", "method": method, "task": "humaneval_infill", "status": "complete",
+               "scorer": None, "seed": 0, "sampler": {"name": "basic", "nfe": 16, "t_star": 0.28, "top_k": 1},
+               "metrics": {"pass@1": 0.25, "pass@1_ci95": [0.1, 0.4], "compiles@1": 0.75,
+                           "compiles@1_ci95": [0.6, 0.9], "per_example": {"passed": [1, 0]}}})
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = write_runs(tmp_path_factory.mktemp("sweep"))
+    return root, write_report(root, root / "out", title="sweep")
+
+
+def _section(md, title):
+    return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _rows(section):
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(head, (c.strip() for c in line.strip("|").split("|")))) for line in lines[1:]]
+
+
+def test_seeds_are_one_row_pooled_with_the_two_stage_interval(sweep):
+    from harness import stats
+
+    root, result = sweep
+    md = result["leaderboard_md"].read_text()
+    assert [t for t in result["tables"]] == [f"Unconditional leaderboard (scorer {s})" for s in ("self:@ar", "smollm2")] + \
+        ["Seq2seq (headline_lead)", "Code infilling (humaneval_infill)"]  # tasks by name
+    section = _section(md, "Unconditional leaderboard (scorer smollm2)")
+    rows = _rows(section)
+    assert len(rows) == 1 + len(SETTINGS)  # real text + one row per setting, 3 seeds each
+    assert rows[0]["method"] == "real text" and rows[0]["gen PPL"] == "36.00 [30.00, 42.00]"
+    assert {r["seeds"] for r in rows[1:]} == {"3"}
+    per_seed = [json.loads((root / "runs" / f"u1-s{s}-smol" / "metrics.json").read_text())["metrics"]["per_sample"]
+                for s in (0, 1, 2)]
+    pooled = stats.seed_pooled(per_seed)
+    assert pooled["seeds"] == 3 and "two-stage" in pooled["interval"]
+    (row,) = [r for r in rows if r["sampler"] == "hybrid" and r["t*"] == "0.28"]
+    lo, hi = pooled["gen_ppl_ci95"]
+    assert row["gen PPL"] == f"{pooled['gen_ppl']:.2f} [{lo:.2f}, {hi:.2f}]"
+    lo, hi = pooled["entropy_ci95"]
+    assert row["entropy"] == f"{pooled['entropy']:.3f} [{lo:.3f}, {hi:.3f}]"
+    assert f"interval: {pooled['interval']}" in section  # the caption names the interval shown
+
+
+def test_one_seed_shows_the_interval_over_samples(tmp_path):
+    root = write_runs(tmp_path / "res", seeds=(0,), scorers=("smollm2",))
+    result = write_report(root, tmp_path / "out")
+    section = _section(result["leaderboard_md"].read_text(), "Unconditional leaderboard (scorer smollm2)")
+    assert "interval: percentile bootstrap over samples, 2000 resamples" in section and "two-stage" not in section
+    assert {r["seeds"] for r in _rows(section)[1:]} == {"1"}
+
+
+def test_t_star_only_where_the_sampler_uses_it(sweep):
+    _, result = sweep
+    md = result["leaderboard_md"].read_text()
+    for title in result["tables"]:
+        for row in _rows(_section(md, title)):
+            if "t*" in row:
+                assert (row["t*"] != "-") == (row["sampler"] == "hybrid"), (title, row)
+    code = _rows(_section(md, "Code infilling (humaneval_infill)"))
+    assert "t*" not in code[0]  # basic only: no t* column at all
+
+
+def test_no_number_repeats_across_the_tables(sweep):
+    """Each setting's numbers stand once: one table per scorer or task, no pivots of the same runs."""
+    _, result = sweep
+    md = result["leaderboard_md"].read_text()
+    after_verdict = md.split("## Unconditional leaderboard", 1)[1]
+    for title in result["tables"]:
+        for row in _rows(_section(md, title)):
+            for key, cell in row.items():
+                if "[" in cell:
+                    assert after_verdict.count(cell) == (2 if row["method"] == "real text" or "Seq2seq" in title
+                                                         or "Code" in title else 1), (title, key, cell)
+
+
+def test_task_metrics_with_intervals_render(sweep):
+    root, result = sweep
+    md = result["leaderboard_md"].read_text()
+    seq = _rows(_section(md, "Seq2seq (headline_lead)"))
+    assert [r["method"] for r in seq] == ["kl", "linear"]
+    assert seq[0]["BLEU Top-1"] == "11.50 [9.00, 14.25]" and seq[0]["ROUGE-L Top-1"] == "0.300 [0.250, 0.350]"
+    assert seq[0]["BERTScore F1 Top-1"] == "0.810 [0.800, 0.820]" and seq[0]["t*"] == "0.28"
+    assert "candidates" not in seq[0]
+    code = _rows(_section(md, "Code infilling (humaneval_infill)"))
+    assert code[0]["Pass@1"] == "0.250 [0.100, 0.400]" and code[0]["Compiles@1"] == "0.750 [0.600, 0.900]"
+    header = (root / "out" / "leaderboard.csv").read_text().splitlines()[0].split(",")
+    assert not any("per_sample" in c or "per_example" in c for c in header)
+
+
+def test_frontier_draws_interval_bars_and_the_target_entropy(sweep):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.report import load
+    from harness.report_plots import frontier
+
+    root, _ = sweep
+    df, _, records = load(root)
+    found = tables(df, records)
+    agg, ref = found["_agg"], found["_ref"]
+    fig = frontier(agg, ref, plt)
+    try:
+        assert len(fig.axes) == 2  # one panel per scorer
+        for ax, scorer in zip(fig.axes, ("self:@ar", "smollm2")):
+            assert scorer in ax.get_title()
+            verticals = [line for line in ax.lines if len(set(line.get_xdata())) == 1 and line.get_linestyle() == ":"]
+            assert [v.get_xdata()[0] for v in verticals] == [pytest.approx(3.5)]
+            labels = ax.get_legend_handles_labels()[1]
+            assert "target entropy 3.500 nats (real text)" in labels
+            bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+            assert len(bars) == 3 and all(c.has_xerr and c.has_yerr for c in bars)
+            mine = agg[agg["scorer"] == scorer]
+            kl = mine[mine["method"] == "kl"].sort_values("entropy")
+            segments = bars[[c.get_label() for c in bars].index("kl")].lines[2][1].get_segments()  # the y bars
+            lows = sorted(s[0][1] for s in segments)
+            assert lows == pytest.approx(sorted(kl["gen_ppl_lo"]))
+    finally:
+        plt.close(fig)
+
+
+def test_report_is_byte_for_byte_reproducible(sweep, tmp_path):
+    root, first = sweep
+    again = write_report(root, tmp_path / "again", title="sweep")
+    for name in ("leaderboard.md", "leaderboard.csv", "report.html", *[p.name for p in first["plots"].values()]):
+        assert (first["out_dir"] / name).read_bytes() == (again["out_dir"] / name).read_bytes(), name
+    png = (first["out_dir"] / "ppl_entropy_frontier.png").read_bytes()
+    assert b"Software" not in png and b"matplotlib" not in png.lower()
+
+
+def test_html_tables_are_sortable_offline(sweep):
+    _, result = sweep
+    page = result["report_html"].read_text()
+    assert page.count('<table class="sortable') == page.count("<table")
+    assert page.count("<caption>") == len(result["tables"]) and "two-stage percentile bootstrap" in page
+    assert page.count('<th scope="col" tabindex="0">') > 10 and "addEventListener(\"click\"" in page
+    assert "http" not in page and "<link" not in page and "<script src" not in page
