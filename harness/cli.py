@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, required=True, help="e.g. results/NAME")
     rp.add_argument("--title", default=None)
     rp.add_argument("--kl-curve", type=Path, default=None, help="a kl_curve.csv to plot beside the runs")
-    rp.add_argument("--experiment", type=Path, default=None,
-                    help="report only this experiment file's runs (when sweeps share a folder)")
+    rp.add_argument("--experiment", type=Path, action="append", default=None,
+                    help="report only this experiment file's runs (when sweeps share a folder; repeatable)")
 
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
@@ -326,17 +326,17 @@ def cmd_report(args: argparse.Namespace) -> None:
     from harness.report import write_report
 
     only = None
-    if args.experiment is not None:
+    if args.experiment:  # one or several files: the runs of any of them
         from harness.experiment import load_experiment
 
-        only = {run.id for run in load_experiment(args.experiment).runs}
+        only = {run.id for path in args.experiment for run in load_experiment(path).runs}
     result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)
     board = Path(result["leaderboard_md"]).read_text()
-    if "## Unconditional leaderboard" in board:  # the headline table, as the report shows it
-        section = board.split("## Unconditional leaderboard", 1)[1].split("\n## ", 1)[0]
-        print("Unconditional leaderboard" + section.rstrip() + "\n")
+    for section in board.split("\n## ")[1:]:  # the verdict first, as the report shows it
+        if section.startswith(("Verdict", "Pairwise")):
+            print(section.rstrip() + "\n")
     print(f"{result['runs']} runs, {result['problems']} problems; wrote {result['leaderboard_md']}, "
           f"{result['leaderboard_csv']}, {result['report_html']}")
 

@@ -12,6 +12,7 @@ Layout of the output folder::
     train/<unit id>/      a pathbench run folder (meta.json, checkpoints, metrics.jsonl, ...)
     runs/<run id>/        config.yaml, metrics.json, eval.log, samples.jsonl or generations.jsonl
     submitit/             submitit's job files and logs
+    sweep.log             the progress lines of every invocation (harness.progress)
 """
 
 from __future__ import annotations
@@ -30,33 +31,40 @@ import yaml
 from harness.errors import ConfigError
 from harness.experiment import Experiment, RunSpec, TrainUnit, load_experiment
 from harness.io import atomic_write_text
+from harness.progress import Progress, run_complete, train_complete
+from harness.scheduler import run_units
 
-
-def run_complete(run_dir: Path) -> bool:
-    path = run_dir / "metrics.json"
-    try:
-        return json.loads(path.read_text()).get("status") == "complete"
-    except (OSError, ValueError):
-        return False
-
-
-def train_complete(train_dir: Path, steps: int) -> bool:
-    try:
-        return json.loads((train_dir / "checkpoint.json").read_text())["step"] >= steps
-    except (OSError, ValueError, KeyError):
-        return False
+__all__ = ["UnitJob", "jobs_for", "make_executor", "run_complete", "sweep", "train_complete"]
 
 
 class UnitJob(submitit.helpers.Checkpointable):
     """Train one unit, then evaluate its unfinished runs. Safe to run again at any point."""
 
     def __init__(self, out_dir: str, unit: dict, runs: list[dict], plugins: tuple[str, ...] = (),
-                 device: str | None = None, train_options: dict | None = None) -> None:
+                 device: str | None = None, train_options: dict | None = None,
+                 threads: int | None = None) -> None:
         self.out_dir, self.unit, self.runs = out_dir, unit, runs
-        self.plugins, self.device = tuple(plugins), device
+        self.plugins, self.device, self.threads = tuple(plugins), device, threads
         self.train_options = unit["options"] if train_options is None else train_options
 
+    @property
+    def unit_id(self) -> str:
+        return TrainUnit(**self.unit).id
+
     def __call__(self) -> list[str]:
+        import torch
+
+        before = torch.get_num_threads()
+        if self.threads:  # before any work; the env vars reach what the job starts (tokenizers, sandboxes)
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[var] = str(self.threads)
+            torch.set_num_threads(self.threads)
+        try:
+            return self._work()
+        finally:
+            torch.set_num_threads(before)  # the debug executor runs jobs in the sweep's own process
+
+    def _work(self) -> list[str]:
         import torch
 
         from harness.plugins import load_all
@@ -145,7 +153,7 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> Non
 
 
 def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
-             device: str | None = None) -> list[UnitJob]:
+             device: str | None = None, threads: int | None = None) -> list[UnitJob]:
     """One job per training unit that still has work; finished units are skipped."""
     jobs = []
     for unit in exp.units:
@@ -154,7 +162,7 @@ def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
         if pending or not train_complete(out_dir / "train" / unit.id, unit.train["steps"]):
             specs = [_spec(r, exp, out_dir) for r in pending]
             jobs.append(UnitJob(str(out_dir), unit.config(), specs, plugins, device,
-                                _train_options(unit, exp, out_dir)))
+                                _train_options(unit, exp, out_dir), threads))
     return jobs
 
 
@@ -170,7 +178,7 @@ def _own_unit(exp: Experiment, out_dir: Path, method: str, seed: int, who: str, 
 
 def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str, Any]:
     """The method options the job trains with: a ``teacher: "@kl"`` option (flow-map students)
-    becomes this sweep's own kl unit (list the teacher first so that it is trained before). The
+    becomes this sweep's own kl unit (the dispatcher starts the student once it is trained). The
     unit id keeps the ``@`` name, so the same grid maps to the same folders wherever it runs."""
     options = dict(unit.options)
     teacher = options.get("teacher")
@@ -182,7 +190,7 @@ def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str,
 
 def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
     """A run for the job; ``self:@<method>`` scorers point at this sweep's own unit of that
-    method with the same seed (list it first so that it is trained before it scores)."""
+    method with the same seed (the dispatcher starts this unit once that one is trained)."""
     spec = {"id": run.id, "config": run.config(), "protocol": run.protocol}
     if run.scorer and run.scorer.startswith("self:@"):
         folder = _own_unit(exp, out_dir, run.scorer[len("self:@"):], run.unit.seed, f"scorer '{run.scorer}'",
@@ -216,30 +224,35 @@ def make_executor(kind: str, folder: Path, settings: dict) -> submitit.AutoExecu
     return executor
 
 
+def default_threads(kind: str, settings: dict) -> int | None:
+    """Torch threads per job: the file's ``threads``; else, for several local units at once, the
+    cores shared out (each worker would otherwise take them all); else torch's own default."""
+    if settings.get("threads"):
+        return int(settings["threads"])
+    parallel = int(settings.get("parallel", 1))
+    return max(1, (os.cpu_count() or 1) // parallel) if kind == "local" and parallel > 1 else None
+
+
 def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bool = False,
           plugins: tuple[str, ...] = (), device: str | None = None) -> dict[str, Any]:
-    """Expand, skip what is complete, submit the rest, wait, report."""
+    """Expand, skip what is complete, submit the rest, wait (printing progress), report."""
     exp = load_experiment(path)
     kind = executor or exp.executor.get("kind", "local")
-    jobs = jobs_for(exp, out_dir, plugins, device)
+    threads = default_threads(kind, exp.executor)
+    jobs = jobs_for(exp, out_dir, plugins, device, threads)
     if dry_run:
         return {"experiment": exp, "jobs": jobs, "submitted": 0}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "experiment.yaml", path.read_text())
+    # one unit at a time by default: a 2-core laptop; SLURM queues them all (array_parallelism caps)
+    parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
+    note = (f"{parallel} unit(s) at a time" if kind != "slurm" else "slurm") + \
+        (f", {threads} thread(s) each" if threads else "")
+    progress = Progress(exp, out_dir, [job.unit_id for job in jobs], parallel, note)
+    progress.begin()
     if not jobs:
         return {"experiment": exp, "jobs": [], "submitted": 0, "failed": []}
     ex = make_executor(kind, out_dir / "submitit", exp.executor)
-    parallel = int(exp.executor.get("parallel", 1)) if kind == "local" else len(jobs)
-    failed = []
-    for first in range(0, len(jobs), parallel):  # a 2-core laptop trains one unit at a time
-        if kind == "slurm":  # one job array; each task's callable is checkpointable (requeue)
-            with ex.batch():
-                wave = [ex.submit(job) for job in jobs[first:first + parallel]]
-        else:
-            wave = [ex.submit(job) for job in jobs[first:first + parallel]]
-        for job in wave:
-            try:
-                job.result()
-            except Exception as err:  # noqa: BLE001 - report every failed job, keep the others
-                failed.append(f"{job.job_id}: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
+    failed = run_units(ex, kind, jobs, out_dir, parallel, progress)
+    progress.end(failed)
     return {"experiment": exp, "jobs": jobs, "submitted": len(jobs), "failed": failed}

@@ -7,6 +7,7 @@ and scores it. Every result is written atomically with the protocol and the envi
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from collections import OrderedDict
@@ -93,14 +94,15 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
     ``extra`` (run id, status, ...) is merged into the result before its one atomic write.
     An evaluation already in ``out`` is refused unless ``overwrite``; a failed evaluation
     leaves no folder behind that it created."""
+    task = check_task(task_name, task_options or {})  # bad names fail before anything is loaded
     held = [name for name in OUTPUTS if (out / name).exists()]
     if held and not overwrite:
         raise ConfigError(f"{out} already holds an evaluation ({', '.join(held)}); pass --overwrite to "
                           "replace it or choose another --out (nothing was overwritten)")
     created = not out.exists()
     try:
-        return _eval_run(ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed, batch_size,
-                         device, extra, protocol)
+        return _eval_run(task, ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed,
+                         batch_size, device, extra, protocol)
     except BaseException:
         if created and out.exists():
             shutil.rmtree(out)  # only this failed command's partial files are in it
@@ -111,11 +113,46 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
 OUTPUTS = ("metrics.json", "samples.jsonl", "generations.jsonl")
 
 
-def _eval_run(ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed, batch_size, device,
-              extra, protocol) -> dict[str, Any]:
-    options = dict(task_options or {})
+def _accepted_options(cls) -> set[str] | None:
+    """The keyword options a task class takes, following ``**options`` up to its parents;
+    None when some class takes anything (nothing to check against)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if klass is object or init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None if names else set()
+
+
+def check_task(task_name: str, options: dict):
+    """The task built from its name and options, its scorer's name checked: every mistake in
+    them is one line naming the bad value and the valid ones, before a checkpoint is read or a
+    sample drawn."""
+    accepted = _accepted_options(TASKS.get(task_name))  # an unknown task lists the known ones
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        raise ConfigError(f"unknown option '{unknown[0]}' for task '{task_name}'; valid: {', '.join(sorted(accepted))}")
     task = TASKS.build(task_name, **options)
+    spec = getattr(task, "scorer_spec", None)
+    if spec is not None:
+        from tasks.scorers import check_spec
+
+        check_spec(spec)
+    return task
+
+
+def _eval_run(task, ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed, batch_size,
+              device, extra, protocol) -> dict[str, Any]:
+    options = dict(task_options or {})
     method, model, tokenizer, meta, step = load_run(ckpt, device)
+    if getattr(task, "scorer_spec", None) is not None:  # a scorer that cannot load fails before sampling
+        from tasks.scorers import load_scorer
+
+        load_scorer(task.scorer_spec, getattr(task, "device", "cpu"))
     if isinstance(protocol, dict):
         method, _ = for_sampling(method, meta, protocol["name"])
         cfg, record = method.sampler_config(meta["method"], sampler), protocol

@@ -11,7 +11,8 @@
       - {name: hybrid, nfe: 64, t_star: [0.1, 0.28], top_k: [1, 5]}
     seeds: [0, 1]
     tasks: [{name: unconditional, n: 32, scorers: [smollm2, "self:runs/ar"]}]
-    executor: {kind: local, timeout_min: 120, slurm: {partition: gpu, gpus_per_task: 1}}
+    executor: {kind: local, timeout_min: 120, parallel: 2, threads: 1,   # local: units at once, torch threads each
+               slurm: {partition: gpu, gpus_per_task: 1}}
     protocol: kl-flow                                           # or plain, or [kl-flow, plain] (an axis)
 
 The generation protocol (harness.protocol; default kl-flow) resolves each unit's method
@@ -48,7 +49,7 @@ from harness.trainer import TrainConfig
 TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol"}
 TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options"}
 METHOD_KEYS = {"name", "options", "train"}
-EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel"}
+EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
 SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes", "array_parallelism",
               "account", "qos", "mem_gb"}
 EXECUTORS = ("local", "slurm", "debug")
@@ -171,6 +172,10 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
     _check_keys("executor.slurm", executor.get("slurm") or {}, SLURM_KEYS)
     if executor.get("kind", "local") not in EXECUTORS:
         raise ConfigError(f"unknown executor '{executor['kind']}'; known: {', '.join(EXECUTORS)}")
+    for key in ("parallel", "threads"):  # counts: a typo must not reach the dispatcher
+        value = executor.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"executor.{key} = {value!r} must be a positive integer")
     protocols = [PROTOCOLS.get(p).name for p in _as_list(raw.get("protocol", DEFAULT))]
     if not protocols:
         raise ConfigError(f"experiment has no protocol (an empty axis expands to zero runs); "

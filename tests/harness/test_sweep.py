@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +44,17 @@ def metrics(out):
 def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm, bbc_small, capsys):
     path, out = grid(tmp_path, data_cache, tiny_lm), tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out)]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()  # progress: one line per event, on stderr
+    assert lines[0] == f"sweep t: 2 units, 4 runs -> {out}; starting; 1 unit(s) at a time"
+    assert "units 0/2, runs 0/4 | kl seed 0 kl-flow: started, trains 20 steps, then evaluates 2 of 2 runs" in lines[1]
+    assert lines[1].endswith("| rest: estimate after the first unit")
+    done = [line for line in lines if ": done in " in line]
+    assert len(done) == 2 and "units 1/2, runs 2/4 | kl seed 0 kl-flow: done in" in done[0]
+    assert "units 2/2, runs 4/4 | linear seed 0 kl-flow: done in" in done[1] and done[1].endswith("| rest 0s")
+    assert "| rest ~" in next(line for line in lines if "linear seed 0 kl-flow: started" in line)  # kl's time
+    assert lines[-1].startswith("all done: 2/2 units, 4/4 runs complete in ")
+    logged = (out / "sweep.log").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in logged] == lines  # the same lines, time-stamped
     results = metrics(out)
     assert len(results) == 4 and all(r["status"] == "complete" for r in results.values())
     assert {(r["method"], r["sampler"]["nfe"]) for r in results.values()} == {
@@ -61,10 +74,12 @@ def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm,
     assert "real text" in board and board.count("| kl ") >= 2 and board.count("| linear ") >= 2
     capsys.readouterr()
     assert main(["sweep", str(path), "--out", str(out)]) == 0  # everything complete: nothing runs
-    assert "0 job(s) run; 4/4 runs complete" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "0 job(s) run; 4/4 runs complete" in captured.out
+    assert captured.err == f"sweep t: 2 units, 4 runs -> {out}; all 2 units and 4 runs already complete, nothing to do\n"
 
 
-def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, data_cache, tiny_lm, bbc_small):
+def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, data_cache, tiny_lm, bbc_small, capsys):
     path, out = grid(tmp_path, data_cache, tiny_lm, steps=60), tmp_path / "out"
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--out", str(out)]
     proc = subprocess.Popen(cmd, start_new_session=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -82,7 +97,12 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, data_cache, t
     time.sleep(1)
     killed_at = json.loads(pointer.read_text())["step"]
     assert 10 <= killed_at < 60
+    capsys.readouterr()
     assert main(["sweep", str(path), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "0 of 2 units already complete (0 of 4 runs), resuming; 1 unit(s) partly trained" in err
+    resumed = re.search(r"resumes training at step (\d+)/60, then evaluates 2 of 2 runs", err)
+    assert resumed and int(resumed.group(1)) >= killed_at  # (a surviving worker may have saved one more)
     results = metrics(out)
     assert len(results) == 4 and all(r["status"] == "complete" for r in results.values())
     for unit in (out / "train").iterdir():
@@ -91,6 +111,36 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, data_cache, t
     before = {k: v for k, v in ((p, p.read_bytes()) for p in (out / "runs").glob("*/metrics.json"))}
     assert main(["sweep", str(path), "--out", str(out)]) == 0
     assert before == {p: p.read_bytes() for p in (out / "runs").glob("*/metrics.json")}  # untouched
+
+
+def test_parallel_units_write_the_same_bytes_and_wait_for_their_scorer(tmp_path, data_cache, tiny_lm, bbc_small,
+                                                                      capsys):
+    """Two units at once, one torch thread each, write the same samples and metrics as one at a
+    time; kl, listed first, is scored by the sweep's own ar model and starts once ar is trained."""
+    out, files = tmp_path / "out", {}
+    for parallel in (1, 2):
+        path = grid(tmp_path, data_cache, tiny_lm, steps=10, methods=["kl", "ar"],
+                    samplers=[{"name": "basic", "nfe": 2}],
+                    tasks=[{"name": "unconditional", "n": 4, "scorers": ["self:@ar"]}],
+                    executor={"kind": "local", "timeout_min": 20, "parallel": parallel, "threads": 1})
+        assert main(["sweep", str(path), "--out", str(out)]) == 0
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines[0].endswith(f"starting; {parallel} unit(s) at a time, 1 thread(s) each")
+        started = [line.split("| ")[1].split(":")[0] for line in lines if ": started, " in line]
+        assert started == ["ar seed 0 kl-flow", "kl seed 0 kl-flow"]
+        assert "kl seed 0 kl-flow: waits for ar seed 0 kl-flow to finish training" in lines[1]
+        assert lines[-1].startswith("all done: 2/2 units, 2/2 runs complete")
+        files[parallel] = {p.relative_to(out): same_commit(p) for p in (out / "runs").glob("*/*")
+                           if p.name in ("metrics.json", "samples.jsonl")}
+        shutil.rmtree(out)  # the same folder for both: metrics.json names it
+    assert len(files[1]) == 4 and files[1] == files[2]
+
+
+def same_commit(path):
+    """The file's bytes; in metrics.json the git revision is blanked (a commit made by someone
+    else between the two sweeps is not a difference of the results)."""
+    data = path.read_bytes()
+    return re.sub(rb'"git_revision": "[0-9a-f]*"', b'"git_revision": ""', data) if path.suffix == ".json" else data
 
 
 def test_dry_run_lists_runs_and_ids_are_stable(tmp_path, data_cache, tiny_lm, capsys):
@@ -126,6 +176,10 @@ def test_baselines_get_their_own_samplers():
     ({"methods": ["kl"], "samplers": [{"name": "basic", "t_star": 2}], "tasks": ["unconditional"]}, r"t\* = 2"),
     ({"methods": ["kl"], "samplers": [{"name": "basic"}], "tasks": ["unconditional"],
       "executor": {"kind": "cloud"}}, "unknown executor 'cloud'; known: local, slurm, debug"),
+    ({"methods": ["kl"], "samplers": [{"name": "basic"}], "tasks": ["unconditional"],
+      "executor": {"parallel": 2, "threads": 0}}, "executor.threads = 0 must be a positive integer"),
+    ({"methods": ["kl"], "samplers": [{"name": "basic"}], "tasks": ["unconditional"],
+      "executor": {"parallel": "2"}}, "executor.parallel = '2' must be a positive integer"),
 ])
 def test_bad_experiment_files(raw, message):
     with pytest.raises(ConfigError, match=message):
@@ -198,3 +252,82 @@ def test_a_students_teacher_is_the_sweeps_own_unit_and_keeps_its_own_lr(tmp_path
     with pytest.raises(ConfigError, match="unknown key 'optoins' in method 'kl'"):
         expand({"methods": [{"name": "kl", "optoins": {}}], "samplers": [{"name": "basic", "nfe": 4}],
                 "tasks": ["unconditional"]})
+
+
+class FakeJob:
+    """A submitit job whose unit "trains" (writes its checkpoint pointer) after ``polls`` looks."""
+
+    def __init__(self, job, out, log, polls, fail):
+        self.job, self.out, self.log, self.polls, self.fail = job, out, log, polls, fail
+        self.job_id = job.unit["method"]
+
+    def done(self):
+        self.polls -= 1
+        if self.polls > 0:
+            return False
+        if not self.fail:
+            train = self.out / "train" / self.job.unit_id
+            train.mkdir(parents=True, exist_ok=True)
+            (train / "checkpoint.json").write_text(json.dumps({"step": self.job.unit["train"]["steps"]}))
+            for spec in self.job.runs:
+                (self.out / "runs" / spec["id"]).mkdir(parents=True, exist_ok=True)
+                (self.out / "runs" / spec["id"] / "metrics.json").write_text('{"status": "complete"}')
+        self.log.append(("end", self.job_id))
+        return True
+
+    def result(self):
+        if self.fail:
+            raise RuntimeError("boom")
+
+
+class FakeExecutor:
+    def __init__(self, out, polls, fail=()):
+        self.out, self.polls, self.fail, self.log = out, polls, fail, []
+
+    def submit(self, job):
+        self.log.append(("start", job.unit["method"]))
+        return FakeJob(job, self.out, self.log, self.polls[job.unit["method"]], job.unit["method"] in self.fail)
+
+
+def fake_sweep(tmp_path, raw, parallel, polls, fail=()):
+    from harness import scheduler
+    from harness.progress import Progress
+
+    exp, out = expand(raw), tmp_path / "out"
+    jobs = jobs_for(exp, out, threads=1)
+    ex = FakeExecutor(out, polls, fail)
+    progress = Progress(exp, out, [job.unit_id for job in jobs], parallel)
+    scheduler.POLL_S["fake"] = 0.0
+    failed = scheduler.run_units(ex, "fake", jobs, out, parallel, progress)
+    return ex.log, failed
+
+
+def test_units_keep_parallel_in_flight_and_start_after_the_units_they_use(tmp_path, capsys):
+    """A slot is refilled as soon as a unit ends (no waves), and a student listed before its
+    teacher starts only once the teacher is trained."""
+    raw = {"methods": [{"name": "flowmap", "options": {"teacher": "@kl"}}, "kl", "linear", "dfm"],
+           "samplers": [{"name": "basic", "nfe": 4}, {"name": "flowmap", "nfe": 1}],
+           "tasks": [{"name": "unconditional", "scorers": ["smollm2"]}]}
+    log, failed = fake_sweep(tmp_path, raw, 2, {"kl": 2, "linear": 8, "flowmap": 2, "dfm": 2})
+    assert not failed
+    assert log[:4] == [("start", "kl"), ("start", "linear"), ("end", "kl"), ("start", "flowmap")]
+    assert log.index(("start", "dfm")) < log.index(("end", "linear"))  # linear still runs meanwhile
+    in_flight = most = 0
+    for what, _ in log:
+        in_flight += 1 if what == "start" else -1
+        most = max(most, in_flight)
+    assert most == 2
+    err = capsys.readouterr().err
+    assert "flowmap seed 0 kl-flow: waits for kl seed 0 kl-flow to finish training" in err
+    assert "units 4/4, runs" in err.strip().splitlines()[-1]
+
+
+def test_a_unit_whose_scorer_unit_failed_is_not_run(tmp_path, capsys):
+    raw = {"methods": ["kl", "ar"], "samplers": [{"name": "basic", "nfe": 4}],
+           "tasks": [{"name": "unconditional", "scorers": ["self:@ar"]}]}
+    log, failed = fake_sweep(tmp_path, raw, 2, {"kl": 1, "ar": 2}, fail=("ar",))
+    assert log == [("start", "ar"), ("end", "ar")]  # ar scores its own runs: no wait on itself
+    assert len(failed) == 2 and "boom" in failed[0] and "not run" in failed[1]
+    err = capsys.readouterr().err
+    assert "ar seed 0 kl-flow: FAILED after 0s: boom" in err
+    assert "kl seed 0 kl-flow: not run, ar seed 0 kl-flow did not finish training" in err

@@ -97,6 +97,22 @@ def test_smollm2_prefers_fluent_text():
     assert ppl[0] < 100 < ppl[1] and ppl[1] > 10 * ppl[0]
 
 
+def test_smollm2_from_its_cache_scores_exactly_like_the_gguf(tmp_path):
+    """The de-quantised cache holds the same float32 tensors: the same tokens, the same NLLs."""
+    from tasks.scorers import SMOLLM2_GGUF, smollm2_cache_dir, smollm2_folder, smollm2_scorer
+
+    fresh = smollm2_scorer(root=tmp_path)  # an empty cache: de-quantised from the GGUF file, then saved
+    folder = smollm2_cache_dir(smollm2_folder() / SMOLLM2_GGUF, tmp_path)
+    assert fresh.source == str(smollm2_folder()) and (folder / "source.json").is_file()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".building-")]
+    cached = smollm2_scorer(root=tmp_path)
+    assert cached.source == str(folder) and cached.model is not fresh.model
+    assert [cached.tokens_for(t) for t in TEXTS] == [fresh.tokens_for(t) for t in TEXTS]
+    for a, b in zip(cached.token_nll(TEXTS), fresh.token_nll(TEXTS)):
+        assert a.dtype == np.float64 and np.array_equal(a, b)
+    assert cached.protocol() == fresh.protocol() and cached.spec == "smollm2"
+
+
 def test_bad_input(tiny_lm, tmp_path):
     scorer = load_scorer(f"hf:{tiny_lm}")
     with pytest.raises(ConfigError, match="sample 1 is empty"):
