@@ -28,8 +28,10 @@ class DataConfig:
     vocab_size: int = 8192
     seq_len: int = 128
     val_fraction: float = 0.05
-    #: "none" (unconditional) or "lines" (hide a block of 10–90 % of each sequence's lines and
-    #: give the rest: the code-infilling training objective)
+    #: "none" (unconditional), "lines" (hide a block of 10–90 % of each sequence's lines and
+    #: give the rest: the code-infilling training objective) or "headline" (one row per
+    #: document from its first token, its first line and the line breaks after it given, the
+    #: rest generated: the headline -> lead objective; see harness.batches)
     given: str = "none"
     line_mask_min: float = 0.1
     line_mask_max: float = 0.9
@@ -37,13 +39,26 @@ class DataConfig:
         default_factory=lambda: os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
 
 
-GIVEN_POLICIES = ("none", "lines")
+GIVEN_POLICIES = ("none", "lines", "headline")
 
 
-def line_infill_option(cfg: DataConfig) -> tuple[float, float] | None:
-    """The BatchLoader option for a data config's ``given`` policy."""
+@dataclass(frozen=True)
+class HeadlineGiven:
+    """The ``data.given=headline`` policy as a BatchLoader option (rows: harness.batches.DocumentRows).
+
+    It trains on the training split only, the documents with ``not is_validation(doc,
+    data.val_fraction)``; a ``headline_lead`` evaluation whose val_fraction is <= the run's (both
+    0.05 by default) therefore never prompts with a trained document."""
+
+    name: str = "headline"
+
+
+def line_infill_option(cfg: DataConfig) -> tuple[float, float] | HeadlineGiven | None:
+    """The BatchLoader ``line_infill`` option for a data config's ``given`` policy."""
     if cfg.given not in GIVEN_POLICIES:
         raise ConfigError(f"unknown data.given '{cfg.given}'; known: {', '.join(GIVEN_POLICIES)}")
+    if cfg.given == "headline":
+        return HeadlineGiven()
     return (cfg.line_mask_min, cfg.line_mask_max) if cfg.given == "lines" else None
 
 

@@ -1,4 +1,5 @@
-"""The one data pipeline: corpus -> tokenizer -> packed fixed-length sequences -> batches.
+"""The one data pipeline: corpus -> tokenizer -> packed fixed-length sequences -> batches
+(:mod:`harness.batches`: the loader and the ``data.given`` policies, re-exported here).
 
 Corpus specs (:func:`load_corpus`); ``#<column>`` after a ``datasets`` spec picks the text
 column (default ``text``):
@@ -36,10 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 from tqdm import tqdm
 
+from harness.batches import Batch, BatchLoader, line_infill_given  # noqa: F401 (re-exported)
 from harness.errors import ConfigError
 from harness.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_identity
 
@@ -187,25 +187,6 @@ class PackedData:
         return np.array(["\n" in tok.decode([i]) for i in range(tok.vocab_size)], dtype=bool)
 
 
-def line_infill_given(ids: np.ndarray, is_newline: np.ndarray, rng: np.random.Generator,
-                      low: float, high: float) -> np.ndarray:
-    """(B,S) given masks hiding one contiguous block of whole lines per row.
-
-    A line ends after a token containing a line break. For each row a fraction f ~ U[low, high]
-    of its lines (at least one, at most all but one when there are two or more) is masked —
-    the code-infilling training objective of the KL-flow paper (10–90 % of lines)."""
-    given = np.ones(ids.shape, dtype=bool)
-    for row in range(ids.shape[0]):
-        ends = is_newline[ids[row]]
-        line = np.concatenate([[0], np.cumsum(ends)[:-1]])  # (S,) line index of each token
-        n_lines = int(line[-1]) + 1
-        count = int(round(rng.uniform(low, high) * n_lines))
-        count = min(max(1, count), max(1, n_lines - 1))
-        start = int(rng.integers(0, n_lines - count + 1))
-        given[row] = (line < start) | (line >= start + count)
-    return given
-
-
 def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path,
                  vocab_size: int = 8192, val_fraction: float = 0.05) -> PackedData:
     """Build (or reuse from ``cache_dir``) packed train/validation sequences of ``seq_len`` tokens."""
@@ -255,100 +236,6 @@ def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_s
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@dataclass
-class Batch:
-    """Token ids and which positions are given (prompt/context); all False when unconditional."""
-
-    ids: Tensor    # (B, S) int64
-    given: Tensor  # (B, S) bool
-
-    def __post_init__(self) -> None:
-        if self.ids.shape != self.given.shape:
-            raise ValueError(f"Batch ids {tuple(self.ids.shape)} and given {tuple(self.given.shape)} differ")
-
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.ids.to(device, non_blocking=True), self.given.to(device, non_blocking=True))
-
-
-class BatchLoader:
-    """Batches of rows of a (N, S) token array.
-
-    Iterating it never ends: each epoch is a permutation seeded by ``(seed, epoch)``, split
-    evenly over DDP ranks, its last incomplete batch dropped. :meth:`state_dict` holds the
-    position (epoch, rows consumed), so a resumed run sees exactly the same next batches.
-    :meth:`epoch` is one ordered, complete pass (the last batch may be short) for validation.
-    """
-
-    def __init__(self, sequences: np.ndarray, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world: int = 1, line_infill: tuple[float, float] | None = None,
-                 is_newline: np.ndarray | None = None) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size = {batch_size} must be >= 1")
-        self.sequences, self.batch_size, self.seed, self.shuffle = sequences, batch_size, seed, shuffle
-        self.rank, self.world = rank, world
-        self.epoch_index, self.position = 0, 0
-        if line_infill is not None:
-            if is_newline is None:
-                raise ConfigError("line_infill needs the tokenizer's newline table (PackedData.newline_table())")
-            low, high = line_infill
-            if not 0 <= low <= high <= 1:
-                raise ConfigError(f"line mask fractions ({low}, {high}) must satisfy 0 <= low <= high <= 1")
-        self.line_infill, self.is_newline = line_infill, is_newline
-        self._cached: tuple[int, np.ndarray] | None = None
-        if shuffle and len(sequences) // world < batch_size:
-            raise ConfigError(f"{len(sequences)} training sequences over {world} rank(s) are fewer than "
-                              f"batch_size = {batch_size}; lower batch_size or seq_len, or use more text")
-
-    def _order(self, epoch: int) -> np.ndarray:
-        """(N // world,) row indices this rank reads in ``epoch``."""
-        if self._cached is None or self._cached[0] != epoch:
-            n = len(self.sequences)
-            order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-            self._cached = (epoch, order[: n // self.world * self.world][self.rank::self.world])
-        return self._cached[1]
-
-    def _batch(self, rows: np.ndarray, key: tuple[int, ...] = ()) -> Batch:
-        ids = np.asarray(self.sequences[np.sort(rows)], dtype=np.int64)  # sorted: sequential reads
-        if self.line_infill is None:
-            given = np.zeros(ids.shape, dtype=bool)
-        else:  # the masks depend only on (seed, position): a resumed run draws the same ones
-            rng = np.random.default_rng([self.seed, *key])
-            given = line_infill_given(ids, self.is_newline, rng, *self.line_infill)
-        return Batch(torch.from_numpy(ids), torch.from_numpy(given))
-
-    def __iter__(self) -> BatchLoader:
-        return self
-
-    def __next__(self) -> Batch:
-        if self.position + self.batch_size > len(self._order(self.epoch_index)):
-            self.epoch_index, self.position = self.epoch_index + 1, 0
-        rows = self._order(self.epoch_index)[self.position:self.position + self.batch_size]
-        key = (self.epoch_index, self.position, self.rank)
-        self.position += self.batch_size
-        return self._batch(rows, key)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return len(self.sequences) // self.world // self.batch_size
-
-    def epoch(self):
-        """One ordered pass over every sequence (the last batch may be short); position untouched."""
-        for start in range(0, len(self.sequences), self.batch_size):
-            yield self._batch(np.arange(start, min(start + self.batch_size, len(self.sequences))), (start,))
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch_index, "position": self.position, "seed": self.seed,
-                "sequences": len(self.sequences), "world": self.world}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Restore a position saved by :meth:`state_dict` (on the same data, seed and world size)."""
-        for name, now in (("seed", self.seed), ("sequences", len(self.sequences)), ("world", self.world)):
-            if state.get(name, now) != now:
-                raise ConfigError(f"data position was saved with {name} = {state[name]}, this run has {now}; "
-                                  "resuming would not see the same batches")
-        self.epoch_index, self.position = int(state["epoch"]), int(state["position"])
 
 
 def prepare_stored(data_cfg: dict) -> PackedData:

@@ -58,6 +58,9 @@ def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None
     """(title, table or None, text) per scorer, the verdict first then the pairwise shares."""
     groups = _groups(records)
     if not groups:
+        if not any(r.get("task") == "unconditional" for r in records):  # a conditional or code sweep
+            return [("Verdict", None, "No matched-entropy verdict: no unconditional run here (it ranks "
+                     "unconditional samples); the task tables below carry each number's interval.\n")]
         return [("Verdict", None, "No verdict: no unconditional run here carries per-sample data "
                  "(results made before per-sample storage); re-run the sweep to get one.\n")]
     sections = []

@@ -1,6 +1,7 @@
 """Seq2seq tasks scored with BLEU, ROUGE-L and BERTScore (see tasks.text_metrics).
 
-Each example is ``[prompt, N]``: the prompt is given text, N free positions hold the response.
+Each example is ``[prompt, N]``: the prompt is given text (one or more string parts, see
+``prompt_parts``), N free positions hold the response.
 The response budget is the option ``response_tokens`` (default 32). With the reference
 tokenised by the model's tokenizer into t tokens, **N = min(response_tokens, t)** (the length
 of the answer is given, as in NAR infilling benchmarks), and the reference scored against is
@@ -12,8 +13,11 @@ prompt + N does not fit ``seq_len`` is skipped, counted in ``skipped_too_long`` 
 Tasks:
 
 * ``headline_lead`` (embedded, offline): BBC News documents held out by
-  ``harness.data.is_validation(doc, val_fraction=0.05)`` (the training runs' split), in corpus
-  order. Prompt = headline + "\\n\\n" (the corpus layout); reference = the lead: the first
+  ``harness.data.is_validation(doc, val_fraction=0.05)`` (the training split's complement for
+  any run with ``data.val_fraction`` >= this one: the hash threshold is monotone), in corpus
+  order, less those whose headline or lead a training document shares (BBC's near-duplicates,
+  3 of 97; ``drop_seen=False`` keeps them). Prompt = headline + "\\n\\n" tokenised as inside the
+  document (:func:`document_parts`: what ``data.given=headline`` trains on); reference = the lead: the first
   sentence (cut after the first '.', '!' or '?' that is followed by whitespace and an upper-case
   letter, digit or quote) of the first paragraph whose first sentence ends in terminal
   punctuation (skips picture captions such as "The shape of the UK's economy In graphics").
@@ -26,7 +30,13 @@ Both hub tasks take ``data_files=<local .jsonl>`` in the same schema instead of 
 
 Metrics (``score``), with n candidates and ``top_k_list`` (default (1, n)): ``bleu`` = corpus
 BLEU of candidate 0; ``bleu_top{k}``/``bleu_avg``, ``rougeL_top{k}``/``rougeL_avg``,
-``bertscore_f1_top{k}``/``bertscore_f1_avg`` per tasks.text_metrics.TABLE5.
+``bertscore_f1_top{k}``/``bertscore_f1_avg`` per tasks.text_metrics.TABLE5. Each number is
+followed by ``<name>_ci95``, a seeded percentile bootstrap 95 % interval over examples (a
+prompt resampled with all its candidates; ``interval`` describes it, "none: a single example"
+when there is one). ``per_example`` (last) holds the raw data every statistic is recomputed
+from: ``sentence_bleu``, ``rougeL``, ``bertscore_f1`` as [example][candidate] values and
+``corpus_bleu_stats`` [example] = candidate 0's sacrebleu statistics (corpus BLEU = the score
+of their column sums; see tasks.text_metrics.table5).
 """
 
 from __future__ import annotations
@@ -41,8 +51,8 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.registry import TASKS
 from tasks.base import Example, Task, check_generations
-from tasks.text_metrics import (TABLE5, BertScoreF1, bleu_signatures, corpus_bleu, rouge_l,
-                                rouge_protocol, sentence_bleu, top_k_avg)
+from tasks.text_metrics import (TABLE5, BertScoreF1, bleu_signatures, corpus_bleu_stats, rouge_l,
+                                rouge_protocol, sentence_bleu, table5)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'‘“A-Z0-9])")
 
@@ -59,6 +69,27 @@ def split_headline(doc: str) -> tuple[str, str]:
     """(headline, body) of a BBC document: first line, then the rest."""
     head, _, body = doc.strip().partition("\n")
     return head.strip(), body.strip()
+
+
+def document_parts(tokenizer, prompt: str, continuation: str) -> list[str] | None:
+    """Given-text parts whose separate encodings concatenate to the tokens ``prompt`` has inside
+    ``prompt + continuation`` (a training document), or None when no split does.
+
+    The prompt's trailing whitespace w is tried whole, then as head + w[:j] followed by the
+    single characters of w[j:] (j = len(w)-1 .. 0): "h\\n\\n" inside "h\\n\\nBody" is
+    [h, "\\n", "\\n"] for a byte-level BPE, which ``encode("h\\n\\n")`` alone writes as [h, "\\n\\n"]."""
+    ids = tokenizer.encode(prompt + continuation)
+    inside = next((ids[:k] for k in range(1, len(ids) + 1) if tokenizer.decode(ids[:k]) == prompt), None)
+    if inside is None:
+        return None
+    head = prompt.rstrip()
+    sep = prompt[len(head):]
+    splits = [[prompt]] + [[head + sep[:j], *sep[j:]] for j in range(len(sep) - 1, -1, -1)]
+    for parts in splits:
+        parts = [p for p in parts if p]
+        if [t for p in parts for t in tokenizer.encode(p)] == inside:
+            return parts
+    return None
 
 
 class Seq2SeqTask(Task):
@@ -86,6 +117,10 @@ class Seq2SeqTask(Task):
     def pairs(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         raise NotImplementedError
 
+    def prompt_parts(self, tokenizer, prompt: str, reference: str) -> list[str]:
+        """The given parts of a prompt (one string; HeadlineLead tokenises it as in a document)."""
+        return [prompt]
+
     def _scorer(self) -> BertScoreF1:
         if self._bert is None:
             self._bert = BertScoreF1(**self._bert_options)
@@ -103,12 +138,13 @@ class Seq2SeqTask(Task):
             if not ref_ids:
                 continue  # nothing to generate; never happens for non-empty references
             n = min(self.response_tokens, len(ref_ids))
-            prompt_len = len(tokenizer.encode(prompt))
+            parts = self.prompt_parts(tokenizer, prompt, reference)
+            prompt_len = sum(len(tokenizer.encode(p)) for p in parts)
             if prompt_len + n > seq_len:
                 self.skipped_too_long += 1
                 continue
             target = reference if n == len(ref_ids) else tokenizer.decode(ref_ids[:n])
-            out.append(Example([prompt, n], [target], {**meta, "reference_full": reference,
+            out.append(Example([*parts, n], [target], {**meta, "reference_full": reference,
                                                        "reference_tokens": len(ref_ids), "response_tokens": n,
                                                        "prompt_tokens": prompt_len,
                                                        "truncated": n < len(ref_ids)}))
@@ -120,7 +156,7 @@ class Seq2SeqTask(Task):
                               "raise seq_len or lower response_tokens")
         return out
 
-    def score(self, examples: list[Example], generations: list[list[list[str]]]) -> dict[str, float]:
+    def score(self, examples: list[Example], generations: list[list[list[str]]]) -> dict[str, Any]:
         n = check_generations(examples, generations)
         for e, (example, cands) in enumerate(zip(examples, generations)):
             for c, slots in enumerate(cands):
@@ -135,12 +171,14 @@ class Seq2SeqTask(Task):
         def grid(values: list[float]) -> list[list[float]]:
             return [values[i * n:(i + 1) * n] for i in range(len(examples))]
 
-        result: dict[str, float] = {"bleu": corpus_bleu([cands[0][0] for cands in generations], refs)}
-        result.update(top_k_avg(grid(sentence_bleu(flat_h, flat_r)), ks, "bleu"))
-        result.update(top_k_avg(grid(rouge_l(flat_h, flat_r)), ks, "rougeL"))
+        per_example: dict[str, list] = {"sentence_bleu": grid(sentence_bleu(flat_h, flat_r)),
+                                        "rougeL": grid(rouge_l(flat_h, flat_r))}
         if self.bertscore:
-            result.update(top_k_avg(grid(self._scorer()(flat_h, flat_r)), ks, "bertscore_f1"))
+            per_example["bertscore_f1"] = grid(self._scorer()(flat_h, flat_r))
+        per_example["corpus_bleu_stats"] = corpus_bleu_stats([cands[0][0] for cands in generations], refs)
+        result = table5(per_example, ks)
         result.update(n_examples=len(examples), candidates=n, skipped_too_long=self.skipped_too_long)
+        result["per_example"] = per_example  # raw data last: what every statistic is recomputed from
         return result
 
     def protocol(self) -> dict[str, Any]:
@@ -160,26 +198,44 @@ class Seq2SeqTask(Task):
 class HeadlineLead(Seq2SeqTask):
     """BBC headline -> lead sentence, on held-out documents only (offline, embedded)."""
 
-    def __init__(self, val_fraction: float = 0.05, **options: Any) -> None:
+    def __init__(self, val_fraction: float = 0.05, drop_seen: bool = True, **options: Any) -> None:
         if not 0 < val_fraction < 1:
             raise ConfigError(f"val_fraction = {val_fraction} is outside (0, 1)")
-        self.val_fraction = val_fraction
+        self.val_fraction, self.drop_seen, self.dropped_seen = val_fraction, bool(drop_seen), 0
         super().__init__(**options)
 
     def pairs(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         from harness.data import is_validation, load_corpus
 
-        for index, doc in enumerate(load_corpus("bbc")):
-            if not is_validation(doc, self.val_fraction):
+        docs = load_corpus("bbc")
+        held = [is_validation(doc, self.val_fraction) for doc in docs]
+        seen: set[str] = set()  # headlines and leads of training documents (near-duplicates)
+        if self.drop_seen:
+            for doc, h in zip(docs, held):
+                if not h:
+                    headline, body = split_headline(doc)
+                    seen.update((headline, lead_sentence(body)))
+        self.dropped_seen = 0
+        for index, (doc, h) in enumerate(zip(docs, held)):
+            if not h:
                 continue
             headline, body = split_headline(doc)
             lead = lead_sentence(body)
+            if headline in seen or lead in seen:
+                self.dropped_seen += 1
+                continue
             if headline and lead:
                 yield headline + "\n\n", lead, {"doc_index": index, "headline": headline}
 
+    def prompt_parts(self, tokenizer, prompt: str, reference: str) -> list[str]:
+        return document_parts(tokenizer, prompt, reference) or [prompt]
+
     def protocol(self) -> dict[str, Any]:
         return {**super().protocol(), "data": f"bbc held-out documents, is_validation(doc, {self.val_fraction})",
-                "prompt": "headline + '\\n\\n'", "reference": "first sentence of the first paragraph that ends in . ! ? or a quote"}
+                "dropped_seen": (f"{self.dropped_seen} held-out documents whose headline or lead a training "
+                                 "document has" if self.drop_seen else "off (drop_seen=False)"),
+                "prompt": "headline + '\\n\\n', tokenised as inside the document (document_parts)",
+                "reference": "first sentence of the first paragraph that ends in . ! ? or a quote"}
 
 
 class HubPairs(Seq2SeqTask):

@@ -16,6 +16,14 @@ an empty hypothesis is scored (it gets 0), never dropped.
 * Table 5 of the KL-flow paper (:func:`top_k_avg`): with n candidates per example,
   ``top{k}`` = mean over examples of the best per-candidate score among candidates 0..k-1 and
   ``avg`` = mean over all examples and all n candidates.
+* Intervals over prompts (:func:`top_k_avg_intervals`, :func:`corpus_bleu_interval`): a
+  percentile bootstrap (``harness.stats``) resampling whole examples (a prompt with all its
+  candidates). top{k} and avg are means over examples of per-example values
+  m_e = max_{c<k} s_{e,c} and a_e = (1/n) Σ_c s_{e,c}, so their interval is the interval of a
+  mean. Corpus BLEU is not a mean: it is recomputed on each resample from the drawn examples'
+  summed sacrebleu statistics (hypothesis and reference lengths, matches and totals of
+  1..4-grams), BLEU* = BP(Σ_I c, Σ_I r) · exp(¼ Σ_n log p_n*), p_n* = Σ_I match_n / Σ_I total_n
+  (sacrebleu's smoothing), which equals corpus BLEU of the drawn examples' texts.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from harness import stats
 from harness.errors import ConfigError
 from harness.registry import METRICS
 
@@ -65,6 +76,31 @@ def sentence_bleu(hypotheses: list[str], references: list[str]) -> list[float]:
     check_pairs(hypotheses, references)
     metric = _bleu(True)
     return [float(metric.sentence_score(h, [r]).score) for h, r in zip(hypotheses, references)]
+
+
+def corpus_bleu_stats(hypotheses: list[str], references: list[str]) -> list[list[int]]:
+    """Per-pair sacrebleu sufficient statistics [hyp_len, ref_len, match_1..4, total_1..4];
+    their column sums give corpus BLEU (:func:`corpus_bleu_from_stats`)."""
+    check_pairs(hypotheses, references)
+    return [[int(v) for v in row] for row in _bleu(False)._extract_corpus_statistics(hypotheses, [references])]
+
+
+def corpus_bleu_from_stats(rows: list[list[int]] | np.ndarray) -> float:
+    """Corpus BLEU (0-100) of the pairs whose statistics are ``rows`` (summed, then scored)."""
+    total = np.asarray(rows, dtype=np.int64).sum(0)
+    return float(_bleu(False)._compute_score_from_stats(total.tolist()).score)
+
+
+def corpus_bleu_interval(rows: list[list[int]], **options: Any) -> list[float]:
+    """Bootstrap interval of corpus BLEU over examples: each resample sums the drawn examples'
+    statistics and scores the sum (options: ``harness.stats.bootstrap_interval``'s)."""
+    table, metric = np.asarray(rows, dtype=np.int64), _bleu(False)
+
+    def statistic(index: np.ndarray) -> np.ndarray:  # (R, n) -> (R,)
+        sums = table[index].sum(1)
+        return np.array([metric._compute_score_from_stats(row.tolist()).score for row in sums])
+
+    return stats.bootstrap_interval(statistic, len(table), **options)
 
 
 def bleu_signatures() -> dict[str, str]:
@@ -193,4 +229,47 @@ def top_k_avg(scores: list[list[float]], ks: list[int] | tuple[int, ...], prefix
             raise ConfigError(f"top-k value {k!r} must be an int in 1..{n} (the number of candidates)")
         out[f"{prefix}_top{k}"] = sum(max(row[:k]) for row in scores) / len(scores)
     out[f"{prefix}_avg"] = sum(sum(row) for row in scores) / (len(scores) * n)
+    return out
+
+
+def per_example_values(scores: list[list[float]], k: int | None) -> list[float]:
+    """The per-example values a Table-5 number averages: max of candidates 0..k-1 (top{k}),
+    or the mean over all candidates when ``k`` is None (avg)."""
+    return [max(row[:k]) if k is not None else sum(row) / len(row) for row in scores]
+
+
+def top_k_avg_intervals(scores: list[list[float]], ks: list[int] | tuple[int, ...], prefix: str,
+                        **options: Any) -> dict[str, list[float]]:
+    """``{prefix}_top{k}_ci95`` and ``{prefix}_avg_ci95``: bootstrap intervals over examples of
+    the :func:`top_k_avg` numbers (options: ``harness.stats.bootstrap_interval``'s)."""
+    top_k_avg(scores, ks, prefix)  # the same checks
+    out = {f"{prefix}_top{k}_ci95": stats.mean_interval(per_example_values(scores, k), **options) for k in ks}
+    out[f"{prefix}_avg_ci95"] = stats.mean_interval(per_example_values(scores, None), **options)
+    return out
+
+
+#: (per_example key, prefix of its Table-5 numbers): the per-candidate metrics a seq2seq task stores
+TABLE5_METRICS = (("sentence_bleu", "bleu"), ("rougeL", "rougeL"), ("bertscore_f1", "bertscore_f1"))
+
+
+def table5(per_example: dict[str, list], ks: list[int] | tuple[int, ...], **options: Any) -> dict[str, Any]:
+    """Corpus BLEU and the Top-k/Avg numbers of every per-candidate metric in ``per_example``
+    (keys of :data:`TABLE5_METRICS`, ``corpus_bleu_stats`` for corpus BLEU), each followed by
+    its ``_ci95`` over examples, and ``interval`` saying how those were made (no interval for
+    a single example). ``options``: resamples, seed, level of ``harness.stats``."""
+    rows = per_example["corpus_bleu_stats"]
+    spread = len(rows) >= 2  # one example has no spread to resample
+    out: dict[str, Any] = {"bleu": corpus_bleu_from_stats(rows)}
+    if spread:
+        out["bleu_ci95"] = corpus_bleu_interval(rows, **options)
+    for key, prefix in TABLE5_METRICS:
+        if key not in per_example:
+            continue
+        intervals = top_k_avg_intervals(per_example[key], ks, prefix, **options) if spread else {}
+        for name, value in top_k_avg(per_example[key], ks, prefix).items():
+            out[name] = value
+            if spread:
+                out[f"{name}_ci95"] = intervals[f"{name}_ci95"]
+    out["interval"] = (f"{stats.describe(**options)}; resampled unit: one example (a prompt with all its "
+                       "candidates)") if spread else "none: a single example"
     return out

@@ -10,6 +10,7 @@ import torch
 import harness.data as data
 from harness.data import (Batch, BatchLoader, is_validation, load_corpus, pack, prepare_data,
                           split_documents)
+from harness.config import DataConfig, HeadlineGiven, line_infill_option
 from harness.errors import ConfigError
 
 
@@ -149,6 +150,76 @@ def test_loader_epochs_ranks_and_validation_pass():
     firsts = torch.cat([next(BatchLoader(seqs, 3, seed=1, rank=r, world=3)).ids[:, 0] for r in range(3)])
     assert len(set(firsts.tolist())) == 9  # ranks read disjoint rows of the same permutation
     assert {BatchLoader(seqs, 2, rank=r, world=3).batches_per_epoch for r in range(3)} == {1}
+
+
+def test_headline_rows_by_hand():
+    # vocabulary: 0 EOS, 1 "\n", 2 "\n\n", others words; three documents, the second has no line break
+    is_newline = np.array([False, True, True] + [False] * 7)
+    stream = [5, 6, 1, 1, 7, 8, 9, 0,   3, 4, 5, 0,   7, 2, 8, 9, 9, 9, 0,   4, 4]
+    rows = np.array(stream[:20]).reshape(5, 4)  # packed (N, S) = (5, 4); the tail [4] is dropped
+    loader = BatchLoader(rows, 1, line_infill=HeadlineGiven(), is_newline=is_newline, eos_id=0, shuffle=False)
+    docs = loader.documents
+    # doc 0 starts at 0, headline [5, 6] + "\n" "\n": 4 given = S, nothing left to generate: dropped;
+    # doc 1 has no line break before its EOS: dropped; doc 2 at 12: [7, "\n\n"] given; doc 3 at 19: past the end
+    assert docs.starts.tolist() == [12] and docs.given_len.tolist() == [2] and docs.doc_index.tolist() == [2]
+    batch = next(iter(loader.epoch()))
+    assert batch.ids.tolist() == [[7, 2, 8, 9]] and batch.given.tolist() == [[True, True, False, False]]
+    wide = BatchLoader(np.array(stream[:18]).reshape(3, 6), 1, line_infill=HeadlineGiven(), is_newline=is_newline,
+                       eos_id=0, shuffle=False)
+    assert wide.documents.starts.tolist() == [0, 12] and wide.documents.given_len.tolist() == [4, 2]
+    assert [b.given.sum().item() for b in wide.epoch()] == [4, 2] and wide.rows == 2
+    with pytest.raises(ConfigError, match="needs the EOS id"):
+        BatchLoader(rows, 1, line_infill=HeadlineGiven(), is_newline=is_newline)  # a plain array has no cache
+
+
+def test_headline_policy_gives_exactly_the_headline_of_each_document(bbc, bbc_small):
+    tok, seq_len = bbc_small.tokenizer, bbc_small.train.shape[1]
+    train, _ = split_documents(bbc, 0.05)
+    loader = BatchLoader(bbc_small.train, 8, seed=1, line_infill=line_infill_option(DataConfig(given="headline")),
+                         is_newline=bbc_small.newline_table())  # EOS from the packed cache's meta.json
+    docs = loader.documents
+    assert len(docs) >= len(train) - 2 and loader.rows == len(docs)  # one row per training document
+    for r in range(0, len(docs), 7):
+        ids, given = docs.batch(np.array([r]))
+        doc = train[docs.doc_index[r]]
+        headline, body = doc.split("\n", 1)[0], doc.split("\n", 1)[1].lstrip("\n")
+        assert ids[0].tolist() == tok.encode(doc)[:seq_len]  # the row is the document's start
+        g = int(given[0].sum())
+        assert given[0, :g].all() and not given[0, g:].any()  # a prefix ...
+        assert tok.decode(ids[0, :g].tolist()) == headline + "\n\n"  # ... of exactly the headline
+        assert body.startswith(tok.decode(ids[0, g:g + 3].tolist()))  # the body is what is generated
+    batch = next(loader)
+    assert batch.ids.shape == (8, seq_len) and batch.given.any(1).all() and not batch.given.all(1).any()
+    state = loader.state_dict()
+    expected = next(loader)
+    resumed = BatchLoader(bbc_small.train, 8, seed=1, line_infill=HeadlineGiven(), is_newline=bbc_small.newline_table())
+    resumed.load_state_dict(state)
+    again = next(resumed)
+    assert torch.equal(expected.ids, again.ids) and torch.equal(expected.given, again.given)
+
+
+@pytest.mark.filterwarnings("ignore:HeadlineLead. skipped:UserWarning")
+def test_no_evaluation_document_is_in_the_training_rows(bbc, bbc_small):
+    from tasks.seq2seq import HeadlineLead
+
+    train, _ = split_documents(bbc, 0.05)
+    tok = bbc_small.tokenizer
+    docs = BatchLoader(bbc_small.train, 8, line_infill=HeadlineGiven(), is_newline=bbc_small.newline_table()).documents
+    trained = {train[i] for i in docs.doc_index}
+    given = {tuple(docs.flat[a:a + g].tolist()) for a, g in zip(docs.starts, docs.given_len)}
+    task = HeadlineLead(response_tokens=8, bertscore=False)
+    examples = task.examples(tok, 32)
+    assert len(examples) > 50
+    for ex in examples:
+        assert bbc[ex.meta["doc_index"]] not in trained
+        prompt = tuple(t for part in ex.parts[:-1] for t in tok.encode(part))
+        assert prompt not in given  # no evaluation prompt is a trained headline, token for token
+
+
+def test_unknown_given_policy_lists_the_known_ones():
+    assert line_infill_option(DataConfig(given="lines")) == (0.1, 0.9) and line_infill_option(DataConfig()) is None
+    with pytest.raises(ConfigError, match=r"^unknown data.given 'headlines'; known: none, lines, headline$"):
+        line_infill_option(DataConfig(given="headlines"))
 
 
 def test_batch_to_device_and_shape_check():

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from harness.errors import ConfigError  # noqa: E402
 from harness.registry import TASKS  # noqa: E402
 from tasks.base import Example  # noqa: E402
-from tasks.seq2seq import HeadlineLead, lead_sentence, split_headline  # noqa: E402
+from tasks.seq2seq import HeadlineLead, document_parts, lead_sentence, split_headline  # noqa: E402
 from tasks.text_metrics import (BertScoreF1, bertscore_f1, corpus_bleu, rouge_l,  # noqa: E402
                                 sentence_bleu, top_k_avg)
 
@@ -167,10 +167,13 @@ def test_headline_lead_examples_are_held_out_deterministic_and_fit(bpe):
         doc = docs[ex.meta["doc_index"]]
         assert is_validation(doc, 0.05)
         headline, body = split_headline(doc)
-        assert ex.parts[0] == headline + "\n\n" and doc.startswith(headline + "\n\n")
+        assert "".join(ex.parts[:-1]) == headline + "\n\n" and doc.startswith(headline + "\n\n")
+        # the prompt's tokens are the document's own first tokens (the data.given=headline layout)
+        prompt_ids = [t for part in ex.parts[:-1] for t in bpe.encode(part)]
+        assert prompt_ids == bpe.encode(doc)[:len(prompt_ids)] and len(prompt_ids) == ex.meta["prompt_tokens"]
         assert ex.references == [lead_sentence(body)] and ex.references[0] in body
         assert ex.references[0][-1] in ".!?\"'" and not ex.meta["truncated"]
-        assert ex.parts[1] == len(bpe.encode(ex.references[0]))
+        assert ex.parts[-1] == len(bpe.encode(ex.references[0]))
     again = TASKS.build("headline_lead", response_tokens=500, bertscore=False).examples(bpe, 512, limit=5)
     assert [e.parts for e in again] == [e.parts for e in examples[:5]]
 
@@ -179,11 +182,105 @@ def test_headline_lead_examples_are_held_out_deterministic_and_fit(bpe):
         fitted = short.examples(bpe, 24)
     assert short.skipped_too_long > 0 and fitted
     for ex in fitted:
-        assert len(bpe.encode(ex.parts[0])) + ex.parts[1] <= 24 and ex.parts[1] <= 12
+        assert ex.meta["prompt_tokens"] + ex.parts[-1] <= 24 and ex.parts[-1] <= 12
         assert ex.references[0] == bpe.decode(bpe.encode(ex.meta["reference_full"])[: ex.parts[1]])
     with pytest.raises(ConfigError, match="seq_len = 3"):
         with pytest.warns(UserWarning):
             short.examples(bpe, 3)
+
+
+def test_no_evaluation_prompt_is_a_training_document():
+    from harness.data import load_corpus, split_documents
+
+    docs = load_corpus("bbc")
+    task = HeadlineLead(bertscore=False)
+    pairs = list(task.pairs())
+    train, _ = split_documents(docs, 0.05)  # the training split of a run with data.val_fraction = 0.05
+    train_set = set(train)
+    seen = {split_headline(d)[0] for d in train} | {lead_sentence(split_headline(d)[1]) for d in train}
+    assert len(pairs) > 80 and task.dropped_seen == 3  # BBC's near-duplicates across the split
+    for prompt, lead, meta in pairs:
+        assert docs[meta["doc_index"]] not in train_set
+        assert meta["headline"] not in seen and lead not in seen
+    # a smaller evaluation fraction only shrinks the held-out set: still disjoint from training
+    assert {m["doc_index"] for _, _, m in HeadlineLead(val_fraction=0.03, bertscore=False).pairs()} < \
+        {m["doc_index"] for _, _, m in pairs}
+    kept = HeadlineLead(bertscore=False, drop_seen=False)
+    assert len(list(kept.pairs())) == len(pairs) + 3 and kept.protocol()["dropped_seen"].startswith("off")
+
+
+class EndMergeTokenizer:
+    """Characters as ids, except a trailing "\\n\\n" (end of the string) is one id: the byte-level
+    BPE's pre-tokeniser does that (whitespace before a word splits off its last character)."""
+
+    eos_id = 0
+
+    def encode(self, text):
+        if text.endswith("\n\n") and text.strip():
+            return [ord(c) for c in text[:-2]] + [1]
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join("\n\n" if i == 1 else chr(i) for i in ids)
+
+
+def test_document_parts_split_the_separator_as_the_document_does(bpe):
+    tok = EndMergeTokenizer()
+    assert tok.encode("Oil up\n\n")[-1] == 1 and 1 not in tok.encode("Oil up\n\nPrices")
+    parts = document_parts(tok, "Oil up\n\n", "Prices rose.")
+    assert parts == ["Oil up\n", "\n"]  # encoded part by part: the document's own tokens
+    assert [t for p in parts for t in tok.encode(p)] == tok.encode("Oil up\n\nPrices rose.")[:8]
+    for tokenizer in (bpe, tok):  # whatever the tokenizer does, the prompt is tokenised as in the document
+        parts = document_parts(tokenizer, "Oil up\n\n", "Prices rose.")
+        ids = [t for p in parts for t in tokenizer.encode(p)]
+        assert "".join(parts) == "Oil up\n\n" and ids == tokenizer.encode("Oil up\n\nPrices rose.")[:len(ids)]
+    assert document_parts(WordTokenizer(), "h\n\n", "Body") is None  # no token boundary decodes to the prompt
+    assert HeadlineLead(bertscore=False).prompt_parts(WordTokenizer(), "h\n\n", "Body") == ["h\n\n"]
+
+
+def _scored(n_examples: int, bertscore: bool = False):
+    task = HeadlineLead(bertscore=bertscore)
+    examples = [Example(["h\n\n", 8], [REFS[i]]) for i in range(n_examples)]
+    gens = [[[HYPS[(i + c) % 5]] for c in range(3)] for i in range(n_examples)]  # 3 candidates each
+    return examples, gens, task.score(examples, gens)
+
+
+def test_intervals_are_recomputed_from_the_stored_per_example_values():
+    import numpy as np
+
+    from harness import stats
+
+    examples, gens, out = _scored(5)
+    per = out["per_example"]
+    assert list(out)[-1] == "per_example" and set(per) == {"sentence_bleu", "rougeL", "corpus_bleu_stats"}
+    assert per["sentence_bleu"][1] == pytest.approx(sentence_bleu([g[0] for g in gens[1]], [REFS[1]] * 3))
+    assert per["rougeL"][2] == pytest.approx(rouge_l([g[0] for g in gens[2]], [REFS[2]] * 3))
+    keys = list(out)
+    for name in ("bleu", "bleu_top1", "bleu_top3", "bleu_avg", "rougeL_top1", "rougeL_top3", "rougeL_avg"):
+        assert keys[keys.index(name) + 1] == f"{name}_ci95"  # each interval beside its number
+        low, high = out[f"{name}_ci95"]
+        assert low <= out[name] <= high
+    # by hand: top{k} and avg are means over prompts of per-prompt values
+    assert out["bleu_top1_ci95"] == stats.mean_interval([row[0] for row in per["sentence_bleu"]])
+    assert out["bleu_top3_ci95"] == stats.mean_interval([max(row) for row in per["sentence_bleu"]])
+    assert out["rougeL_avg_ci95"] == stats.mean_interval([sum(row) / 3 for row in per["rougeL"]])
+    # corpus BLEU: resample prompts (the same seeded indices) and rerun sacrebleu on the texts
+    index = np.random.default_rng(stats.SEED).integers(0, 5, size=(stats.RESAMPLES, 5))
+    cand0 = [g[0][0] for g in gens]
+    values = [corpus_bleu([cand0[i] for i in row], [REFS[i] for i in row]) for row in index]
+    assert out["bleu_ci95"] == pytest.approx(np.quantile(values, [0.025, 0.975]).tolist(), abs=1e-9)
+    assert out["bleu"] == pytest.approx(corpus_bleu(cand0, REFS))
+    assert out["interval"].startswith(stats.describe()) and "prompt" in out["interval"]
+    # Top-k/Avg recomputed from the stored values
+    assert out["bleu_top3"] == pytest.approx(np.mean([max(r) for r in per["sentence_bleu"]]))
+    json.dumps(out)  # the result is plain JSON
+
+
+def test_a_single_example_has_no_interval():
+    _, _, out = _scored(1)
+    assert out["interval"] == "none: a single example"
+    assert not [k for k in out if k.endswith("_ci95")] and out["n_examples"] == 1
+    assert len(out["per_example"]["sentence_bleu"]) == 1
 
 
 def test_references_as_generations_score_perfectly(bpe):
@@ -193,6 +290,8 @@ def test_references_as_generations_score_perfectly(bpe):
     assert out["bleu"] == pytest.approx(100.0) and out["bleu_top2"] == pytest.approx(100.0)
     assert out["rougeL_top1"] == pytest.approx(1.0) and out["rougeL_avg"] == pytest.approx(1.0)
     assert out["bertscore_f1_avg"] == pytest.approx(1.0, abs=1e-5)
+    assert out["bertscore_f1_top1_ci95"] == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert len(out["per_example"]["bertscore_f1"]) == 20 and out["bleu_ci95"] == pytest.approx([100.0, 100.0])
     proto = task.protocol()
     assert proto["sacrebleu"]["corpus"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert proto["bertscore"]["num_layers"] == 6
