@@ -50,7 +50,8 @@ def run_units(ex, kind: str, jobs: list[UnitJob], out_dir: Path, parallel: int, 
         ready, skipped = [], False
         for job in list(waiting):
             blockers = sorted(d for d in deps[job.unit_id] if not train_complete(out_dir / "train" / d, steps.get(d, 0)))
-            queued = {j.unit_id for j in waiting} | set(running)
+            # a unit started in this round is in ``ready``, not yet in ``running``: still coming
+            queued = {j.unit_id for j in waiting} | set(running) | {j.unit_id for j in ready}
             if blockers and not any(d in queued for d in blockers):  # nothing left will train them
                 waiting.remove(job)
                 skipped = True

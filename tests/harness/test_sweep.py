@@ -331,3 +331,14 @@ def test_a_unit_whose_scorer_unit_failed_is_not_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ar seed 0 kl-flow: FAILED after 0s: boom" in err
     assert "kl seed 0 kl-flow: not run, ar seed 0 kl-flow did not finish training" in err
+
+
+def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, capsys):
+    """ar (listed first) starts in the first round; kl, scored by self:@ar, waits for it — it is
+    not dropped as if ar would never train (the first quick sweep under parallel 2 did)."""
+    raw = {"methods": ["ar", "kl", "linear"], "samplers": [{"name": "basic", "nfe": 4}],
+           "tasks": [{"name": "unconditional", "scorers": ["self:@ar"]}]}
+    log, failed = fake_sweep(tmp_path, raw, 2, {"ar": 2, "kl": 1, "linear": 1})
+    assert not failed
+    assert log[:2] == [("start", "ar"), ("end", "ar")] and ("start", "kl") in log and ("start", "linear") in log
+    assert "kl seed 0 kl-flow: waits for ar seed 0 kl-flow to finish training" in capsys.readouterr().err
