@@ -2,32 +2,52 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install main full few-step test
+.PHONY: install main protocols full few-step test
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	scripts/install.sh $(VENV)
 	touch $@
 
-# The main job on the embedded default: the KL-flow paper's Figure 2 diagnostic, then the
-# geodesic ablation sized for a 2-core CPU (about 10 minutes), then its report. A run that was
-# interrupted resumes where it stopped when the command is run again.
+# The main job on the embedded default: the KL-flow paper's Figure 2 diagnostic, then its three
+# comparisons sized for a 2-core CPU (under 10 minutes in all; README "Results"): the geodesic
+# ablation (3 seeds of every method, kl-flow protocol), the conditional table (headline -> lead,
+# paper Table 5) and the code-infilling table (paper Table 6), each followed by its report,
+# whose verdict tables are printed. Each sweep shows its progress and resumes where it stopped
+# when the command is run again.
 ABLATION ?= geodesic_ablation_cpu_quick
 RESULTS ?= results/geodesic_ablation_cpu
+SIZE ?= _quick
 main: install
 	$(BIN)/pathbench kl-curve --vocab 10 10000 --paths linear,fisher_rao,kl --samples 256 \
 		--beta 0.01 --out results/kl_curve
 	$(BIN)/pathbench sweep experiments/$(ABLATION).yaml --out runs/$(ABLATION)
 	$(BIN)/pathbench report runs/$(ABLATION) --out $(RESULTS) --experiment experiments/$(ABLATION).yaml \
 		--kl-curve results/kl_curve/kl_curve.csv --title "Geodesic ablation on BBC News (CPU, $(ABLATION))"
+	$(BIN)/pathbench sweep experiments/conditional_cpu$(SIZE).yaml --out runs/conditional_cpu$(SIZE)
+	$(BIN)/pathbench report runs/conditional_cpu$(SIZE) --out results/conditional_cpu$(SIZE) \
+		--title "Conditional generation: BBC headline -> lead (CPU, conditional_cpu$(SIZE))"
+	$(BIN)/pathbench sweep experiments/code_cpu$(SIZE).yaml --out runs/code_cpu$(SIZE)
+	$(BIN)/pathbench report runs/code_cpu$(SIZE) --out results/code_cpu$(SIZE) \
+		--title "Code infilling on held-out stdlib functions (CPU, code_cpu$(SIZE))"
 
-# The full CPU ablation (≈53 min on a 2-core VM, estimated from per-unit timings; VMs vary), then the few-step comparison on its checkpoints.
-full:
-	$(MAKE) main ABLATION=geodesic_ablation_cpu RESULTS=results/geodesic_ablation_cpu/full
+# The protocol comparison: the quick ablation again under `plain` (the baselines are shared with
+# the kl-flow sweep, in the same folder), reported beside the kl-flow runs.
+protocols: install
+	$(BIN)/pathbench sweep experiments/geodesic_ablation_cpu_quick_plain.yaml --out runs/geodesic_ablation_cpu_quick
+	$(BIN)/pathbench report runs/geodesic_ablation_cpu_quick --out results/geodesic_ablation_cpu/protocols \
+		--experiment experiments/geodesic_ablation_cpu_quick.yaml \
+		--experiment experiments/geodesic_ablation_cpu_quick_plain.yaml \
+		--title "Geodesic ablation on BBC News: kl-flow vs plain protocol (CPU, quick size)"
+
+# The larger CPU grids (under 60 minutes; README "Results"): the protocol comparison, then the
+# full ablation and the larger conditional and code tables.
+full: protocols
+	$(MAKE) main ABLATION=geodesic_ablation_cpu RESULTS=results/geodesic_ablation_cpu/full SIZE=
 
 few-step: install
-	$(BIN)/pathbench sweep experiments/few_step_cpu.yaml --out runs/geodesic_ablation_cpu
-	$(BIN)/pathbench report runs/geodesic_ablation_cpu --experiment experiments/few_step_cpu.yaml \
+	$(BIN)/pathbench sweep experiments/few_step_cpu.yaml --out runs/few_step_cpu
+	$(BIN)/pathbench report runs/few_step_cpu --experiment experiments/few_step_cpu.yaml \
 		--out results/few_step_cpu --title "Few-step regime on BBC News (CPU)"
 
 test: install

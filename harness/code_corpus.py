@@ -1,8 +1,17 @@
 """Code corpus harvested from the running interpreter's standard library (offline).
 
-Functions of 5–30 lines, cut with ``ast``, deduplicated by text, held out by *file* (a hash of
-the path), so no function of a held-out file is ever trained on. ``load_corpus("stdlib")``
-gives the training functions; the code-infilling tasks keep the held-out ones for evaluation.
+Functions of 5–30 lines, cut with ``ast``, deduplicated by text, held out by *file*: a file
+is held out when ``int(sha256(path relative to the stdlib folder)) mod 100 < val_percent``,
+so no function of a held-out file is ever trained on (a text found in several files belongs
+to the first file, in sorted order, that holds it). ``load_corpus("stdlib")`` gives the
+training functions; the code-infilling task ``stdlib_infill`` keeps the held-out ones for
+evaluation (:func:`stdlib_function_sources` names each one's file).
+
+Parsing the whole stdlib takes ~20 s, so the harvest is cached on disk as JSON in
+``$PATHBENCH_CACHE`` (default ``.cache/pathbench``), keyed by the harvest rules' version,
+the interpreter version, the stdlib folder and every file's (path, size, mtime); a changed
+file or interpreter makes a new key. The cache is written atomically and only read back when
+its key matches, so it never changes what is harvested.
 """
 
 from __future__ import annotations
@@ -10,6 +19,9 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
+import os
+import sys
 import sysconfig
 import textwrap
 import warnings
@@ -17,10 +29,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.errors import ConfigError
+from harness.io import atomic_write_text
+
+HARVEST_VERSION = 1  # bump when the harvest rules change (invalidates the disk cache)
 
 
 def _is_val_file(relative: str, val_percent: int) -> bool:
     return int(hashlib.sha256(relative.encode()).hexdigest(), 16) % 100 < val_percent
+
+
+def is_held_out_file(relative: str, val_percent: int = 10) -> bool:
+    """Whether a stdlib file (path relative to the stdlib folder) is held out from training."""
+    return _is_val_file(relative, val_percent)
 
 
 def _segment(lines: list[str], node: ast.AST) -> str:
@@ -31,15 +51,18 @@ def _segment(lines: list[str], node: ast.AST) -> str:
     return ast.get_source_segment(snippet, local, padded=True) or ""
 
 
-@functools.lru_cache(maxsize=4)
-def _stdlib_functions(val_percent: int = 10) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(train, val) function texts; a text's split is that of the first file (sorted) holding it."""
+def _stdlib_files() -> tuple[Path, list[Path]]:
     root = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(p for p in root.rglob("*.py")
                    if not {"site-packages", "dist-packages"} & set(p.relative_to(root).parts))
+    return root, files
+
+
+def _harvest(root: Path, files: list[Path], val_percent: int) -> dict[str, list]:
+    """{"train": [text], "val": [[file, text]]}: the harvest itself (no cache)."""
     seen: set[str] = set()
     train: list[str] = []
-    val: list[str] = []
+    val: list[list[str]] = []
     for path in files:
         relative = path.relative_to(root).as_posix()
         try:
@@ -49,7 +72,7 @@ def _stdlib_functions(val_percent: int = 10) -> tuple[tuple[str, ...], tuple[str
                 tree = ast.parse(source)
         except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
             continue
-        target = val if _is_val_file(relative, val_percent) else train
+        held_out = _is_val_file(relative, val_percent)
         lines = source.splitlines(keepends=True)
         for node in ast.walk(tree):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -60,17 +83,62 @@ def _stdlib_functions(val_percent: int = 10) -> tuple[tuple[str, ...], tuple[str
             if not text.startswith(("def ", "async def ")) or text in seen:
                 continue  # unindentable (e.g. a string at column 0) or a duplicate
             seen.add(text)
-            target.append(text)
-    return tuple(train), tuple(val)
+            if held_out:
+                val.append([relative, text])
+            else:
+                train.append(text)
+    return {"train": train, "val": val}
+
+
+def _cache_file(root: Path, files: list[Path], val_percent: int) -> Path:
+    stats = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        stats.append((p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    key = json.dumps([HARVEST_VERSION, sys.version, str(root), val_percent, stats])
+    folder = Path(os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+    return folder / f"stdlib-functions-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+
+@functools.lru_cache(maxsize=4)
+def _stdlib_functions(val_percent: int = 10) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """(train texts, val (file, text) pairs); read from the disk cache when its key matches."""
+    root, files = _stdlib_files()
+    cache = _cache_file(root, files, val_percent)
+    data = None
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    if not isinstance(data, dict) or not {"train", "val"} <= set(data):
+        data = _harvest(root, files, val_percent)
+        try:
+            atomic_write_text(cache, json.dumps(data))
+        except OSError:  # a read-only cache folder only costs the next process the harvest
+            pass
+    return tuple(data["train"]), tuple((f, t) for f, t in data["val"])
+
+
+def _check(split: str, val_percent: int) -> None:
+    if split not in ("train", "val"):
+        raise ConfigError(f"split '{split}' is unknown; choose train or val")
+    if not 0 < val_percent < 100:
+        raise ConfigError(f"val_percent = {val_percent} must be in 1..99")
 
 
 def harvest_stdlib_functions(limit: int | None = None, split: str = "train", val_percent: int = 10) -> list[str]:
     """Functions of 5–30 lines from the running interpreter's stdlib, deduped, held out by file
     (sha256 of the path relative to the stdlib folder < val_percent %)."""
-    if split not in ("train", "val"):
-        raise ConfigError(f"split '{split}' is unknown; choose train or val")
-    if not 0 < val_percent < 100:
-        raise ConfigError(f"val_percent = {val_percent} must be in 1..99")
+    _check(split, val_percent)
     train, val = _stdlib_functions(val_percent)
-    texts = list(train if split == "train" else val)
+    texts = list(train) if split == "train" else [text for _, text in val]
     return texts if limit is None else texts[:limit]
+
+
+def stdlib_function_sources(val_percent: int = 10) -> list[tuple[str, str]]:
+    """The held-out functions as (file relative to the stdlib folder, text), in harvest order."""
+    _check("val", val_percent)
+    return list(_stdlib_functions(val_percent)[1])

@@ -8,146 +8,43 @@
   its start drawn by ``random.Random(f"{seed}:{task_id}")``. The request is
   ``[prompt + lines before, N, lines after]`` with N = tokens of the block under the run's
   tokenizer; the model fills exactly N positions, the text is cut at the first EOS.
-* Scoring: program = prompt + before + generation + after + tests; a generation that does not
-  end in a newline gets one when lines follow it (a block of lines ends at a line break). Each
-  program runs in :mod:`tasks.sandbox`; pass@k / compiles@k as in :mod:`tasks.passk`, for
-  the ks that fit the number of candidates.
+* ``stdlib_infill``: held-out functions of the interpreter's standard library (files never
+  trained on under ``data.corpus=stdlib``), one checked line masked, tested against the
+  function's own recorded behaviour (:mod:`tasks.code_problems`).
+* Scoring: the completed solution is prompt + before + generation + after; a generation that
+  does not end in a newline gets one when lines follow it (a block of lines ends at a line
+  break). *Compiles* = the completed solution compiles on its own. *Pass* = it compiles and
+  the program (solution + tests) runs in :mod:`tasks.sandbox` to the end without an
+  exception; a candidate that does not compile is not run (status ``error``, as the sandbox
+  reports a compile failure), so test code can never close a string the fill left open.
+  Identical programs run once. pass@k / compiles@k as in :mod:`tasks.passk`, for the ks that
+  fit the number of candidates: the mean over problems of the unbiased per-problem estimator
+  1 − C(n−c,k)/C(n,k), each with a seeded percentile bootstrap 95 % interval over problems
+  (``pass@k_ci95``, ``compiles@k_ci95``; :func:`tasks.passk.interval_metrics`), and
+  ``per_example`` (last) holds every problem's task id and per-candidate pass/compile booleans
+  and sandbox statuses, from which each number is recomputed.
 * Training data for infilling: ``data.corpus=stdlib data.given=lines`` (see
   :mod:`harness.code_corpus` and :func:`harness.data.line_infill_given`).
+
+The shared machinery (masking, program building, scoring) is :mod:`tasks.infill`; this module
+holds the registered tasks and re-exports its names.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import random
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
 from harness.registry import TASKS
-from tasks.base import Example, Task, check_generations
-from tasks.passk import FORMULA, compiles, mean_pass_at_k, usable_ks
-from tasks.sandbox import SandboxLimits, run_programs
+from tasks.code_problems import check_program, stdlib_problems
+from tasks.infill import (InfillTask, Problem, build_program, fill, mask_block,  # noqa: F401 (re-exported)
+                          mask_line)
 
 MBPP_KEYS = ("task_id", "text", "code", "test_list")
 MBPP_TEST_IDS = (11, 510)
-
-
-@dataclass(frozen=True)
-class Problem:
-    task_id: str
-    prompt: str        # given text before the solution (signature + docstring, or a comment)
-    solution: str      # reference solution, continuing the prompt
-    test: str          # test code that raises unless the solution is right
-
-
-def mask_block(solution: str, key: str, fraction: float = 0.5, seed: int = 0) -> tuple[str, str, str]:
-    """(before, block, after) with before + block + after == solution; deterministic in (seed, key)."""
-    lines = solution.splitlines(keepends=True)
-    if not any(line.strip() for line in lines):
-        raise ConfigError(f"problem {key}: the reference solution is empty")
-    size = min(len(lines), max(1, round(fraction * len(lines))))
-    starts = [s for s in range(len(lines) - size + 1) if any(x.strip() for x in lines[s:s + size])]
-    start = random.Random(f"{seed}:{key}").choice(starts)
-    return "".join(lines[:start]), "".join(lines[start:start + size]), "".join(lines[start + size:])
-
-
-def fill(prefix: str, generated: str, suffix: str) -> str:
-    """The completed solution: a filled block of lines ends with a newline when lines follow."""
-    if suffix and not generated.endswith("\n"):
-        generated += "\n"
-    return prefix + generated + suffix
-
-
-def build_program(prefix: str, generated: str, suffix: str, test: str) -> str:
-    """What the sandbox runs: the completed solution, then the tests."""
-    return fill(prefix, generated, suffix) + "\n\n" + test + "\n"
-
-
-class InfillTask(Task):
-    """Shared machinery: problems -> masked requests -> sandboxed tests -> pass@k, compiles@k."""
-
-    name = "infill"
-    min_candidates = 1  # pass@10 is reported only with >= 10 candidates (only the ks that fit)
-
-    def __init__(self, mask_fraction: float = 0.5, seed: int = 0, ks: list[int] | tuple[int, ...] = (1, 10),
-                 timeout_s: float = 10.0, memory_mb: int = 1024, workers: int | None = None,
-                 skip_long: bool = False) -> None:
-        if not 0 < mask_fraction <= 1:
-            raise ConfigError(f"mask_fraction = {mask_fraction} must be in (0, 1]")
-        if not ks or any(int(k) < 1 for k in ks):
-            raise ConfigError(f"ks = {list(ks)} must be a non-empty list of integers >= 1")
-        if timeout_s <= 0 or memory_mb < 64:
-            raise ConfigError(f"timeout_s = {timeout_s} must be > 0 and memory_mb = {memory_mb} >= 64")
-        self.mask_fraction, self.seed, self.ks = float(mask_fraction), int(seed), sorted({int(k) for k in ks})
-        self.limits = SandboxLimits(timeout_s=float(timeout_s), memory_bytes=int(memory_mb) << 20)
-        self.workers, self.skip_long, self.skipped = workers, bool(skip_long), 0
-
-    def problems(self) -> list[Problem]:
-        raise NotImplementedError
-
-    def examples(self, tokenizer, seq_len: int, limit: int | None = None) -> list[Example]:
-        problems = self.problems()
-        problems = problems if limit is None else problems[:limit]
-        out, too_long = [], []
-        for p in problems:
-            before, block, after = mask_block(p.solution, p.task_id, self.mask_fraction, self.seed)
-            prefix, n = p.prompt + before, len(tokenizer.encode(block))
-            need = len(tokenizer.encode(prefix)) + n + len(tokenizer.encode(after))
-            if need > seq_len:
-                too_long.append((p.task_id, need))
-                continue
-            out.append(Example([prefix, n] + ([after] if after else []), [block],
-                               {"task_id": p.task_id, "prefix": prefix, "suffix": after, "test": p.test}))
-        if too_long and not self.skip_long:
-            worst = max(too_long, key=lambda t: t[1])
-            raise ConfigError(f"{len(too_long)} of {len(problems)} problems need more than seq_len = {seq_len} "
-                              f"positions (e.g. {worst[0]} needs {worst[1]}); raise seq_len or pass skip_long=true")
-        self.skipped = len(too_long)
-        if not out:
-            raise ConfigError(f"no {self.name} problem fits seq_len = {seq_len}")
-        return out
-
-    def programs(self, examples: list[Example], generations: list[list[list[str]]]) -> list[list[str]]:
-        return [[build_program(e.meta["prefix"], cand[0], e.meta["suffix"], e.meta["test"]) for cand in gens]
-                for e, gens in zip(examples, generations)]
-
-    def score(self, examples: list[Example], generations: list[list[list[str]]]) -> dict[str, float]:
-        n = check_generations(examples, generations)
-        ks = usable_ks(self.ks, n)
-        for e, gens in zip(examples, generations):
-            if any(len(cand) != 1 for cand in gens):
-                raise ConfigError(f"problem {e.meta['task_id']}: expected 1 slot per candidate")
-        programs = self.programs(examples, generations)
-        flat = run_programs([p for row in programs for p in row], self.limits, self.workers)
-        passed = [[r.passed for r in flat[i * n:(i + 1) * n]] for i in range(len(examples))]
-        builds = [[compiles(fill(e.meta["prefix"], cand[0], e.meta["suffix"])) for cand in gens]
-                  for e, gens in zip(examples, generations)]
-        metrics: dict[str, float] = {}
-        for k in ks:
-            metrics[f"pass@{k}"] = mean_pass_at_k(passed, k)
-        for k in ks:
-            metrics[f"compiles@{k}"] = mean_pass_at_k(builds, k)
-        counts = Counter(r.status for r in flat)
-        metrics.update({status: counts.get(status, 0) for status in ("passed", "failed", "timeout", "error")})
-        metrics.update({"examples": len(examples), "candidates": n, "skipped_too_long": self.skipped})
-        return metrics
-
-    def protocol(self) -> dict[str, Any]:
-        return {"task": self.name, "estimator": FORMULA, "ks": self.ks,
-                "ks_reported": "only k <= candidates per problem",
-                "compiles": "compile(prompt + before + generation + after, '<candidate>', 'exec') succeeds",
-                "mask": "one contiguous block of round(mask_fraction * lines) >= 1 lines of the reference "
-                        "solution, start from random.Random(f'{seed}:{task_id}'); slot = its token count, "
-                        "generation cut at EOS, a newline appended when lines follow",
-                "mask_fraction": self.mask_fraction, "mask_seed": self.seed,
-                "sandbox": {**self.limits.protocol(), "kind": "separate python -I process, own process group "
-                            "killed on timeout, RLIMIT_CPU/AS/FSIZE/NPROC, temp cwd, stripped env, "
-                            "in-process guards against sockets and destructive calls (not a kernel sandbox)",
-                            "pass": "random per-run token printed only after the tests ran without exception"}}
 
 
 def _version(package: str) -> str:
@@ -234,3 +131,68 @@ class MBPPInfill(InfillTask):
     def protocol(self) -> dict[str, Any]:
         source = self.data_files or f"hub google-research-datasets/mbpp full/test, ids {MBPP_TEST_IDS}"
         return {**super().protocol(), "data": f"MBPP ({source})", "datasets_version": _version("datasets")}
+
+
+@TASKS.register("stdlib_infill")
+class StdlibInfill(InfillTask):
+    """Held-out stdlib functions: one checked line masked, tested on the original's recorded behaviour.
+
+    The problems (:func:`tasks.code_problems.stdlib_problems`) are the self-contained pure
+    functions of the stdlib files that ``data.corpus=stdlib`` holds out (never trained on),
+    docstring removed, at most ``max_chars`` characters with the import/constant lines they
+    need as the prompt. The masked block is one line, chosen by ``random.Random(f"{seed}:{id}")``
+    among the function's *checked* lines (replacing that line by ``pass`` fails a recorded
+    case), so a fill that does nothing fails. ``mask_fraction`` is not used. ``give_indent``:
+    the line's leading whitespace is given (part of the prefix) and only its statement is
+    generated, which spares a tiny model indentation errors (a smaller mask).
+
+    * Pass: the filled function compiles and returns, on every recorded input, the value the
+      original returned in this interpreter, with the same in-place effect on its arguments
+      (``repr((result, args))`` equal). Not proof of equivalence: only the recorded inputs.
+    * Compiles: the completed function (prompt + before + fill + after) compiles.
+    * A zero Pass@k: no candidate of any problem reproduced the recorded behaviour; with the
+      intervals, a bound on how often this model does (e.g. [0, 0] over 14 problems says no
+      more than that: a 0 on a small set is weak evidence, not a measured zero rate).
+    """
+
+    name = "stdlib_infill"
+
+    def __init__(self, max_chars: int = 300, min_cases: int = 2, max_cases: int = 6, timeout_s: float = 5.0,
+                 give_indent: bool = False, **options: Any) -> None:
+        super().__init__(timeout_s=timeout_s, **options)
+        if not isinstance(give_indent, bool):
+            raise ConfigError(f"give_indent = {give_indent!r} must be true or false")
+        self.selection = {"max_chars": int(max_chars), "min_cases": int(min_cases), "max_cases": int(max_cases)}
+        self.give_indent = give_indent
+
+    def mask(self, p: Problem) -> tuple[str, str, str]:
+        """The checked line; with ``give_indent`` its leading whitespace is given (prefix)."""
+        before, line, after = super().mask(p)
+        if not self.give_indent:
+            return before, line, after
+        body = line.lstrip(" \t")
+        return before + line[:len(line) - len(body)], body, after
+
+    def stdlib_problems(self):
+        return stdlib_problems(**self.selection)
+
+    def problems(self) -> list[Problem]:
+        return [Problem(p.task_id, p.prompt, p.source, check_program(p), p.checked) for p in self.stdlib_problems()]
+
+    def protocol(self) -> dict[str, Any]:
+        import sys
+
+        from tasks.code_problems import POOL, PROBLEMS_VERSION
+
+        return {**super().protocol(), "data": f"held-out stdlib functions of Python {sys.version.split()[0]} "
+                f"(harness.code_corpus val split: files never trained on), {len(self.stdlib_problems())} problems "
+                f"before the seq_len fit ({self.skipped} skipped as too long in the last examples() call)",
+                "selection": {**self.selection, "version": PROBLEMS_VERSION, "argument_pool": list(POOL)},
+                "mask": "one line: random.Random(f'{seed}:{task_id}').choice(checked lines), a checked line "
+                        "being one whose replacement by 'pass' fails a recorded case; slot = its token count"
+                        + ("; its indentation is given" if self.give_indent else ""),
+                "give_indent": self.give_indent,
+                "mask_fraction": "not used",
+                "test": "every recorded input: repr((f(*args), args)) equals the original's, recorded twice "
+                        "(PYTHONHASHSEED 0 and 1) in a separate interpreter",
+                "zero_means": "no candidate reproduced the recorded behaviour on any problem"}

@@ -5,7 +5,8 @@ import ast
 import numpy as np
 import pytest
 
-from harness.code_corpus import harvest_stdlib_functions
+from harness import code_corpus
+from harness.code_corpus import harvest_stdlib_functions, is_held_out_file, stdlib_function_sources
 from harness.data import BatchLoader, line_infill_given, load_corpus
 from harness.errors import ConfigError
 
@@ -20,6 +21,45 @@ def test_stdlib_harvest_functions_deduped_and_held_out_by_file():
     assert harvest_stdlib_functions(limit=7) == train[:7]
     with pytest.raises(ConfigError, match="train or val"):
         harvest_stdlib_functions(split="test")
+
+
+def test_held_out_sources_name_held_out_files():
+    sources = stdlib_function_sources()
+    assert [text for _, text in sources] == harvest_stdlib_functions(split="val")
+    assert all(is_held_out_file(file) for file, _ in sources)
+    assert len({file for file, _ in sources}) > 50
+
+
+def test_harvest_is_read_back_from_its_disk_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATHBENCH_CACHE", str(tmp_path))
+    root, files = code_corpus._stdlib_files()
+    cache = code_corpus._cache_file(root, files, 10)
+    assert cache.parent == tmp_path and cache != code_corpus._cache_file(root, files, 20)
+    cache.write_text('{"train": ["def a():\\n    pass"], "val": [["x.py", "def b():\\n    pass"]]}')
+    code_corpus._stdlib_functions.cache_clear()
+    try:
+        assert harvest_stdlib_functions() == ["def a():\n    pass"]
+        assert stdlib_function_sources() == [("x.py", "def b():\n    pass")]
+    finally:
+        code_corpus._stdlib_functions.cache_clear()
+
+
+def test_stdlib_infill_problems_come_only_from_held_out_files():
+    from tasks.code_problems import module_context, stdlib_problems, strip_docstring
+
+    problems = stdlib_problems()
+    train = set(harvest_stdlib_functions())
+    by_file: dict[str, list[str]] = {}
+    for file, text in stdlib_function_sources():
+        by_file.setdefault(file, []).append(text)
+    assert len(problems) >= 10 and len({p.task_id for p in problems}) == len(problems)
+    for p in problems:
+        assert is_held_out_file(p.file) and p.task_id.startswith(p.file + "::")
+        originals = [t for t in by_file[p.file] if strip_docstring(t) == p.source]
+        assert originals and not set(originals) & train  # never trained on
+        assert p.source.startswith(f"def {p.name}(")
+        context = set(module_context(p.file).values())
+        assert all(line in context for line in p.prompt.splitlines() if line)
 
 
 def test_stdlib_corpus_is_the_training_functions_only():
@@ -53,5 +93,5 @@ def test_loader_gives_line_masks_reproducibly_after_resume():
     again = BatchLoader(seqs, 4, seed=1, line_infill=(0.1, 0.9), is_newline=is_newline)
     again.load_state_dict(state)
     assert (next(again).given == expected).all() and (~expected).any() and expected.any()
-    with pytest.raises(ConfigError, match="line_infill needs the tokenizer's newline table"):
+    with pytest.raises(ConfigError, match="needs the tokenizer's newline table"):
         BatchLoader(seqs, 4, line_infill=(0.1, 0.9))

@@ -159,3 +159,143 @@ def test_mbpp_without_hub_or_file_says_how_to_pass_a_file(monkeypatch, tmp_path)
         TASKS.build("mbpp_infill").examples(CharTokenizer(), BIG)
     with pytest.raises(ConfigError, match="does not exist"):
         TASKS.build("mbpp_infill", data_files=str(tmp_path / "none.jsonl")).examples(CharTokenizer(), BIG)
+
+
+# ---------------------------------------------------------------- intervals and per-problem data
+def _recompute(rows, k, resamples=2000, seed=0):
+    """pass@k and its percentile bootstrap interval over problems, by hand from raw booleans."""
+    import numpy as np
+
+    per = np.array([1.0 if len(r) - sum(r) < k else 1 - math.comb(len(r) - sum(r), k) / math.comb(len(r), k)
+                    for r in rows])
+    index = np.random.default_rng(seed).integers(0, len(per), size=(resamples, len(per)))
+    low, high = np.quantile(per[index].mean(1), [0.025, 0.975])
+    return per.mean(), [float(low), float(high)]
+
+
+def test_intervals_recompute_by_hand_from_per_example(humaneval, he_examples):
+    few, good = he_examples[:6], [0, 1, 3, 10, 2, 7]
+    gens = [[[e.references[0]]] * c + [["    return None\n"]] * ((10 - c) // 2) + [["@@@"]] * (10 - c - (10 - c) // 2)
+            for e, c in zip(few, good)]
+    metrics = humaneval.score(few, gens)
+    per = metrics["per_example"]
+    assert list(metrics)[-1] == "per_example"  # raw data last
+    assert per["task_id"] == [e.meta["task_id"] for e in few]
+    assert [sum(row) for row in per["passed"]] == good
+    assert all(len(row) == 10 for key in ("passed", "compiles", "status") for row in per[key])
+    assert all((s == "passed") == p for srow, prow in zip(per["status"], per["passed"]) for s, p in zip(srow, prow))
+    assert per["status"][0][-1] == "error" and not per["compiles"][0][-1]
+    for family in ("pass", "compiles"):
+        rows = per["passed"] if family == "pass" else per["compiles"]
+        for k in (1, 10):
+            value, interval = _recompute(rows, k)
+            assert metrics[f"{family}@{k}"] == pytest.approx(value)
+            assert metrics[f"{family}@{k}_ci95"] == pytest.approx(interval, abs=1e-12)
+    assert metrics["pass@1_ci95"][0] < metrics["pass@1"] < metrics["pass@1_ci95"][1]
+    assert "bootstrap over problems, 2000 resamples, seed 0" in metrics["interval"]
+    assert "1 - C(n-c,k)/C(n,k)" in metrics["interval"]
+
+
+def test_a_single_problem_has_no_interval_and_says_so(humaneval, he_examples):
+    metrics = humaneval.score(he_examples[:1], [[[he_examples[0].references[0]]] * 2])
+    assert not [k for k in metrics if k.endswith("_ci95")]
+    assert metrics["interval"].startswith("none: a single problem")
+    assert metrics["per_example"]["passed"] == [[True, True]]
+
+
+def test_a_fill_that_does_not_compile_never_runs_or_passes():
+    """A fill that opens a string the test code closes would run as a program that does nothing
+    and exits 0; a candidate whose completed solution does not compile is not run."""
+    from tasks.code import InfillTask, Problem
+
+    class Toy(InfillTask):
+        name = "toy"
+
+        def problems(self):
+            return [Problem("toy/1", "", "def f(x):\n    return x\n", 'assert f(1) == 1  # """\n', (1,)),
+                    Problem("toy/2", "", "def g(x):\n    return x\n", "assert g(2) == 2\n", (1,))]
+
+    task = Toy()
+    examples = task.examples(CharTokenizer(), BIG)
+    assert [e.references[0] for e in examples] == ["    return x\n"] * 2
+    metrics = task.score(examples, [[['    """\n'], ["    return x\n"]], [["    return x\n"], ["    return 3\n"]]])
+    assert metrics["per_example"]["status"] == [["error", "passed"], ["passed", "failed"]]
+    assert metrics["per_example"]["compiles"] == [[False, True], [True, True]]
+    assert metrics["programs_run"] == 3 and metrics["pass@1"] == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------- stdlib_infill
+@pytest.fixture(scope="module")
+def stdlib_task():
+    return TASKS.build("stdlib_infill")
+
+
+@pytest.fixture(scope="module")
+def stdlib_examples(stdlib_task):
+    return stdlib_task.examples(CharTokenizer(), BIG)
+
+
+def test_stdlib_references_pass_and_do_nothing_fills_fail(stdlib_task, stdlib_examples):
+    """Positive control: every problem's own line passes its tests. Negative controls: the
+    masked line replaced by ``pass`` (same indentation) fails every problem, so does a
+    wrong value, and garbage does not compile."""
+    assert len(stdlib_examples) >= 10
+    def indent(e):
+        return e.references[0][:len(e.references[0]) - len(e.references[0].lstrip())]
+    gens = [[[e.references[0]], [indent(e) + "pass\n"], [indent(e) + "return 'wrong'\n"], ["@@@ )"]]
+            for e in stdlib_examples]
+    metrics = stdlib_task.score(stdlib_examples, gens)
+    per = metrics["per_example"]
+    failing = [(t, s[0]) for t, s in zip(per["task_id"], per["status"]) if s[0] != "passed"]
+    assert not failing, failing
+    assert [row[1:] for row in per["passed"]] == [[False] * 3] * len(stdlib_examples)
+    assert all(row[3] is False for row in per["compiles"]) and all(row[0] for row in per["compiles"])
+    assert metrics["pass@1"] == pytest.approx(0.25) and metrics["pass@1_ci95"] == pytest.approx([0.25, 0.25])
+    assert metrics["candidates"] == 4 and "pass@10" not in metrics
+
+
+def test_stdlib_masks_one_checked_line_and_tests_recorded_behaviour(stdlib_task, stdlib_examples):
+    from tasks.code_problems import check_program
+
+    problems = {p.task_id: p for p in stdlib_task.stdlib_problems()}
+    for e in stdlib_examples:
+        p = problems[e.meta["task_id"]]
+        block = e.references[0]
+        assert len(block.splitlines()) == 1 and block.strip() and block.strip() != "pass"
+        lines = p.source.splitlines(keepends=True)
+        assert block in [lines[i] for i in p.checked]
+        assert e.meta["prefix"] + block + e.meta["suffix"] == p.prompt + p.source
+        assert e.meta["test"] == check_program(p) and len(p.cases) >= 2
+        assert len({expected for _, expected in p.cases}) == len(p.cases)
+    again = TASKS.build("stdlib_infill").examples(CharTokenizer(), BIG)
+    assert [e.references for e in again] == [e.references for e in stdlib_examples]  # deterministic
+    other = TASKS.build("stdlib_infill", seed=1).examples(CharTokenizer(), BIG)
+    assert [e.meta["task_id"] for e in other] == [e.meta["task_id"] for e in stdlib_examples]
+
+
+def test_stdlib_protocol_says_what_pass_and_zero_mean(stdlib_task):
+    proto = stdlib_task.protocol()
+    assert proto["task"] == "stdlib_infill" and "held-out stdlib functions" in proto["data"]
+    assert "no candidate reproduced" in proto["zero_means"] and proto["mask_fraction"] == "not used"
+    assert "bootstrap over problems" in proto["interval"] and proto["sandbox"]["timeout_s"] == 5.0
+    assert "compiles" in proto["pass"]
+    with pytest.raises(ConfigError, match="max_chars"):
+        TASKS.build("stdlib_infill", max_chars=10).problems()
+
+
+def test_recorder_keeps_distinct_cases_checks_lines_and_survives_hangs():
+    from tasks.code_recorder import record
+
+    jobs = [{"task_id": "t/double", "name": "double", "prompt": "", "params": 1, "lines": [1, 2, 3],
+             "source": "def double(x):\n    y = x * 2\n    z = 0\n    return y\n"},
+            {"task_id": "t/const", "name": "const", "prompt": "", "params": 1, "lines": [1],
+             "source": "def const(x):\n    return 1\n"},
+            {"task_id": "t/hang", "name": "hang", "prompt": "", "params": 1, "lines": [2],
+             "source": "def hang(x):\n    while True:\n        x = x\n"}]
+    cfg = {"call_s": 0.2, "mutant_s": 0.1, "max_repr": 300, "min_cases": 2, "max_cases": 4, "max_combos": 20}
+    out = record(jobs, ["1", "2", "'a'", "None"], cfg, 0)
+    expected = {"[1]": "(2, [1])", "[2]": "(4, [2])", "['a']": "('aa', ['a'])"}
+    assert dict(map(tuple, out["t/double"]["cases"])) == expected  # None * 2 raises: no case
+    assert out["t/double"]["checked"] == [1, 3]  # 'z = 0' changes nothing: not checked
+    assert len(out["t/const"]["cases"]) == 1 and out["t/const"]["checked"] == []  # constant: 1 case
+    assert out["t/hang"] == {"cases": [], "checked": []}
