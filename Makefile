@@ -19,7 +19,7 @@ ABLATION ?= geodesic_ablation_cpu_quick
 RESULTS ?= results/geodesic_ablation_cpu
 SIZE ?= _quick
 main: install
-	$(BIN)/pathbench kl-curve --vocab 10 10000 --paths linear,fisher_rao,kl --samples 256 \
+	$(BIN)/pathbench kl-curve --vocab 10 10000 --paths linear,fisher_rao,kl --samples 128 \
 		--beta 0.01 --out results/kl_curve
 	$(BIN)/pathbench sweep experiments/$(ABLATION).yaml --out runs/$(ABLATION)
 	$(BIN)/pathbench report runs/$(ABLATION) --out $(RESULTS) --experiment experiments/$(ABLATION).yaml \
