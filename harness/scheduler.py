@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
 from harness.progress import Progress, train_complete
-
-if TYPE_CHECKING:
-    from harness.dispatch import UnitJob
 
 #: seconds between two looks at the running jobs and their folders (SLURM: a shared filesystem)
 POLL_S = {"local": 2.0, "slurm": 10.0, "debug": 0.0}
 
 
-def dependencies(job: UnitJob, out_dir: Path) -> set[str]:
+def dependencies(job, out_dir: Path) -> set[str]:  # job: a harness.dispatch.UnitJob
     """The ids of the other units whose trained model ``job`` uses: its teacher, its scorers."""
     paths = [job.train_options.get("teacher")] + [s.get("scorer_resolved", "")[len("self:"):] for s in job.runs]
     train = Path(out_dir) / "train"
@@ -40,8 +36,10 @@ def reason(err: BaseException) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
-def run_units(ex, kind: str, jobs: list[UnitJob], out_dir: Path, parallel: int, progress: Progress) -> list[str]:
-    """Keep ``parallel`` units in flight, in the listed order, a unit only once every unit whose
+def run_units(ex, kind: str, jobs: list, out_dir: Path, parallel: int, progress: Progress) -> list[str]:
+    """``jobs`` are harness.dispatch.UnitJob (not imported here: dispatch imports this module).
+
+    Keep ``parallel`` units in flight, in the listed order, a unit only once every unit whose
     model it uses is trained; a unit whose dependency failed is not run. Returns the failures."""
     deps = {job.unit_id: dependencies(job, out_dir) for job in jobs}
     steps = {job.unit_id: job.unit["train"]["steps"] for job in jobs}
