@@ -46,10 +46,13 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], np.ndarray], n: int, *,
     if resamples < 1000:
         raise ConfigError(f"resamples = {resamples} is too few for a 95 % interval (>= 1000)")
     index = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    values = statistic(index)
+    return percentile_interval(statistic(index), level)
+
+
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> list[float]:
+    """[low, high]: the (1 ± level)/2 quantiles of bootstrap values."""
     tail = (1.0 - level) / 2
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return [float(low), float(high)]
+    return [float(v) for v in np.quantile(values, [tail, 1.0 - tail])]
 
 
 def pooled_ppl_interval(nll_sums: list[float], tokens: list[int], **options) -> list[float]:
@@ -107,13 +110,8 @@ def seed_pooled(per_seed: list[dict], *, resamples: int = RESAMPLES, seed: int =
     pooled = np.concatenate(data)
     rng = np.random.default_rng(seed)
     sums, counts = resampled_sums(data, draw_seeds(len(data), resamples, rng), rng)
-    tail = (1.0 - level) / 2
-
-    def interval(values: np.ndarray) -> list[float]:
-        return [float(v) for v in np.quantile(values, [tail, 1.0 - tail])]
-
     return {"gen_ppl": float(np.exp(pooled[:, 0].sum() / pooled[:, 1].sum())),
-            "gen_ppl_ci95": interval(np.exp(sums[:, 0] / sums[:, 1])),
-            "entropy": float(pooled[:, 2].mean()), "entropy_ci95": interval(sums[:, 2] / counts),
+            "gen_ppl_ci95": percentile_interval(np.exp(sums[:, 0] / sums[:, 1]), level),
+            "entropy": float(pooled[:, 2].mean()), "entropy_ci95": percentile_interval(sums[:, 2] / counts, level),
             "seeds": len(data), "samples": int(total),
             "interval": describe(resamples, seed, level, seeds=len(data))}

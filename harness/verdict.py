@@ -129,7 +129,7 @@ def judge(methods: dict[str, list[Setting]], target: float, *, resamples: int = 
         boot = _resampled_points(by_label, seeds, resamples, seed + k)
         draws = np.array([_matched(rep, target) for rep in boot])
         ok = draws[~np.isnan(draws)]
-        interval = [float(np.exp(q)) for q in np.quantile(ok, [0.025, 0.975])] if point is not None and len(ok) else None
+        interval = [math.exp(q) for q in stats.percentile_interval(ok)] if point is not None and len(ok) else None
         reaching = [label for label, p in points.items() if p[0] >= target]
         best = min(reaching, key=lambda label: points[label][1]) if reaching else None
         seed_values = {}
