@@ -7,8 +7,9 @@ to the first file, in sorted order, that holds it). ``load_corpus("stdlib")`` gi
 training functions; the code-infilling task ``stdlib_infill`` keeps the held-out ones for
 evaluation (:func:`stdlib_function_sources` names each one's file).
 
-Parsing the whole stdlib takes ~20 s, so the harvest is cached on disk as JSON in
-``$PATHBENCH_CACHE`` (default ``.cache/pathbench``), keyed by the harvest rules' version,
+Parsing the whole stdlib takes ~25 s on one core (the files are parsed by a process per core,
+up to 8), so the harvest is cached on disk as JSON in ``$PATHBENCH_CACHE`` (default
+``.cache/pathbench``), built by one process at a time, keyed by the harvest rules' version,
 the interpreter version, the stdlib folder and every file's (path, size, mtime); a changed
 file or interpreter makes a new key. The cache is written atomically and only read back when
 its key matches, so it never changes what is harvested.
@@ -20,16 +21,18 @@ import ast
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 import sysconfig
 import textwrap
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
 from harness.errors import ConfigError
-from harness.io import atomic_write_text
+from harness.io import atomic_write_text, exclusive
 
 HARVEST_VERSION = 1  # bump when the harvest rules change (invalidates the disk cache)
 
@@ -58,30 +61,53 @@ def _stdlib_files() -> tuple[Path, list[Path]]:
     return root, files
 
 
+def _file_functions(path: Path) -> list[str]:
+    """The dedented functions of 5–30 lines of one file, in ``ast.walk`` order (duplicates kept:
+    the merge in :func:`_harvest` drops them across files in sorted file order)."""
+    try:
+        source = path.read_text(encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+        return []
+    lines = source.splitlines(keepends=True)
+    texts = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if not 5 <= node.end_lineno - node.lineno + 1 <= 30:
+            continue
+        text = textwrap.dedent(_segment(lines, node))
+        if text.startswith(("def ", "async def ")):  # else unindentable (a string at column 0)
+            texts.append(text)
+    return texts
+
+
+def _workers() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
 def _harvest(root: Path, files: list[Path], val_percent: int) -> dict[str, list]:
-    """{"train": [text], "val": [[file, text]]}: the harvest itself (no cache)."""
+    """{"train": [text], "val": [[file, text]]}: the harvest itself (no cache). Files are parsed
+    by a pool of processes (parsing is the cost); the merge is sequential in sorted file order,
+    so the result does not depend on the number of workers."""
+    workers = _workers()
+    if workers > 1:  # spawn, not fork: the caller may hold torch's threads and locks
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            per_file = list(pool.map(_file_functions, files, chunksize=32))
+    else:
+        per_file = [_file_functions(path) for path in files]
     seen: set[str] = set()
     train: list[str] = []
     val: list[list[str]] = []
-    for path in files:
+    for path, texts in zip(files, per_file):
         relative = path.relative_to(root).as_posix()
-        try:
-            source = path.read_text(encoding="utf-8")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(source)
-        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-            continue
         held_out = _is_val_file(relative, val_percent)
-        lines = source.splitlines(keepends=True)
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            if not 5 <= node.end_lineno - node.lineno + 1 <= 30:
-                continue
-            text = textwrap.dedent(_segment(lines, node))
-            if not text.startswith(("def ", "async def ")) or text in seen:
-                continue  # unindentable (e.g. a string at column 0) or a duplicate
+        for text in texts:
+            if text in seen:
+                continue  # a text found in several files belongs to the first one
             seen.add(text)
             if held_out:
                 val.append([relative, text])
@@ -108,18 +134,25 @@ def _stdlib_functions(val_percent: int = 10) -> tuple[tuple[str, ...], tuple[tup
     """(train texts, val (file, text) pairs); read from the disk cache when its key matches."""
     root, files = _stdlib_files()
     cache = _cache_file(root, files, val_percent)
-    data = None
+    data = _read_harvest(cache)
+    if data is None:
+        try:
+            with exclusive(cache.parent / ".stdlib-functions.lock"):  # parallel units harvest once
+                data = _read_harvest(cache)  # another process may have written it meanwhile
+                if data is None:
+                    data = _harvest(root, files, val_percent)
+                    atomic_write_text(cache, json.dumps(data))
+        except OSError:  # a read-only cache folder only costs the next process the harvest
+            data = data or _harvest(root, files, val_percent)
+    return tuple(data["train"]), tuple((f, t) for f, t in data["val"])
+
+
+def _read_harvest(cache: Path) -> dict | None:
     try:
         data = json.loads(cache.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        pass
-    if not isinstance(data, dict) or not {"train", "val"} <= set(data):
-        data = _harvest(root, files, val_percent)
-        try:
-            atomic_write_text(cache, json.dumps(data))
-        except OSError:  # a read-only cache folder only costs the next process the harvest
-            pass
-    return tuple(data["train"]), tuple((f, t) for f, t in data["val"])
+        return None
+    return data if isinstance(data, dict) and {"train", "val"} <= set(data) else None
 
 
 def _check(split: str, val_percent: int) -> None:

@@ -93,7 +93,8 @@ class UnitJob(submitit.helpers.Checkpointable):
             for spec in self.runs:
                 run_dir = Path(self.out_dir) / "runs" / spec["id"]
                 if not run_complete(run_dir):
-                    evaluate_run(spec, train_dir, run_dir, device)
+                    # the real-text rows are shared by the sweep's units (one scoring per scorer)
+                    evaluate_run(spec, train_dir, run_dir, device, Path(self.out_dir) / "reference")
                 done.append(spec["id"])
             return done
 
@@ -112,7 +113,8 @@ def unit_lock(train_dir: Path, rank: int):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> None:
+def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str,
+                 reference_store: Path | None = None) -> None:
     from harness.evaluate import eval_run
 
     config = spec["config"]
@@ -142,7 +144,8 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str) -> Non
         result = eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options,
                           n=config["n"], candidates=config["candidates"], limit=config["limit"],
                           seed=unit["seed"], device=device, extra=extra, protocol=protocol,
-                          overwrite=True)  # the sweep re-evaluates only runs that are not complete
+                          overwrite=True,  # the sweep re-evaluates only runs that are not complete
+                          reference_store=reference_store)
         log.info("metrics %s", json.dumps(result["metrics"], default=str))
     except Exception:
         log.exception("run %s failed", spec["id"])

@@ -7,6 +7,7 @@ and scores it. Every result is written atomically with the protocol and the envi
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import shutil
@@ -18,7 +19,7 @@ from typing import Any
 from harness.data import prepare_stored
 from harness.errors import ConfigError
 from harness.generate import generate
-from harness.io import atomic_open, atomic_write_json
+from harness.io import atomic_open, atomic_write_json, exclusive
 from harness.protocol import for_sampling, sampling_setup
 from harness.registry import TASKS
 from harness.run import draw_samples, environment, load_run, write_samples
@@ -32,17 +33,44 @@ _samples_cache: "OrderedDict[str, list[dict[str, Any]]]" = OrderedDict()
 _SAMPLES_CACHE_SIZE = 4
 
 
-def reference_row(run_dir: Path, n: int, task) -> dict[str, float]:
+def reference_row(run_dir: Path, n: int, task, store: Path | None = None) -> dict[str, float]:
     """Real held-out text of the run's data, cut to the run's length, scored like samples
-    (computed once per data, n and scorer in a process: every run of a sweep job shares it)."""
+    (computed once per data, n and scorer in a process: every run of a sweep job shares it).
+    With ``store`` (a sweep's ``reference/`` folder) it is also computed once per sweep: the
+    first unit that needs it writes it there, under a lock, and the others read it."""
     from harness.checkpoint import read_meta
 
     meta = read_meta(run_dir)
     data_cfg = meta["data"]
     key = json.dumps([data_cfg, n, task.scorer_spec], sort_keys=True)
     if key not in _reference_cache:
-        _reference_cache[key] = _score_reference(data_cfg, n, task)
+        if store is None:
+            _reference_cache[key] = _score_reference(data_cfg, n, task)
+        else:
+            _reference_cache[key] = _stored_reference(store, key, task, lambda: _score_reference(data_cfg, n, task))
     return dict(_reference_cache[key])
+
+
+def _stored_reference(store: Path, key: str, task, compute) -> dict[str, float]:
+    """The reference row from ``store`` when one was computed under the same key, scorer state
+    and arithmetic (a ``self:`` scorer's checkpoint record, torch's thread count and the device
+    change float sums), else computed and written atomically."""
+    import torch
+
+    spec = task.scorer_spec
+    scorer_state = None
+    if spec.startswith("self:"):  # a retrained scorer rewrites its checkpoint record
+        record = Path(spec[len("self:"):]) / "checkpoint.json"
+        scorer_state = [record.read_text(), record.stat().st_mtime_ns] if record.is_file() else None
+    full = json.dumps([key, scorer_state, torch.get_num_threads(), str(getattr(task, "device", "cpu"))])
+    path = store / f"{hashlib.sha1(full.encode()).hexdigest()[:16]}.json"
+    with exclusive(store / ".lock"):
+        try:
+            return json.loads(path.read_text())["reference"]
+        except (OSError, ValueError, KeyError):
+            row = compute()
+            atomic_write_json(path, {"key": json.loads(full), "reference": row})
+            return row
 
 
 def _score_reference(data_cfg: dict, n: int, task) -> dict[str, float]:
@@ -87,11 +115,13 @@ def _cached_samples(ckpt: Path, method, model, tokenizer, meta: dict, step: int,
 def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_options: dict | None = None,
              n: int = 32, candidates: int = 1, limit: int | None = None, seed: int = 0,
              batch_size: int = 16, device: str = "cpu", extra: dict | None = None,
-             protocol: str | dict | None = None, overwrite: bool = False) -> dict[str, Any]:
+             protocol: str | dict | None = None, overwrite: bool = False,
+             reference_store: Path | None = None) -> dict[str, Any]:
     """Generate from ``ckpt`` for ``task_name`` and score; writes out/metrics.json + generations.
     ``sampler`` holds the explicit keys and ``protocol`` (a name; default: the run's) fills the
     rest, or ``protocol`` is a record already resolved into ``sampler`` (a sweep's run).
-    ``extra`` (run id, status, ...) is merged into the result before its one atomic write.
+    ``extra`` (run id, status, ...) is merged into the result before its one atomic write;
+    ``reference_store`` is a folder where the real-text row is shared (:func:`reference_row`).
     An evaluation already in ``out`` is refused unless ``overwrite``; a failed evaluation
     leaves no folder behind that it created."""
     task = check_task(task_name, task_options or {})  # bad names fail before anything is loaded
@@ -102,7 +132,7 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
     created = not out.exists()
     try:
         return _eval_run(task, ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed,
-                         batch_size, device, extra, protocol)
+                         batch_size, device, extra, protocol, reference_store)
     except BaseException:
         if created and out.exists():
             shutil.rmtree(out)  # only this failed command's partial files are in it
@@ -146,7 +176,7 @@ def check_task(task_name: str, options: dict):
 
 
 def _eval_run(task, ckpt, task_name, out, sampler, task_options, n, candidates, limit, seed, batch_size,
-              device, extra, protocol) -> dict[str, Any]:
+              device, extra, protocol, reference_store) -> dict[str, Any]:
     options = dict(task_options or {})
     method, model, tokenizer, meta, step = load_run(ckpt, device)
     if getattr(task, "scorer_spec", None) is not None:  # a scorer that cannot load fails before sampling
@@ -169,7 +199,7 @@ def _eval_run(task, ckpt, task_name, out, sampler, task_options, n, candidates, 
         write_samples(records, out / "samples.jsonl")
         texts, ids = [r["text"] for r in records], [r["ids"] for r in records]
         result["metrics"] = task.score_samples(texts, ids, tokenizer.vocab_size)
-        result["reference"] = reference_row(ckpt, n, task)
+        result["reference"] = reference_row(ckpt, n, task, reference_store)
     else:
         if candidates < task.min_candidates:
             raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates, "

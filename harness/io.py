@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) never sees half a file.
+"""Atomic file writes: a reader (or a crash) never sees half a file; and a lock so that
+processes sharing a cache build each entry once.
 
 Write to a temporary file in the same directory, flush and fsync it, then ``os.replace``
 it over the destination — a rename within one filesystem is atomic on POSIX.
@@ -6,6 +7,7 @@ it over the destination — a rename within one filesystem is atomic on POSIX.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -39,3 +41,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def exclusive(lock_path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the block: parallel
+    sweep units that need the same cache entry wait for the one that builds it, instead of all
+    building it at once on cores they share. Released when the block ends or the process dies."""
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -20,3 +20,8 @@ fi
 # GPT-2's BPE ranks for tiktoken offline (whisper/assets/gpt2.tiktoken); never imported.
 "${pip[@]}" install --no-deps "openai-whisper==20250625"
 "${pip[@]}" install -e ".[dev,eval]"
+# The default scorer is de-quantised from its GGUF file once, here (~30 s on 2 cores), into
+# .cache/pathbench/scorers/: every later process (sweep units, tests) loads the float32 copy
+# in under a second, and parallel units never wait for one another to convert it.
+echo "preparing the default gen-PPL scorer (SmolLM2 de-quantised once into .cache/pathbench/scorers)"
+TQDM_DISABLE=1 "$venv/bin/python" -c "from tasks.scorers import smollm2_scorer; smollm2_scorer()"

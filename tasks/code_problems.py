@@ -31,7 +31,7 @@ behaviour. Construction, all deterministic:
    exception, or no return within :data:`MUTANT_SECONDS`): the tests see that line, so a fill
    that does nothing fails. A function needs at least one checked line; the masked line is
    ``random.Random(f"{seed}:{task_id}").choice(checked lines)``.
-4. **Reproducible**: the recorder runs twice in a separate interpreter (``PYTHONHASHSEED`` 0
+4. **Reproducible**: the recorder runs twice, at once, in separate interpreters (``PYTHONHASHSEED`` 0
    and 1, temp cwd, CPU and memory limits); a function whose cases or checked lines differ
    between the two is dropped. Problems are ordered by sha256 of their id (``limit`` takes a
    spread of files). The result is cached on disk (``$PATHBENCH_CACHE``, default
@@ -57,12 +57,13 @@ import sys
 import symtable
 import sysconfig
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.code_corpus import stdlib_function_sources
 from harness.errors import ConfigError
-from harness.io import atomic_write_text
+from harness.io import atomic_write_text, exclusive
 from tasks.code_recorder import record
 
 PROBLEMS_VERSION = 1
@@ -267,18 +268,26 @@ def stdlib_problems(max_chars: int = 300, min_cases: int = 2, max_cases: int = 6
     cfg = {"call_s": CALL_SECONDS, "mutant_s": MUTANT_SECONDS, "max_repr": MAX_REPR, "min_cases": min_cases,
            "max_cases": max_cases, "max_combos": max_combos, "max_chars": max_chars}
     cache = _cache_path(_cache_key(sources, cfg))
+    stored = _read_problems(cache)
+    if stored is None:
+        try:
+            with exclusive(cache.parent / ".stdlib-infill.lock"):  # parallel units record once
+                stored = _read_problems(cache)
+                if stored is None:
+                    stored = _build(sources, cfg)
+                    atomic_write_text(cache, json.dumps(stored))
+        except OSError:  # a read-only cache folder only costs the next process the recording
+            stored = stored if stored is not None else _build(sources, cfg)
+    return tuple(StdlibProblem(p["task_id"], p["file"], p["name"], p["prompt"], p["source"],
+                               tuple(tuple(c) for c in p["cases"]), tuple(p["checked"])) for p in stored)
+
+
+def _read_problems(cache: Path) -> list | None:
     try:
         stored = json.loads(cache.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        stored = None
-    if not isinstance(stored, list):
-        stored = _build(sources, cfg)
-        try:
-            atomic_write_text(cache, json.dumps(stored))
-        except OSError:  # a read-only cache folder only costs the next process the recording
-            pass
-    return tuple(StdlibProblem(p["task_id"], p["file"], p["name"], p["prompt"], p["source"],
-                               tuple(tuple(c) for c in p["cases"]), tuple(p["checked"])) for p in stored)
+        return None
+    return stored if isinstance(stored, list) else None
 
 
 def _build(sources: list[tuple[str, str]], cfg: dict) -> list[dict]:
@@ -293,7 +302,10 @@ def _build(sources: list[tuple[str, str]], cfg: dict) -> list[dict]:
             task_id, suffix = f"{base}#{suffix}", suffix + 1
         ids.add(task_id)
         jobs.append({"task_id": task_id, **found})
-    first, second = record(jobs, list(POOL), cfg, 0), record(jobs, list(POOL), cfg, 1)
+    # two recordings under different hash seeds (a case whose output depends on it is dropped),
+    # in two interpreters at once: each is a subprocess, so threads suffice to overlap them
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda seed: record(jobs, list(POOL), cfg, seed), (0, 1))
     stored = []
     for job in jobs:
         a, b = first.get(job["task_id"]), second.get(job["task_id"])

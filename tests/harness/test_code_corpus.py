@@ -95,3 +95,17 @@ def test_loader_gives_line_masks_reproducibly_after_resume():
     assert (next(again).given == expected).all() and (~expected).any() and expected.any()
     with pytest.raises(ConfigError, match="needs the tokenizer's newline table"):
         BatchLoader(seqs, 4, line_infill=(0.1, 0.9))
+
+
+def test_parallel_harvest_equals_the_one_process_harvest(monkeypatch):
+    """The pool parses files in any order; the merge keeps sorted-file order and the first file
+    of a duplicated text, so 1 and 3 workers give the same lists (a sample of 120 files)."""
+    root, files = code_corpus._stdlib_files()
+    sample = files[::max(1, len(files) // 120)]
+    by_workers = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(code_corpus, "_workers", lambda w=workers: w)
+        by_workers[workers] = code_corpus._harvest(root, sample, 10)
+    assert by_workers[1] == by_workers[3]
+    texts = by_workers[1]["train"] + [t for _, t in by_workers[1]["val"]]
+    assert len(texts) == len(set(texts)) > 100 and by_workers[1]["val"]

@@ -132,8 +132,36 @@ def test_parallel_units_write_the_same_bytes_and_wait_for_their_scorer(tmp_path,
         assert lines[-1].startswith("all done: 2/2 units, 2/2 runs complete")
         files[parallel] = {p.relative_to(out): same_commit(p) for p in (out / "runs").glob("*/*")
                            if p.name in ("metrics.json", "samples.jsonl")}
+        # the real text is scored once per sweep and scorer, by whichever unit needs it first
+        stored = [json.loads(p.read_text()) for p in (out / "reference").glob("*.json")]
+        assert len(stored) == 1 and json.loads(stored[0]["key"][0])[2].startswith(f"self:{out / 'train'}")
+        rows = [json.loads(p.read_text())["reference"] for p in (out / "runs").glob("*/metrics.json")]
+        assert rows and all(row == stored[0]["reference"] for row in rows)
         shutil.rmtree(out)  # the same folder for both: metrics.json names it
     assert len(files[1]) == 4 and files[1] == files[2]
+
+
+def test_a_stored_reference_row_is_reused_until_its_scorer_is_retrained(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.evaluate import _stored_reference
+
+    scorer_run = tmp_path / "ar"
+    scorer_run.mkdir()
+    (scorer_run / "checkpoint.json").write_text('{"step": 10}')
+    task, calls = SimpleNamespace(scorer_spec=f"self:{scorer_run}", device="cpu"), []
+
+    def compute():
+        calls.append(1)
+        return {"gen_ppl": 10.0 + len(calls)}
+
+    store = tmp_path / "reference"
+    assert _stored_reference(store, "k", task, compute) == {"gen_ppl": 11.0}
+    assert _stored_reference(store, "k", task, compute) == {"gen_ppl": 11.0} and len(calls) == 1
+    assert _stored_reference(store, "other", task, compute) == {"gen_ppl": 12.0}  # another data/n/scorer
+    time.sleep(0.01)
+    (scorer_run / "checkpoint.json").write_text('{"step": 20}')  # the scorer was trained further
+    assert _stored_reference(store, "k", task, compute) == {"gen_ppl": 13.0} and len(calls) == 3
 
 
 def same_commit(path):
