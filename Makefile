@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	touch $@
 
 # The main job on the embedded default: the KL-flow paper's Figure 2 diagnostic, then its three
-# comparisons sized for a 2-core CPU (under 10 minutes in all; README "Results"): the geodesic
+# comparisons sized for a 2-core CPU (under 10 minutes in all; README "Two commands"): the geodesic
 # ablation (3 seeds of every method, kl-flow protocol), the conditional table (headline -> lead,
 # paper Table 5) and the code-infilling table (paper Table 6), each followed by its report,
 # whose verdict tables are printed. Each sweep shows its progress and resumes where it stopped
