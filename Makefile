@@ -50,5 +50,8 @@ few-step: install
 	$(BIN)/pathbench report runs/few_step_cpu --experiment experiments/few_step_cpu.yaml \
 		--out results/few_step_cpu --title "Few-step regime on BBC News (CPU)"
 
+# lint (pyflakes + import order), the import rule (pyproject [tool.importlinter]), then the tests
 test: install
+	$(BIN)/ruff check harness paths baselines tasks tests
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest

@@ -1,7 +1,7 @@
 """Trainable generators that are not simplex paths: dfm, sedd, ar, and flowmap (a student
 distilled from a trained path).
 
-Importing this package registers each into ``harness.registry.BASELINES``; they train on the
+Importing this package registers each into ``harness.core.registry.BASELINES``; they train on the
 shared backbone with the shared trainer and sample through ``pathbench sample``.
 """
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from harness.errors import ConfigError
-from harness.methods import Method, masked_cross_entropy
-from harness.registry import BASELINES
-from harness.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES
+from harness.engine.methods import Method, masked_cross_entropy
+from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
 
 
 def prefix_length(given_mask: torch.Tensor | None) -> int:

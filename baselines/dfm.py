@@ -18,10 +18,10 @@ from flow_matching.solver import MixtureDiscreteEulerSolver
 from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
-from harness.errors import ConfigError
-from harness.methods import Method, backbone_config, masked_cross_entropy
-from harness.registry import BASELINES
-from harness.sampling import check_sampler, denoiser_log_probs
+from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES
+from harness.engine.methods import Method, backbone_config, masked_cross_entropy
+from harness.engine.sampling import check_sampler, denoiser_log_probs
 
 SCHEDULERS = ("quadratic", "polynomial")
 

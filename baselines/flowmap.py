@@ -35,10 +35,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from harness.errors import ConfigError
-from harness.methods import PathMethod, backbone_config
-from harness.registry import BASELINES, PATHS
-from harness.sampling import SamplerConfig, draw_tokens
+from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES, PATHS
+from harness.engine.checkpoint import read_meta
+from harness.engine.methods import PathMethod, backbone_config
+from harness.engine.run import load_run
+from harness.engine.sampling import SamplerConfig, draw_tokens
 from paths.base import AffineTargetPath
 
 INITS = ("teacher", "random")  # the student's starting weights: a copy of the teacher, or fresh
@@ -61,8 +63,6 @@ class FlowMapMethod(PathMethod):
             if teacher.startswith("@"):
                 path = teacher[1:]
             else:
-                from harness.checkpoint import read_meta
-
                 meta = read_meta(Path(teacher))
                 path, path_options = meta["method"], {**meta["method_options"], **(path_options or {})}
         if init not in INITS:
@@ -87,8 +87,6 @@ class FlowMapMethod(PathMethod):
 
     # --- the teacher ----------------------------------------------------------------
     def _load_teacher(self, device) -> torch.nn.Module:
-        from harness.run import load_run
-
         if self.teacher_dir.startswith("@"):
             raise ConfigError(f"teacher '{self.teacher_dir}' names a method of an experiment; "
                               "outside `pathbench sweep` give the teacher's run folder")

@@ -25,10 +25,10 @@ import math
 import torch
 from torch import Tensor
 
-from harness.errors import ConfigError
-from harness.methods import Method, backbone_config
-from harness.registry import BASELINES
-from harness.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES
+from harness.engine.methods import Method, backbone_config
+from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
 
 
 def total_noise(tau: Tensor, eps: float) -> Tensor:

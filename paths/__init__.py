@@ -1,6 +1,6 @@
 """Interpolation paths between a noise prior and a data token (pure math, no model).
 
-Importing this package registers every path into ``harness.registry.PATHS``:
+Importing this package registers every path into ``harness.core.registry.PATHS``:
 ``linear``, ``fisher_rao``, ``kl``, ``euclidean``. See :mod:`paths.base` for the contract.
 """
 

@@ -33,7 +33,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 TimeLike = float | Tensor
 GRIDS = ("uniform", "log")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from paths.base import SimplexPath
 
 

@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor
 
-from harness.registry import PATHS
+from harness.core.registry import PATHS
 from paths.base import SimplexPath, expand_time, exponential_, one_hot, sample_log_dirichlet1, smooth
 
 

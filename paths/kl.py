@@ -21,8 +21,8 @@ import math
 import torch
 from torch import Tensor
 
-from harness.errors import ConfigError
-from harness.registry import PATHS
+from harness.core.errors import ConfigError
+from harness.core.registry import PATHS
 from paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1, softmax_into
 
 UPDATES = ("euler", "tau_euler")

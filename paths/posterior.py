@@ -39,7 +39,7 @@ import math
 import torch
 from torch import Tensor
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 
 def _log_prior(log_prior: Tensor | None, like: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """Task adapters and metrics: unconditional (gen-PPL, entropy), seq2seq (BLEU/ROUGE-L/
 BERTScore), code infilling (Pass@k, Compiles@k).
 
-Importing this package registers each task into ``harness.registry.TASKS`` and its metrics and
+Importing this package registers each task into ``harness.core.registry.TASKS`` and its metrics and
 scorers into ``METRICS`` / ``SCORERS``. Tasks reach methods only through the registry.
 """
 

@@ -1,7 +1,7 @@
 """The task contract: what to generate, and how to score what was generated.
 
 A task turns a tokenizer and a length into :class:`Example` requests — lists of parts where a
-``str`` is given text and an ``int`` a number of free positions (see harness.generate) — and
+``str`` is given text and an ``int`` a number of free positions (see harness.engine.generate) — and
 scores the filled slots against references. ``generations[e][c][s]`` is the text of slot
 ``s`` of candidate ``c`` for example ``e``. Every task writes its metric protocol (library
 versions, signatures, model names) into the result, so numbers say how they were made.
@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 
 @dataclass

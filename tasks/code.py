@@ -24,7 +24,7 @@
   ``per_example`` (last) holds every problem's task id and per-candidate pass/compile booleans
   and sandbox statuses, from which each number is recomputed.
 * Training data for infilling: ``data.corpus=stdlib data.given=lines`` (see
-  :mod:`harness.code_corpus` and :func:`harness.data.line_infill_given`).
+  :mod:`harness.data.code_corpus` and :func:`harness.data.corpus.line_infill_given`).
 
 The shared machinery (masking, program building, scoring) is :mod:`tasks.infill`; this module
 holds the registered tasks and re-exports its names.
@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
-from harness.registry import TASKS
-from tasks.code_problems import check_program, stdlib_problems
-from tasks.infill import (InfillTask, Problem, build_program, fill, mask_block,  # noqa: F401 (re-exported)
-                          mask_line)
+from harness.core.errors import ConfigError
+from harness.core.registry import TASKS
+from tasks.code_problems import POOL, PROBLEMS_VERSION, check_program, stdlib_problems
+from tasks.infill import InfillTask, Problem, build_program, fill, mask_block, mask_line  # noqa: F401 (re-exported)
 
 MBPP_KEYS = ("task_id", "text", "code", "test_list")
 MBPP_TEST_IDS = (11, 510)
@@ -180,10 +180,8 @@ class StdlibInfill(InfillTask):
         return [Problem(p.task_id, p.prompt, p.source, check_program(p), p.checked) for p in self.stdlib_problems()]
 
     def protocol(self) -> dict[str, Any]:
-        import sys
-
-        from tasks.code_problems import POOL, PROBLEMS_VERSION
-
+        # the protocol's words are frozen (results carry them): "harness.code_corpus" is the
+        # module's name when the protocol was written, today harness.data.code_corpus
         return {**super().protocol(), "data": f"held-out stdlib functions of Python {sys.version.split()[0]} "
                 f"(harness.code_corpus val split: files never trained on), {len(self.stdlib_problems())} problems "
                 f"before the seq_len fit ({self.skipped} skipped as too long in the last examples() call)",

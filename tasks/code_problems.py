@@ -1,7 +1,7 @@
 """Problems for ``stdlib_infill``: held-out stdlib functions, their behaviour on recorded inputs.
 
 The KL-flow paper's Table 6 fills masked lines of HumanEval/MBPP solutions. A tiny CPU model
-trained for a minute on :mod:`harness.code_corpus` cannot solve those, so this module builds a
+trained for a minute on :mod:`harness.data.code_corpus` cannot solve those, so this module builds a
 problem set from the *held-out* stdlib functions instead (same distribution as the training
 functions, never trained on, held out by file), with tests made from the functions' own
 behaviour. Construction, all deterministic:
@@ -53,17 +53,18 @@ import functools
 import hashlib
 import json
 import os
-import sys
 import symtable
+import sys
 import sysconfig
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.code_corpus import stdlib_function_sources
-from harness.errors import ConfigError
-from harness.io import atomic_write_text, exclusive
+import tasks.code_recorder
+from harness.core.errors import ConfigError
+from harness.core.io import atomic_write_text, exclusive
+from harness.data.code_corpus import stdlib_function_sources
 from tasks.code_recorder import record
 
 PROBLEMS_VERSION = 1
@@ -238,8 +239,6 @@ def _cache_path(key: str) -> Path:
 def _cache_key(sources: list[tuple[str, str]], cfg: dict) -> str:
     """Everything the problem set depends on: this module's and the recorder's code, the
     interpreter, the settings, the held-out texts and their files' (size, mtime)."""
-    import tasks.code_recorder
-
     root = Path(sysconfig.get_paths()["stdlib"])
     files = []
     for file in sorted({f for f, _ in sources}):

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 RECORDER = r'''
 import ast, builtins, json, random, resource, signal, sys

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from tasks.base import Example, Task, check_generations
 from tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
 from tasks.sandbox import SandboxLimits, run_programs

@@ -20,10 +20,10 @@ from pathlib import Path
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from harness.errors import ConfigError
-from harness.generate import generate
-from harness.protocol import sampling_setup
-from harness.run import load_run
+from harness.core.errors import ConfigError
+from harness.engine.generate import generate
+from harness.engine.protocol import sampling_setup
+from harness.engine.run import load_run
 
 
 @register_model("pathbench")

@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.errors import ConfigError
-from harness.registry import SCORERS
+from harness.core.errors import ConfigError
+from harness.core.registry import SCORERS
+from harness.engine.run import load_run
 
 EOS_MARKER = "<|endoftext|>"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -143,8 +144,6 @@ class SelfScorer(CausalScorer):
     """The project's autoregressive baseline, loaded from a run folder."""
 
     def __init__(self, run_dir: str, device: str = "cpu") -> None:
-        from harness.run import load_run
-
         method, model, tokenizer, meta, _ = load_run(Path(run_dir), device)
         if not method.causal:
             raise ConfigError(f"scorer 'self:{run_dir}' needs an autoregressive run (method 'ar'), "

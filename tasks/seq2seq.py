@@ -13,7 +13,7 @@ prompt + N does not fit ``seq_len`` is skipped, counted in ``skipped_too_long`` 
 Tasks:
 
 * ``headline_lead`` (embedded, offline): BBC News documents held out by
-  ``harness.data.is_validation(doc, val_fraction=0.05)`` (the training split's complement for
+  ``harness.data.corpus.is_validation(doc, val_fraction=0.05)`` (the training split's complement for
   any run with ``data.val_fraction`` >= this one: the hash threshold is monotone), in corpus
   order, less those whose headline or lead a training document shares (BBC's near-duplicates,
   3 of 97; ``drop_seen=False`` keeps them). Prompt = headline + "\\n\\n" tokenised as inside the
@@ -48,11 +48,20 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from harness.errors import ConfigError
-from harness.registry import TASKS
+from harness.core.errors import ConfigError
+from harness.core.registry import TASKS
+from harness.data.corpus import is_validation, load_corpus
 from tasks.base import Example, Task, check_generations
-from tasks.text_metrics import (TABLE5, BertScoreF1, bleu_signatures, corpus_bleu_stats, rouge_l,
-                                rouge_protocol, sentence_bleu, table5)
+from tasks.text_metrics import (
+    TABLE5,
+    BertScoreF1,
+    bleu_signatures,
+    corpus_bleu_stats,
+    rouge_l,
+    rouge_protocol,
+    sentence_bleu,
+    table5,
+)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'‘“A-Z0-9])")
 
@@ -205,8 +214,6 @@ class HeadlineLead(Seq2SeqTask):
         super().__init__(**options)
 
     def pairs(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        from harness.data import is_validation, load_corpus
-
         docs = load_corpus("bbc")
         held = [is_validation(doc, self.val_fraction) for doc in docs]
         seen: set[str] = set()  # headlines and leads of training documents (near-duplicates)

@@ -11,7 +11,7 @@
   the yardstick for both numbers (low PPL with entropy far below it means repetition).
 * uncertainty: per-sample NLL sums, scored-token counts and entropies are stored under
   ``per_sample`` so any statistic can be recomputed, and gen-PPL and entropy carry a seeded
-  bootstrap 95 % interval over samples (``harness.stats``).
+  bootstrap 95 % interval over samples (``harness.core.stats``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import stats
-from harness.errors import ConfigError
-from harness.registry import METRICS, TASKS
-from tasks.scorers import CausalScorer
+from harness.core import stats
+from harness.core.errors import ConfigError
+from harness.core.registry import METRICS, TASKS
+from tasks.scorers import CausalScorer, load_scorer
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
             "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "
@@ -129,12 +129,8 @@ class Unconditional:
 
     def score_samples(self, texts: list[str], ids: list[list[int]] | None = None,
                       vocab_size: int | None = None) -> dict[str, float]:
-        from tasks.scorers import load_scorer
-
         return score_texts(texts, load_scorer(self.scorer_spec, self.device), ids=ids,
                            vocab_size=vocab_size, batch_size=self.batch_size)
 
     def protocol(self) -> dict:
-        from tasks.scorers import load_scorer
-
         return {"metrics": PROTOCOL, **load_scorer(self.scorer_spec, self.device).protocol()}

@@ -18,7 +18,7 @@ def data_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bbc_small(data_cache):
-    from harness.data import prepare_data
+    from harness.data.corpus import prepare_data
 
     return prepare_data("bbc", "bpe", SMALL["seq_len"], data_cache, vocab_size=SMALL["vocab_size"])
 
@@ -28,8 +28,8 @@ def tiny_lm(tmp_path_factory):
     """A small random Llama with a BPE tokenizer, saved as a local folder (hf:<path>)."""
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from harness.data import load_corpus
-    from harness.tokenizer import build_tokenizer
+    from harness.data.corpus import load_corpus
+    from harness.data.tokenizer import build_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-lm")
     bpe = build_tokenizer("bpe", load_corpus("bbc")[:100], vocab_size=300)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from baselines.ar import Autoregressive, prefix_length
-from harness.errors import ConfigError
-from harness.model import Transformer, model_config
-from harness.sampling import SamplerConfig
+from harness.core.errors import ConfigError
+from harness.engine.model import Transformer, model_config
+from harness.engine.sampling import SamplerConfig
 
 
 def test_kv_cache_sampling_equals_cache_free_sampling():

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 import baselines  # noqa: F401  (registers dfm, sedd, ar)
-from harness.data import BatchLoader
-from harness.model import Transformer, model_config
-from harness.registry import BASELINES
-from harness.sampling import SamplerConfig
-from harness.trainer import TrainConfig, evaluate, train
+from harness.core.registry import BASELINES
+from harness.data.corpus import BatchLoader
+from harness.engine.model import Transformer, model_config
+from harness.engine.sampling import SamplerConfig
+from harness.engine.trainer import TrainConfig, evaluate, train
 
 METHODS = ["dfm", "sedd", "ar"]
 
@@ -62,7 +62,7 @@ def test_same_seed_same_samples(method):
 
 
 def test_unknown_sampler_names_the_method():
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
 
     m, model = build("dfm", 20, seq_len=8)
     with pytest.raises(ConfigError, match="method 'dfm' has no sampler 'hybrid'; known: euler"):

@@ -3,8 +3,8 @@
 import torch
 
 from baselines.dfm import DFM, QuadraticConvexScheduler
-from harness.model import model_config
-from harness.sampling import SamplerConfig
+from harness.engine.model import model_config
+from harness.engine.sampling import SamplerConfig
 
 
 class AllMassOn(torch.nn.Module):

@@ -34,7 +34,7 @@ def test_score_entropy_is_nonnegative_and_minimised_at_the_truth():
 
 def test_parametrised_scores_sum_to_the_ratio():
     torch.manual_seed(0)
-    from harness.model import Transformer, model_config
+    from harness.engine.model import Transformer, model_config
 
     model = Transformer(model_config("tiny", 9, 8))
     tau = torch.tensor([0.2, 0.9])

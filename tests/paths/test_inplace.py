@@ -6,7 +6,7 @@ import torch
 from scipy.stats import ks_2samp
 
 import paths  # noqa: F401  (registers the paths)
-from harness.registry import PATHS
+from harness.core.registry import PATHS
 from paths.base import SimplexPath
 
 V = 7

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import paths  # noqa: F401  (registers the paths)
-from harness.errors import ConfigError
-from harness.registry import PATHS
+from harness.core.errors import ConfigError
+from harness.core.registry import PATHS
 from paths.base import one_hot, time_grid
 from paths.kl import KLPath
 

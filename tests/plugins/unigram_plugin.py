@@ -2,9 +2,9 @@
 
 import torch
 
-from harness.methods import Method, backbone_config, masked_cross_entropy
-from harness.registry import BASELINES
-from harness.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+from harness.core.registry import BASELINES
+from harness.engine.methods import Method, backbone_config, masked_cross_entropy
+from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
 
 
 @BASELINES.register("unigram")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.registry import TASKS
+from harness.core.errors import ConfigError
+from harness.core.registry import TASKS
 from tasks import code  # noqa: F401  (registers the tasks)
 from tasks.code import build_program, mask_block, read_mbpp_file
 from tasks.passk import compiles, compiles_at_k, mean_pass_at_k, pass_at_k

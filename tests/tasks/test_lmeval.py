@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.generate import generate
-from harness.run import load_run
-from harness.protocol import sampling_setup
+from harness.engine.generate import generate
+from harness.engine.protocol import sampling_setup
+from harness.engine.run import load_run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "lm_eval"
 
@@ -65,7 +65,7 @@ def test_lm_eval_command(run_dir, task_dir, tmp_path, monkeypatch, capsys):
 
 
 def test_loglikelihood_requests_fail_clearly(run_dir):
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
     from tasks.lmeval import PathbenchLM
 
     with pytest.raises(ConfigError, match="generate_until"):

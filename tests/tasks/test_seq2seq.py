@@ -11,12 +11,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from harness.errors import ConfigError  # noqa: E402
-from harness.registry import TASKS  # noqa: E402
+from harness.core.errors import ConfigError  # noqa: E402
+from harness.core.registry import TASKS  # noqa: E402
 from tasks.base import Example  # noqa: E402
 from tasks.seq2seq import HeadlineLead, document_parts, lead_sentence, split_headline  # noqa: E402
-from tasks.text_metrics import (BertScoreF1, bertscore_f1, corpus_bleu, rouge_l,  # noqa: E402
-                                sentence_bleu, top_k_avg)
+from tasks.text_metrics import BertScoreF1, bertscore_f1, corpus_bleu, rouge_l, sentence_bleu, top_k_avg  # noqa: E402
 
 REFS = [
     "The prime minister said the economy grew faster than expected.",
@@ -150,15 +149,15 @@ def test_score_aggregates_per_candidate_metrics():
 
 @pytest.fixture(scope="module")
 def bpe():
-    from harness.data import load_corpus, split_documents
-    from harness.tokenizer import build_tokenizer
+    from harness.data.corpus import load_corpus, split_documents
+    from harness.data.tokenizer import build_tokenizer
 
     train, _ = split_documents(load_corpus("bbc"), 0.05)
     return build_tokenizer("bpe", train[:300], vocab_size=1000)
 
 
 def test_headline_lead_examples_are_held_out_deterministic_and_fit(bpe):
-    from harness.data import is_validation, load_corpus
+    from harness.data.corpus import is_validation, load_corpus
 
     docs = load_corpus("bbc")
     task = TASKS.build("headline_lead", response_tokens=500, bertscore=False)
@@ -191,7 +190,7 @@ def test_headline_lead_examples_are_held_out_deterministic_and_fit(bpe):
 
 
 def test_no_evaluation_prompt_is_a_training_document():
-    from harness.data import load_corpus, split_documents
+    from harness.data.corpus import load_corpus, split_documents
 
     docs = load_corpus("bbc")
     task = HeadlineLead(bertscore=False)
@@ -249,7 +248,7 @@ def _scored(n_examples: int, bertscore: bool = False):
 def test_intervals_are_recomputed_from_the_stored_per_example_values():
     import numpy as np
 
-    from harness import stats
+    from harness.core import stats
 
     examples, gens, out = _scored(5)
     per = out["per_example"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from tasks.scorers import EOS_MARKER, load_scorer
 from tasks.unconditional import generative_perplexity, read_samples, score_texts, unigram_entropy
 
@@ -160,9 +160,9 @@ def test_eval_unconditional_writes_metrics_with_reference_and_protocol(tiny_lm, 
 
 
 def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_cache, bbc_small, monkeypatch):
-    import harness.evaluate as evaluate
+    import harness.evaluation.evaluate as evaluate
     from harness.cli import main
-    from harness.run import draw_samples
+    from harness.engine.run import draw_samples
 
     run = tmp_path / "kl"
     assert main(["train", "--method", "kl", "--steps", "2", "--out", str(run), f"data.cache_dir={data_cache}",

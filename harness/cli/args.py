@@ -1,0 +1,95 @@
+"""What the command modules share: the one-line-error parser, argument types, the plugin
+option every command takes and the sampler flags of ``sample`` and ``eval``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def comma_list(text: str) -> list[str]:
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def top_k(text: str) -> int | str:
+    """An integer, or ``none``/``all`` (kept as "none"): the full vocabulary, explicitly."""
+    if text.strip().lower() in ("none", "all"):
+        return "none"
+    try:
+        return int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from err
+
+
+PROTOCOL_HELP = "generation protocol: kl-flow (the KL-flow reference code) or plain (see README)"
+
+
+def sampler_flags(parser: argparse.ArgumentParser) -> None:
+    """The sampler flags of sample and eval. The protocol's keys default to None so that an
+    explicit value is told apart from the protocol's default."""
+    parser.add_argument("--protocol", default=None,
+                        help=f"{PROTOCOL_HELP}; default: the one the checkpoint was trained with")
+    parser.add_argument("--sampler", default=None,
+                        help="simplex paths: basic, semi, sampling, hybrid; dfm: euler; sedd: tweedie, "
+                             "euler; ar: ancestral; flowmap: flowmap; tuned: the choice of tune-tstar "
+                             "(default: the method's first)")
+    parser.add_argument("--nfe", type=int, default=64, help="denoiser calls")
+    parser.add_argument("--t-star", type=float, default=0.28, help="hybrid switch time t*")
+    parser.add_argument("--top-k", type=top_k, default=None,
+                        help="an integer or none (full vocabulary); default: the protocol's (kl-flow: 1)")
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--grid", choices=["uniform", "log", "error"], default=None,
+                        help="time grid (default: the path's own; error: the fitted decoding-error warp)")
+    parser.add_argument("--final", choices=["argmax", "sample"], default=None,
+                        help="the last call: argmax or a draw (default: the protocol's, argmax)")
+    parser.add_argument("--final-at", choices=["last_step", "t_max"], default=None,
+                        help="where the last call sits (default: the protocol's; kl-flow: t_max)")
+
+
+def explicit_sampler(args: argparse.Namespace) -> dict:
+    """The sampler keys of a command line; the protocol's keys only where they were given."""
+    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_p=args.top_p,
+                   temperature=args.temperature, grid=args.grid)
+    for key in ("top_k", "final", "final_at"):
+        value = getattr(args, key)
+        if value is not None:
+            sampler[key] = None if value == "none" else value
+    return sampler
+
+
+def common_options() -> argparse.ArgumentParser:
+    common = Parser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first so its components register (repeatable)")
+    return common
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
+
+
+def top_k_list(text: str) -> list[int | None]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    try:
+        return [None if x in ("none", "all") else int(x) for x in items]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers or 'none', got {text!r}") from err
+
+
+def print_scores(label: str, row: dict) -> None:
+    """One row of gen-PPL and entropy (``score`` and ``eval`` of unconditional samples)."""
+    print(f"  {label:<10} gen-PPL {row['gen_ppl']:>10.2f}  (per-sample mean {row['gen_ppl_sample_mean']:.2f}, "
+          f"{row['scored_tokens']} tokens)   entropy {row['entropy']:.3f} nats")

@@ -1,0 +1,106 @@
+"""``pathbench score``, ``eval`` and ``lm-eval``: scoring sample files, evaluating a run on a
+registered task, and lm-evaluation-harness generative tasks on a run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli.args import comma_list, explicit_sampler, print_scores, sampler_flags
+from harness.core.devices import resolve_device
+from harness.core.errors import ConfigError
+
+# Command bodies import their work when called: it imports torch, which --help should not wait for.
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    sc = sub.add_parser("score", parents=[common],
+                        help="gen-PPL and entropy of a sample file (JSONL with 'text', or one sample per line)")
+    sc.add_argument("file", type=Path)
+    sc.add_argument("--scorer", default="smollm2", help="smollm2, hf:<name or path>, self:<ar run folder>")
+    sc.add_argument("--reference-run", type=Path, default=None,
+                    help="run folder whose held-out text gives the real-data reference row")
+    sc.add_argument("--batch-size", type=int, default=8)
+    sc.add_argument("--device", default=None)
+    sc.add_argument("--out", type=Path, default=None, help="write the result as JSON")
+    sc.set_defaults(func=cmd_score)
+
+    ev = sub.add_parser("eval", parents=[common], help="generate for a task from a run and score it")
+    ev.add_argument("--ckpt", type=Path, required=True)
+    ev.add_argument("--task", required=True, help="a registered task (see pathbench list)")
+    sampler_flags(ev)
+    ev.add_argument("--n", type=int, default=32, help="samples (unconditional task)")
+    ev.add_argument("--candidates", type=int, default=1, help="candidates per example")
+    ev.add_argument("--limit", type=int, default=None, help="first N examples only")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--out", type=Path, required=True, help="result folder")
+    ev.add_argument("--overwrite", action="store_true", help="replace an evaluation already in --out")
+    ev.add_argument("options", nargs="*", metavar="KEY=VALUE", help="task options, e.g. scorer=smollm2")
+    ev.set_defaults(func=cmd_eval)
+
+    le = sub.add_parser("lm-eval", parents=[common],
+                        help="run lm-evaluation-harness generative tasks on a run (generate_until)")
+    le.add_argument("--ckpt", type=Path, required=True)
+    le.add_argument("--tasks", type=comma_list, required=True)
+    le.add_argument("--include-path", type=Path, default=None, help="folder of local task YAML files")
+    le.add_argument("--model-args", default="", help="e.g. nfe=64,sampler=hybrid,max_gen_toks=32")
+    le.add_argument("--limit", type=int, default=None)
+    le.add_argument("--out", type=Path, required=True, help="JSON results file")
+    le.set_defaults(func=cmd_lm_eval)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from harness.evaluation.evaluate import score_file
+
+    result = score_file(args.file, args.scorer, reference_run=args.reference_run, out=args.out,
+                        batch_size=args.batch_size, device=resolve_device(args.device))
+    print(f"scorer {args.scorer}: {result['samples']['samples']} samples from {args.file}")
+    print_scores("samples", result["samples"])
+    if "reference" in result:
+        print_scores("real text", result["reference"])
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from harness.core.config import parse_value
+    from harness.evaluation.evaluate import eval_run
+
+    options = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"task option '{item}' is not key=value")
+        options[key] = parse_value(value)
+    result = eval_run(args.ckpt, args.task, args.out, explicit_sampler(args), task_options=options, n=args.n,
+                      candidates=args.candidates, limit=args.limit, seed=args.seed,
+                      batch_size=args.batch_size, device=resolve_device(args.device), protocol=args.protocol,
+                      overwrite=args.overwrite)
+    if args.task == "unconditional":
+        print_scores("samples", result["metrics"])
+        print_scores("real text", result["reference"])
+    else:
+        for key, value in result["metrics"].items():
+            print(f"  {key:<24} {value:.4f}" if isinstance(value, float) else f"  {key:<24} {value}")
+    print(f"wrote {args.out / 'metrics.json'}")
+
+
+def cmd_lm_eval(args: argparse.Namespace) -> None:
+    import json
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import tasks.lmeval  # noqa: F401  (registers the "pathbench" lm-eval model)
+    from harness.core.io import atomic_write_text
+
+    model_args = ",".join(a for a in (f"ckpt={args.ckpt}", args.model_args) if a)
+    manager = TaskManager(include_path=str(args.include_path) if args.include_path else None)
+    unknown = [t for t in args.tasks if t not in manager.all_tasks]
+    if unknown:
+        raise ConfigError(f"unknown lm-eval task '{unknown[0]}'; add its YAML folder with --include-path")
+    result = lm_eval.simple_evaluate(model="pathbench", model_args=model_args, tasks=args.tasks,
+                                     task_manager=manager, limit=args.limit)
+    atomic_write_text(args.out, json.dumps(result["results"], indent=2, default=float) + "\n")
+    for name, metrics in result["results"].items():
+        print(name, {k: v for k, v in metrics.items() if not k.endswith("stderr") and k != "alias"})

@@ -1,0 +1,69 @@
+"""``pathbench kl-curve`` and ``pathbench bench``: the KL-flow paper's Figure 2 diagnostic and the
+throughput figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli.args import comma_list, top_k
+from harness.core.devices import resolve_device
+
+# Command bodies import their work when called: it imports torch, which --help should not wait for.
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    kl = sub.add_parser("kl-curve", parents=[common],
+                        help="KL(x1‖x_t) against t per path and vocabulary size (CSV + plot)")
+    kl.add_argument("--vocab", type=int, nargs="+", default=[10, 10000], metavar="V")
+    kl.add_argument("--paths", type=comma_list, default=["linear", "fisher_rao", "kl"],
+                    help="comma-separated registered path names (default: linear,fisher_rao,kl)")
+    kl.add_argument("--samples", type=int, default=256, help="prior samples per (path, V)")
+    kl.add_argument("--beta", type=float, default=0.01, help="target smoothing β")
+    kl.add_argument("--points", type=int, default=99, help="times on the grid inside (0, 1)")
+    kl.add_argument("--seed", type=int, default=0)
+    kl.add_argument("--out", type=Path, required=True, help="output folder")
+    kl.set_defaults(func=cmd_kl_curve)
+
+    be = sub.add_parser("bench", parents=[common], help="print throughput figures")
+    be.add_argument("what", choices=["train", "sample"])
+    be.add_argument("--method", default="kl", help="a method or a comma-separated list (kl,linear,fisher_rao)")
+    be.add_argument("--preset", default="tiny")
+    be.add_argument("--vocab", type=int, default=8192)
+    be.add_argument("--seq-len", type=int, default=128)
+    be.add_argument("--batch-size", type=int, default=16)
+    be.add_argument("--steps", type=int, default=20, help="timed training steps (bench train)")
+    be.add_argument("--nfe", type=int, nargs="+", default=[16, 64], help="NFEs (bench sample)")
+    be.add_argument("--protocol", default="kl-flow", help="generation protocol of the simplex paths (bench sample)")
+    be.add_argument("--top-k", type=top_k, nargs="+", default=[1, "none"],
+                    help="top-k of the drawing samplers, 'none' = the full vocabulary (bench sample)")
+    be.add_argument("--samplers", type=comma_list, default=None,
+                    help="comma-separated samplers (default: every sampler of the method)")
+    be.add_argument("--device", default=None)
+    be.set_defaults(func=cmd_bench)
+
+
+def cmd_kl_curve(args: argparse.Namespace) -> None:
+    from harness.studies.kl_curve import run_kl_curve
+
+    rows = run_kl_curve(args.paths, args.vocab, args.out, samples=args.samples, beta=args.beta,
+                        points=args.points, seed=args.seed)
+    at = min({r.t for r in rows}, key=lambda t: abs(t - 0.3))
+    print(f"KL(x1‖x_t) at t = {at:.2f} (nats, mean over {args.samples} prior samples):")
+    for vocab in args.vocab:
+        cells = ", ".join(f"{r.path} {r.kl_mean:.3f}" for r in rows if r.vocab == vocab and r.t == at)
+        print(f"  V = {vocab}: {cells}")
+    print(f"wrote {args.out / 'kl_curve.csv'} and {args.out / 'kl_curve.png'}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from harness.studies import bench, bench_sample
+
+    common = dict(method_name=args.method, preset=args.preset, vocab=args.vocab,
+                  seq_len=args.seq_len, batch_size=args.batch_size, device=resolve_device(args.device))
+    if args.what == "train":
+        bench.bench_train(steps=args.steps, **common)
+    else:
+        top_ks = tuple(None if k == "none" else k for k in args.top_k)
+        bench_sample.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers),
+                                  top_ks=top_ks, protocol=args.protocol, **common)

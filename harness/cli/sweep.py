@@ -1,0 +1,76 @@
+"""``pathbench sweep`` and ``pathbench report``: an experiment grid run to completion (and resumed),
+and the report of its results folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.core.errors import ConfigError
+
+# Command bodies import their work when called: it imports torch or matplotlib, which --help should not wait for.
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    sw = sub.add_parser("sweep", parents=[common], help="run an experiment grid (submitit: local, slurm, debug)")
+    sw.add_argument("file", type=Path, help="experiment YAML")
+    sw.add_argument("--executor", choices=["local", "slurm", "debug"], default=None,
+                    help="default: the file's executor.kind, else local")
+    sw.add_argument("--out", type=Path, default=None, help="results folder (default: runs/<name>)")
+    sw.add_argument("--dry-run", action="store_true", help="print the runs it would launch")
+    sw.add_argument("--device", default=None)
+    sw.set_defaults(func=cmd_sweep)
+
+    rp = sub.add_parser("report", parents=[common], help="tables, plots and an HTML leaderboard from a results folder")
+    rp.add_argument("results_dir", type=Path)
+    rp.add_argument("--out", type=Path, required=True, help="e.g. results/NAME")
+    rp.add_argument("--title", default=None)
+    rp.add_argument("--kl-curve", type=Path, default=None, help="a kl_curve.csv to plot beside the runs")
+    rp.add_argument("--experiment", type=Path, action="append", default=None,
+                    help="report only this experiment file's runs (when sweeps share a folder; repeatable)")
+    rp.set_defaults(func=cmd_report)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from harness.sweep.dispatch import run_complete, sweep
+    from harness.sweep.experiment import load_experiment
+
+    out = args.out or Path("runs") / load_experiment(args.file).name
+    result = sweep(args.file, out, executor=args.executor, dry_run=args.dry_run, plugins=tuple(args.plugin),
+                   device=args.device)
+    exp = result["experiment"]
+    if args.dry_run:
+        print(f"{exp.name}: {len(exp.units)} training units, {len(exp.runs)} runs -> {out}")
+        for run in exp.runs:
+            s = run.sampler
+            state = "complete" if run_complete(out / "runs" / run.id) else "pending"
+            print(f"  {run.id}  {run.protocol.get('name', ''):<8} {run.unit.method:<11} seed {run.unit.seed}  "
+                  f"{s['name']:<9} NFE {s['nfe']:<5} "
+                  f"t* {s['t_star']:<5} top-k {s['top_k']!s:<5} {run.task} {run.scorer or ''}  [{state}]")
+        print(f"{len(result['jobs'])} job(s) would be submitted")
+        return
+    done = sum(run_complete(out / "runs" / r.id) for r in exp.runs)
+    print(f"{exp.name}: {result['submitted']} job(s) run; {done}/{len(exp.runs)} runs complete in {out}")
+    if result.get("failed"):
+        raise ConfigError(f"{len(result['failed'])} job(s) failed; first: {result['failed'][0]} "
+                          f"(logs in {out / 'submitit'}); run the same command again to resume")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from harness.report.leaderboard import write_report
+
+    only = None
+    if args.experiment:  # one or several files: the runs of any of them
+        from harness.sweep.experiment import load_experiment
+
+        only = {run.id for path in args.experiment for run in load_experiment(path).runs}
+    result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only)
+    for problem in result["problem_list"]:
+        print(f"left out: {problem}", file=sys.stderr)
+    board = Path(result["leaderboard_md"]).read_text()
+    for section in board.split("\n## ")[1:]:  # the verdict first, as the report shows it
+        if section.startswith(("Verdict", "Pairwise")):
+            print(section.rstrip() + "\n")
+    print(f"{result['runs']} runs, {result['problems']} problems; wrote {result['leaderboard_md']}, "
+          f"{result['leaderboard_csv']}, {result['report_html']}")

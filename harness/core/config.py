@@ -1,0 +1,119 @@
+"""Typed defaults with ``key=value`` overrides (the nanoGPT way, with errors that help).
+
+Overrides on the command line name a section and a key: ``train.lr=3e-4``,
+``model.n_layer=2``, ``data.seq_len=64``, ``method.beta=0.05``; a bare ``lr=3e-4`` means the
+``train`` section. Values are parsed as int, float, bool, None or string; a dataclass field
+is converted to the type of its default, and an unknown key lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from harness.core.errors import ConfigError
+
+SECTIONS = ("train", "model", "data", "method")
+T = TypeVar("T")
+
+
+@dataclass
+class DataConfig:
+    """Where the tokens come from (see harness.data.corpus)."""
+
+    corpus: str = "bbc"
+    tokenizer: str = "bpe"
+    vocab_size: int = 8192
+    seq_len: int = 128
+    val_fraction: float = 0.05
+    #: "none" (unconditional), "lines" (hide a block of 10–90 % of each sequence's lines and
+    #: give the rest: the code-infilling training objective) or "headline" (one row per
+    #: document from its first token, its first line and the line breaks after it given, the
+    #: rest generated: the headline -> lead objective; see harness.data.batches)
+    given: str = "none"
+    line_mask_min: float = 0.1
+    line_mask_max: float = 0.9
+    cache_dir: str = dataclasses.field(
+        default_factory=lambda: os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+
+
+GIVEN_POLICIES = ("none", "lines", "headline")
+
+
+@dataclass(frozen=True)
+class HeadlineGiven:
+    """The ``data.given=headline`` policy as a BatchLoader option (rows: harness.data.batches.DocumentRows).
+
+    It trains on the training split only, the documents with ``not is_validation(doc,
+    data.val_fraction)``; a ``headline_lead`` evaluation whose val_fraction is <= the run's (both
+    0.05 by default) therefore never prompts with a trained document."""
+
+    name: str = "headline"
+
+
+def line_infill_option(cfg: DataConfig) -> tuple[float, float] | HeadlineGiven | None:
+    """The BatchLoader ``line_infill`` option for a data config's ``given`` policy."""
+    if cfg.given not in GIVEN_POLICIES:
+        raise ConfigError(f"unknown data.given '{cfg.given}'; known: {', '.join(GIVEN_POLICIES)}")
+    if cfg.given == "headline":
+        return HeadlineGiven()
+    return (cfg.line_mask_min, cfg.line_mask_max) if cfg.given == "lines" else None
+
+
+def parse_value(text: str) -> Any:
+    """'3' -> 3, '1e-3' -> 0.001, 'true' -> True, 'none' -> None, anything else stays a str."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """['lr=1e-3', 'model.n_layer=2'] -> {'train': {'lr': 0.001}, 'model': {'n_layer': 2}}."""
+    out: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not key=value")
+        section, dot, name = key.partition(".")
+        if not dot:
+            section, name = "train", key
+        if section not in SECTIONS:
+            raise ConfigError(f"override '{item}': unknown section '{section}'; known: {', '.join(SECTIONS)}")
+        out[section][name] = parse_value(value)
+    return out
+
+
+def _convert(value: Any, default: Any, name: str) -> Any:
+    if default is None or value is None or isinstance(default, str):
+        return value if not isinstance(default, str) else str(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} = {value!r} must be true or false")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} = {value!r} must be a number")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise ConfigError(f"{name} = {value!r} must be an integer")
+        return type(default)(value)
+    return value
+
+
+def apply_overrides(config: T, values: dict[str, Any], section: str) -> T:
+    """A copy of the dataclass ``config`` with ``values`` set, each converted to its field type."""
+    known = {f.name for f in fields(config)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"unknown {section} option '{key}'; known: {', '.join(sorted(known))}")
+    converted = {k: _convert(v, getattr(config, k), f"{section}.{k}") for k, v in values.items()}
+    return dataclasses.replace(config, **converted)

@@ -1,0 +1,126 @@
+"""One generic registry, instantiated once per kind of component.
+
+Components register themselves where they are defined::
+
+    @PATHS.register("kl", "kl_geodesic")
+    class KLPath(SimplexPath): ...
+
+and are looked up by string only (``PATHS.get("kl")``). Unknown names fail with the list
+of known ones; a second registration of a taken name fails and names the first owner.
+This module imports no component: the packages ``paths``, ``baselines`` and ``tasks``
+import it (see :mod:`harness.engine.plugins` for how they and third-party plugins get loaded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from harness.core.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class DuplicateNameError(ConfigError):
+    """A name (or alias) is registered twice in the same registry."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A lookup by a name nobody registered."""
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0])
+
+
+def _owner(obj: object) -> str:
+    module = getattr(obj, "__module__", "?")
+    return f"{module}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+class Registry(Generic[T]):
+    """Names (and aliases) → registered objects, for one ``kind`` of component."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, name: str, *aliases: str) -> Callable[[T], T]:
+        """Decorator registering its target under ``name`` and ``aliases``."""
+
+        def decorator(obj: T) -> T:
+            self.add(name, obj, *aliases)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: T, *aliases: str) -> None:
+        for key in (name, *aliases):
+            if key in self._entries or key in self._aliases:
+                first = self._entries.get(key) or self._entries[self._aliases[key]]
+                raise DuplicateNameError(
+                    f"{self.kind} '{key}' is already registered (by {_owner(first)}); "
+                    f"cannot register {_owner(obj)} under the same name"
+                )
+        self._entries[name] = obj
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def get(self, name: str) -> T:
+        canonical = self._aliases.get(name, name)
+        if canonical not in self._entries:
+            raise UnknownNameError(
+                f"unknown {self.kind} '{name}'; known: {', '.join(self.names()) or '(none)'}"
+            )
+        return self._entries[canonical]
+
+    def build(self, name: str, **options: object):
+        """Instantiate the registered class ``name``; bad options name the component."""
+        cls = self.get(name)
+        try:
+            return cls(**options)
+        except TypeError as err:  # an option the component does not take
+            raise ConfigError(f"{self.kind} '{name}': {err}") from err
+        except ConfigError as err:
+            raise type(err)(f"{self.kind} '{name}': {err}") from err
+
+    def canonical(self, name: str) -> str:
+        """The registered name behind ``name`` (an alias or the name itself)."""
+        self.get(name)
+        return self._aliases.get(name, name)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def aliases_of(self, name: str) -> list[str]:
+        return sorted(a for a, n in self._aliases.items() if n == name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries or name in self._aliases
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+PATHS: Registry = Registry("path")
+BASELINES: Registry = Registry("method")
+TASKS: Registry = Registry("task")
+METRICS: Registry = Registry("metric")
+SCORERS: Registry = Registry("scorer")
+#: named generation protocols (harness.engine.protocol registers kl-flow and plain)
+PROTOCOLS: Registry = Registry("protocol")
+
+ALL: dict[str, Registry] = {
+    "paths": PATHS,
+    "methods": BASELINES,
+    "tasks": TASKS,
+    "metrics": METRICS,
+    "scorers": SCORERS,
+    "protocols": PROTOCOLS,
+}

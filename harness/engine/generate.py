@@ -1,0 +1,98 @@
+"""Conditional generation for every method: given text, free slots, decoded answers.
+
+A request is a list of parts: a ``str`` is given text (tokenised and clamped), an ``int`` is
+a number of free token positions the method fills. Prompt → response is ``[prompt, n]``;
+infilling is ``[prefix, n, suffix]``. Requests are laid out left-aligned in ``seq_len``
+positions; positions after the last part are free too (the method writes there, nobody reads
+it), so every method sees the same layout.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from harness.core.errors import ConfigError
+from harness.data.tokenizer import Tokenizer
+from harness.engine.methods import Method
+from harness.engine.sampling import SamplerConfig
+
+Part = str | int
+
+
+@dataclass
+class Layout:
+    ids: Tensor                     # (S,) given token ids (0 where free)
+    given: Tensor                   # (S,) bool
+    slots: list[tuple[int, int]]    # [start, end) of each free part, in order
+
+
+def layout(tokenizer: Tokenizer, parts: list[Part], seq_len: int) -> Layout:
+    """Place the parts of one request on ``seq_len`` positions."""
+    ids = torch.zeros(seq_len, dtype=torch.long)
+    given = torch.zeros(seq_len, dtype=torch.bool)
+    slots, pos = [], 0
+    for part in parts:
+        if isinstance(part, str):
+            tokens = tokenizer.encode(part)
+            end = pos + len(tokens)
+            if end > seq_len:
+                raise ConfigError(f"request needs {end} positions, more than seq_len = {seq_len}; "
+                                  "shorten the prompt or raise seq_len")
+            ids[pos:end] = torch.tensor(tokens, dtype=torch.long)
+            given[pos:end] = True
+        else:
+            if part < 1:
+                raise ConfigError(f"a free slot must have >= 1 position, got {part}")
+            end = pos + part
+            if end > seq_len:
+                raise ConfigError(f"request needs {end} positions, more than seq_len = {seq_len}")
+            slots.append((pos, end))
+        pos = end
+    return Layout(ids, given, slots)
+
+
+def decode_slot(tokenizer: Tokenizer, ids: list[int], stop_at_eos: bool = True) -> str:
+    """Text of one free slot; generation stops at the first EOS (it ends a document)."""
+    if stop_at_eos and tokenizer.eos_id in ids:
+        ids = ids[: ids.index(tokenizer.eos_id)]
+    return tokenizer.decode(ids)
+
+
+@torch.no_grad()
+def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, requests: list[list[Part]],
+             sampler: SamplerConfig, *, seq_len: int, candidates: int = 1, batch_size: int = 16,
+             seed: int = 0) -> list[list[list[str]]]:
+    """Fill every request ``candidates`` times. Returns [request][candidate][slot] -> text.
+
+    Candidate c of request r uses the generator seeded with (seed, c, batch), so adding
+    requests never changes the candidates of earlier batches.
+    """
+    if candidates < 1:
+        raise ConfigError(f"candidates = {candidates} must be >= 1")
+    device = next(model.parameters()).device
+    layouts = [layout(tokenizer, parts, seq_len) for parts in requests]
+    out: list[list[list[str]]] = [[] for _ in requests]
+    for index in _batches(layouts, batch_size, by_prefix=method.requires_prefix):
+        ids = torch.stack([layouts[i].ids for i in index]).to(device)
+        given = torch.stack([layouts[i].given for i in index]).to(device)
+        for c in range(candidates):
+            generator = torch.Generator(device).manual_seed(seed * 1_000_003 + c * 10_007 + index[0])
+            sampled = method.sample(model, len(index), seq_len, sampler, given_ids=ids, given_mask=given,
+                                    generator=generator).cpu()
+            for row, i in enumerate(index):
+                tokens = sampled[row].tolist()
+                out[i].append([decode_slot(tokenizer, tokens[a:b]) for a, b in layouts[i].slots])
+    return out
+
+
+def _batches(layouts: list[Layout], batch_size: int, by_prefix: bool) -> list[list[int]]:
+    """Request indices in batches; an autoregressive batch must share its prefix length."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, lay in enumerate(layouts):
+        groups[int(lay.given.long().cumprod(0).sum()) if by_prefix else 0].append(i)
+    return [idx[j:j + batch_size] for key in sorted(groups) for idx in [groups[key]]
+            for j in range(0, len(idx), batch_size)]

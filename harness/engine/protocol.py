@@ -1,0 +1,162 @@
+"""Named generation protocols: one name fixes how every simplex path is trained and sampled.
+
+* ``kl-flow`` — the KL-flow reference code (EgorSevriugov/KL-Flow), the default for new runs.
+  Training draws t ~ U[0, t_max] with t_max = 0.3 (``method.t_max``). Sampling integrates on
+  [0, t_max] on a grid uniform in τ = −log(1−t) (``method.grid=log``); for the kl path every
+  update is l ← (1−Δτ)·l + Δτ·E_w[l1] (``method.update=tau_euler``, kl only). After the last
+  update the denoiser is called once more at t_max and its argmax is the sample
+  (``sampler.final_at=t_max``, ``sampler.final=argmax``); top-k 1 in the sampling phase
+  (``sampler.top_k=1``). NFE mapping: pathbench NFE = N + 1: N updates of the reference plus
+  its final call at t_max.
+* ``plain`` — the paper's text and pathbench's behaviour before protocols: t on [0, 1], a
+  uniform grid, Euler updates, the full vocabulary, argmax at the last grid step
+  (``final_at=last_step``). A run recorded without a protocol was made this way.
+
+A protocol's method settings reach only simplex-path methods (:class:`PathMethod`), and a
+key only where that path takes it (``update``: kl); its sampler settings reach only the
+simplex-path samplers (basic, semi, sampling, hybrid). Baselines (dfm, sedd, ar, flowmap,
+plugins) keep their own defaults, and the record says so. An explicit key always wins and the
+record lists it under ``overridden``. The record — ``{"name", "method", "sampler",
+"overridden"}`` plus ``not_applied`` reasons, ``trained_with`` when sampling under another
+protocol than training, ``legacy`` for a run recorded before protocols — is stored in
+meta.json, every sample record and every metrics.json as ``generation_protocol``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES, PROTOCOLS
+from harness.engine.methods import Method, PathMethod
+from harness.engine.sampling import SAMPLERS, SamplerConfig
+
+DEFAULT = "kl-flow"  # new training runs reproduce the paper's reference code
+LEGACY = "plain"     # what a run recorded before protocols existed was trained with
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to train and sample: method options and sampler defaults (never mutated)."""
+
+    name: str
+    description: str
+    method: dict
+    sampler: dict
+
+
+PROTOCOLS.add("kl-flow", Protocol(
+    "kl-flow", "the KL-flow reference code: t ~ U[0, 0.3], log-τ grid, tau-Euler kl update, "
+               "top-k 1, final argmax call at t_max (NFE = reference N + 1)",
+    method={"t_max": 0.3, "grid": "log", "update": "tau_euler"},
+    sampler={"top_k": 1, "final": "argmax", "final_at": "t_max"}))
+PROTOCOLS.add("plain", Protocol(
+    "plain", "the paper's text: t on [0, 1], uniform grid, Euler, full vocabulary, argmax at the last step",
+    method={"t_max": 1.0, "grid": "uniform", "update": "euler"},
+    sampler={"top_k": None, "final": "argmax", "final_at": "last_step"}))
+
+
+def _path_method(method_name: str) -> type | None:
+    """The method's class if it is a simplex path trained as a method, else None (a flow-map
+    student is a PathMethod without a path of its own: its path options come from its teacher)."""
+    cls = BASELINES.get(method_name)
+    return cls if isinstance(cls, type) and issubclass(cls, PathMethod) and cls.path_name else None
+
+
+def resolve_method_options(method_name: str, protocol_name: str, explicit: dict) -> tuple[dict, dict]:
+    """(method options, record): the protocol's method settings under the explicit ones."""
+    protocol: Protocol = PROTOCOLS.get(protocol_name)
+    cls = _path_method(method_name)
+    record: dict[str, Any] = {"name": protocol.name, "method": {}, "sampler": {}, "overridden": {}}
+    if cls is None:
+        record["not_applied"] = {"method": f"'{BASELINES.canonical(method_name)}' is not a simplex-path "
+                                           "method; it keeps its own options and sampler defaults"}
+        return dict(explicit), record
+    takes = cls.option_names()
+    for key, value in protocol.method.items():
+        if key in explicit:
+            record["overridden"][f"method.{key}"] = explicit[key]
+        elif key in takes:
+            record["method"][key] = value
+        else:
+            record.setdefault("not_applied", {})[f"method.{key}"] = (
+                f"'{BASELINES.canonical(method_name)}' takes no '{key}'")
+    record["sampler"] = dict(protocol.sampler)  # what its path samplers will default to
+    return {**record["method"], **explicit}, record
+
+
+def build_method(method_name: str, options: dict, record: dict) -> Method:
+    """BASELINES.build, with a hint when a value the protocol set (not the user) is refused."""
+    try:
+        return BASELINES.build(method_name, **options)
+    except ConfigError as err:
+        applied = [f"{k}={v}" for k, v in record.get("method", {}).items() if f"'{v}'" in str(err)]
+        if not applied:
+            raise
+        raise type(err)(f"{err} (protocol '{record['name']}' set {', '.join(applied)}; give the key "
+                        f"explicitly or choose another protocol)") from err
+
+
+def recorded(meta: dict) -> dict:
+    """The protocol record of a trained run; a run from before protocols counts as ``plain``
+    and every protocol key whose value differs from plain's must have been given explicitly."""
+    if "generation_protocol" in meta:
+        return copy.deepcopy(meta["generation_protocol"])
+    plain: Protocol = PROTOCOLS.get(LEGACY)
+    options = meta.get("method_options") or {}
+    explicit = {k: options[k] for k, v in plain.method.items() if k in options and options[k] != v}
+    _, record = resolve_method_options(meta["method"], LEGACY, explicit)
+    return {**record, "legacy": True}
+
+
+def protocol_name_of(meta: dict) -> str:
+    """The protocol a run was trained with (``plain`` for a run recorded before protocols)."""
+    return (meta.get("generation_protocol") or {}).get("name", LEGACY)
+
+
+def for_sampling(method: Method, meta: dict, protocol_name: str | None) -> tuple[Method, dict]:
+    """(method, record) to sample a loaded run under ``protocol_name`` (None: its own). Under
+    another protocol the method is rebuilt from the run's options with that protocol's
+    settings, except for keys that were explicit at training time."""
+    trained = recorded(meta)
+    if protocol_name is None or PROTOCOLS.get(protocol_name).name == trained["name"]:
+        return method, trained
+    explicit = {k.split(".", 1)[1]: v for k, v in trained["overridden"].items() if k.startswith("method.")}
+    options, record = resolve_method_options(meta["method"], protocol_name, explicit)
+    if record["method"]:  # only a path method changes; a baseline is sampled as trained
+        rebuilt = build_method(meta["method"], {**meta["method_options"], **options}, record)
+        rebuilt.calibration = method.calibration
+        method = rebuilt
+    return method, {**record, "trained_with": trained["name"]}
+
+
+def resolve_sampler(method: Method, record: dict, explicit: dict) -> tuple[dict, dict]:
+    """(sampler spec, record): the protocol's sampler defaults under the explicit keys, for a
+    simplex-path sampler of a path method; any other sampler keeps its own defaults."""
+    protocol: Protocol = PROTOCOLS.get(record["name"])
+    name = explicit.get("name") or method.samplers[0]
+    record = copy.deepcopy(record)
+    record["overridden"] = {k: v for k, v in record.get("overridden", {}).items() if not k.startswith("sampler.")}
+    record["sampler"] = {}
+    if not (isinstance(method, PathMethod) and name in SAMPLERS):
+        record.setdefault("not_applied", {})["sampler"] = (
+            f"sampler '{name}' keeps its own defaults (protocol sampler settings are for "
+            f"{', '.join(SAMPLERS)} of simplex-path methods)")
+        return dict(explicit), record
+    for key, value in protocol.sampler.items():
+        if key in explicit:
+            record["overridden"][f"sampler.{key}"] = explicit[key]
+        else:
+            record["sampler"][key] = value
+    return {**record["sampler"], **explicit}, record
+
+
+def sampling_setup(method: Method, meta: dict, protocol_name: str | None,
+                   explicit: dict) -> tuple[Method, SamplerConfig, dict]:
+    """(method, sampler config, record) for sampling a loaded run: the one place where a
+    command turns a protocol and the user's explicit sampler keys into what is sampled."""
+    method, record = for_sampling(method, meta, protocol_name)
+    spec, record = resolve_sampler(method, record, explicit)
+    return method, method.sampler_config(meta["method"], spec), record

@@ -1,0 +1,185 @@
+"""Train and sample one run: wire method, data, backbone and trainer together.
+
+A run folder is self-contained: ``meta.json`` (method and its options, model config, data
+spec, the generation protocol's record, library versions, git revision), ``tokenizer/``, checkpoints, ``metrics.jsonl`` and
+``train.log``. ``pathbench sample`` needs nothing but that folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import platform
+import subprocess
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from harness.core.config import DataConfig, apply_overrides, line_infill_option
+from harness.core.errors import ConfigError
+from harness.core.io import atomic_open
+from harness.core.registry import BASELINES
+from harness.data.corpus import BatchLoader, prepare_data
+from harness.data.tokenizer import load_tokenizer
+from harness.engine.calibration import read_calibration
+from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
+from harness.engine.methods import Method
+from harness.engine.model import ModelConfig, Transformer, model_config
+from harness.engine.protocol import DEFAULT, build_method, protocol_name_of, resolve_method_options, sampling_setup
+from harness.engine.sampling import SamplerConfig
+from harness.engine.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
+
+TRACKED = ("torch", "numpy", "tokenizers", "transformers", "datasets", "safetensors")
+
+
+def environment() -> dict[str, Any]:
+    """What produced a result: git revision, library versions, Python, device."""
+    versions = {}
+    for name in ("pathbench", *TRACKED):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {"git_revision": rev, "versions": versions, "python": platform.python_version(),
+            "device": device}
+
+
+def _log_to(run_dir: Path) -> None:
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger("pathbench")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+
+
+def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dict[str, Any]], *,
+              resume: bool = False, device: str = "cpu", protocol: str | dict | None = None) -> TrainResult:
+    """``pathbench train``: build everything from names + overrides and train into ``out``.
+
+    ``protocol`` is a generation protocol's name applied to ``overrides["method"]`` (the
+    explicit keys), or a record already resolved with those options (a sweep's unit); None
+    means the protocol recorded in the run on ``resume`` (``plain`` if none), else kl-flow."""
+    if isinstance(protocol, dict):
+        options, record = overrides["method"], protocol
+    else:
+        if protocol is None:
+            protocol = protocol_name_of(read_meta(out)) if resume and (out / "meta.json").exists() else DEFAULT
+        options, record = resolve_method_options(method_name, protocol, overrides["method"])
+    method: Method = build_method(method_name, options, record)
+    data_cfg = apply_overrides(DataConfig(), overrides["data"], "data")
+    train_cfg = apply_overrides(TrainConfig(), overrides["train"], "train")
+    infill = line_infill_option(data_cfg)  # validated before any data is prepared
+    out.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len, Path(data_cfg.cache_dir),
+                        vocab_size=data_cfg.vocab_size, val_fraction=data_cfg.val_fraction)
+    model_cfg = model_config(preset, data.tokenizer.vocab_size + method.extra_tokens, data_cfg.seq_len,
+                             causal=method.causal, time_cond=method.time_cond,
+                             **({"two_time": True} if method.two_time else {}), **overrides["model"])
+    meta = {
+        "method": BASELINES.canonical(method_name), "method_options": method.options(),
+        "preset": preset, "model": asdict(model_cfg), "data": asdict(data_cfg),
+        "tokenizer": "tokenizer", "train": asdict(train_cfg), "generation_protocol": record,
+    }
+    if resume and latest_checkpoint(out) is not None:
+        old = read_meta(out)
+        # a field added to ModelConfig since the run started takes its default, not a mismatch
+        old = {**old, "model": asdict(ModelConfig(**old["model"]))} if "model" in old else old
+        for key in ("method", "method_options", "model", "data"):
+            if old.get(key) != meta[key]:
+                raise ConfigError(f"cannot resume {out}: its {key} was {old.get(key)!r}, "
+                                  f"this command asks for {meta[key]!r}")
+    ensure_can_start(out, resume)
+    rank, world = distributed_context()
+    if rank == 0:
+        data.tokenizer.save(out / "tokenizer")
+        write_meta(out, {**meta, "environment": environment()})
+        _log_to(out)
+    torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
+    model = Transformer(model_cfg)
+    method.init_model(model)  # e.g. a flow-map student starts from its teacher's weights
+    masks = {"line_infill": infill, "is_newline": data.newline_table() if infill else None}
+    train_loader = BatchLoader(data.train, train_cfg.batch_size, seed=train_cfg.seed, shuffle=True,
+                               rank=rank, world=world, **masks)
+    return train(method, model, iter(train_loader),
+                 lambda: BatchLoader(data.val, train_cfg.batch_size, shuffle=False, **masks).epoch(),
+                 train_cfg, out, resume=resume, device=device)
+
+
+def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None):
+    """(method, model, tokenizer, meta, step) from a run folder, with its consistency checked."""
+    meta = read_meta(ckpt)
+    if method_name is not None and BASELINES.canonical(method_name) != meta["method"]:
+        raise ConfigError(f"checkpoint {ckpt} was trained with method '{meta['method']}', "
+                          f"not '{method_name}'")
+    method: Method = BASELINES.build(meta["method"], **meta["method_options"])
+    method.calibration = read_calibration(ckpt)
+    model_cfg = ModelConfig(**meta["model"])
+    tokenizer = load_tokenizer(ckpt / meta["tokenizer"])
+    if tokenizer.vocab_size + method.extra_tokens != model_cfg.vocab_size:
+        extra = f" + {method.extra_tokens} extra" if method.extra_tokens else ""
+        raise ConfigError(f"vocabulary mismatch: the checkpoint's model has {model_cfg.vocab_size} "
+                          f"tokens, its tokenizer {tokenizer.vocab_size}{extra}")
+    model = Transformer(model_cfg)
+    step = load_checkpoint(ckpt, model, with_state=False).step
+    return method, model.to(device).eval(), tokenizer, meta, step
+
+
+def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
+               batch_size: int = 16, seq_len: int | None = None, device: str = "cpu",
+               method_name: str | None = None, protocol: str | None = None) -> list[dict[str, Any]]:
+    """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically).
+    ``sampler`` holds the explicit keys; ``protocol`` (default: the run's) fills the rest."""
+    method, model, tokenizer, meta, step = load_run(ckpt, device, method_name)
+    method, cfg, record = sampling_setup(method, meta, protocol, sampler)
+    records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
+                           batch_size=batch_size, seq_len=seq_len, device=device, protocol=record)
+    write_samples(records, out)
+    return records
+
+
+def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, step: int, n: int,
+                 sampler: SamplerConfig | dict, *, seed: int = 0, batch_size: int = 16,
+                 seq_len: int | None = None, device: str = "cpu",
+                 protocol: dict | None = None) -> list[dict[str, Any]]:
+    """``n`` unconditional samples from a loaded run, one record per sample (text, ids, seed,
+    and ``protocol``, the generation-protocol record, as ``generation_protocol``)."""
+    if n < 1:
+        raise ConfigError(f"n = {n} must be >= 1")
+    sampler = method.sampler_config(meta["method"], sampler)
+    seq_len = seq_len or meta["data"]["seq_len"]
+    if seq_len > model.config.max_seq_len:
+        raise ConfigError(f"sequence length {seq_len} exceeds the checkpoint's maximum "
+                          f"{model.config.max_seq_len}")
+    records = []
+    for first in tqdm(range(0, n, batch_size), desc=f"sample {sampler.name}"):
+        size = min(batch_size, n - first)
+        batch_seed = seed * 1_000_003 + first
+        generator = torch.Generator(device).manual_seed(batch_seed)
+        given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
+        ids = method.sample(model, size, seq_len, sampler, generator=generator, **given).cpu()
+        for row, sample_ids in enumerate(ids.tolist()):
+            records.append({
+                "index": first + row, "text": tokenizer.decode(sample_ids), "ids": sample_ids,
+                "seed": batch_seed, "row_in_batch": row, "batch_size": size,
+                "method": meta["method"], "method_options": method.options(),
+                "sampler": dataclasses.asdict(sampler), "checkpoint_step": step,
+                **({"generation_protocol": protocol} if protocol is not None else {}),
+            })
+    return records
+
+
+def write_samples(records: list[dict[str, Any]], out: Path) -> None:
+    with atomic_open(out, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

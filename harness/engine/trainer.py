@@ -1,0 +1,255 @@
+"""The one trainer every method goes through.
+
+AdamW (or Muon for the hidden matrices, AdamW for the rest), linear warm-up then cosine decay,
+gradient clipping, bf16 autocast and optional torch.compile on CUDA, DDP under torchrun, a
+held-out loss, JSONL metrics, a progress bar, and a guard that stops on a non-finite loss
+with the step number. Checkpoints hold weights, optimizer, every RNG and the data position,
+so ``resume=True`` continues exactly where the run stopped (bit-identical losses on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from harness.core.errors import ConfigError
+from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from harness.engine.methods import Method
+
+log = logging.getLogger("pathbench.train")
+OPTIMIZERS = ("adamw", "muon")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 50
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    optimizer: str = "adamw"
+    eval_every: int = 100
+    eval_batches: int = 4
+    ckpt_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    precision: str = "auto"
+    compile: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer '{self.optimizer}'; known: {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} = {getattr(self, name)} must be >= 1")
+
+
+@dataclass
+class TrainResult:
+    step: int
+    train_loss: float
+    val_loss: float | None
+    tokens_per_s: float
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``cfg.steps``."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizers(model: torch.nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """AdamW on everything, or Muon on the 2-D hidden weights + AdamW on the rest.
+
+    Embeddings, the output head, norms, biases and adaLN modulations stay on AdamW and out of
+    weight decay where they are vectors (the usual GPT recipe)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    is_hidden = lambda n, p: p.ndim == 2 and "embed" not in n and "head" not in n  # noqa: E731
+    muon = [p for n, p in named if cfg.optimizer == "muon" and is_hidden(n, p)]
+    muon_ids = {id(p) for p in muon}
+    decay = [p for n, p in named if p.ndim >= 2 and id(p) not in muon_ids]
+    no_decay = [p for n, p in named if p.ndim < 2]
+    fused = torch.cuda.is_available() and all(p.is_cuda for _, p in named)
+    optimizers = [torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95), fused=fused or None)]
+    if muon:
+        optimizers.append(torch.optim.Muon(muon, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                           adjust_lr_fn="match_rms_adamw"))
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["base_lr"] = cfg.lr
+    return optimizers
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "method": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(generator: torch.Generator, state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["method"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def ensure_can_start(run_dir: Path, resume: bool) -> None:
+    """Refuse to train over an existing checkpoint unless resuming."""
+    if not resume and latest_checkpoint(run_dir) is not None:
+        raise ConfigError(f"{run_dir} already holds a checkpoint; pass --resume to continue it "
+                          "or choose another --out (nothing was overwritten)")
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return (dist.get_rank() if world > 1 else 0), world
+
+
+@torch.no_grad()
+def evaluate(method: Method, model: torch.nn.Module, batches: Iterable, device: torch.device,
+             seed: int = 1234) -> float:
+    """Mean loss over ``batches`` with a fixed noise seed, so evaluations are comparable."""
+    model.eval()
+    generator = torch.Generator(device).manual_seed(seed)
+    losses = [method.loss(model, b.ids.to(device), b.given.to(device), generator).item()
+              for b in batches]
+    model.train()
+    if not losses:
+        raise ConfigError("the validation split gave no batch; use a larger corpus or a smaller seq_len")
+    return sum(losses) / len(losses)
+
+
+def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
+          val_batches: Callable[[], Iterable], cfg: TrainConfig, run_dir: Path, *,
+          resume: bool = False, device: torch.device | str = "cpu") -> TrainResult:
+    """Train ``model`` with ``method.loss`` for ``cfg.steps`` steps, checkpointing into ``run_dir``.
+
+    ``train_batches`` is an endless iterator of batches (``.ids``, ``.given`` (B,S)) with
+    ``state_dict()``/``load_state_dict()`` for its position; ``val_batches()`` gives a fresh
+    finite pass over the held-out split.
+    """
+    device = torch.device(device)
+    rank, world = distributed_context()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    optimizers = build_optimizers(model, cfg)
+    generator = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + rank)
+    start = 0
+    if resume and latest_checkpoint(run_dir) is not None:
+        ckpt = load_checkpoint(run_dir, model)
+        for opt, opt_state in zip(optimizers, ckpt.state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        _set_rng_state(generator, ckpt.state["rng"])
+        train_batches.load_state_dict(ckpt.state["data"])
+        start = ckpt.step
+        log.info("resumed from %s at step %d", ckpt.folder, start)
+    else:
+        ensure_can_start(run_dir, resume)
+    bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
+    if cfg.precision == "bf16" and device.type != "cuda":
+        raise ConfigError("precision 'bf16' needs a CUDA device; use fp32 on the CPU")
+    step_model = torch.compile(model) if cfg.compile else model
+    if world > 1:
+        step_model = torch.nn.parallel.DistributedDataParallel(step_model)
+    metrics_path = run_dir / "metrics.jsonl"
+    if rank == 0:
+        _truncate_metrics(metrics_path, start)
+        (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    loss_value, val_loss, seen_tokens, t0 = float("nan"), None, 0, time.perf_counter()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+               disable=not cfg.progress or rank != 0)
+    for step in bar:
+        factor = lr_factor(step, cfg)
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
+        batch = next(train_batches)
+        ids, given = batch.ids.to(device), batch.given.to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = method.loss(step_model, ids, given, generator)
+        if not torch.isfinite(loss):
+            found = latest_checkpoint(run_dir)
+            raise TrainingDiverged(f"loss became {loss.item()} at step {step + 1}; last checkpoint: "
+                                   f"{'step ' + str(found[0]) if found else 'none'}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        for opt in optimizers:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if world > 1:  # log the mean over ranks, not rank 0's share
+            reduced = loss.detach().clone()
+            dist.all_reduce(reduced)
+            loss_value = reduced.item() / world
+        else:
+            loss_value = loss.item()
+        seen_tokens += ids.numel() * world
+        done = step + 1
+        record = {"step": done, "loss": loss_value, "lr": cfg.lr * factor}
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            val_loss = evaluate(method, model, _take(val_batches(), cfg.eval_batches), device)
+            record["val_loss"] = val_loss
+        if rank == 0 and (done % cfg.log_every == 0 or "val_loss" in record):
+            record["tokens_per_s"] = seen_tokens / (time.perf_counter() - t0)
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            bar.set_postfix(loss=f"{loss_value:.3f}", **({"val": f"{val_loss:.3f}"} if val_loss else {}))
+            log.info("step %d loss %.4f%s", done, loss_value,
+                     f" val {val_loss:.4f}" if "val_loss" in record else "")
+        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
+            save_checkpoint(run_dir, done, model, {
+                "optimizers": [opt.state_dict() for opt in optimizers],
+                "rng": _rng_state(generator),
+                "data": train_batches.state_dict(),
+            })
+    elapsed = time.perf_counter() - t0
+    return TrainResult(cfg.steps, loss_value, val_loss, seen_tokens / max(elapsed, 1e-9))
+
+
+def _take(batches: Iterable, n: int) -> list:
+    out = []
+    for batch in batches:
+        if len(out) == n:
+            break
+        out.append(batch)
+    return out
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop records written after the checkpoint so no step appears twice."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))

@@ -1,0 +1,193 @@
+"""``pathbench report DIR``: gather every run's ``metrics.json`` into tables, plots and a leaderboard.
+
+:func:`collect` reads every ``metrics.json`` under a results folder (recursively) into one flat
+pandas table (one row per complete run); files that are not valid JSON, lack the required keys
+or are not ``status: complete`` are left out and listed as problems, never averaged in.
+:func:`tables` makes, after the verdict (:mod:`harness.report.verdict_tables`), one table per scorer for
+the unconditional task and one per other task, each number once: runs that differ only in seed
+are one row (gen-PPL and entropy pooled over the seeds' samples with their interval,
+:func:`harness.core.stats.seed_pooled`); the other views (PPL vs NFE, t* sweep, few-step) are plots.
+:func:`write_report` writes ``leaderboard.md``, ``leaderboard.csv``, ``report.html`` (one
+self-contained file with sortable tables and base64 plots, :mod:`harness.report.html`) and the PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.core.errors import ConfigError
+from harness.core.io import atomic_write_text
+from harness.report.html import markdown_table, page
+from harness.report.plots import load_kl_curves, make_plots
+from harness.report.tables import BASE, PROTOCOL, SAMPLER_FIELDS, metric_key, tables
+from harness.report.verdict_tables import verdict_sections
+
+__all__ = ["collect", "load", "markdown_table", "tables", "write_report"]
+
+REQUIRED = ("run_id", "method", "task", "sampler", "metrics")
+#: raw per-sample data kept in a result for recomputing statistics, not a table column
+RAW = ("per_sample", "per_example")
+
+
+# ----------------------------------------------------------------------------- collect
+
+def _scalar(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def _flatten(record: dict, rel: str) -> dict[str, Any]:
+    row: dict[str, Any] = {k: record.get(k) for k in ("run_id", *BASE, "seed")}
+    row[PROTOCOL] = (record.get(PROTOCOL) or {}).get("name")
+    for k, v in sorted((record.get("method_options") or {}).items()):
+        row[f"opt.{k}"] = _scalar(v)
+    sampler = record["sampler"]
+    row["sampler"] = sampler.get("name")
+    for k, v in sampler.items():
+        if k != "name":
+            row[k if k not in row else f"sampler_{k}"] = _scalar(v)
+    for k in sorted(record["metrics"], key=metric_key):
+        if k in RAW:
+            continue
+        row[k if k not in row else f"metric_{k}"] = _scalar(record["metrics"][k])
+    for k in sorted(record.get("reference") or {}, key=metric_key):
+        if k not in RAW:
+            row[f"ref_{k}"] = _scalar(record["reference"][k])
+    for k, v in (record.get("train") or {}).items():
+        row[f"train_{k}"] = _scalar(v)
+    row["path"] = rel
+    return row
+
+
+def _problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        return f"missing required key(s) {', '.join(missing)}"
+    if record.get("status") != "complete":
+        return f"status is {record.get('status')!r}, not 'complete' (unfinished or failed run)"
+    if not isinstance(record["sampler"], dict) or not isinstance(record["metrics"], dict):
+        return "'sampler' and 'metrics' must be JSON objects"
+    return None
+
+
+def _is_pathbench_folder(root: Path) -> bool:
+    return any((root / d).is_dir() for d in ("runs", "train", "submitit")) or \
+        next(root.rglob("kl_curve.csv"), None) is not None
+
+
+def load(results_dir: str | Path, only: set[str] | None = None) -> tuple[pd.DataFrame, list[str], list[dict]]:
+    """Like :func:`collect`, plus the list of the complete runs' raw records; ``only`` keeps
+    the runs with those ids (one experiment's runs in a folder that several sweeps share)."""
+    root = Path(results_dir)
+    files = sorted(root.rglob("metrics.json")) if root.is_dir() else []
+    if not files and not (root.is_dir() and _is_pathbench_folder(root)):
+        raise ConfigError(f"{root} is not a pathbench results folder: no metrics.json under it")
+    rows, problems, records, seen = [], [], [], {}
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            problems.append(f"{rel}: not valid JSON ({type(err).__name__}: {err})")
+            continue
+        reason = _problem(record)
+        if reason is None and only is not None and record["run_id"] not in only:
+            continue
+        if reason is None and record["run_id"] in seen:
+            reason = f"duplicate run_id {record['run_id']} (also in {seen[record['run_id']]})"
+        if reason:
+            problems.append(f"{rel}: {reason}")
+            continue
+        seen[record["run_id"]] = rel
+        rows.append(_flatten(record, rel))
+        records.append(record)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["run_id", *BASE, "seed", "sampler", "path"]), problems, records
+    return df[sorted(df.columns, key=_column_key)], problems, records
+
+
+def _column_key(name: str) -> tuple:
+    """Column order: ids and config, sampler fields, metrics, reference, train, path."""
+    head = ["run_id", *BASE, PROTOCOL, "seed"]
+    if name in head:
+        return (0, head.index(name))
+    if name.startswith("opt."):
+        return (1, name)
+    if name in SAMPLER_FIELDS or name.startswith("sampler_"):
+        return (2, SAMPLER_FIELDS.index(name) if name in SAMPLER_FIELDS else 99, name)
+    if name.startswith("ref_"):
+        return (4, metric_key(name[4:]))
+    if name.startswith("train_"):
+        return (5, name)
+    return (6,) if name == "path" else (3, metric_key(name))
+
+
+def collect(results_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """One row per complete run under ``results_dir``, and the problems (``"path: reason"``)."""
+    df, problems, _ = load(results_dir)
+    return df, problems
+
+
+# ----------------------------------------------------------------------------- render
+
+
+def _protocols(records: list[dict]) -> list[tuple[str, list[str], int]]:
+    seen: dict[str, tuple[set, int]] = {}
+    for r in records:
+        text = json.dumps(r.get("protocol") or {}, sort_keys=True, indent=2, default=str)
+        tasks, count = seen.get(text, (set(), 0))
+        seen[text] = (tasks | {str(r.get("task"))}, count + 1)
+    return [(text, sorted(tasks), count) for text, (tasks, count) in seen.items()]
+
+
+def _shown(folder: Path) -> str:
+    """A folder as a committed report may name it: relative to the working directory when it
+    lies under it, else its own name — never an absolute path of the machine that made it."""
+    folder = folder.resolve()
+    try:
+        return folder.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return folder.name
+
+
+def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None = None,
+                 kl_curve_csv: str | Path | None = None, only: set[str] | None = None) -> dict[str, Any]:
+    """Write leaderboard.md/.csv, report.html and the PNG plots into ``out_dir``."""
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if kl_curve_csv is not None and not Path(kl_curve_csv).is_file():
+        raise ConfigError(f"KL curve CSV {kl_curve_csv} does not exist")
+    df, problems, records = load(results_dir, only)
+    title = title or f"pathbench report: {results_dir.resolve().name}"
+    found = tables(df, records)
+    captions, agg, ref = found.pop("_captions"), found.pop("_agg"), found.pop("_ref")
+    kl = load_kl_curves(results_dir, kl_curve_csv, problems)
+    plots = make_plots(agg, ref, kl, out_dir)  # name -> (path, png bytes, caption)
+
+    summary = f"{len(df)} complete run(s) from `{_shown(results_dir)}`; {len(problems)} problem(s)."
+    md = [f"# {title}\n", summary + "\n", "PPL = generative perplexity; entropy in nats; `value [low, high]`: "
+          "the value with its 95 % interval (each table's caption says which interval); `seeds`: runs pooled "
+          "into a row.\n"]
+    sections = [{"title": name, "text": text, "table": table, "kind": "verdict"}  # what a reader looks at first
+                for name, table, text in verdict_sections(records)]
+    sections += [{"title": name, "caption": captions[name], "table": table, "kind": "settings"}
+                 for name, table in found.items()]
+    for s in sections:
+        md += [f"## {s['title']}\n"] + [s[k].strip() + "\n" for k in ("text", "caption") if s.get(k)]
+        md += [markdown_table(s["table"])] if s["table"] is not None else []
+    md += [f"![{cap}]({path.name})\n" for path, _, cap in plots.values()]
+    md += ["## Problems\n", "".join(f"- {p}\n" for p in problems) or "none\n"]
+    atomic_write_text(out_dir / "leaderboard.md", "\n".join(md))
+    atomic_write_text(out_dir / "leaderboard.csv", df.to_csv(index=False))
+    atomic_write_text(out_dir / "report.html", page(title, summary, sections, [(png, cap) for _, png, cap in plots.values()],
+                                                    problems, _protocols(records)))
+    return {"out_dir": out_dir, "leaderboard_md": out_dir / "leaderboard.md",
+            "leaderboard_csv": out_dir / "leaderboard.csv", "report_html": out_dir / "report.html",
+            "plots": {name: path for name, (path, _, _) in plots.items()}, "runs": len(df),
+            "verdict": [s["title"] for s in sections if s["kind"] == "verdict"],
+            "problems": len(problems), "problem_list": problems, "tables": list(found)}

@@ -1,0 +1,111 @@
+"""The report's first section: the verdict at matched entropy, per scorer (see harness.report.verdict).
+
+Built from the complete unconditional runs that carry per-sample data (``metrics.per_sample``);
+the target entropy is the real text's under the same scorer (the runs' reference row).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+
+from harness.core import stats
+from harness.report.verdict import Setting, judge, pairwise, seed_wins, within_noise
+
+
+def _label(record: dict) -> str:
+    s = record["sampler"]
+    parts = [str(s.get("name")), f"NFE {s.get('nfe')}"]
+    if s.get("name") == "hybrid":
+        parts.append(f"t* {s.get('t_star')}")
+    if s.get("top_k") is not None:
+        parts.append(f"top-k {s['top_k']}")
+    return " ".join(parts)
+
+
+def _protocol(record: dict) -> str | None:
+    """The generation protocol a run's method follows; None for a baseline (it keeps its own)."""
+    record_protocol = record.get("generation_protocol") or {}
+    applies = "method" not in (record_protocol.get("not_applied") or {})
+    return record_protocol.get("name") if applies else None
+
+
+def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Setting]]]]:
+    """scorer -> (target entropy, method -> settings)."""
+    out: dict[str, tuple[float, dict]] = {}
+    by_scorer: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        per = (r.get("metrics") or {}).get("per_sample")
+        if r.get("task") == "unconditional" and per and (r.get("reference") or {}).get("entropy") is not None:
+            by_scorer[str(r.get("scorer"))].append(r)
+    for scorer, runs in sorted(by_scorer.items()):
+        methods: dict[str, list[Setting]] = defaultdict(list)
+        several = len({_protocol(r) for r in runs} - {None}) > 1
+        for r in runs:
+            per = r["metrics"]["per_sample"]
+            # a path under two protocols is two methods (two trainings, two frontiers)
+            name = r["method"] + (f" [{_protocol(r)}]" if several and _protocol(r) else "")
+            methods[name].append(Setting(_label(r), np.asarray(per["nll_sum"], float),
+                                                np.asarray(per["tokens"], float), np.asarray(per["entropy"], float),
+                                                seed=int(r.get("seed") or 0)))
+        out[scorer] = (float(runs[0]["reference"]["entropy"]), dict(methods))
+    return out
+
+
+def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None, str]]:
+    """(title, table or None, text) per scorer, the verdict first then the pairwise shares."""
+    groups = _groups(records)
+    if not groups:
+        if not any(r.get("task") == "unconditional" for r in records):  # a conditional or code sweep
+            return [("Verdict", None, "No matched-entropy verdict: no unconditional run here (it ranks "
+                     "unconditional samples); the task tables below carry each number's interval.\n")]
+        return [("Verdict", None, "No verdict: no unconditional run here carries per-sample data "
+                 "(results made before per-sample storage); re-run the sweep to get one.\n")]
+    sections = []
+    for scorer, (target, methods) in groups.items():
+        verdicts = judge(methods, target)
+        n_seeds = max(len(v.seeds) for v in verdicts)
+        rows = []
+        for v in verdicts:
+            row = {"rank": v.rank if v.rank is not None else "-", "method": v.method,
+                   "matched gen PPL": f"{v.matched_ppl:.2f}" if v.matched_ppl else "not reached",
+                   "95 % interval": f"[{v.interval[0]:.2f}, {v.interval[1]:.2f}]" if v.interval else "-",
+                   "reached in": f"{100 * v.reached_share:.0f} % of resamples"}
+            if n_seeds > 1:
+                row["per seed"] = ", ".join(f"{x:.0f}" if x is not None else "not reached"
+                                            for x in v.seed_values.values())
+            row.update({"best setting reaching the target": v.best_setting or "none",
+                        "settings": len({s.label for s in methods[v.method]}), "seeds": len(v.seeds)})
+            rows.append(row)
+        reached = [v for v in verdicts if v.interval is not None]
+        ties = [f"{a.method} and {b.method}" for i, a in enumerate(reached) for b in reached[i + 1:]
+                if within_noise(a, b)]
+        how = stats.describe(seeds=n_seeds) + (" (seeds pooled per setting)" if n_seeds > 1 else " within each setting")
+        text = (f"Target entropy {target:.3f} nats (real text under {scorer}); gen-PPL interpolated in "
+                f"log-PPL on each method's PPL–entropy frontier, never extrapolated; interval: {how}. "
+                "Rank ties where intervals overlap. "
+                + (f"Within noise (overlapping intervals): {'; '.join(ties)}." if ties else
+                   "No two methods that reach the target are within noise.") + "\n")
+        sections.append((f"Verdict: gen-PPL at matched entropy ({scorer})", pd.DataFrame(rows), text))
+        if len(reached) > 1:
+            share = pairwise(reached)
+
+            def cell(a, b):
+                if a is b:
+                    return "-"
+                text = f"{share[(a.method, b.method)]:.2f}"
+                if n_seeds > 1:
+                    wins, common = seed_wins(a, b)
+                    text += f" ({wins}/{common} seeds)"
+                return text
+
+            table = pd.DataFrame([{"P(row < column)": a.method, **{b.method: cell(a, b) for b in reached}}
+                                  for a in reached])
+            seeds_note = (" In brackets: the seeds whose own matched gen-PPL (that seed's settings alone) is "
+                          "lower for the row method, of the seeds where both reach the target." if n_seeds > 1 else "")
+            sections.append((f"Pairwise: share of resamples with the lower matched PPL ({scorer})", table,
+                             "Each cell: the share of bootstrap resamples in which the row method's matched "
+                             "gen-PPL is below the column method's." + seeds_note + "\n"))
+    return sections

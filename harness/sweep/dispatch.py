@@ -1,0 +1,257 @@
+"""``pathbench sweep``: run an experiment grid through submitit, crash-proof.
+
+One submitit job per training unit: it trains (resuming from the unit's last checkpoint) and
+then evaluates every run of that unit that has no complete ``metrics.json``. The job is
+``Checkpointable``: on SLURM preemption or timeout submitit requeues the same callable, which
+resumes training and skips finished evaluations. Re-running the command after a crash does
+the same, so a result is never lost or duplicated: results are per-run files written
+atomically (no shared database for SLURM tasks on a shared filesystem to contend for).
+
+Layout of the output folder::
+
+    train/<unit id>/      a pathbench run folder (meta.json, checkpoints, metrics.jsonl, ...)
+    runs/<run id>/        config.yaml, metrics.json, eval.log, samples.jsonl or generations.jsonl
+    submitit/             submitit's job files and logs
+    sweep.log             the progress lines of every invocation (harness.sweep.progress)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import submitit
+import torch
+import yaml
+
+from harness.core.errors import ConfigError
+from harness.core.io import atomic_write_text
+from harness.engine.plugins import load_all
+from harness.engine.run import train_run
+from harness.evaluation.evaluate import eval_run
+from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, load_experiment
+from harness.sweep.progress import Progress, run_complete, train_complete
+from harness.sweep.scheduler import run_units
+
+__all__ = ["UnitJob", "jobs_for", "make_executor", "run_complete", "sweep", "train_complete"]
+
+
+class UnitJob(submitit.helpers.Checkpointable):
+    """Train one unit, then evaluate its unfinished runs. Safe to run again at any point."""
+
+    def __init__(self, out_dir: str, unit: dict, runs: list[dict], plugins: tuple[str, ...] = (),
+                 device: str | None = None, train_options: dict | None = None,
+                 threads: int | None = None) -> None:
+        self.out_dir, self.unit, self.runs = out_dir, unit, runs
+        self.plugins, self.device, self.threads = tuple(plugins), device, threads
+        self.train_options = unit["options"] if train_options is None else train_options
+
+    @property
+    def unit_id(self) -> str:
+        return TrainUnit(**self.unit).id
+
+    def __call__(self) -> list[str]:
+        before = torch.get_num_threads()
+        if self.threads:  # before any work; the env vars reach what the job starts (tokenizers, sandboxes)
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[var] = str(self.threads)
+            torch.set_num_threads(self.threads)
+        try:
+            return self._work()
+        finally:
+            torch.set_num_threads(before)  # the debug executor runs jobs in the sweep's own process
+
+    def _work(self) -> list[str]:
+
+        load_all(self.plugins)  # a fresh process: fill the registries first
+        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:  # one task per GPU: torch.distributed env
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        unit = TrainUnit(**self.unit)
+        train_dir = Path(self.out_dir) / "train" / unit.id
+        train_dir.mkdir(parents=True, exist_ok=True)
+        rank = int(os.environ.get("RANK", "0"))
+        # one writer per unit: a worker that outlived a killed sweep (submitit workers ignore
+        # SIGTERM, as SLURM sends it before the kill) must finish before a new one continues
+        with unit_lock(train_dir, rank):
+            if not train_complete(train_dir, unit.train["steps"]):
+                overrides = {"train": unit.train, "data": unit.data, "model": {}, "method": self.train_options}
+                # the options are already resolved under the unit's protocol: pass its record as is
+                train_run(unit.method, unit.preset, train_dir, overrides,
+                          resume=(train_dir / "checkpoint.json").exists(), device=device,
+                          protocol=unit.protocol or None)
+            if rank != 0:
+                return []
+            done = []
+            for spec in self.runs:
+                run_dir = Path(self.out_dir) / "runs" / spec["id"]
+                if not run_complete(run_dir):
+                    # the real-text rows are shared by the sweep's units (one scoring per scorer)
+                    evaluate_run(spec, train_dir, run_dir, device, Path(self.out_dir) / "reference")
+                done.append(spec["id"])
+            return done
+
+
+@contextmanager
+def unit_lock(train_dir: Path, rank: int):
+    """An exclusive flock on the unit's folder, held by rank 0 (other ranks follow it)."""
+    if rank != 0:
+        yield
+        return
+    with open(train_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks while another worker holds it
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str,
+                 reference_store: Path | None = None) -> None:
+    config = spec["config"]
+    protocol = spec.get("protocol") or None  # the record its sampler was resolved with
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, "generation_protocol": protocol},
+                                                              sort_keys=True))
+    options = dict(config["task_options"])
+    if config["scorer"] is not None:
+        options["scorer"] = spec.get("scorer_resolved") or config["scorer"]
+        options.setdefault("device", device)
+    train_log = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
+    val = [r["val_loss"] for r in train_log if "val_loss" in r]
+    unit = config["train_unit"]
+    extra = {"run_id": spec["id"], "train_id": config["train_id"], "status": "complete",
+             "preset": unit["preset"], "seed": unit["seed"], "scorer": config["scorer"],
+             "train": {"steps": unit["train"]["steps"], "val_loss": val[-1] if val else None,
+                       "folder": str(train_dir)}}
+    log = logging.getLogger(f"pathbench.eval.{spec['id']}")
+    handler = logging.FileHandler(run_dir / "eval.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        log.info("run %s: %s %s on %s from %s", spec["id"], unit["method"], config["sampler"],
+                 config["task"], train_dir)
+        result = eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options,
+                          n=config["n"], candidates=config["candidates"], limit=config["limit"],
+                          seed=unit["seed"], device=device, extra=extra, protocol=protocol,
+                          overwrite=True,  # the sweep re-evaluates only runs that are not complete
+                          reference_store=reference_store)
+        log.info("metrics %s", json.dumps(result["metrics"], default=str))
+    except Exception:
+        log.exception("run %s failed", spec["id"])
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
+             device: str | None = None, threads: int | None = None) -> list[UnitJob]:
+    """One job per training unit that still has work; finished units are skipped."""
+    jobs = []
+    for unit in exp.units:
+        runs = [r for r in exp.runs if r.unit.id == unit.id]
+        pending = [r for r in runs if not run_complete(out_dir / "runs" / r.id)]
+        if pending or not train_complete(out_dir / "train" / unit.id, unit.train["steps"]):
+            specs = [_spec(r, exp, out_dir) for r in pending]
+            jobs.append(UnitJob(str(out_dir), unit.config(), specs, plugins, device,
+                                _train_options(unit, exp, out_dir), threads))
+    return jobs
+
+
+def _own_unit(exp: Experiment, out_dir: Path, method: str, seed: int, who: str, protocol: str | None) -> Path:
+    """The training folder of this sweep's unit of ``method`` with ``seed`` (``@method`` names),
+    under the same generation protocol where the sweep has one (a baseline's unit is shared)."""
+    match = [u for u in exp.units if u.method == method and u.seed == seed]
+    if not match:
+        raise ConfigError(f"{who} needs a '{method}' method with seed {seed} in the same experiment")
+    same = [u for u in match if u.protocol.get("name") == protocol]
+    return out_dir / "train" / (same or match)[0].id
+
+
+def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str, Any]:
+    """The method options the job trains with: a ``teacher: "@kl"`` option (flow-map students)
+    becomes this sweep's own kl unit (the dispatcher starts the student once it is trained). The
+    unit id keeps the ``@`` name, so the same grid maps to the same folders wherever it runs."""
+    options = dict(unit.options)
+    teacher = options.get("teacher")
+    if isinstance(teacher, str) and teacher.startswith("@"):
+        options["teacher"] = str(_own_unit(exp, out_dir, teacher[1:], unit.seed, f"teacher '{teacher}'",
+                                           unit.protocol.get("name")))
+    return options
+
+
+def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
+    """A run for the job; ``self:@<method>`` scorers point at this sweep's own unit of that
+    method with the same seed (the dispatcher starts this unit once that one is trained)."""
+    spec = {"id": run.id, "config": run.config(), "protocol": run.protocol}
+    if run.scorer and run.scorer.startswith("self:@"):
+        folder = _own_unit(exp, out_dir, run.scorer[len("self:@"):], run.unit.seed, f"scorer '{run.scorer}'",
+                           run.protocol.get("name"))
+        spec["scorer_resolved"] = f"self:{folder}"
+    return spec
+
+
+def make_executor(kind: str, folder: Path, settings: dict) -> submitit.AutoExecutor:
+    """A submitit executor: ``local`` (subprocesses, explicit timeout), ``slurm`` (job arrays,
+    requeued on preemption through UnitJob.checkpoint), ``debug`` (in-process)."""
+    if kind not in ("local", "slurm", "debug"):
+        raise ConfigError(f"unknown executor '{kind}'; known: local, slurm, debug")
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
+    timeout = int(settings.get("timeout_min", 24 * 60))
+    if kind == "slurm":
+        slurm = settings.get("slurm") or {}
+        gpus = int(slurm.get("gpus_per_task", 1))
+        params = {"timeout_min": int(slurm.get("time_min", timeout)), "gpus_per_node": gpus,
+                  "tasks_per_node": max(1, gpus), "nodes": int(slurm.get("nodes", 1)),
+                  "cpus_per_task": int(slurm.get("cpus_per_task", 8)),
+                  "slurm_array_parallelism": int(slurm.get("array_parallelism", 64))}
+        for key in ("partition", "account", "qos"):
+            if slurm.get(key):
+                params[f"slurm_{key}"] = slurm[key]
+        if slurm.get("mem_gb"):
+            params["mem_gb"] = int(slurm["mem_gb"])
+        executor.update_parameters(**params)
+    elif kind == "local":
+        executor.update_parameters(timeout_min=timeout)  # submitit's local default is 2 minutes
+    return executor
+
+
+def default_threads(kind: str, settings: dict) -> int | None:
+    """Torch threads per job: the file's ``threads``; else, for several local units at once, the
+    cores shared out (each worker would otherwise take them all); else torch's own default."""
+    if settings.get("threads"):
+        return int(settings["threads"])
+    parallel = int(settings.get("parallel", 1))
+    return max(1, (os.cpu_count() or 1) // parallel) if kind == "local" and parallel > 1 else None
+
+
+def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bool = False,
+          plugins: tuple[str, ...] = (), device: str | None = None) -> dict[str, Any]:
+    """Expand, skip what is complete, submit the rest, wait (printing progress), report."""
+    exp = load_experiment(path)
+    kind = executor or exp.executor.get("kind", "local")
+    threads = default_threads(kind, exp.executor)
+    jobs = jobs_for(exp, out_dir, plugins, device, threads)
+    if dry_run:
+        return {"experiment": exp, "jobs": jobs, "submitted": 0}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "experiment.yaml", path.read_text())
+    # one unit at a time by default: a 2-core laptop; SLURM queues them all (array_parallelism caps)
+    parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
+    note = (f"{parallel} unit(s) at a time" if kind != "slurm" else "slurm") + \
+        (f", {threads} thread(s) each" if threads else "")
+    progress = Progress(exp, out_dir, [job.unit_id for job in jobs], parallel, note)
+    progress.begin()
+    if not jobs:
+        return {"experiment": exp, "jobs": [], "submitted": 0, "failed": []}
+    ex = make_executor(kind, out_dir / "submitit", exp.executor)
+    failed = run_units(ex, kind, jobs, out_dir, parallel, progress)
+    progress.end(failed)
+    return {"experiment": exp, "jobs": jobs, "submitted": len(jobs), "failed": failed}

@@ -1,0 +1,243 @@
+"""Experiment files: a grid described once, expanded into runs with stable ids.
+
+    name: tiny-ablation
+    preset: tiny
+    data: {corpus: bbc, vocab_size: 512, seq_len: 32}          # harness.core.config.DataConfig keys
+    train: {steps: 200, batch_size: 16, lr: 3.0e-3}             # harness.engine.trainer.TrainConfig keys
+    methods: [kl, linear, {name: dfm, options: {scheduler: quadratic}},
+              {name: flowmap, options: {teacher: "@kl"}, train: {lr: 1.0e-3}}]   # per-method train keys
+    samplers:                                                   # each key may be a list (a grid axis)
+      - {name: basic, nfe: [16, 64]}
+      - {name: hybrid, nfe: 64, t_star: [0.1, 0.28], top_k: [1, 5]}
+    seeds: [0, 1]
+    tasks: [{name: unconditional, n: 32, scorers: [smollm2, "self:runs/ar"]}]
+    executor: {kind: local, timeout_min: 120, parallel: 2, threads: 1,   # local: units at once, torch threads each
+               slurm: {partition: gpu, gpus_per_task: 1}}
+    protocol: kl-flow                                           # or plain, or [kl-flow, plain] (an axis)
+
+The generation protocol (harness.engine.protocol; default kl-flow) resolves each unit's method
+options and each run's sampler keys before ids are computed, so an id is the hash of what is
+trained and sampled; keys given in the file override the protocol's and the record (stored
+in metrics.json as ``generation_protocol``) says so. A unit or run that two protocols resolve
+to the same config (a baseline they do not touch) is listed once, under the first.
+
+A method gets the sampler entries it understands; a method with none of them (a baseline
+with its own samplers, e.g. dfm) gets its default sampler at every listed NFE (an
+autoregressive model once, NFE = its length). A *training unit* is (method, options, preset,
+data, train budget, seed); a *run* is a unit × sampler setting × task × scorer. Ids are hashes
+of the resolved configs, so the same grid always maps to the same folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.core.config import DataConfig, apply_overrides
+from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES, PROTOCOLS, TASKS
+from harness.engine.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
+from harness.engine.sampling import SamplerConfig
+from harness.engine.trainer import TrainConfig
+
+TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol"}
+TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options"}
+METHOD_KEYS = {"name", "options", "train"}
+EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
+SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes", "array_parallelism",
+              "account", "qos", "mem_gb"}
+EXECUTORS = ("local", "slurm", "debug")
+
+
+def stable_id(config: dict) -> str:
+    """12 hex digits of the SHA-1 of the canonical JSON of a resolved config."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass
+class TrainUnit:
+    method: str
+    options: dict
+    preset: str
+    data: dict
+    train: dict
+    seed: int
+    #: the generation-protocol record; not hashed: the options it resolved to are
+    protocol: dict = field(default_factory=dict)
+
+    def config(self) -> dict:
+        return asdict(self)
+
+    def identity(self) -> dict:
+        """What is trained: where the data cache lives and the record do not change it."""
+        config = self.config()
+        del config["protocol"]
+        config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+        return config
+
+    @property
+    def id(self) -> str:
+        return stable_id(self.identity())
+
+
+@dataclass
+class RunSpec:
+    unit: TrainUnit
+    sampler: dict
+    task: str
+    task_options: dict
+    scorer: str | None
+    n: int
+    candidates: int
+    limit: int | None
+    #: the generation-protocol record of this run (the unit's, with the sampler part)
+    protocol: dict = field(default_factory=dict)
+
+    def config(self) -> dict:
+        return {"train_unit": self.unit.identity(), "train_id": self.unit.id, "sampler": self.sampler,
+                "task": self.task, "task_options": self.task_options, "scorer": self.scorer, "n": self.n,
+                "candidates": self.candidates, "limit": self.limit}
+
+    @property
+    def id(self) -> str:
+        return stable_id(self.config())
+
+
+@dataclass
+class Experiment:
+    name: str
+    units: list[TrainUnit]
+    runs: list[RunSpec]
+    executor: dict = field(default_factory=dict)
+
+
+def _check_keys(where: str, given: dict, valid: set[str]) -> None:
+    unknown = sorted(set(given) - valid)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' in {where}; valid: {', '.join(sorted(valid))}")
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _sampler_grid(entry: dict) -> list[dict]:
+    """One sampler entry with list-valued axes -> every combination of the keys it gives
+    (validated; the protocol fills the others per method)."""
+    if "name" not in entry:
+        raise ConfigError(f"sampler entry {entry} has no 'name'")
+    valid = set(SamplerConfig.__dataclass_fields__)
+    _check_keys(f"sampler '{entry['name']}'", entry, valid)
+    keys = sorted(entry)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*(_as_list(entry[k]) for k in keys))]
+    for combo in combos:
+        SamplerConfig(**combo)
+    return combos
+
+
+def load_experiment(path: Path) -> Experiment:
+    """Parse and validate an experiment file and expand its grid."""
+    if not path.exists():
+        raise ConfigError(f"experiment file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"experiment file {path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"experiment file {path} must be a mapping of keys")
+    return expand(raw, default_name=path.stem)
+
+
+def expand(raw: dict, default_name: str = "experiment") -> Experiment:
+    _check_keys("experiment", raw, TOP_KEYS)
+    for required in ("methods", "samplers", "tasks"):
+        if not raw.get(required):
+            raise ConfigError(f"experiment has no '{required}' (an empty axis expands to zero runs)")
+    preset = raw.get("preset", "tiny")
+    data = asdict(apply_overrides(DataConfig(), raw.get("data") or {}, "data"))
+    data["cache_dir"] = str(Path(data["cache_dir"]).resolve())  # jobs may start elsewhere
+    train = asdict(apply_overrides(TrainConfig(), raw.get("train") or {}, "train"))
+    seeds = [int(s) for s in _as_list(raw.get("seeds", [0]))]
+    if not seeds:
+        raise ConfigError("experiment has no seeds (an empty axis expands to zero runs)")
+    samplers = [s for entry in raw["samplers"] for s in _sampler_grid(entry)]
+    executor = dict(raw.get("executor") or {})
+    _check_keys("executor", executor, EXECUTOR_KEYS)
+    _check_keys("executor.slurm", executor.get("slurm") or {}, SLURM_KEYS)
+    if executor.get("kind", "local") not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{executor['kind']}'; known: {', '.join(EXECUTORS)}")
+    for key in ("parallel", "threads"):  # counts: a typo must not reach the dispatcher
+        value = executor.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"executor.{key} = {value!r} must be a positive integer")
+    protocols = [PROTOCOLS.get(p).name for p in _as_list(raw.get("protocol", DEFAULT))]
+    if not protocols:
+        raise ConfigError(f"experiment has no protocol (an empty axis expands to zero runs); "
+                          f"known: {', '.join(PROTOCOLS.names())}")
+    units: dict[str, TrainUnit] = {}  # by id: a unit two protocols resolve alike is trained once
+    runs: dict[str, RunSpec] = {}
+    for protocol in protocols:
+        built: dict[str, Any] = {}  # this protocol's methods so far: teachers of "@name" students
+        for entry in raw["methods"]:
+            entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+            _check_keys(f"method '{entry.get('name')}'", entry, METHOD_KEYS)
+            name = entry.get("name")
+            options, record = resolve_method_options(name, protocol, _with_teacher_path(entry, built))
+            method = build_method(name, options, record)  # validates the name and options
+            built.setdefault(BASELINES.canonical(name), method)
+            # a method may change the shared budget's settings (e.g. a distilled student's lr)
+            own_train = asdict(apply_overrides(TrainConfig(**train), entry.get("train") or {}, f"{name}.train"))
+            for seed in seeds:
+                unit = TrainUnit(BASELINES.canonical(name), method.options(), preset, data,
+                                 {**own_train, "seed": seed}, seed, record)
+                units.setdefault(unit.id, unit)
+                for explicit in _samplers_for(method, samplers, data["seq_len"]):
+                    spec, run_record = resolve_sampler(method, record, explicit)
+                    sampler = asdict(SamplerConfig(**spec))
+                    for task in raw["tasks"]:
+                        for run in _task_runs(unit, sampler, task, run_record):
+                            runs.setdefault(run.id, run)
+    if not runs:
+        raise ConfigError("the grid expands to zero runs")
+    return Experiment(raw.get("name", default_name), list(units.values()), list(runs.values()), executor)
+
+
+def _with_teacher_path(entry: dict, built: dict[str, Any]) -> dict:
+    """A student's options; a ``teacher: "@kl"`` student distils the path options this
+    protocol gave the sweep's kl unit (t_max, grid, ...), so its id follows the teacher's."""
+    options = dict(entry.get("options") or {})
+    teacher = options.get("teacher")
+    if isinstance(teacher, str) and teacher.startswith("@") and "path_options" not in options:
+        found = built.get(BASELINES.canonical(teacher[1:])) if teacher[1:] in BASELINES else None
+        if found is not None and hasattr(found, "path"):
+            options["path_options"] = found.path.options()
+    return options
+
+
+def _samplers_for(method, samplers: list[dict], seq_len: int) -> list[dict]:
+    """The explicit sampler keys of each of ``method``'s runs."""
+    own = [s for s in samplers if s["name"] in method.samplers]
+    if own:
+        return own
+    if method.requires_prefix:  # autoregressive: one setting, NFE = generated length
+        return [{"name": method.samplers[0], "nfe": seq_len - 1}]
+    nfes = sorted({s.get("nfe", SamplerConfig.nfe) for s in samplers})
+    return [{"name": method.samplers[0], "nfe": n} for n in nfes]
+
+
+def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: dict) -> list[RunSpec]:
+    task = {"name": task} if isinstance(task, str) else dict(task)
+    _check_keys(f"task '{task.get('name')}'", task, TASK_KEYS)
+    TASKS.get(task["name"])  # unknown task -> the list of known ones
+    scorers = _as_list(task.get("scorers", ["smollm2"])) if task["name"] == "unconditional" else [None]
+    if not scorers:
+        raise ConfigError(f"task '{task['name']}' has no scorers (an empty axis expands to zero runs)")
+    return [RunSpec(unit, sampler, task["name"], dict(task.get("options") or {}), scorer,
+                    int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"), protocol)
+            for scorer in scorers]

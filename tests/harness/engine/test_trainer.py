@@ -1,0 +1,95 @@
+"""The shared trainer on the embedded corpus: learning, exact resume, guards, checkpoints."""
+
+import json
+
+import pytest
+import torch
+
+import paths  # noqa: F401,E402  (registers the paths)
+from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES
+from harness.data.corpus import BatchLoader
+from harness.engine.checkpoint import latest_checkpoint, load_checkpoint
+from harness.engine.methods import register_path_methods
+from harness.engine.model import Transformer, model_config
+from harness.engine.trainer import TrainConfig, TrainingDiverged, evaluate, lr_factor, train
+
+register_path_methods()
+
+
+def run(data, out, steps, resume=False, method="kl", **cfg):
+    torch.manual_seed(0)
+    model = Transformer(model_config("tiny", data.tokenizer.vocab_size, 32))
+    options = dict(steps=steps, batch_size=16, lr=3e-3, warmup=10, eval_every=50, eval_batches=4,
+                   ckpt_every=5, log_every=1, progress=False)
+    options.update(cfg)
+    result = train(BASELINES.build(method), model, BatchLoader(data.train, 16, seed=0),
+                   lambda: BatchLoader(data.val, 16, shuffle=False).epoch(), TrainConfig(**options),
+                   out, resume=resume)
+    return result, model
+
+
+def losses(out):
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_kl_validation_loss_falls_within_200_tiny_steps(bbc_small, tmp_path):
+    torch.manual_seed(0)
+    fresh = Transformer(model_config("tiny", bbc_small.tokenizer.vocab_size, 32))
+    val = BatchLoader(bbc_small.val, 16, shuffle=False).epoch
+    before = evaluate(BASELINES.build("kl"), fresh, list(val())[:4], torch.device("cpu"))
+    result, _ = run(bbc_small, tmp_path, 200, eval_every=100, ckpt_every=200, log_every=10)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert result.val_loss < before - 2.0, (before, result.val_loss)
+    assert records[-1]["val_loss"] == result.val_loss
+
+
+def test_resume_gives_identical_losses(bbc_small, tmp_path):
+    run(bbc_small, tmp_path / "straight", 10)
+    run(bbc_small, tmp_path / "split", 5)
+    assert latest_checkpoint(tmp_path / "split")[0] == 5
+    run(bbc_small, tmp_path / "split", 10, resume=True)
+    assert losses(tmp_path / "split") == losses(tmp_path / "straight")
+    assert len(losses(tmp_path / "split")) == 10  # no step recorded twice
+
+
+def test_existing_checkpoint_is_not_overwritten_without_resume(bbc_small, tmp_path):
+    run(bbc_small, tmp_path, 5)
+    before = (tmp_path / "checkpoints" / "step-00000005" / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a checkpoint; pass --resume"):
+        run(bbc_small, tmp_path, 5)
+    assert (tmp_path / "checkpoints" / "step-00000005" / "model.safetensors").read_bytes() == before
+
+
+def test_non_finite_loss_stops_with_the_step_number(bbc_small, tmp_path):
+    kl = BASELINES.get("kl")
+
+    class Exploding(kl):
+        def loss(self, model, ids, given, generator=None):
+            self.calls = getattr(self, "calls", 0) + 1
+            value = super().loss(model, ids, given, generator)
+            return value * float("nan") if self.calls == 7 else value
+
+    BASELINES.add("exploding_kl_for_test", Exploding)
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 7; last checkpoint: step 5"):
+        run(bbc_small, tmp_path, 10, method="exploding_kl_for_test")
+
+
+def test_truncated_checkpoint_is_one_clear_error(bbc_small, tmp_path):
+    _, model = run(bbc_small, tmp_path, 5)
+    weights = tmp_path / "checkpoints" / "step-00000005" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ConfigError, match="is corrupt or truncated"):
+        load_checkpoint(tmp_path, model)
+
+
+def test_muon_option_trains(bbc_small, tmp_path):
+    result, _ = run(bbc_small, tmp_path, 5, optimizer="muon")
+    assert torch.isfinite(torch.tensor(result.train_loss))
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    cfg = TrainConfig(steps=100, warmup=10, min_lr_ratio=0.1)
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0) and lr_factor(100, cfg) == pytest.approx(0.1)
+    assert all(lr_factor(s, cfg) >= lr_factor(s + 1, cfg) for s in range(10, 100))

@@ -1,0 +1,64 @@
+"""Automatic t*: the selection rule on a synthetic curve with a known optimum, and end to end."""
+
+import json
+
+import pytest
+
+from harness.cli import main
+from harness.core.errors import ConfigError
+from harness.studies.tune_tstar import read_start, select_tstar, start_grid
+
+
+def synthetic(t_star, top_k):
+    """PPL falls as t* grows (more deterministic steps) while entropy collapses below real text;
+    top-k 1 halves PPL but costs a full nat of entropy."""
+    ppl = 1000.0 * (1.2 - t_star) * (0.5 if top_k == 1 else 1.0)
+    entropy = 4.0 - 2.5 * t_star - (1.0 if top_k == 1 else 0.0)
+    return {"t_star": t_star, "top_k": top_k, "gen_ppl": ppl, "entropy": entropy}
+
+
+def test_the_known_optimum_of_a_synthetic_curve():
+    rows = [synthetic(t, k) for t in (0.0, 0.1, 0.2, 0.28, 0.4, 0.6, 0.8) for k in (1, 5)]
+    # real entropy 3.5 ± 0.3: top-k 5 needs t* in [0.08, 0.32]; top-k 1 never gets in
+    best = select_tstar(rows, real_entropy=3.5, margin=0.3)
+    assert (best["t_star"], best["top_k"]) == (0.28, 5)  # lowest PPL inside the band
+    best = select_tstar(rows, real_entropy=3.5, margin=0.75)  # a wider band lets top-k 1 in (t* ≤ 0.1)
+    assert (best["t_star"], best["top_k"]) == (0.1, 1)
+    assert min(rows, key=lambda r: r["gen_ppl"])["t_star"] == 0.8  # PPL alone would pick repetition
+
+
+def test_no_setting_in_the_band_is_a_clear_error():
+    rows = [synthetic(t, 5) for t in (0.6, 0.8)]
+    with pytest.raises(ConfigError, match="no setting keeps entropy within 0.1 nats of real text.*closest: t\\* 0.6"):
+        select_tstar(rows, real_entropy=3.5, margin=0.1)
+    with pytest.raises(ConfigError, match="margin = -1"):
+        select_tstar(rows, real_entropy=3.5, margin=-1)
+
+
+def test_start_grid_and_reading_a_posterior_gap_crossing(tmp_path):
+    assert start_grid(0.28) == [0.14, 0.21, 0.28, 0.42, 0.56]
+    assert start_grid(0.8)[-1] == 1.0
+    path = tmp_path / "crossing.json"
+    path.write_text(json.dumps({"threshold": 0.1, "crossing": {"point_mass": 0.31, "uniform": 0.22}}))
+    assert read_start(str(path)) == 0.22 and read_start("0.3") == 0.3
+    path.write_text(json.dumps({"crossing": {"uniform": 0.42}, "sharp": {"point_mass": 0.01, "uniform": 0.29}}))
+    assert read_start(str(path)) == 0.29  # where the exact posterior turns sharp comes first
+    with pytest.raises(ConfigError, match="neither a number nor a crossing.json"):
+        read_start(str(tmp_path / "missing.json"))
+
+
+def test_tune_tstar_end_to_end_stores_the_choice_and_sampler_tuned_uses_it(kl_run, tiny_lm, tmp_path, capsys):
+    out = tmp_path / "s.jsonl"
+    assert main(["sample", "--ckpt", str(kl_run), "--sampler", "tuned", "--n", "1", "--out", str(out)]) == 2
+    assert "run `pathbench tune-tstar --ckpt DIR` first" in capsys.readouterr().err
+    assert main(["tune-tstar", "--ckpt", str(kl_run), "--scorer", f"hf:{tiny_lm}", "--t-stars", "0.1,0.5",
+                 "--top-k", "5", "--nfe", "4", "--n", "4", "--margin", "10"]) == 0
+    printed = capsys.readouterr().out
+    tuned = json.loads((kl_run / "calibration.json").read_text())["tuned_sampler"]
+    rows = tuned["candidates"]
+    assert len(rows) == 2 and tuned["sampler"]["name"] == "hybrid" and tuned["sampler"]["nfe"] == 4
+    assert tuned["gen_ppl"] == min(r["gen_ppl"] for r in rows)  # margin 10: every row is in the band
+    assert f"chosen: t* {tuned['sampler']['t_star']}" in printed
+    assert (kl_run / "tune_tstar" / "tune_tstar.csv").read_text().count("\n") == 3
+    assert main(["sample", "--ckpt", str(kl_run), "--sampler", "tuned", "--n", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["sampler"] == tuned["sampler"]
