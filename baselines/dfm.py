@@ -20,7 +20,7 @@ from torch import Tensor
 
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES
-from harness.engine.methods import Method, backbone_config, masked_cross_entropy
+from harness.engine.methods import TokenMethod, backbone_config, masked_cross_entropy
 from harness.engine.sampling import check_sampler, denoiser_log_probs
 
 SCHEDULERS = ("quadratic", "polynomial")
@@ -61,10 +61,10 @@ class _Posterior(ModelWrapper):
 
 
 @BASELINES.register("dfm", "discrete_flow_matching")
-class DFM(Method):
+class DFM(TokenMethod):
     """Discrete Flow Matching, mask source (Gat et al. 2024), via the flow-matching package."""
 
-    input_kind = "tokens"
+    time_direction = "noise at 0, data at 1"  # flow_matching's mixture path: x_0 = mask, x_1 = data
     samplers = ("euler",)
     extra_tokens = 1  # the mask token, the last id of the backbone's vocabulary
 
@@ -78,7 +78,7 @@ class DFM(Method):
         self.path = MixtureDiscreteProbPath(sched)
 
     def loss(self, model, ids, given, generator=None):
-        mask_id = backbone_config(model).vocab_size - 1
+        mask_id = self.mask_id(model)
         t = torch.rand(ids.shape[0], generator=generator, device=ids.device)
         with torch.random.fork_rng(devices=[ids.device] if ids.is_cuda else []):
             torch.manual_seed(seeded(generator))

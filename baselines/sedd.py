@@ -27,7 +27,7 @@ from torch import Tensor
 
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES
-from harness.engine.methods import Method, backbone_config
+from harness.engine.methods import TokenMethod
 from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
 
 
@@ -60,10 +60,9 @@ def score_entropy(log_score: Tensor, x0: Tensor, masked: Tensor, sigma: Tensor) 
 
 
 @BASELINES.register("sedd", "score_entropy")
-class SEDD(Method):
+class SEDD(TokenMethod):
     """Score-entropy discrete diffusion, absorbing state, log-linear noise (Lou et al. 2024)."""
 
-    input_kind = "tokens"
     samplers = ("tweedie", "euler")
     extra_tokens = 1  # the absorbing state, the last id of the backbone's vocabulary
 
@@ -75,14 +74,14 @@ class SEDD(Method):
 
     def log_score(self, model, x_t: Tensor, tau: Tensor) -> Tensor:
         """(B,S,V) log-scores over data tokens: log softmax(logits) + log r(σ̄)."""
-        mask_id = backbone_config(model).vocab_size - 1
+        mask_id = self.mask_id(model)
         sigma = total_noise(tau, self.eps)
         logits = model(x_t, tau)[..., :mask_id].float()  # (B, S, V)
         log_r = -torch.log(esigm1(sigma))
         return torch.log_softmax(logits, -1) + log_r[:, None, None]
 
     def loss(self, model, ids, given, generator=None):
-        mask_id = backbone_config(model).vocab_size - 1
+        mask_id = self.mask_id(model)
         batch = ids.shape[0]
         tau = (1 - self.eps) * torch.rand(batch, generator=generator, device=ids.device) + self.eps
         sigma = total_noise(tau, self.eps)
@@ -99,7 +98,7 @@ class SEDD(Method):
                generator=None):
         check_sampler("sedd", cfg, self.samplers)
         device = next(model.parameters()).device
-        mask_id = backbone_config(model).vocab_size - 1
+        mask_id = self.mask_id(model)
         x = torch.full((batch_size, seq_len), mask_id, device=device)
         if given_mask is not None:
             x = torch.where(given_mask, given_ids, x)

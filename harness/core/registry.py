@@ -13,6 +13,7 @@ import it (see :mod:`harness.engine.plugins` for how they and third-party plugin
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -70,13 +71,20 @@ class Registry(Generic[T]):
         canonical = self._aliases.get(name, name)
         if canonical not in self._entries:
             raise UnknownNameError(
-                f"unknown {self.kind} '{name}'; known: {', '.join(self.names()) or '(none)'}"
+                f"unknown {self.kind} '{name}'; known: {', '.join(self.names()) or '(none)'} "
+                f"(a plugin's? load its module: --plugin MODULE, or plugins: [MODULE] in an experiment file)"
             )
         return self._entries[canonical]
 
     def build(self, name: str, **options: object):
-        """Instantiate the registered class ``name``; bad options name the component."""
+        """Instantiate the registered class ``name``; bad options name the component, and an
+        option its constructor does not take lists the ones it does."""
         cls = self.get(name)
+        accepted = accepted_options(cls) if isinstance(cls, type) else None
+        unknown = sorted(set(options) - accepted) if accepted is not None else []
+        if unknown:
+            raise ConfigError(f"unknown option '{unknown[0]}' for {self.kind} '{name}'; "
+                              f"valid: {', '.join(sorted(accepted)) or '(none)'}")
         try:
             return cls(**options)
         except TypeError as err:  # an option the component does not take
@@ -124,3 +132,18 @@ ALL: dict[str, Registry] = {
     "scorers": SCORERS,
     "protocols": PROTOCOLS,
 }
+
+
+def accepted_options(cls: type) -> set[str] | None:
+    """The keyword options a class's constructor takes, following ``**options`` up to its
+    parents; None when some class in the chain takes anything (nothing to check against)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if klass is object or init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None if names else set()

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from harness.core.errors import ConfigError
 from harness.data.tokenizer import Tokenizer
+from harness.engine.contract import check_sample
 from harness.engine.methods import Method
 from harness.engine.sampling import SamplerConfig
 
@@ -82,7 +83,9 @@ def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, reque
         for c in range(candidates):
             generator = torch.Generator(device).manual_seed(seed * 1_000_003 + c * 10_007 + index[0])
             sampled = method.sample(model, len(index), seq_len, sampler, given_ids=ids, given_mask=given,
-                                    generator=generator).cpu()
+                                    generator=generator)
+            sampled = check_sample(type(method).__name__, sampled, len(index), seq_len, tokenizer.vocab_size,
+                                   given_ids=ids, given_mask=given).cpu()
             for row, i in enumerate(index):
                 tokens = sampled[row].tolist()
                 out[i].append([decode_slot(tokenizer, tokens[a:b]) for a, b in layouts[i].slots])

@@ -103,6 +103,50 @@ class Method(ABC):
         """Generate ids (B,S); positions in ``given_mask`` keep their ``given_ids``."""
 
 
+class TokenMethod(Method):
+    """The base of a baseline on token ids ((B,S) inputs, not the simplex): the conventions a
+    plugin author would otherwise learn from ``baselines/sedd.py``.
+
+    * **Mask id.** With ``extra_tokens = 1`` the backbone has V + 1 outputs and the extra one,
+      id V = :meth:`mask_id`, is the mask/absorbing state. It is an input, never an output:
+      drop its logit before a softmax or a draw (``logits[..., :V]``), and replace every mask
+      left in a sample before ``sample`` returns (the harness checks: ids in [0, V)).
+    * **Time.** Token baselines keep their paper's own time variable and say which it is in
+      :attr:`time_direction`; the backbone's time input is whatever ``model(x, t)`` is given.
+      (The simplex paths use t = 0 noise → t_max data; SEDD and DFM's diffusion time τ runs
+      0 = data → 1 = noise.)
+    * **Loss.** ``loss`` returns the *mean over scored tokens* (positions not given), so that
+      losses are comparable across methods and batch shapes: :func:`masked_cross_entropy`, or
+      :meth:`per_token_mean` of a (B,S) per-position loss.
+    * **Samplers.** Declare ``samplers`` (the first is the default). A sampler must honour
+      ``nfe``, ``top_k``/``top_p``/``temperature`` where it draws, and ``given_mask``; the
+      simplex-only fields (``t_star``, ``grid``, ``final``, ``final_at``) are recorded with every
+      result but a token method may ignore them (say so in its docstring).
+    """
+
+    input_kind: ClassVar[str] = "tokens"
+    samplers: ClassVar[tuple[str, ...]] = ()
+    #: "data at 0, noise at 1" (diffusion time) or "noise at 0, data at 1" (flow time)
+    time_direction: ClassVar[str] = "data at 0, noise at 1"
+
+    def __init__(self, **options: object) -> None:
+        if not self.samplers:
+            raise ConfigError(f"{type(self).__name__}: a TokenMethod declares its samplers, "
+                              "e.g. samplers = ('euler',)")
+        super().__init__(**options)
+
+    @staticmethod
+    def mask_id(model: torch.nn.Module) -> int:
+        """The mask/absorbing id: the backbone's last output (needs ``extra_tokens = 1``)."""
+        return backbone_config(model).vocab_size - 1
+
+    @staticmethod
+    def per_token_mean(loss: Tensor, given: Tensor) -> Tensor:
+        """A (B,S) per-position loss averaged over the scored (not given) positions: a scalar."""
+        keep = (~given).to(loss.dtype)
+        return (loss * keep).sum() / keep.sum().clamp_min(1.0)
+
+
 def load_time_warp(run_dir: str):
     """The decoding-error curve ``pathbench reparam`` stored with another run (FLM's reparameterisation)."""
     section = read_calibration(Path(run_dir)).get("time_warp")

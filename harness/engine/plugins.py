@@ -47,12 +47,39 @@ def load_all(extra: list[str] | tuple[str, ...] = ()) -> None:
         import_plugin(package)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         import_plugin(ep.value.split(":")[0])
-    if extra and os.getcwd() not in sys.path:
+    load_plugins(extra)
+
+
+def load_plugins(modules: list[str] | tuple[str, ...], needed_by: str | None = None) -> None:
+    """Import plugin ``modules`` (the ``--plugin`` option, an experiment file's ``plugins:``, or
+    the ones a run folder records) and make their paths trainable methods. ``needed_by`` names
+    what recorded them, so a missing module says which run needs it."""
+    if modules and os.getcwd() not in sys.path:
         # a console script does not put the working directory on sys.path; a user's plugin
         # module next to their experiment should still be found
         sys.path.append(os.getcwd())
-    for module in extra:
-        import_plugin(module)
+    for module in modules:
+        if needed_by is None:
+            import_plugin(module)
+            continue
+        try:
+            import_plugin(module)
+        except PluginError as err:
+            raise PluginError(f"{needed_by} needs plugin module '{module}' (recorded when it was made), "
+                              f"which cannot be loaded here: {err}; put it on PYTHONPATH") from err
     from harness.engine.methods import register_path_methods  # imports torch: not for --help
 
     register_path_methods()  # every path, plugin paths included, is a trainable method
+
+
+def plugin_modules(method: object) -> list[str]:
+    """The modules outside pathbench that define ``method``'s class or its path's: what a run
+    records (meta.json, metrics.json) so that later commands load them without ``--plugin``.
+    Importing the defining module runs its registration decorator."""
+    classes = [type(method)] + ([type(method.path)] if hasattr(method, "path") else [])
+    found = []
+    for cls in classes:
+        module = cls.__module__
+        if module.split(".")[0] not in (*BUILTIN_PACKAGES, "harness") and module != "__main__" and module not in found:
+            found.append(module)
+    return found

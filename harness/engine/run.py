@@ -28,8 +28,10 @@ from harness.data.corpus import BatchLoader, prepare_data
 from harness.data.tokenizer import load_tokenizer
 from harness.engine.calibration import read_calibration
 from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
+from harness.engine.contract import check_sample
 from harness.engine.methods import Method
 from harness.engine.model import ModelConfig, Transformer, model_config
+from harness.engine.plugins import load_plugins, plugin_modules
 from harness.engine.protocol import DEFAULT, build_method, protocol_name_of, resolve_method_options, sampling_setup
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
@@ -90,6 +92,8 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
         "method": BASELINES.canonical(method_name), "method_options": method.options(),
         "preset": preset, "model": asdict(model_cfg), "data": asdict(data_cfg),
         "tokenizer": "tokenizer", "train": asdict(train_cfg), "generation_protocol": record,
+        # a plugin's module, so that sample/eval/sweep load it without --plugin (built-ins: none)
+        **({"plugins": plugins} if (plugins := plugin_modules(method)) else {}),
     }
     if resume and latest_checkpoint(out) is not None:
         old = read_meta(out)
@@ -119,6 +123,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
 def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None):
     """(method, model, tokenizer, meta, step) from a run folder, with its consistency checked."""
     meta = read_meta(ckpt)
+    load_plugins(meta.get("plugins", ()), needed_by=f"run {ckpt}")
     if method_name is not None and BASELINES.canonical(method_name) != meta["method"]:
         raise ConfigError(f"checkpoint {ckpt} was trained with method '{meta['method']}', "
                           f"not '{method_name}'")
@@ -167,7 +172,8 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
         batch_seed = seed * 1_000_003 + first
         generator = torch.Generator(device).manual_seed(batch_seed)
         given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
-        ids = method.sample(model, size, seq_len, sampler, generator=generator, **given).cpu()
+        ids = check_sample(meta["method"], method.sample(model, size, seq_len, sampler, generator=generator, **given),
+                           size, seq_len, tokenizer.vocab_size, **given).cpu()
         for row, sample_ids in enumerate(ids.tolist()):
             records.append({
                 "index": first + row, "text": tokenizer.decode(sample_ids), "ids": sample_ids,

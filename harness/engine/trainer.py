@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from harness.core.errors import ConfigError
 from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from harness.engine.contract import check_loss
 from harness.engine.methods import Method
 
 log = logging.getLogger("pathbench.train")
@@ -142,7 +143,7 @@ def evaluate(method: Method, model: torch.nn.Module, batches: Iterable, device: 
     """Mean loss over ``batches`` with a fixed noise seed, so evaluations are comparable."""
     model.eval()
     generator = torch.Generator(device).manual_seed(seed)
-    losses = [method.loss(model, b.ids.to(device), b.given.to(device), generator).item()
+    losses = [check_loss(type(method).__name__, method.loss(model, b.ids.to(device), b.given.to(device), generator)).item()
               for b in batches]
     model.train()
     if not losses:
@@ -198,7 +199,7 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
         batch = next(train_batches)
         ids, given = batch.ids.to(device), batch.given.to(device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            loss = method.loss(step_model, ids, given, generator)
+            loss = check_loss(type(method).__name__, method.loss(step_model, ids, given, generator))
         if not torch.isfinite(loss):
             found = latest_checkpoint(run_dir)
             raise TrainingDiverged(f"loss became {loss.item()} at step {step + 1}; last checkpoint: "

@@ -8,7 +8,6 @@ and scores it. Every result is written atomically with the protocol and the envi
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import shutil
 from collections import OrderedDict
@@ -18,7 +17,7 @@ from typing import Any
 
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_open, atomic_write_json, exclusive
-from harness.core.registry import TASKS
+from harness.core.registry import TASKS, accepted_options
 from harness.data.corpus import prepare_stored
 from harness.engine.checkpoint import read_meta
 from harness.engine.generate import generate
@@ -141,26 +140,11 @@ def eval_run(ckpt: Path, task_name: str, out: Path, sampler: dict, *, task_optio
 OUTPUTS = ("metrics.json", "samples.jsonl", "generations.jsonl")
 
 
-def _accepted_options(cls) -> set[str] | None:
-    """The keyword options a task class takes, following ``**options`` up to its parents;
-    None when some class takes anything (nothing to check against)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if klass is object or init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        names |= {p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names
-    return None if names else set()
-
-
 def check_task(task_name: str, options: dict):
     """The task built from its name and options, its scorer's name checked: every mistake in
     them is one line naming the bad value and the valid ones, before a checkpoint is read or a
     sample drawn."""
-    accepted = _accepted_options(TASKS.get(task_name))  # an unknown task lists the known ones
+    accepted = accepted_options(TASKS.get(task_name))  # an unknown task lists the known ones
     unknown = sorted(set(options) - accepted) if accepted is not None else []
     if unknown:
         raise ConfigError(f"unknown option '{unknown[0]}' for task '{task_name}'; valid: {', '.join(sorted(accepted))}")
@@ -185,6 +169,7 @@ def _eval_run(task, ckpt, task_name, out, sampler, task_options, n, candidates, 
         method, cfg, record = sampling_setup(method, meta, protocol, sampler)
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"method": meta["method"], "method_options": method.options(),
+                              **({"plugins": meta["plugins"]} if meta.get("plugins") else {}),
                               "checkpoint": str(ckpt), "checkpoint_step": step, "task": task_name,
                               "task_options": options, "sampler": asdict(cfg), "seed": seed,
                               "generation_protocol": record}

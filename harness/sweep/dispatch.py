@@ -198,6 +198,17 @@ def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
     return spec
 
 
+def saved_experiment(text: str, listed: list[str], plugins: tuple[str, ...]) -> str:
+    """The experiment file as the sweep keeps it: with every plugin module it ran with, so the
+    saved copy runs again without ``--plugin`` (the file's own text when it lists them all)."""
+    if set(plugins) <= set(listed):
+        return text
+    raw = yaml.safe_load(text)
+    if "plugins" not in raw:  # keep the file's comments: append the key
+        return text.rstrip("\n") + f"\n# added by `pathbench sweep --plugin`\nplugins: {json.dumps(list(plugins))}\n"
+    return yaml.safe_dump({**raw, "plugins": list(plugins)}, sort_keys=False)
+
+
 def make_executor(kind: str, folder: Path, settings: dict) -> submitit.AutoExecutor:
     """A submitit executor: ``local`` (subprocesses, explicit timeout), ``slurm`` (job arrays,
     requeued on preemption through UnitJob.checkpoint), ``debug`` (in-process)."""
@@ -238,11 +249,12 @@ def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bo
     exp = load_experiment(path)
     kind = executor or exp.executor.get("kind", "local")
     threads = default_threads(kind, exp.executor)
+    plugins = tuple(dict.fromkeys([*exp.plugins, *plugins]))  # the file's, then --plugin's
     jobs = jobs_for(exp, out_dir, plugins, device, threads)
     if dry_run:
         return {"experiment": exp, "jobs": jobs, "submitted": 0}
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "experiment.yaml", path.read_text())
+    atomic_write_text(out_dir / "experiment.yaml", saved_experiment(path.read_text(), exp.plugins, plugins))
     # one unit at a time by default: a 2-core laptop; SLURM queues them all (array_parallelism caps)
     parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
     note = (f"{parallel} unit(s) at a time" if kind != "slurm" else "slurm") + \

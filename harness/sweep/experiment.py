@@ -42,11 +42,13 @@ import yaml
 from harness.core.config import DataConfig, apply_overrides
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES, PROTOCOLS, TASKS
+from harness.engine.plugins import load_plugins
 from harness.engine.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig
 
-TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol"}
+TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol",
+            "plugins"}
 TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options"}
 METHOD_KEYS = {"name", "options", "train"}
 EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
@@ -115,6 +117,8 @@ class Experiment:
     units: list[TrainUnit]
     runs: list[RunSpec]
     executor: dict = field(default_factory=dict)
+    #: plugin modules the file names (``plugins: [module, ...]``), loaded before it is expanded
+    plugins: list[str] = field(default_factory=list)
 
 
 def _check_keys(where: str, given: dict, valid: set[str]) -> None:
@@ -156,6 +160,8 @@ def load_experiment(path: Path) -> Experiment:
 
 def expand(raw: dict, default_name: str = "experiment") -> Experiment:
     _check_keys("experiment", raw, TOP_KEYS)
+    plugins = [str(m) for m in _as_list(raw.get("plugins") or [])]
+    load_plugins(plugins, needed_by=f"experiment '{raw.get('name', default_name)}'")
     for required in ("methods", "samplers", "tasks"):
         if not raw.get(required):
             raise ConfigError(f"experiment has no '{required}' (an empty axis expands to zero runs)")
@@ -205,7 +211,7 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
                             runs.setdefault(run.id, run)
     if not runs:
         raise ConfigError("the grid expands to zero runs")
-    return Experiment(raw.get("name", default_name), list(units.values()), list(runs.values()), executor)
+    return Experiment(raw.get("name", default_name), list(units.values()), list(runs.values()), executor, plugins)
 
 
 def _with_teacher_path(entry: dict, built: dict[str, Any]) -> dict:

@@ -370,3 +370,21 @@ def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, ca
     assert not failed
     assert log[:2] == [("start", "ar"), ("end", "ar")] and ("start", "kl") in log and ("start", "linear") in log
     assert "kl seed 0 kl-flow: waits for ar seed 0 kl-flow to finish training" in capsys.readouterr().err
+
+
+def test_an_experiment_names_its_plugins_and_the_sweep_saves_the_ones_it_ran_with(tmp_path, monkeypatch):
+    from harness.sweep.dispatch import saved_experiment
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
+    raw = {"name": "p", "plugins": ["unigram_plugin"], "methods": ["unigram"],
+           "samplers": [{"name": "independent"}], "tasks": [{"name": "unconditional", "n": 2}]}
+    exp = expand(raw)
+    assert exp.plugins == ["unigram_plugin"] and [u.method for u in exp.units] == ["unigram"]
+    with pytest.raises(ConfigError, match="experiment 'q' needs plugin module 'no_such_plugin'"):
+        expand({**raw, "name": "q", "plugins": ["no_such_plugin"]})
+    text = "# my grid\nname: p\nmethods: [unigram]\n"
+    assert saved_experiment(text, [], ()) == text
+    saved = saved_experiment(text, [], ("unigram_plugin",))
+    assert saved.startswith(text) and yaml.safe_load(saved)["plugins"] == ["unigram_plugin"]  # comments kept
+    listed = "name: p\nplugins: [a]\n"
+    assert yaml.safe_load(saved_experiment(listed, ["a"], ("a", "b")))["plugins"] == ["a", "b"]
