@@ -90,7 +90,7 @@ class FlowMapMethod(PathMethod):
         if self.teacher_dir.startswith("@"):
             raise ConfigError(f"teacher '{self.teacher_dir}' names a method of an experiment; "
                               "outside `pathbench sweep` give the teacher's run folder")
-        method, model, _, meta, _ = load_run(Path(self.teacher_dir), str(device))
+        method, model, _, meta, _, _ = load_run(Path(self.teacher_dir), str(device))
         if meta["method"] != self.path_name or method.options() != self.path.options():
             raise ConfigError(f"teacher {self.teacher_dir} is '{meta['method']}' {method.options()}, "
                               f"the student distils '{self.path_name}' {self.path.options()}")

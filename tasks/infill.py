@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.core.errors import ConfigError
-from tasks.base import Example, Task, check_generations
+from tasks.base import Example, ExampleTask, check_generations
 from tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
 from tasks.sandbox import SandboxLimits, run_programs
 
@@ -63,7 +63,7 @@ def build_program(prefix: str, generated: str, suffix: str, test: str) -> str:
     return fill(prefix, generated, suffix) + "\n\n" + test + "\n"
 
 
-class InfillTask(Task):
+class InfillTask(ExampleTask):
     """Shared machinery: problems -> masked requests -> sandboxed tests -> pass@k, compiles@k."""
 
     name = "infill"

@@ -33,7 +33,7 @@ class PathbenchLM(LM):
                  batch_size: int = 16, seed: int = 0, device: str = "cpu", protocol: str | None = None,
                  final: str | None = None, final_at: str | None = None, **unused) -> None:
         super().__init__()
-        method, self.model, self.tok, self.meta, _ = load_run(Path(ckpt), device)
+        method, self.model, self.tok, self.meta, _, _ = load_run(Path(ckpt), device)
         explicit = {"name": sampler, "nfe": int(nfe), "t_star": float(t_star), "temperature": float(temperature)}
         if top_k is not None:  # not given: the protocol's; "none": the full vocabulary
             explicit["top_k"] = None if str(top_k).lower() in ("none", "all") else int(top_k)

@@ -144,7 +144,7 @@ class SelfScorer(CausalScorer):
     """The project's autoregressive baseline, loaded from a run folder."""
 
     def __init__(self, run_dir: str, device: str = "cpu") -> None:
-        method, model, tokenizer, meta, _ = load_run(Path(run_dir), device)
+        method, model, tokenizer, meta, _, _ = load_run(Path(run_dir), device)
         if not method.causal:
             raise ConfigError(f"scorer 'self:{run_dir}' needs an autoregressive run (method 'ar'), "
                               f"got '{meta['method']}'")

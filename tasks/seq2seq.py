@@ -51,7 +51,7 @@ from typing import Any
 from harness.core.errors import ConfigError
 from harness.core.registry import TASKS
 from harness.data.corpus import is_validation, load_corpus
-from tasks.base import Example, Task, check_generations
+from tasks.base import Example, ExampleTask, check_generations
 from tasks.text_metrics import (
     TABLE5,
     BertScoreF1,
@@ -101,7 +101,7 @@ def document_parts(tokenizer, prompt: str, continuation: str) -> list[str] | Non
     return None
 
 
-class Seq2SeqTask(Task):
+class Seq2SeqTask(ExampleTask):
     """Prompt -> response examples with Table-5 scoring; subclasses yield (prompt, reference, meta)."""
 
     def __init__(self, response_tokens: int = 32, top_k_list: list[int] | tuple[int, ...] | None = None,

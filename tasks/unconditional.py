@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from harness.core import stats
 from harness.core.errors import ConfigError
+from harness.core.io import atomic_write_json
 from harness.core.registry import METRICS, TASKS
+from harness.engine.checkpoint import read_meta
+from harness.engine.run import LoadedRun, draw_samples, environment, write_samples
+from tasks.base import EvalSettings, Task
+from tasks.reference import reference_row
 from tasks.scorers import CausalScorer, load_scorer
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
@@ -120,12 +128,30 @@ def reference_texts(sequences: np.ndarray, tokenizer, n: int, length: int) -> li
     return [tokenizer.decode([int(t) for t in sequences[i][:length]]) for i in range(n)]
 
 
+# Unconditional samples are a deterministic function of (checkpoint, sampler, n, seed, batch):
+# runs that differ only in their scorer reuse one draw instead of sampling twice. Small: a
+# sweep job evaluates its runs in grid order, so the scorers of one sampler are neighbours.
+_samples_cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+_SAMPLES_CACHE_SIZE = 4
+
+
 @TASKS.register("unconditional")
-class Unconditional:
+class Unconditional(Task):
     """Unconditional samples: gen-PPL under a scorer, entropy, and a real-text reference row."""
+
+    takes_scorers = True
 
     def __init__(self, scorer: str = "smollm2", batch_size: int = 8, device: str = "cpu") -> None:
         self.scorer_spec, self.batch_size, self.device = scorer, batch_size, device
+
+    def evaluate(self, run: LoadedRun, settings: EvalSettings, out: Path) -> dict[str, Any]:
+        """``settings.n`` samples (samples.jsonl), their scores, and the real-text row."""
+        records = cached_samples(run, settings)
+        write_samples(records, out / "samples.jsonl")
+        metrics = self.score_samples([r["text"] for r in records], [r["ids"] for r in records],
+                                     run.tokenizer.vocab_size)
+        return {"metrics": metrics,
+                "reference": reference_row(run.meta["data"], settings.n, self, settings.reference_store)}
 
     def score_samples(self, texts: list[str], ids: list[list[int]] | None = None,
                       vocab_size: int | None = None) -> dict[str, float]:
@@ -134,3 +160,36 @@ class Unconditional:
 
     def protocol(self) -> dict:
         return {"metrics": PROTOCOL, **load_scorer(self.scorer_spec, self.device).protocol()}
+
+
+def cached_samples(run: LoadedRun, settings: EvalSettings) -> list[dict[str, Any]]:
+    """The run's samples under ``settings`` (drawn once per process for every scorer)."""
+    # the method's options are part of the key: another protocol may rebuild it (t_max, grid)
+    key = json.dumps([str(Path(run.folder).resolve()), run.step, run.method.options(), asdict(settings.sampler),
+                      settings.n, settings.seed, settings.batch_size, settings.device, settings.protocol],
+                     sort_keys=True, default=str)
+    if key in _samples_cache:
+        _samples_cache.move_to_end(key)
+    else:
+        _samples_cache[key] = draw_samples(run.method, run.model, run.tokenizer, run.meta, run.step, settings.n,
+                                           settings.sampler, seed=settings.seed, batch_size=settings.batch_size,
+                                           device=settings.device, protocol=settings.protocol)
+        while len(_samples_cache) > _SAMPLES_CACHE_SIZE:
+            _samples_cache.popitem(last=False)
+    return _samples_cache[key]
+
+
+def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, out: Path | None = None,
+               batch_size: int = 8, device: str = "cpu") -> dict[str, Any]:
+    """``pathbench score``: any sample file (ours or another system's) scored under this task's
+    protocol; with ``reference_run``, that run's real-text row beside it."""
+    task = Unconditional(scorer=scorer, batch_size=batch_size, device=device)
+    texts, ids = read_samples(path)
+    result: dict[str, Any] = {"samples": task.score_samples(texts, ids), "file": str(path)}
+    if reference_run is not None:
+        result["reference"] = reference_row(read_meta(reference_run)["data"], len(texts), task)
+    result["protocol"] = task.protocol()
+    result["environment"] = environment()
+    if out is not None:
+        atomic_write_json(out, result)
+    return result

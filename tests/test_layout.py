@@ -54,3 +54,20 @@ def test_no_project_import_inside_a_function_except_to_defer_torch():
                 continue  # command bodies load their work when the command runs
             found |= {(relative, m) for m in _function_imports(path) if m.split(".")[0] in PROJECT}
     assert found == DEFERRED
+
+
+def test_no_task_is_special_cased_by_name_outside_tasks():
+    """The evaluation hands a loaded run to every task alike: no harness module compares a task
+    name (or builds a task) by a literal name; what a task needs it declares (takes_scorers)."""
+    from harness.core.registry import TASKS
+    from harness.engine.plugins import load_all
+
+    load_all()
+    registered = set(TASKS.names()) | {alias for name in TASKS.names() for alias in TASKS.aliases_of(name)}
+    assert "unconditional" in registered
+    found = []
+    for path in (ROOT / "harness").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in registered:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert found == []

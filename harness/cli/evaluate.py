@@ -52,7 +52,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from harness.evaluation.evaluate import score_file
+    from tasks.unconditional import score_file
 
     result = score_file(args.file, args.scorer, reference_run=args.reference_run, out=args.out,
                         batch_size=args.batch_size, device=resolve_device(args.device))
@@ -76,7 +76,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
                       candidates=args.candidates, limit=args.limit, seed=args.seed,
                       batch_size=args.batch_size, device=resolve_device(args.device), protocol=args.protocol,
                       overwrite=args.overwrite)
-    if args.task == "unconditional":
+    if "reference" in result:  # a task scored against real text: the two rows side by side
         print_scores("samples", result["metrics"])
         print_scores("real text", result["reference"])
     else:

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -120,8 +120,20 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
                  train_cfg, out, resume=resume, device=device)
 
 
-def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None):
-    """(method, model, tokenizer, meta, step) from a run folder, with its consistency checked."""
+class LoadedRun(NamedTuple):
+    """A run folder loaded once: what every task, scorer and study reads from it."""
+
+    method: Method
+    model: torch.nn.Module  # on its device, in eval mode
+    tokenizer: Any
+    meta: dict
+    step: int  # the checkpoint's optimizer step
+    folder: Path
+
+
+def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None) -> LoadedRun:
+    """The run in folder ``ckpt`` (method, model, tokenizer, meta, step, folder), with its
+    consistency checked and the plugin modules it recorded loaded."""
     meta = read_meta(ckpt)
     load_plugins(meta.get("plugins", ()), needed_by=f"run {ckpt}")
     if method_name is not None and BASELINES.canonical(method_name) != meta["method"]:
@@ -137,7 +149,7 @@ def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None):
                           f"tokens, its tokenizer {tokenizer.vocab_size}{extra}")
     model = Transformer(model_cfg)
     step = load_checkpoint(ckpt, model, with_state=False).step
-    return method, model.to(device).eval(), tokenizer, meta, step
+    return LoadedRun(method, model.to(device).eval(), tokenizer, meta, step, ckpt)
 
 
 def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
@@ -145,7 +157,7 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
                method_name: str | None = None, protocol: str | None = None) -> list[dict[str, Any]]:
     """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically).
     ``sampler`` holds the explicit keys; ``protocol`` (default: the run's) fills the rest."""
-    method, model, tokenizer, meta, step = load_run(ckpt, device, method_name)
+    method, model, tokenizer, meta, step, _ = load_run(ckpt, device, method_name)
     method, cfg, record = sampling_setup(method, meta, protocol, sampler)
     records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
                            batch_size=batch_size, seq_len=seq_len, device=device, protocol=record)

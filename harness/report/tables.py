@@ -237,16 +237,19 @@ def tables(df: pd.DataFrame, records: list[dict] | None = None) -> dict[str, Any
     config, metrics = config_columns(df), metric_columns(df)
     out: dict[str, Any] = {}
     captions: dict[str, str] = {}
-    unc_runs = df[(df["task"] == "unconditional") & df["gen_ppl"].notna()] if "gen_ppl" in df else df.iloc[0:0]
+    # runs of samples scored against real text (gen-PPL and a reference row), whatever their task
+    scored = [c for c in ("gen_ppl", "ref_gen_ppl") if c in df]
+    samples = df[df[scored].notna().any(axis=1)] if scored else df.iloc[0:0]
+    unc_runs = samples[samples["gen_ppl"].notna()] if "gen_ppl" in samples else samples.iloc[0:0]
     unc = _without_unused_t_star(settings(unc_runs, records, PE, pooled=True)) if not unc_runs.empty else \
         settings(df.iloc[0:0].reindex(columns=[*df.columns, *PE]), [], PE)
-    ref = references(df[df["task"] == "unconditional"])
+    ref = references(samples)
     for scorer in sorted(_names(unc["scorer"]).unique()):
         mine = unc[_names(unc["scorer"]) == scorer]
         title = f"Unconditional leaderboard (scorer {scorer})"
         real = ref[_names(ref["scorer"]) == scorer]
         out[title], captions[title] = _display(mine, config, PE, real), _caption(mine, PE, True, not real.empty)
-    rest = df[df["task"] != "unconditional"]
+    rest = df.drop(samples.index)
     for task in sorted(_names(rest["task"]).unique()):
         runs = rest[_names(rest["task"]) == task]
         shown = [m for m in metrics if runs[m].notna().any() and

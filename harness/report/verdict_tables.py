@@ -38,7 +38,7 @@ def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Settin
     by_scorer: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         per = (r.get("metrics") or {}).get("per_sample")
-        if r.get("task") == "unconditional" and per and (r.get("reference") or {}).get("entropy") is not None:
+        if per and (r.get("reference") or {}).get("entropy") is not None:  # samples scored beside real text
             by_scorer[str(r.get("scorer"))].append(r)
     for scorer, runs in sorted(by_scorer.items()):
         methods: dict[str, list[Setting]] = defaultdict(list)
@@ -58,7 +58,7 @@ def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None
     """(title, table or None, text) per scorer, the verdict first then the pairwise shares."""
     groups = _groups(records)
     if not groups:
-        if not any(r.get("task") == "unconditional" for r in records):  # a conditional or code sweep
+        if not any("gen_ppl" in (r.get("metrics") or {}) for r in records):  # a conditional or code sweep
             return [("Verdict", None, "No matched-entropy verdict: no unconditional run here (it ranks "
                      "unconditional samples); the task tables below carry each number's interval.\n")]
         return [("Verdict", None, "No verdict: no unconditional run here carries per-sample data "

@@ -87,7 +87,7 @@ def flowmap_gap(method, student: torch.nn.Module, teacher: torch.nn.Module, batc
 def write_flowmap_gap(ckpt: Path, *, steps: int = 32, batches: int = 1, batch_size: int = 16,
                       device: str = "cpu") -> list[dict]:
     """Measure a student run folder against the teacher named in its options; CSV in the folder."""
-    method, student, _, meta, _ = load_run(ckpt, device)
+    method, student, _, meta, _, _ = load_run(ckpt, device)
     if not getattr(method, "two_time", False):
         raise ConfigError(f"{ckpt} is a '{meta['method']}' run, not a flow-map student (method flowmap)")
     teacher = method.teacher(device)

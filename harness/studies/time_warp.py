@@ -66,7 +66,7 @@ def fit_time_warp(ckpt: Path, *, points: int = 33, batches: int = 8, batch_size:
     """``pathbench reparam``: measure e(t) on the run's held-out split, store it with the checkpoint."""
     if points < 2:
         raise ConfigError(f"points = {points} must be >= 2")
-    method, model, _, meta, step = load_run(ckpt, device)
+    method, model, _, meta, step, _ = load_run(ckpt, device)
     held_out = held_out_batches(meta["data"], batches, batch_size)
     t_max = method.path.t_max
     times = [t_max * k / (points - 1) for k in range(points)]

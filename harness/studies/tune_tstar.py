@@ -23,13 +23,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_open, atomic_write_text
-from harness.core.registry import TASKS
 from harness.engine.calibration import store_calibration
 from harness.engine.protocol import for_sampling, resolve_sampler
 from harness.engine.run import draw_samples, load_run
-from harness.evaluation.evaluate import reference_row
+from tasks.reference import reference_row
+from tasks.unconditional import Unconditional
 
 DEFAULT_T_STARS = (0.1, 0.2, 0.28, 0.4, 0.6)
 START_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -85,10 +87,8 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
                seed: int = 1000, start: float | None = None, batch_size: int = 16, device: str = "cpu",
                out: Path | None = None) -> dict[str, Any]:
     """Sample every (t*, top-k) on the hybrid sampler, score, select, store with the checkpoint."""
-    from tqdm import tqdm
 
-
-    method, model, tokenizer, meta, step = load_run(ckpt, device)
+    method, model, tokenizer, meta, step, _ = load_run(ckpt, device)
     method, trained = for_sampling(method, meta, None)  # the run's own generation protocol
     if "hybrid" not in method.samplers:
         raise ConfigError(f"method '{meta['method']}' has no hybrid sampler to tune; "
@@ -99,8 +99,8 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
     settings = [resolve_sampler(method, trained, {"name": "hybrid", "nfe": nfe, "t_star": float(t), "top_k": k})
                 for t in t_stars for k in top_ks]
     configs = [method.sampler_config(meta["method"], spec) for spec, _ in settings]
-    task = TASKS.build("unconditional", scorer=scorer, device=device)
-    real = reference_row(ckpt, n, task)
+    task = Unconditional(scorer=scorer, device=device)  # t* is tuned on unconditional gen-PPL and entropy
+    real = reference_row(meta["data"], n, task)
     rows = []
     for cfg, (_, record) in zip(tqdm(configs, desc="tune t*"), settings):
         records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,

@@ -32,7 +32,7 @@ import yaml
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_text
 from harness.engine.plugins import load_all
-from harness.engine.run import train_run
+from harness.engine.run import LoadedRun, load_run, train_run
 from harness.evaluation.evaluate import eval_run
 from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, load_experiment
 from harness.sweep.progress import Progress, run_complete, train_complete
@@ -87,12 +87,13 @@ class UnitJob(submitit.helpers.Checkpointable):
                           protocol=unit.protocol or None)
             if rank != 0:
                 return []
-            done = []
+            done, run = [], None
             for spec in self.runs:
                 run_dir = Path(self.out_dir) / "runs" / spec["id"]
                 if not run_complete(run_dir):
+                    run = run or load_run(train_dir, device)  # loaded once for all the unit's runs
                     # the real-text rows are shared by the sweep's units (one scoring per scorer)
-                    evaluate_run(spec, train_dir, run_dir, device, Path(self.out_dir) / "reference")
+                    evaluate_run(spec, run, run_dir, device, Path(self.out_dir) / "reference")
                 done.append(spec["id"])
             return done
 
@@ -111,8 +112,10 @@ def unit_lock(train_dir: Path, rank: int):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str,
+def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
                  reference_store: Path | None = None) -> None:
+    """One run of a unit, from the unit's loaded run, into ``run_dir`` (with its eval.log)."""
+    train_dir = run.folder
     config = spec["config"]
     protocol = spec.get("protocol") or None  # the record its sampler was resolved with
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +140,7 @@ def evaluate_run(spec: dict, train_dir: Path, run_dir: Path, device: str,
     try:
         log.info("run %s: %s %s on %s from %s", spec["id"], unit["method"], config["sampler"],
                  config["task"], train_dir)
-        result = eval_run(train_dir, config["task"], run_dir, config["sampler"], task_options=options,
+        result = eval_run(run, config["task"], run_dir, config["sampler"], task_options=options,
                           n=config["n"], candidates=config["candidates"], limit=config["limit"],
                           seed=unit["seed"], device=device, extra=extra, protocol=protocol,
                           overwrite=True,  # the sweep re-evaluates only runs that are not complete

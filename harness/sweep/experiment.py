@@ -240,8 +240,8 @@ def _samplers_for(method, samplers: list[dict], seq_len: int) -> list[dict]:
 def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: dict) -> list[RunSpec]:
     task = {"name": task} if isinstance(task, str) else dict(task)
     _check_keys(f"task '{task.get('name')}'", task, TASK_KEYS)
-    TASKS.get(task["name"])  # unknown task -> the list of known ones
-    scorers = _as_list(task.get("scorers", ["smollm2"])) if task["name"] == "unconditional" else [None]
+    takes_scorers = getattr(TASKS.get(task["name"]), "takes_scorers", False)  # unknown task -> the known ones
+    scorers = _as_list(task.get("scorers", ["smollm2"])) if takes_scorers else [None]
     if not scorers:
         raise ConfigError(f"task '{task['name']}' has no scorers (an empty axis expands to zero runs)")
     return [RunSpec(unit, sampler, task["name"], dict(task.get("options") or {}), scorer,

@@ -78,8 +78,7 @@ def run_label(run) -> str:
         parts.append(f"t* {s['t_star']}")
     if s.get("top_k") not in (None, 1):
         parts.append(f"top-k {s['top_k']}")
-    where = run.task if run.scorer is None else (run.scorer if run.task == "unconditional"
-                                                 else f"{run.task} {run.scorer}")
+    where = run.task if run.scorer is None else run.scorer  # a scorer task: which scorer
     return f"{' '.join(parts)}, {where}"
 
 

@@ -75,7 +75,7 @@ def test_fisher_rao_and_missing_teacher_are_refused():
 def test_student_starts_as_its_teacher_for_every_jump(kl_run):
     method = FlowMapMethod(teacher=str(kl_run))
     assert method.path_name == "kl" and method.options()["path_options"] == load_run(kl_run)[0].options()
-    _, teacher, _, meta, _ = load_run(kl_run)
+    _, teacher, _, meta, _, _ = load_run(kl_run)
     student = Transformer(model_config(meta["preset"], meta["model"]["vocab_size"], meta["model"]["max_seq_len"],
                                        two_time=True))
     method.init_model(student)
@@ -99,7 +99,7 @@ def test_distillation_loss_falls_on_the_tiny_preset(kl_run, tmp_path, data_cache
     out = tmp_path / "student"
     assert main(["distill", "--teacher", str(kl_run), "--steps", "60", "--out", str(out), "lr=3e-3",
                  "warmup=5", "batch_size=16", "eval_every=60", "progress=false", "method.init=random"]) == 0
-    method, student, _, meta, _ = load_run(out)
+    method, student, _, meta, _, _ = load_run(out)
     assert meta["method"] == "flowmap" and meta["model"]["two_time"] and meta["data"]["vocab_size"] == 512
     torch.manual_seed(0)  # the trainer's seed: the weights the student started from
     fresh = Transformer(backbone_config(student))
@@ -154,7 +154,7 @@ def test_a_student_at_init_is_its_teachers_one_step_map_exactly(kl_run, data_cac
     from harness.data.corpus import BatchLoader, prepare_data
 
     method = FlowMapMethod(teacher=str(kl_run))
-    _, teacher, _, meta, _ = load_run(kl_run)
+    _, teacher, _, meta, _, _ = load_run(kl_run)
     student = Transformer(model_config(meta["preset"], meta["model"]["vocab_size"], meta["model"]["max_seq_len"],
                                        two_time=True))
     method.init_model(student)

@@ -44,7 +44,7 @@ def test_lm_eval_generate_until_matches_pathbench_generation(run_dir, task_dir, 
     assert metrics["sample_len"] == 5 and 0.0 <= metrics["exact_match,strip"] <= 1.0
     samples = sorted(result["samples"]["pathbench_echo_headlines"], key=lambda s: s["doc_id"])
     # the same requests through pathbench's own generator give the same answers
-    method, model, tok, meta, _ = load_run(run_dir)
+    method, model, tok, meta, _, _ = load_run(run_dir)
     # the run's protocol (kl-flow) fills the keys lm-eval did not give, as for `pathbench sample`
     method, sampler, record = sampling_setup(method, meta, None, {"name": "basic", "nfe": 3})
     assert record["name"] == "kl-flow" and (sampler.top_k, sampler.final_at) == (1, "t_max")

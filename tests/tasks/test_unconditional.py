@@ -161,6 +161,7 @@ def test_eval_unconditional_writes_metrics_with_reference_and_protocol(tiny_lm, 
 
 def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_cache, bbc_small, monkeypatch):
     import harness.evaluation.evaluate as evaluate
+    import tasks.unconditional as unconditional
     from harness.cli import main
     from harness.engine.run import draw_samples
 
@@ -168,7 +169,7 @@ def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_
     assert main(["train", "--method", "kl", "--steps", "2", "--out", str(run), f"data.cache_dir={data_cache}",
                  "data.vocab_size=512", "data.seq_len=32", "batch_size=8", "progress=false"]) == 0
     calls = []
-    monkeypatch.setattr(evaluate, "draw_samples", lambda *a, **k: calls.append(a[-2]) or draw_samples(*a, **k))
+    monkeypatch.setattr(unconditional, "draw_samples", lambda *a, **k: calls.append(a[-2]) or draw_samples(*a, **k))
     sampler = {"name": "sampling", "nfe": 3, "top_k": 5}
     first = evaluate.eval_run(run, "unconditional", tmp_path / "a", sampler, n=3,
                               task_options={"scorer": f"hf:{tiny_lm}"})

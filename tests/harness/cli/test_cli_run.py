@@ -157,11 +157,12 @@ def test_resume_a_run_written_before_a_model_field_existed(tmp_path, data_cache,
 
 def test_eval_rejects_a_bad_task_scorer_or_option_before_sampling(kl_run, tmp_path, capsys, monkeypatch):
     import harness.evaluation.evaluate as evaluate
+    import tasks.unconditional as unconditional
 
     def never(*args, **kwargs):
         raise AssertionError("reached before the names were checked")
 
-    monkeypatch.setattr(evaluate, "draw_samples", never)
+    monkeypatch.setattr(unconditional, "draw_samples", never)
     out = tmp_path / "ev"
     base = ["eval", "--ckpt", str(kl_run), "--nfe", "2", "--n", "2", "--out", str(out)]
     # an unavailable scorer is found once the checkpoint is read, still before any sample

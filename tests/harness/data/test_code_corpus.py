@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from harness.core.errors import ConfigError
+from harness.data import code_corpus
 from harness.data.code_corpus import harvest_stdlib_functions, is_held_out_file, stdlib_function_sources
-from harness.data.corpus import BatchLoader, code_corpus, line_infill_given, load_corpus
+from harness.data.corpus import BatchLoader, line_infill_given, load_corpus
 
 
 def test_stdlib_harvest_functions_deduped_and_held_out_by_file():

@@ -148,7 +148,7 @@ def test_an_old_run_without_a_protocol_resumes_and_samples_as_plain(tmp_path, da
     meta = json.loads((out / "meta.json").read_text())
     del meta["generation_protocol"]  # as written before protocols existed
     (out / "meta.json").write_text(json.dumps(meta))
-    method, _, _, meta, _ = load_run(out)
+    method, _, _, meta, _, _ = load_run(out)
     _, cfg, record = sampling_setup(method, meta, None, {"nfe": 2})
     assert record["name"] == "plain" and record["legacy"] and (cfg.top_k, cfg.final_at) == (None, "last_step")
     assert main([*args, "--steps", "4", "--resume"]) == 0  # no --protocol: the run's own, plain
