@@ -40,7 +40,7 @@ protocols: install
 		--experiment experiments/geodesic_ablation_cpu_quick_plain.yaml \
 		--title "Geodesic ablation on BBC News: kl-flow vs plain protocol (CPU, quick size)"
 
-# The larger CPU grids (under 60 minutes; README "Results"): the protocol comparison, then the
+# The larger CPU grids (under 60 minutes; README "Two commands"): the protocol comparison, then the
 # full ablation and the larger conditional and code tables.
 full: protocols
 	$(MAKE) main ABLATION=geodesic_ablation_cpu RESULTS=results/geodesic_ablation_cpu/full SIZE=

@@ -41,8 +41,8 @@ def _owner(obj: object) -> str:
 class Registry(Generic[T]):
     """Names (and aliases) → registered objects, for one ``kind`` of component."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, hint: str = "") -> None:
+        self.kind, self.hint = kind, hint  # hint: appended to an unknown name's message
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
 
@@ -71,8 +71,7 @@ class Registry(Generic[T]):
         canonical = self._aliases.get(name, name)
         if canonical not in self._entries:
             raise UnknownNameError(
-                f"unknown {self.kind} '{name}'; known: {', '.join(self.names()) or '(none)'} "
-                f"(a plugin's? load its module: --plugin MODULE, or plugins: [MODULE] in an experiment file)"
+                f"unknown {self.kind} '{name}'; known: {', '.join(self.names()) or '(none)'}{self.hint}"
             )
         return self._entries[canonical]
 
@@ -117,7 +116,8 @@ class Registry(Generic[T]):
 
 
 PATHS: Registry = Registry("path")
-BASELINES: Registry = Registry("method")
+BASELINES: Registry = Registry("method", " (a plugin's? load its module: --plugin MODULE, or plugins: [MODULE] "
+                                          "in an experiment file)")
 TASKS: Registry = Registry("task")
 METRICS: Registry = Registry("metric")
 SCORERS: Registry = Registry("scorer")
