@@ -18,7 +18,7 @@ def cli(*args, cwd):
                           env=env, cwd=cwd, timeout=600)
 
 
-def test_unigram_plugin_trains_samples_and_is_listed(tmp_path, data_cache, bbc_small):
+def test_unigram_plugin_trains_samples_and_is_listed(tmp_path, data_cache, bbc_small, tiny_lm):
     listed = cli("list", "--plugin", "unigram_plugin", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "\n  unigram  Predicts every token from its position alone" in listed.stdout
@@ -41,8 +41,9 @@ def test_unigram_plugin_trains_samples_and_is_listed(tmp_path, data_cache, bbc_s
     again = cli("sample", "--ckpt", str(run), "--n", "1", "--out", str(tmp_path / "x.jsonl"), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-1500:]
     evaluated = cli("eval", "--ckpt", str(run), "--task", "unconditional", "--n", "2", "--out",
-                    str(tmp_path / "ev"), f"scorer=self:{run}", cwd=tmp_path)
-    assert evaluated.returncode == 2 and "needs an autoregressive run" in evaluated.stderr  # reached the scorer
+                    str(tmp_path / "ev"), f"scorer=hf:{tiny_lm}", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-1500:]
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["plugins"] == ["unigram_plugin"]
     missing = subprocess.run([sys.executable, "-m", "harness.cli", "sample", "--ckpt", str(run), "--n", "1",
                               "--out", str(tmp_path / "y.jsonl")], capture_output=True, text=True, cwd=tmp_path,
                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
