@@ -63,7 +63,7 @@ from pathlib import Path
 
 import tasks.code_recorder
 from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text, exclusive
+from harness.core.io import cached_json
 from harness.data.code_corpus import stdlib_function_sources
 from tasks.code_recorder import record
 
@@ -267,26 +267,10 @@ def stdlib_problems(max_chars: int = 300, min_cases: int = 2, max_cases: int = 6
     cfg = {"call_s": CALL_SECONDS, "mutant_s": MUTANT_SECONDS, "max_repr": MAX_REPR, "min_cases": min_cases,
            "max_cases": max_cases, "max_combos": max_combos, "max_chars": max_chars}
     cache = _cache_path(_cache_key(sources, cfg))
-    stored = _read_problems(cache)
-    if stored is None:
-        try:
-            with exclusive(cache.parent / ".stdlib-infill.lock"):  # parallel units record once
-                stored = _read_problems(cache)
-                if stored is None:
-                    stored = _build(sources, cfg)
-                    atomic_write_text(cache, json.dumps(stored))
-        except OSError:  # a read-only cache folder only costs the next process the recording
-            stored = stored if stored is not None else _build(sources, cfg)
+    # parallel units record once; a damaged or foreign file is recorded again
+    stored = cached_json(cache, lambda: _build(sources, cfg), valid=lambda d: isinstance(d, list))
     return tuple(StdlibProblem(p["task_id"], p["file"], p["name"], p["prompt"], p["source"],
                                tuple(tuple(c) for c in p["cases"]), tuple(p["checked"])) for p in stored)
-
-
-def _read_problems(cache: Path) -> list | None:
-    try:
-        stored = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return stored if isinstance(stored, list) else None
 
 
 def _build(sources: list[tuple[str, str]], cfg: dict) -> list[dict]:

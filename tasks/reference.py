@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from harness.core.io import atomic_write_json, exclusive
+from harness.core.io import cached_json
 from harness.data.corpus import prepare_stored
 
 _reference_cache: dict[str, dict[str, float]] = {}
@@ -41,13 +41,9 @@ def _stored_reference(store: Path, key: str, task, compute) -> dict[str, float]:
         scorer_state = [record.read_text(), record.stat().st_mtime_ns] if record.is_file() else None
     full = json.dumps([key, scorer_state, torch.get_num_threads(), str(getattr(task, "device", "cpu"))])
     path = store / f"{hashlib.sha1(full.encode()).hexdigest()[:16]}.json"
-    with exclusive(store / ".lock"):
-        try:
-            return json.loads(path.read_text())["reference"]
-        except (OSError, ValueError, KeyError):
-            row = compute()
-            atomic_write_json(path, {"key": json.loads(full), "reference": row})
-            return row
+    stored = cached_json(path, lambda: {"key": json.loads(full), "reference": compute()},
+                         valid=lambda d: isinstance(d, dict) and "reference" in d)
+    return stored["reference"]
 
 
 def _score_reference(data_cfg: dict, n: int, task) -> dict[str, float]:

@@ -21,7 +21,6 @@ padding is masked.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 
 from harness.core.errors import ConfigError
+from harness.core.io import exclusive
 from harness.core.registry import SCORERS
 from harness.engine.run import load_run
 
@@ -193,10 +193,8 @@ def smollm2_scorer(device: str = "cpu", root: Path | None = None) -> HFScorer:
     scorer = _from_cache(cached, device) if tried else None
     if scorer is not None:
         return scorer
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with open(cached.parent / ".smollm2.lock", "w") as lock:
+    with exclusive(cached.parent / ".smollm2.lock"):
         # parallel sweep units: one de-quantises, the others wait and load its folder
-        fcntl.flock(lock, fcntl.LOCK_EX)
         scorer = _from_cache(cached, device) if marker.is_file() and not tried else None
         if scorer is None:
             scorer = HFScorer(str(gguf.parent), "smollm2", SMOLLM2_GGUF, device)

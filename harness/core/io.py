@@ -1,5 +1,5 @@
 """Atomic file writes: a reader (or a crash) never sees half a file; and a lock so that
-processes sharing a cache build each entry once.
+processes sharing a cache build each entry once (:func:`cached_json`).
 
 Write to a temporary file in the same directory, flush and fsync it, then ``os.replace``
 it over the destination — a rename within one filesystem is atomic on POSIX.
@@ -11,8 +11,8 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,3 +56,35 @@ def exclusive(lock_path: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_json(path: str | os.PathLike, build: Callable[[], Any],
+                valid: Callable[[Any], bool] = lambda data: True) -> Any:
+    """The JSON value stored at ``path`` when it reads back and is ``valid``; else ``build()``,
+    written atomically — by one process at a time: the others wait on ``.<name>.lock`` and then
+    read what it wrote. Where the folder is not writable the value is built, not cached."""
+    path = Path(path)
+
+    def read() -> Any:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if valid(data) else None
+
+    data = read()
+    if data is not None:
+        return data
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive(path.parent / f".{path.name}.lock"))
+        except OSError:  # a read-only cache folder only costs the next process the work
+            return build()
+        data = read()  # another process may have written it while this one waited
+        if data is None:
+            data = build()
+            try:
+                atomic_write_text(path, json.dumps(data))
+            except OSError:
+                pass
+        return data

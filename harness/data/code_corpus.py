@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text, exclusive
+from harness.core.io import cached_json
 
 HARVEST_VERSION = 1  # bump when the harvest rules change (invalidates the disk cache)
 
@@ -134,25 +134,10 @@ def _stdlib_functions(val_percent: int = 10) -> tuple[tuple[str, ...], tuple[tup
     """(train texts, val (file, text) pairs); read from the disk cache when its key matches."""
     root, files = _stdlib_files()
     cache = _cache_file(root, files, val_percent)
-    data = _read_harvest(cache)
-    if data is None:
-        try:
-            with exclusive(cache.parent / ".stdlib-functions.lock"):  # parallel units harvest once
-                data = _read_harvest(cache)  # another process may have written it meanwhile
-                if data is None:
-                    data = _harvest(root, files, val_percent)
-                    atomic_write_text(cache, json.dumps(data))
-        except OSError:  # a read-only cache folder only costs the next process the harvest
-            data = data or _harvest(root, files, val_percent)
+    # parallel units harvest once; a damaged or foreign file is harvested again
+    data = cached_json(cache, lambda: _harvest(root, files, val_percent),
+                       valid=lambda d: isinstance(d, dict) and {"train", "val"} <= set(d))
     return tuple(data["train"]), tuple((f, t) for f, t in data["val"])
-
-
-def _read_harvest(cache: Path) -> dict | None:
-    try:
-        data = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and {"train", "val"} <= set(data) else None
 
 
 def _check(split: str, val_percent: int) -> None:

@@ -47,26 +47,35 @@ def load_all(extra: list[str] | tuple[str, ...] = ()) -> None:
         import_plugin(package)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         import_plugin(ep.value.split(":")[0])
-    load_plugins(extra)
+    _import_plugins(extra)
+    _register_path_methods()
 
 
 def load_plugins(modules: list[str] | tuple[str, ...], needed_by: str | None = None) -> None:
     """Import plugin ``modules`` (the ``--plugin`` option, an experiment file's ``plugins:``, or
     the ones a run folder records) and make their paths trainable methods. ``needed_by`` names
     what recorded them, so a missing module says which run needs it."""
+    if modules:
+        _import_plugins(modules, needed_by)
+        _register_path_methods()
+
+
+def _import_plugins(modules: list[str] | tuple[str, ...], needed_by: str | None = None) -> None:
     if modules and os.getcwd() not in sys.path:
         # a console script does not put the working directory on sys.path; a user's plugin
         # module next to their experiment should still be found
         sys.path.append(os.getcwd())
     for module in modules:
-        if needed_by is None:
-            import_plugin(module)
-            continue
         try:
             import_plugin(module)
         except PluginError as err:
+            if needed_by is None:
+                raise
             raise PluginError(f"{needed_by} needs plugin module '{module}' (recorded when it was made), "
                               f"which cannot be loaded here: {err}; put it on PYTHONPATH") from err
+
+
+def _register_path_methods() -> None:
     from harness.engine.methods import register_path_methods  # imports torch: not for --help
 
     register_path_methods()  # every path, plugin paths included, is a trainable method

@@ -84,7 +84,6 @@ def plot_time_warp(warp: TimeWarp, t_max: float, out: Path, nfe: int = 16) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.plot(warp.times, warp.error, marker=".", color="C0")
     left.set_xlabel("t")

@@ -17,7 +17,6 @@ Layout of the output folder::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import torch
 import yaml
 
 from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text
+from harness.core.io import atomic_write_text, exclusive
 from harness.engine.plugins import load_all
 from harness.engine.run import LoadedRun, load_run, train_run
 from harness.evaluation.evaluate import eval_run
@@ -104,12 +103,8 @@ def unit_lock(train_dir: Path, rank: int):
     if rank != 0:
         yield
         return
-    with open(train_dir / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks while another worker holds it
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive(train_dir / ".lock"):  # blocks while another worker holds it
+        yield
 
 
 def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
