@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install main protocols full few-step test
+.PHONY: install main protocols full few-step oracle test
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
@@ -46,6 +46,20 @@ protocols: install
 # methods, 3 seeds), then the larger conditional and code tables.
 full: install
 	$(MAKE) main ABLATION=geodesic_ablation_cpu RESULTS=results/geodesic_ablation_cpu/full SIZE=
+
+# The geodesic ablation on the oracle language (README "Oracle language"): data from a hidden
+# Markov model, gen-PPL by its exact likelihood, the same law at V = 64 (control) and V = 8192,
+# each followed by its report, then the denoiser gap of every simplex run against the
+# Bayes-optimal denoiser.
+oracle: install
+	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu_small_v.yaml --out runs/oracle_ablation_cpu_small_v
+	$(BIN)/pathbench report runs/oracle_ablation_cpu_small_v --out results/oracle_ablation_cpu/v64 \
+		--title "Geodesic ablation on the oracle language, V = 64 (the control; CPU)"
+	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu.yaml --out runs/oracle_ablation_cpu
+	$(BIN)/pathbench report runs/oracle_ablation_cpu --out results/oracle_ablation_cpu/v8192 \
+		--title "Geodesic ablation on the oracle language, V = 8,192 (CPU)"
+	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu \
+		--out results/oracle_ablation_cpu/denoiser_gap
 
 few-step: install
 	$(BIN)/pathbench sweep experiments/few_step_cpu.yaml --out runs/few_step_cpu

@@ -207,6 +207,12 @@ class SimplexPath(ABC):
         """What the denoiser sees: (..., V) vectors multiplied into its embedding matrix."""
         return self.to_probs(z)
 
+    def token_log_likelihood(self, z_t: Tensor, t: float) -> Tensor:
+        """log p(z_t | x1 = i) up to a constant per position, (N, V) -> (N, V) float64: what the
+        state says about its token, the observation model of the Bayes-optimal denoiser
+        (``pathbench denoiser-gap``). Paths whose prior makes it tractable override this."""
+        raise ConfigError(f"path {type(self).__name__} has no tractable single-token likelihood p(z_t | x1)")
+
     # --- in-place operations of the hot loops ------------------------------------------
     # All take (B, S, V) buffers in the working dtype (float32, or the model's dtype) and a
     # time ``t`` (float, or (B,) in training); ``ids`` are (B, S) token ids. Each returns the

@@ -159,3 +159,32 @@ class FisherRaoPath(SimplexPath):
 
     def prob_velocity(self, z: Tensor, v: Tensor) -> Tensor:
         return 2.0 * z * v
+
+    def token_log_likelihood(self, z_t: Tensor, t: float, chunk: int = 64) -> Tensor:
+        """Given token i, s0 lies on the great circle from s1(i) through s_t, at angle
+        Ω = θ/(1-t) from s1(i) (θ = ∠(s_t, s1(i))): s0(i) = A·s1(i) + B·s_t with
+        A = cos Ω − sin Ω·cos θ / sin θ, B = sin Ω / sin θ. In geodesic polar coordinates around
+        s1(i) the map s0 -> s_t scales the radius by (1-t), so the surface measure changes by
+        (sin θ / sin Ω)^(V-2) / (1-t); the Dirichlet(1) prior has density ∝ Π_k s0_k on the sphere:
+
+            log p(s_t | i) = Σ_k log s0_k(i) + (V-2)·(log sin Ω − log sin θ) + const,
+
+        −inf where s0(i) leaves the positive orthant. O(V²) per position (each i has its own s0)."""
+        V = z_t.shape[-1]
+        s = z_t.double()
+        b, a = self._levels(V)
+        cos = (b * s.sum(-1, keepdim=True) + (a - b) * s).clamp(-1.0, 1.0)  # (N, V): ⟨s_t, s1(i)⟩
+        theta = torch.arccos(cos).clamp_min(1e-12)
+        omega = theta / (1.0 - t)
+        A = torch.cos(omega) - torch.sin(omega) * cos / torch.sin(theta)
+        B = torch.sin(omega) / torch.sin(theta)
+        out = torch.empty_like(s)
+        for first in range(0, V, chunk):  # (N, C, V) at a time: s0 of C candidate tokens
+            idx = slice(first, first + chunk)
+            s0 = A[:, idx, None] * b + B[:, idx, None] * s[:, None, :]  # off-token coordinates
+            own = torch.arange(first, min(first + chunk, V))
+            s0[:, torch.arange(len(own)), own] += A[:, idx] * (a - b)
+            logs = torch.where(s0 > 0, torch.log(s0.clamp_min(1e-300)), -torch.inf).sum(-1)
+            out[:, idx] = logs + (V - 2) * (torch.log(torch.sin(omega[:, idx]).clamp_min(1e-300))
+                                            - torch.log(torch.sin(theta[:, idx])))
+        return torch.where(omega <= math.pi / 2, out, -torch.inf)

@@ -24,6 +24,7 @@ from torch import Tensor
 from harness.core.errors import ConfigError
 from harness.core.registry import PATHS
 from paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1, softmax_into
+from paths.posterior import exact_posterior_log
 
 UPDATES = ("euler", "tau_euler")
 
@@ -77,6 +78,11 @@ class KLPath(TokenAffinePath):
 
     def log_probs(self, z: Tensor) -> Tensor:
         return torch.log_softmax(z, dim=-1)
+
+    def token_log_likelihood(self, z_t: Tensor, t: float) -> Tensor:
+        """Dirichlet(1) noise pulled back through x0 = normalize((x_t / x1^t)^(1/(1-t))): see
+        :func:`paths.posterior.exact_posterior_log` (a uniform prior leaves the likelihood)."""
+        return exact_posterior_log(self.log_probs(z_t.double()), t, self.beta)
 
     def prob_velocity(self, z: Tensor, v: Tensor) -> Tensor:
         x = self.to_probs(z)

@@ -44,6 +44,14 @@ class LinearPath(TokenAffinePath):
     def prob_velocity(self, z: Tensor, v: Tensor) -> Tensor:
         return v
 
+    def token_log_likelihood(self, z_t: Tensor, t: float) -> Tensor:
+        """x0 = (x_t - t·x1(i)) / (1-t) has the constant Dirichlet(1) density wherever it is on the
+        simplex, with the same Jacobian for every i, so p(x_t | i) is a constant where
+        x_t,i >= t·hi (x0,i >= 0; the coordinates off i hold for every i) and 0 elsewhere."""
+        lo, hi = self.target_levels(z_t.shape[-1])
+        inside = z_t.double() >= t * hi * (1 - 1e-9)  # rounding of the noising, never a real margin
+        return torch.where(inside, 0.0, -torch.inf).double()
+
 
 @PATHS.register("euclidean", "flm")
 class EuclideanPath(LinearPath):
@@ -76,3 +84,9 @@ class EuclideanPath(LinearPath):
 
     def model_input(self, z: Tensor) -> Tensor:
         return z
+
+    def token_log_likelihood(self, z_t: Tensor, t: float) -> Tensor:
+        """x0 = (x_t - t·x1(i)) / (1-t) ~ N(0, σ²I): -‖x_t - t·x1(i)‖² / (2σ²(1-t)²), whose part
+        that depends on i is t·(hi - lo)·x_t,i / (σ²(1-t)²) (every x1(i) has the same norm)."""
+        lo, hi = self.target_levels(z_t.shape[-1])
+        return z_t.double() * (t * (hi - lo) / (self.sigma * (1.0 - t)) ** 2)

@@ -100,6 +100,11 @@ class CausalScorer(ABC):
                 out[i].append(nll[row, :len(piece)].numpy())
         return [np.concatenate(parts) for parts in out]
 
+    def truth(self, seq_len: int) -> dict[str, float]:
+        """What is known exactly about the data the scored text imitates (an oracle's entropy
+        rate), added to the reference row; nothing for a scorer of real text."""
+        return {}
+
     def protocol(self) -> dict:
         return {"scorer": self.spec, "context_token": self.context_id, "eos_token": self.eos_id,
                 "max_length": self.max_length, "nll_dtype": "float64",
@@ -249,27 +254,41 @@ def _save_dequantised(scorer: HFScorer, gguf: Path, cached: Path) -> None:
 _cache: dict[str, CausalScorer] = {}
 
 
-KNOWN = "smollm2, hf:<name or path>, self:<run folder>"
+KNOWN = "smollm2, hf:<name or path>, self:<run folder>, oracle (an oracle: corpus's own HMM)"
+
+
+def _kind(spec: str) -> str:
+    return spec.partition(":")[0]
 
 
 def check_spec(spec: object) -> str:
     """``spec`` when it names a scorer kind (before anything is loaded or generated)."""
-    if not isinstance(spec, str) or not (spec == "smollm2" or (spec.startswith("hf:") and len(spec) > 3)
-                                         or (spec.startswith("self:") and len(spec) > 5)):
+    if not isinstance(spec, str) or _kind(spec) not in SCORERS or spec.endswith(":") \
+            or (_kind(spec) in ("hf", "self") and ":" not in spec) or (spec.startswith("smollm2") and spec != "smollm2"):
         raise ConfigError(f"unknown scorer '{spec}'; known: {KNOWN}")
     return spec
+
+
+def scorer_for_data(spec: str, data_cfg: dict) -> str:
+    """The spec that scores samples of a run with ``data_cfg`` (its meta.json ``data``): a scorer
+    kind with a ``bind`` binds to the run's data (``oracle`` -> the HMM of the run's corpus, and
+    refuses another corpus); the others are the spec itself."""
+    bind = getattr(SCORERS.get(_kind(check_spec(spec))), "bind", None)
+    return bind(spec, data_cfg) if bind is not None else spec
 
 
 def load_scorer(spec: str, device: str = "cpu") -> CausalScorer:
     """A scorer by spec, cached per process (SmolLM2: ≈1 s from its de-quantised cache)."""
     if spec not in _cache:
-        check_spec(spec)
+        kind = _kind(check_spec(spec))
         if spec == "smollm2":
             _cache[spec] = smollm2_scorer(device)
-        elif spec.startswith("hf:"):
+        elif kind == "hf":
             _cache[spec] = HFScorer(spec[3:], device=device)
-        else:
+        elif kind == "self":
             _cache[spec] = SelfScorer(spec[5:], device)
+        else:  # a registered kind (oracle:...) built from its whole spec
+            _cache[spec] = SCORERS.get(kind)(spec, device)
     return _cache[spec]
 
 

@@ -33,7 +33,7 @@ from harness.engine.checkpoint import read_meta
 from harness.engine.run import LoadedRun, draw_samples, environment, write_samples
 from tasks.base import EvalSettings, Task
 from tasks.reference import reference_row
-from tasks.scorers import CausalScorer, load_scorer
+from tasks.scorers import CausalScorer, load_scorer, scorer_for_data
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
             "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "
@@ -143,15 +143,26 @@ class Unconditional(Task):
 
     def __init__(self, scorer: str = "smollm2", batch_size: int = 8, device: str = "cpu") -> None:
         self.scorer_spec, self.batch_size, self.device = scorer, batch_size, device
+        self._scoring = scorer  # the spec bound to the last run evaluated (oracle -> its HMM)
+
+    def for_data(self, data_cfg: dict) -> Unconditional:
+        """This task with its scorer bound to a run's data (``oracle``: that run's HMM)."""
+        bound = Unconditional(scorer_for_data(self.scorer_spec, data_cfg), self.batch_size, self.device)
+        self._scoring = bound.scorer_spec
+        return bound
 
     def evaluate(self, run: LoadedRun, settings: EvalSettings, out: Path) -> dict[str, Any]:
-        """``settings.n`` samples (samples.jsonl), their scores, and the real-text row."""
+        """``settings.n`` samples (samples.jsonl), their scores, and the real-text row (with what
+        is known exactly about the data, for an oracle corpus: its entropy rate)."""
+        task = self.for_data(run.meta["data"])
         records = cached_samples(run, settings)
         write_samples(records, out / "samples.jsonl")
-        metrics = self.score_samples([r["text"] for r in records], [r["ids"] for r in records],
+        metrics = task.score_samples([r["text"] for r in records], [r["ids"] for r in records],
                                      run.tokenizer.vocab_size)
-        return {"metrics": metrics,
-                "reference": reference_row(run.meta["data"], settings.n, self, settings.reference_store)}
+        reference = reference_row(run.meta["data"], settings.n, task, settings.reference_store)
+        reference.update(load_scorer(task.scorer_spec, self.device).truth(run.meta["data"]["seq_len"]))
+        return {"metrics": metrics, "reference": reference,
+                **({"scorer": task.scorer_spec} if task.scorer_spec != self.scorer_spec else {})}
 
     def score_samples(self, texts: list[str], ids: list[list[int]] | None = None,
                       vocab_size: int | None = None) -> dict[str, float]:
@@ -159,7 +170,7 @@ class Unconditional(Task):
                            vocab_size=vocab_size, batch_size=self.batch_size)
 
     def protocol(self) -> dict:
-        return {"metrics": PROTOCOL, **load_scorer(self.scorer_spec, self.device).protocol()}
+        return {"metrics": PROTOCOL, **load_scorer(self._scoring, self.device).protocol()}
 
 
 def cached_samples(run: LoadedRun, settings: EvalSettings) -> list[dict[str, Any]]:
@@ -184,10 +195,14 @@ def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, ou
     """``pathbench score``: any sample file (ours or another system's) scored under this task's
     protocol; with ``reference_run``, that run's real-text row beside it."""
     task = Unconditional(scorer=scorer, batch_size=batch_size, device=device)
+    data_cfg = read_meta(reference_run)["data"] if reference_run is not None else None
+    if data_cfg is not None:
+        task = task.for_data(data_cfg)
     texts, ids = read_samples(path)
     result: dict[str, Any] = {"samples": task.score_samples(texts, ids), "file": str(path)}
-    if reference_run is not None:
-        result["reference"] = reference_row(read_meta(reference_run)["data"], len(texts), task)
+    if data_cfg is not None:
+        result["reference"] = reference_row(data_cfg, len(texts), task)
+        result["reference"].update(load_scorer(task.scorer_spec, device).truth(data_cfg["seq_len"]))
     result["protocol"] = task.protocol()
     result["environment"] = environment()
     if out is not None:

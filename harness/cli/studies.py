@@ -1,5 +1,5 @@
-"""``pathbench kl-curve`` and ``pathbench bench``: the KL-flow paper's Figure 2 diagnostic and the
-throughput figures."""
+"""``pathbench kl-curve``, ``pathbench denoiser-gap`` and ``pathbench bench``: the KL-flow paper's
+Figure 2 diagnostic, the oracle corpus's denoiser gap and the throughput figures."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     kl.add_argument("--seed", type=int, default=0)
     kl.add_argument("--out", type=Path, required=True, help="output folder")
     kl.set_defaults(func=cmd_kl_curve)
+
+    dg = sub.add_parser("denoiser-gap", parents=[common],
+                        help="a trained denoiser's held-out cross-entropy against the Bayes-optimal one (oracle corpus)")
+    dg.add_argument("runs", type=Path, nargs="+", help="run folders or sweep folders (their train/ units)")
+    dg.add_argument("--out", type=Path, required=True, help="output folder")
+    dg.add_argument("--cells", type=int, default=8, help="times: midpoints of this many cells of [0, t_max]")
+    dg.add_argument("--sequences", type=int, default=64, help="held-out sequences per time")
+    dg.add_argument("--seed", type=int, default=0, help="seed of the noising draws")
+    dg.add_argument("--device", default="cpu")
+    dg.set_defaults(func=cmd_denoiser_gap)
 
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample"])
@@ -54,6 +64,21 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
         cells = ", ".join(f"{r.path} {r.kl_mean:.3f}" for r in rows if r.vocab == vocab and r.t == at)
         print(f"  V = {vocab}: {cells}")
     print(f"wrote {args.out / 'kl_curve.csv'} and {args.out / 'kl_curve.png'}")
+
+
+def cmd_denoiser_gap(args: argparse.Namespace) -> None:
+    from harness.studies.denoiser_gap import write_denoiser_gap
+
+    result = write_denoiser_gap(args.runs, args.out, cells=args.cells, sequences=args.sequences, seed=args.seed,
+                                device=resolve_device(args.device))
+    print("excess training loss over the Bayes-optimal denoiser (nats/token, mean over t in [0, t_max]; "
+          "95 % interval over seeds):")
+    for row in result["summary"]:
+        interval = f" [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if row["ci95"] else ""
+        print(f"  V = {row['vocab']:>6,}  {row['method']:<11} {row['excess_loss']:.3f}{interval}  ({row['seeds']} seeds)")
+    for run, reason in result["skipped"].items():
+        print(f"  skipped {run}: {reason}")
+    print(f"wrote {args.out / 'denoiser_gap.csv'}, denoiser_gap.json and denoiser_gap.png")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

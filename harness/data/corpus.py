@@ -9,7 +9,9 @@ column (default ``text``):
   slices such as ``train[:10%]`` allowed);
 * ``json:<file or glob>``, ``text:<file or glob>``, ``csv:``, ``parquet:``: local files through
   the ``datasets`` builder of that name (``text``: one document per line);
-* ``files:<glob>``: plain-text files, one document each.
+* ``files:<glob>``: plain-text files, one document each;
+* ``oracle:<key=value,...>``: sequences of a hidden Markov model whose likelihood is known
+  exactly (:mod:`harness.data.oracle`), already token ids (``tokenizer: oracle``).
 
 Documents go to train or validation by a hash of their text (stable across runs, orderings
 and duplicates), are tokenised (the ``bpe`` tokenizer is trained on the train split only),
@@ -22,6 +24,7 @@ a crash never leaves half a cache.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import importlib.metadata
@@ -42,10 +45,11 @@ from tqdm import tqdm
 from harness.core.errors import ConfigError
 from harness.data.batches import Batch, BatchLoader, line_infill_given  # noqa: F401 (re-exported)
 from harness.data.code_corpus import harvest_stdlib_functions
+from harness.data.oracle import HMM, OracleSpec, is_oracle
 from harness.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_identity
 
 CORPUS_FORMS = ("bbc, stdlib, hf:<dataset>[:<config>][@<split>][#<column>], json:<file>[#<column>], "
-                "text:<file>, csv:<file>[#<column>], parquet:<file>[#<column>], files:<glob>")
+                "text:<file>, csv:<file>[#<column>], parquet:<file>[#<column>], files:<glob>, oracle:<key=value,...>")
 LOCAL_BUILDERS = ("json", "text", "csv", "parquet")
 CACHE_VERSION = 2
 CHUNK = 512  # documents per tokenizer call
@@ -74,6 +78,8 @@ def load_corpus(spec: str) -> list[str]:
         docs = harvest_stdlib_functions(split="train")  # held-out files stay for evaluation
     elif spec.startswith("files:"):
         docs = [_read_text(Path(p)) for p in sorted(glob.glob(spec[6:], recursive=True)) if Path(p).is_file()]
+    elif is_oracle(spec):
+        raise ConfigError(f"corpus '{spec}' is token ids, not documents: it is read through prepare_data")
     elif spec.partition(":")[0] in (*LOCAL_BUILDERS, "hf") and spec.partition(":")[2]:
         docs = _load_with_datasets(spec)
     else:
@@ -193,15 +199,72 @@ def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path
         raise ConfigError(f"seq_len = {seq_len} must be >= 2")
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction = {val_fraction} is outside (0, 1)")
-    key = json.dumps([CACHE_VERSION, corpus_identity(corpus), tokenizer_identity(tokenizer_spec, vocab_size),
-                      seq_len, val_fraction])
+    if is_oracle(corpus):
+        oracle = oracle_spec(corpus, tokenizer_spec, seq_len)
+        key = json.dumps([CACHE_VERSION, oracle.canonical(), seq_len, val_fraction])
+    else:
+        key = json.dumps([CACHE_VERSION, corpus_identity(corpus), tokenizer_identity(tokenizer_spec, vocab_size),
+                          seq_len, val_fraction])
     folder = Path(cache_dir) / f"data-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     if not (folder / "meta.json").is_file():
-        _build(folder, corpus, tokenizer_spec, seq_len, vocab_size, val_fraction, key)
+        build = _build_oracle if is_oracle(corpus) else _build
+        build(folder, corpus, tokenizer_spec, seq_len, vocab_size, val_fraction, key)
     info = json.loads((folder / "meta.json").read_text())
     return PackedData(load_tokenizer(folder / "tokenizer"),
                       _open(folder / "train.bin", info["dtype"], info["train"]["sequences"], seq_len),
                       _open(folder / "val.bin", info["dtype"], info["val"]["sequences"], seq_len), folder, info)
+
+
+def oracle_spec(corpus: str, tokenizer_spec: str, seq_len: int) -> OracleSpec:
+    """The oracle corpus's parameters at the data's length; its tokenizer must be ``oracle``."""
+    if tokenizer_spec not in ("oracle", "oracle:"):
+        raise ConfigError(f"corpus '{corpus}' is token ids already: set data.tokenizer=oracle "
+                          f"(got tokenizer '{tokenizer_spec}')")
+    return OracleSpec.parse(corpus if ":" in corpus else "oracle:").for_length(seq_len)
+
+
+def _build_oracle(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_size: int,
+                  val_fraction: float, key: str) -> None:
+    """The HMM's sequences i = 0..n-1, every round(1/val_fraction)-th one held out, with the HMM
+    itself (hmm.npz, hmm.json) beside them."""
+    started = time.perf_counter()
+    spec = oracle_spec(corpus, tokenizer_spec, seq_len)
+    every = max(2, round(1 / val_fraction))
+    if spec.n < every:
+        raise ConfigError(f"oracle corpus: n = {spec.n} sequences leave no validation sequence at "
+                          f"val_fraction = {val_fraction} (every {every}th is held out); raise n")
+    hmm = HMM.build(spec)
+    sequences = hmm.sequences(0, spec.n, seq_len)
+    held = np.arange(spec.n) % every == every - 1
+    with _building(folder) as tmp:
+        tokenizer = build_tokenizer(f"oracle:{spec.V}", save_dir=tmp / "tokenizer")
+        dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32)
+        info: dict[str, Any] = {"key": key, "corpus": spec.canonical(), "tokenizer": tokenizer.spec,
+                                "seq_len": seq_len, "val_fraction": val_fraction, "vocab_size": tokenizer.vocab_size,
+                                "eos_id": tokenizer.eos_id, "dtype": dtype.name}
+        for split, rows in (("train", sequences[~held]), ("val", sequences[held])):
+            rows.astype(dtype).tofile(tmp / f"{split}.bin")
+            info[split] = {"documents": len(rows), "tokens": rows.size, "sequences": len(rows)}
+        info["oracle"] = hmm.write(tmp, seq_len)
+        info["build_seconds"] = round(time.perf_counter() - started, 2)
+        (tmp / "meta.json").write_text(json.dumps(info, indent=1))  # written last: marks completion
+
+
+@contextlib.contextmanager
+def _building(folder: Path):
+    """A temporary sibling of ``folder`` to build in, renamed into place if the block succeeds
+    (a crash never leaves half a cache; a racing builder's finished folder is kept)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished the same cache first: keep theirs
+            if not (folder / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_size: int,
@@ -212,9 +275,7 @@ def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_s
         if not docs:
             raise ConfigError(f"corpus '{corpus}' has no {split} document ({len(train_docs) + len(val_docs)} "
                               f"documents, val_fraction = {val_fraction}); use more documents")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
-    try:
+    with _building(folder) as tmp:
         tokenizer = build_tokenizer(tokenizer_spec, train_docs, vocab_size, save_dir=tmp / "tokenizer")
         dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32)
         info: dict[str, Any] = {"key": key, "corpus": corpus, "tokenizer": tokenizer_spec, "seq_len": seq_len,
@@ -228,13 +289,6 @@ def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_s
             info[split] = {"documents": len(docs), "tokens": tokens, "sequences": tokens // seq_len}
         info["build_seconds"] = round(time.perf_counter() - started, 2)
         (tmp / "meta.json").write_text(json.dumps(info, indent=1))  # written last: marks completion
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same cache first: keep theirs
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def prepare_stored(data_cfg: dict) -> PackedData:

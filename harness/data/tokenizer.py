@@ -7,7 +7,9 @@ Specs (``build_tokenizer``):
 * ``hf:<name or local path>``: ``transformers.AutoTokenizer.from_pretrained``; saved with
   ``save_pretrained`` so a run never needs the hub again;
 * ``gpt2``: tiktoken's ``r50k_base`` (vocabulary 50,257, EOS 50,256). Offline it needs the
-  BPE file in tiktoken's cache; :func:`setup_gpt2_bpe` puts it there from ``openai-whisper``.
+  BPE file in tiktoken's cache; :func:`setup_gpt2_bpe` puts it there from ``openai-whisper``;
+* ``oracle:<V>``: the identity tokenizer of the oracle corpus (:mod:`harness.data.oracle`),
+  whose data are token ids already: id i is a fixed pseudo-word, EOS is id V.
 
 Every tokenizer saves ``pathbench_tokenizer.json`` (spec, vocabulary size, EOS id) next to its
 own files, and :func:`load_tokenizer` restores exactly what was saved.
@@ -29,7 +31,7 @@ from harness.core.errors import ConfigError
 
 EOS = "<|endoftext|>"
 SPEC_FILE = "pathbench_tokenizer.json"
-SPECS = "bpe, hf:<name or path>, gpt2"
+SPECS = "bpe, hf:<name or path>, gpt2, oracle (with an oracle: corpus)"
 GPT2_CACHE_NAME = "0ea1e91bbb3a60f729a8dc8f777fd2fc07cd8df4"  # sha1 of the r50k_base URL
 GPT2_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"  # tiktoken's check
 
@@ -156,6 +158,48 @@ class GPT2Tokenizer(Tokenizer):
         return self._enc.decode([int(i) for i in ids])
 
 
+class WordTokenizer(Tokenizer):
+    """Ids as pronounceable pseudo-words, one per id: an identity tokenizer whose sample files
+    stay readable text. Id i is written in base 80 with the syllables of :data:`SYLLABLES`
+    (consonant + vowel), every word the same number of syllables; words are separated by one
+    space and EOS (id V) is ``<|endoftext|>``. ``encode(decode(ids)) == ids`` for every id."""
+
+    def __init__(self, vocab: int) -> None:
+        if vocab < 2:
+            raise ConfigError(f"oracle tokenizer: V = {vocab} must be >= 2")
+        self.spec, self.vocab_size, self.eos_id = f"oracle:{vocab}", vocab + 1, vocab
+        width = 1
+        while len(SYLLABLES) ** width < vocab:
+            width += 1
+        self.words = [_word(i, width) for i in range(vocab)]
+        self._ids = {w: i for i, w in enumerate(self.words)}
+        self._ids[EOS] = vocab
+
+    def encode(self, text: str) -> list[int]:
+        ids = []
+        for word in text.replace(EOS, f" {EOS} ").split():
+            if word not in self._ids:
+                raise ConfigError(f"'{word[:40]}' is not a word of the oracle tokenizer with V = {self.eos_id} "
+                                  f"(its words: {self.words[0]}, {self.words[1]}, ..., {self.words[-1]}, {EOS}); "
+                                  "was this text generated from another corpus?")
+            ids.append(self._ids[word])
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(EOS if int(i) == self.eos_id else self.words[int(i)] for i in ids)
+
+
+SYLLABLES = [c + v for c in "bdfghjklmnprstvz" for v in "aeiou"]  # 80
+
+
+def _word(i: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        i, r = divmod(i, len(SYLLABLES))
+        digits.append(SYLLABLES[r])
+    return "".join(reversed(digits))
+
+
 def tiktoken_cache_dir() -> Path:
     """The folder tiktoken reads its BPE files from (same rules as ``tiktoken.load``)."""
     for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
@@ -215,6 +259,8 @@ def build_tokenizer(spec: str, texts: Iterable[str] = (), vocab_size: int = 8192
         tok = HFTokenizer(spec[3:])
     elif spec == "gpt2":
         tok = GPT2Tokenizer()
+    elif spec.startswith("oracle:") and spec[7:].isdigit():
+        tok = WordTokenizer(int(spec[7:]))
     else:
         raise ConfigError(f"unknown tokenizer '{spec}'; known: {SPECS}")
     if save_dir is not None:

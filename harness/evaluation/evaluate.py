@@ -19,7 +19,7 @@ from harness.core.registry import TASKS
 from harness.engine.protocol import for_sampling, sampling_setup
 from harness.engine.run import LoadedRun, environment, load_run
 from tasks.base import EvalSettings
-from tasks.scorers import check_spec, load_scorer
+from tasks.scorers import check_spec, load_scorer, scorer_for_data
 
 #: the files an evaluation may write into its folder (metrics.json, and a task's generations)
 OUTPUTS = ("metrics.json", "samples.jsonl", "generations.jsonl")
@@ -74,8 +74,9 @@ def check_task(task_name: str, options: dict):
 def _eval_run(task, run: LoadedRun, task_name: str, out: Path, sampler: dict, options: dict,
               protocol: str | dict | None, extra: dict | None, **settings: Any) -> dict[str, Any]:
     meta = run.meta
-    if getattr(task, "scorer_spec", None) is not None:  # a scorer that cannot load fails before sampling
-        load_scorer(task.scorer_spec, getattr(task, "device", "cpu"))
+    if getattr(task, "scorer_spec", None) is not None:
+        # a scorer that cannot load, or cannot score this run's data, fails before sampling
+        load_scorer(scorer_for_data(task.scorer_spec, meta["data"]), getattr(task, "device", "cpu"))
     if isinstance(protocol, dict):
         method, _ = for_sampling(run.method, meta, protocol["name"])
         cfg, record = method.sampler_config(meta["method"], sampler), protocol
