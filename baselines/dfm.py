@@ -39,8 +39,11 @@ class QuadraticConvexScheduler(ConvexScheduler):
 
 def seeded(generator: torch.Generator | None) -> int:
     """A seed drawn from ``generator``: the package draws from torch's global RNG, which we
-    fork and seed so that a run stays reproducible from its own generator."""
-    return int(torch.randint(2**62, (1,), generator=generator).item()) if generator is not None else 0
+    fork and seed so that a run stays reproducible from its own generator. The draw is made on
+    the generator's own device: a CUDA generator cannot draw a CPU tensor (nor the reverse)."""
+    if generator is None:
+        return 0
+    return int(torch.randint(2**62, (1,), generator=generator, device=generator.device).item())
 
 
 class _Posterior(ModelWrapper):

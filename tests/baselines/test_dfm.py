@@ -2,7 +2,7 @@
 
 import torch
 
-from baselines.dfm import DFM, QuadraticConvexScheduler
+from baselines.dfm import DFM, QuadraticConvexScheduler, seeded
 from harness.engine.model import model_config
 from harness.engine.sampling import SamplerConfig
 
@@ -50,3 +50,13 @@ def test_training_masks_at_rate_kappa():
     t = torch.full((4000,), 0.3)
     x_t = method.path.sample(torch.full_like(ids, 10), ids, t).x_t
     assert abs((x_t == 10).double().mean().item() - 0.7) < 0.01  # P(mask) = 1 - κ_t = 0.7
+
+
+def test_the_seed_is_drawn_on_the_generators_device():
+    """On CUDA the trainer's generator lives on the GPU while torch's default device is the CPU:
+    the draw must follow the generator. Here the default device is moved instead (meta), which
+    fails the same way when the draw does not name the generator's device."""
+    expected = seeded(torch.Generator().manual_seed(3))
+    with torch.device("meta"):
+        assert seeded(torch.Generator().manual_seed(3)) == expected
+    assert seeded(None) == 0
