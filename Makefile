@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install main protocols full few-step oracle test
+.PHONY: install main protocols full few-step oracle oracle-protocols test
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
@@ -54,12 +54,29 @@ full: install
 oracle: install
 	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu_small_v.yaml --out runs/oracle_ablation_cpu_small_v
 	$(BIN)/pathbench report runs/oracle_ablation_cpu_small_v --out results/oracle_ablation_cpu/v64 \
+		--experiment experiments/oracle_ablation_cpu_small_v.yaml \
 		--title "Geodesic ablation on the oracle language, V = 64 (the control; CPU)"
 	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu.yaml --out runs/oracle_ablation_cpu
 	$(BIN)/pathbench report runs/oracle_ablation_cpu --out results/oracle_ablation_cpu/v8192 \
+		--experiment experiments/oracle_ablation_cpu.yaml \
 		--title "Geodesic ablation on the oracle language, V = 8,192 (CPU)"
-	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu \
+	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu --protocol kl-flow \
 		--out results/oracle_ablation_cpu/denoiser_gap
+
+# The same oracle grids under the `plain` protocol (the baselines are shared, in the same
+# folders), reported beside kl-flow, and the denoiser gap of both protocols' simplex runs.
+oracle-protocols: oracle
+	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu_small_v_plain.yaml --out runs/oracle_ablation_cpu_small_v
+	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu_plain.yaml --out runs/oracle_ablation_cpu
+	$(BIN)/pathbench report runs/oracle_ablation_cpu_small_v --out results/oracle_ablation_cpu/protocols/v64 \
+		--experiment experiments/oracle_ablation_cpu_small_v.yaml \
+		--experiment experiments/oracle_ablation_cpu_small_v_plain.yaml \
+		--title "Oracle language, V = 64: kl-flow vs plain protocol (CPU)"
+	$(BIN)/pathbench report runs/oracle_ablation_cpu --out results/oracle_ablation_cpu/protocols/v8192 \
+		--experiment experiments/oracle_ablation_cpu.yaml --experiment experiments/oracle_ablation_cpu_plain.yaml \
+		--title "Oracle language, V = 8,192: kl-flow vs plain protocol (CPU)"
+	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu \
+		--out results/oracle_ablation_cpu/protocols/denoiser_gap
 
 few-step: install
 	$(BIN)/pathbench sweep experiments/few_step_cpu.yaml --out runs/few_step_cpu

@@ -90,6 +90,13 @@ def top_k_list(text: str) -> list[int | None]:
 
 
 def print_scores(label: str, row: dict) -> None:
-    """One row of gen-PPL and entropy (``score`` and ``eval`` of unconditional samples)."""
-    print(f"  {label:<10} gen-PPL {row['gen_ppl']:>10.2f}  (per-sample mean {row['gen_ppl_sample_mean']:.2f}, "
+    """One row of gen-PPL and entropy (``score`` and ``eval`` of unconditional samples); the
+    reference row of an oracle corpus is its HMM's samples, printed with the entropy rate."""
+    oracle = "entropy_rate" in row
+    label = "HMM samples" if oracle and label == "real text" else label
+    print(f"  {label:<11} gen-PPL {row['gen_ppl']:>10.2f}  (per-sample mean {row['gen_ppl_sample_mean']:.2f}, "
           f"{row['scored_tokens']} tokens)   entropy {row['entropy']:.3f} nats")
+    if oracle:
+        print(f"  {'truth':<11} exp(entropy per token) {row['entropy_per_token_ppl']:.2f} "
+              f"± {row['entropy_per_token_ppl'] * row['entropy_per_token_se']:.2f}, exp(entropy rate) "
+              f"{row['entropy_rate_ppl']:.2f} ± {row['entropy_rate_ppl'] * row['entropy_rate_se']:.2f}")

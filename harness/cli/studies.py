@@ -32,6 +32,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     dg.add_argument("--cells", type=int, default=8, help="times: midpoints of this many cells of [0, t_max]")
     dg.add_argument("--sequences", type=int, default=64, help="held-out sequences per time")
     dg.add_argument("--seed", type=int, default=0, help="seed of the noising draws")
+    dg.add_argument("--protocol", default=None, help="only runs trained under this generation protocol")
     dg.add_argument("--device", default="cpu")
     dg.set_defaults(func=cmd_denoiser_gap)
 
@@ -70,14 +71,18 @@ def cmd_denoiser_gap(args: argparse.Namespace) -> None:
     from harness.studies.denoiser_gap import write_denoiser_gap
 
     result = write_denoiser_gap(args.runs, args.out, cells=args.cells, sequences=args.sequences, seed=args.seed,
-                                device=resolve_device(args.device))
+                                device=resolve_device(args.device), protocol=args.protocol)
     print("excess training loss over the Bayes-optimal denoiser (nats/token, mean over t in [0, t_max]; "
           "95 % interval over seeds):")
     for row in result["summary"]:
         interval = f" [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if row["ci95"] else ""
-        print(f"  V = {row['vocab']:>6,}  {row['method']:<11} {row['excess_loss']:.3f}{interval}  ({row['seeds']} seeds)")
-    for run, reason in result["skipped"].items():
-        print(f"  skipped {run}: {reason}")
+        print(f"  V = {row['vocab']:>6,}  {row['method']:<11} {row['protocol']:<8} {row['excess_loss']:.3f}{interval}  "
+              f"({row['seeds']} seeds)")
+    reasons: dict[str, int] = {}
+    for reason in result["skipped"].values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in reasons.items():
+        print(f"  skipped {count} run(s): {reason}")
     print(f"wrote {args.out / 'denoiser_gap.csv'}, denoiser_gap.json and denoiser_gap.png")
 
 

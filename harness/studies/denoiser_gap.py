@@ -36,6 +36,7 @@ import torch
 
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_open, atomic_write_json, atomic_write_text
+from harness.core.registry import PROTOCOLS
 from harness.core.stats import mean_interval
 from harness.data.corpus import prepare_stored
 from harness.data.oracle import HMM, OracleSpec, is_oracle
@@ -44,7 +45,7 @@ from harness.engine.run import load_run
 from paths.base import SimplexPath
 from paths.fisher_rao import FisherRaoPath
 
-COLUMNS = ("run", "method", "seed", "vocab", "t", "ce_model", "ce_bayes", "gap", "gap_se", "sequences")
+COLUMNS = ("run", "method", "protocol", "seed", "vocab", "t", "ce_model", "ce_bayes", "gap", "gap_se", "sequences")
 QUADRATIC_MAX_VOCAB = 1024  # Fisher-Rao's O(V²) likelihood above this V: minutes per time point
 BATCH = 16
 
@@ -104,11 +105,17 @@ def gap_curve(run, times: list[float], sequences: int, seed: int) -> list[dict[s
             log_lik = method.path.token_log_likelihood(z.reshape(-1, vocab), t).reshape(z.shape)
             ce_bayes.append(_nll(hmm.token_posterior(log_lik), x1))
         m, b = torch.cat(ce_model).numpy(), torch.cat(ce_bayes).numpy()  # (N,) per sequence
-        rows.append({"run": run.folder.name, "method": run.meta["method"], "seed": run.meta["train"].get("seed", 0),
+        rows.append({"run": run.folder.name, "method": run.meta["method"], "protocol": protocol_name(run.meta),
+                     "seed": run.meta["train"].get("seed", 0),
                      "vocab": spec.V, "t": t, "ce_model": float(m.mean()), "ce_bayes": float(b.mean()),
                      "gap": float((m - b).mean()), "gap_se": float((m - b).std(ddof=1) / math.sqrt(len(m))),
                      "sequences": len(m)})
     return rows
+
+
+def protocol_name(meta: dict) -> str:
+    """The generation protocol a run was trained under (``plain`` for a run recorded before them)."""
+    return (meta.get("generation_protocol") or {}).get("name", "plain")
 
 
 def _nll(log_post: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
@@ -117,16 +124,23 @@ def _nll(log_post: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
 
 
 def write_denoiser_gap(sources: list[Path], out_dir: Path, *, cells: int = 8, sequences: int = 64,
-                       seed: int = 0, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+                       seed: int = 0, device: str = "cpu", protocol: str | None = None,
+                       progress: bool = True) -> dict[str, Any]:
+    """The gap curves of every simplex run in ``sources`` (optionally only those trained under
+    ``protocol``) written into ``out_dir``; see the module docstring."""
     if cells < 1:
         raise ConfigError(f"cells = {cells} must be >= 1")
     if sequences < 2:
         raise ConfigError(f"sequences = {sequences} must be >= 2 (a standard error needs two)")
+    if protocol is not None:
+        PROTOCOLS.get(protocol)  # an unknown name fails listing the known ones
     rows, skipped, excess = [], {}, {}
     folders = run_folders(sources)
     for number, folder in enumerate(folders, 1):
         run = load_run(folder, device)
         reason = skip_reason(run)
+        if reason is None and protocol is not None and protocol_name(run.meta) != protocol:
+            reason = f"trained under protocol '{protocol_name(run.meta)}', not '{protocol}'"
         if reason is not None:
             skipped[folder.name] = reason
             continue
@@ -134,12 +148,14 @@ def write_denoiser_gap(sources: list[Path], out_dir: Path, *, cells: int = 8, se
         times = [t_max * (k + 0.5) / cells for k in range(cells)]
         mine = gap_curve(run, times, sequences, seed)
         rows += mine
-        excess[folder.name] = {"method": mine[0]["method"], "seed": mine[0]["seed"], "vocab": mine[0]["vocab"],
+        excess[folder.name] = {"method": mine[0]["method"], "protocol": mine[0]["protocol"], "seed": mine[0]["seed"],
+                               "vocab": mine[0]["vocab"],
                                "excess_loss": float(np.mean([r["gap"] for r in mine])),
                                "bayes_loss": float(np.mean([r["ce_bayes"] for r in mine])),
                                "model_loss": float(np.mean([r["ce_model"] for r in mine]))}
         if progress:
-            print(f"[{number}/{len(folders)}] {mine[0]['method']} seed {mine[0]['seed']} (V = {mine[0]['vocab']}): "
+            print(f"[{number}/{len(folders)}] {mine[0]['method']} [{mine[0]['protocol']}] seed {mine[0]['seed']} "
+                  f"(V = {mine[0]['vocab']}): "
                   f"excess loss {excess[folder.name]['excess_loss']:.3f} nats/token", flush=True)
     if not rows:
         raise ConfigError("no run has a denoiser gap: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
@@ -152,7 +168,7 @@ def write_denoiser_gap(sources: list[Path], out_dir: Path, *, cells: int = 8, se
         writer.writerow([r[k] if isinstance(r[k], (str, int)) else f"{r[k]:.8g}" for k in COLUMNS])
     atomic_write_text(out_dir / "denoiser_gap.csv", buffer.getvalue())
     result = {"summary": summary, "runs": excess, "skipped": skipped, "rows": rows,
-              "settings": {"cells": cells, "sequences": sequences, "seed": seed,
+              "settings": {"cells": cells, "sequences": sequences, "seed": seed, "protocol": protocol or "any",
                            "times": "midpoints of equal cells of [0, t_max]; mean gap = excess training loss"}}
     atomic_write_json(out_dir / "denoiser_gap.json", result)
     _plot(rows, summary, out_dir / "denoiser_gap.png")
@@ -160,14 +176,14 @@ def write_denoiser_gap(sources: list[Path], out_dir: Path, *, cells: int = 8, se
 
 
 def summarise(excess: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per method and V: the mean excess loss over seeds, its 95 % bootstrap interval over seeds."""
-    groups: dict[tuple[str, int], list[float]] = defaultdict(list)
+    """Per method, protocol and V: the mean excess loss over seeds, its 95 % bootstrap interval over seeds."""
+    groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for r in excess.values():
-        groups[(r["method"], r["vocab"])].append(r["excess_loss"])
+        groups[(r["method"], r["protocol"], r["vocab"])].append(r["excess_loss"])
     out = []
-    for (method, vocab), values in sorted(groups.items(), key=lambda kv: (kv[0][1], np.mean(kv[1]))):
-        out.append({"method": method, "vocab": vocab, "excess_loss": float(np.mean(values)), "seeds": len(values),
-                    "ci95": mean_interval(values) if len(values) > 1 else None})
+    for (method, protocol, vocab), values in sorted(groups.items(), key=lambda kv: (kv[0][2], kv[0][1], np.mean(kv[1]))):
+        out.append({"method": method, "protocol": protocol, "vocab": vocab, "excess_loss": float(np.mean(values)),
+                    "seeds": len(values), "ci95": mean_interval(values) if len(values) > 1 else None})
     return out
 
 
@@ -180,11 +196,12 @@ def _plot(rows, summary, path: Path) -> None:
     vocabs = sorted({r["vocab"] for r in rows})
     fig, axes = plt.subplots(1, len(vocabs), figsize=(6 * len(vocabs), 4.2), squeeze=False)
     for ax, vocab in zip(axes[0], vocabs):
-        for method in dict.fromkeys(s["method"] for s in summary if s["vocab"] == vocab):
-            mine = [r for r in rows if r["vocab"] == vocab and r["method"] == method]
+        for method, protocol in dict.fromkeys((s["method"], s["protocol"]) for s in summary if s["vocab"] == vocab):
+            mine = [r for r in rows if r["vocab"] == vocab and r["method"] == method and r["protocol"] == protocol]
             times = sorted({r["t"] for r in mine})
             gaps = np.array([[r["gap"] for r in mine if r["t"] == t] for t in times])  # (T, seeds)
-            (line,) = ax.plot(times, gaps.mean(1), marker="o", label=method)
+            style = "-" if protocol == "kl-flow" else "--"
+            (line,) = ax.plot(times, gaps.mean(1), marker="o", linestyle=style, label=f"{method} [{protocol}]")
             if gaps.shape[1] > 1:
                 ax.fill_between(times, gaps.min(1), gaps.max(1), color=line.get_color(), alpha=0.2, linewidth=0)
         ax.axhline(0.0, color="gray", linewidth=1)

@@ -28,6 +28,7 @@ def test_gap_is_bounded_below_by_zero_and_files_are_written(oracle_runs, tmp_pat
     result = write_denoiser_gap([oracle_runs], tmp_path, cells=4, sequences=24, progress=False)
     rows = result["rows"]
     assert {r["method"] for r in rows} == {"kl", "linear"} and len(rows) == 8
+    assert {r["protocol"] for r in rows} == {"kl-flow"}
     assert set(result["skipped"]) == {"ar"} and "not a simplex path" in result["skipped"]["ar"]
     for r in rows:
         assert r["vocab"] == 32 and 0 < r["t"] < 0.3
@@ -58,3 +59,5 @@ def test_runs_without_a_known_law_are_refused(oracle_runs, kl_run, tmp_path):
     with pytest.raises(ConfigError, match="neither a run folder"):
         write_denoiser_gap([tmp_path], tmp_path, progress=False)
     assert main(["denoiser-gap", str(oracle_runs / "train" / "ar"), "--out", str(tmp_path / "x")]) == 2
+    with pytest.raises(ConfigError, match="trained under protocol 'kl-flow', not 'plain'"):
+        write_denoiser_gap([oracle_runs / "train" / "kl"], tmp_path, protocol="plain", progress=False)
