@@ -119,6 +119,21 @@ def _set_rng_state(generator: torch.Generator, state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _restore_rank_rng(generator: torch.Generator, state: dict, rank: int, seed: int,
+                      step: int) -> None:
+    """This rank's generator as it was at the checkpoint. A checkpoint written by fewer ranks
+    (or before every rank's state was kept) has none for a higher rank: that rank is re-seeded
+    from (seed, rank, step) — deterministic, not a copy of rank 0's draws."""
+    ranks = state.get("rng_ranks") or [state["rng"]]
+    if rank < len(ranks):
+        _set_rng_state(generator, ranks[rank])
+        return
+    log.warning("checkpoint has no generator state for rank %d (written by %d rank(s)); re-seeding it",
+                rank, len(ranks))
+    _set_rng_state(generator, ranks[0])  # torch's global state as rank 0 had it ...
+    generator.manual_seed((seed * 1_000_003 + rank) * 1_000_033 + step)  # ... and a fresh generator of its own
+
+
 def ensure_can_start(run_dir: Path, resume: bool) -> None:
     """Refuse to train over an existing checkpoint unless resuming."""
     if not resume and latest_checkpoint(run_dir) is not None:
@@ -171,18 +186,18 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
         ckpt = load_checkpoint(run_dir, model)
         for opt, opt_state in zip(optimizers, ckpt.state["optimizers"]):
             opt.load_state_dict(opt_state)
-        _set_rng_state(generator, ckpt.state["rng"])
-        train_batches.load_state_dict(ckpt.state["data"])
         start = ckpt.step
+        _restore_rank_rng(generator, ckpt.state, rank, cfg.seed, start)
+        train_batches.load_state_dict(ckpt.state["data"])
         log.info("resumed from %s at step %d", ckpt.folder, start)
     else:
         ensure_can_start(run_dir, resume)
     bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
     if cfg.precision == "bf16" and device.type != "cuda":
         raise ConfigError("precision 'bf16' needs a CUDA device; use fp32 on the CPU")
-    step_model = torch.compile(model) if cfg.compile else model
-    if world > 1:
-        step_model = torch.nn.parallel.DistributedDataParallel(step_model)
+    step_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if cfg.compile:  # after DDP, so that compiled graphs break at its buckets (DDPOptimizer)
+        step_model = torch.compile(step_model)
     metrics_path = run_dir / "metrics.jsonl"
     if rank == 0:
         _truncate_metrics(metrics_path, start)
@@ -228,12 +243,18 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
             bar.set_postfix(loss=f"{loss_value:.3f}", **({"val": f"{val_loss:.3f}"} if val_loss else {}))
             log.info("step %d loss %.4f%s", done, loss_value,
                      f" val {val_loss:.4f}" if "val_loss" in record else "")
-        if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            save_checkpoint(run_dir, done, model, {
-                "optimizers": [opt.state_dict() for opt in optimizers],
-                "rng": _rng_state(generator),
-                "data": train_batches.state_dict(),
-            })
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            rng = _rng_state(generator)
+            ranks = [rng]
+            if world > 1:  # every rank's generator, so that a resumed rank draws its own t and noise
+                ranks = [None] * world
+                dist.all_gather_object(ranks, rng)
+            if rank == 0:
+                save_checkpoint(run_dir, done, model, {
+                    "optimizers": [opt.state_dict() for opt in optimizers],
+                    "rng": rng, "rng_ranks": ranks,
+                    "data": train_batches.state_dict(),
+                })
     elapsed = time.perf_counter() - t0
     return TrainResult(cfg.steps, loss_value, val_loss, seen_tokens / max(elapsed, 1e-9))
 

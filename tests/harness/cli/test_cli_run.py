@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from harness.cli import main
 from tests.conftest import SMALL
@@ -125,6 +126,31 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path, data_cache, bbc_small):
     assert done.stdout.count("trained kl to step 4") == 1  # rank 0 reports
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
+
+
+def test_two_rank_resume_continues_every_ranks_own_draws(tmp_path, data_cache, bbc_small):
+    """Stopped at step 2 and resumed, a 2-rank DDP run logs the same losses as the run that went
+    straight to step 4: each rank restores its own generator, not rank 0's."""
+    import os
+    import subprocess
+    import sys
+
+    def torchrun(out, steps, *extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "harness.cli",
+               "train", "--method", "kl", "--steps", str(steps), "--out", str(out), *data_args(data_cache),
+               "progress=false", "ckpt_every=2", "log_every=1", *extra]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    straight = torchrun(tmp_path / "straight", 4)
+    torchrun(tmp_path / "split", 2)
+    resumed = torchrun(tmp_path / "split", 4, "--resume")
+    assert len(straight) == 4 and resumed == straight
+    (state_file,) = (tmp_path / "split" / "checkpoints").glob("*4/state.pt")
+    ranks = torch.load(state_file, weights_only=False)["rng_ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["method"], ranks[1]["method"])
 
 
 def test_line_infilling_training_conditions_on_the_given_lines(tmp_path, data_cache, bbc_small):
