@@ -84,10 +84,11 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 def build_optimizers(model: torch.nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
     """AdamW on everything, or Muon on the 2-D hidden weights + AdamW on the rest.
 
-    Embeddings, the output head, norms, biases and adaLN modulations stay on AdamW and out of
-    weight decay where they are vectors (the usual GPT recipe)."""
+    Muon takes the attention and MLP matrices of the blocks only; embeddings, the output head,
+    the time MLP, adaLN modulations (``ada``, ``final_ada``), norms and biases stay on AdamW,
+    and out of weight decay where they are vectors (the usual GPT recipe)."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    is_hidden = lambda n, p: p.ndim == 2 and "embed" not in n and "head" not in n  # noqa: E731
+    is_hidden = lambda n, p: p.ndim == 2 and n.startswith("blocks.") and (".attn." in n or ".mlp." in n)  # noqa: E731
     muon = [p for n, p in named if cfg.optimizer == "muon" and is_hidden(n, p)]
     muon_ids = {id(p) for p in muon}
     decay = [p for n, p in named if p.ndim >= 2 and id(p) not in muon_ids]

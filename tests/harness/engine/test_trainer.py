@@ -12,7 +12,7 @@ from harness.data.corpus import BatchLoader
 from harness.engine.checkpoint import latest_checkpoint, load_checkpoint
 from harness.engine.methods import register_path_methods
 from harness.engine.model import Transformer, model_config
-from harness.engine.trainer import TrainConfig, TrainingDiverged, evaluate, lr_factor, train
+from harness.engine.trainer import TrainConfig, TrainingDiverged, build_optimizers, evaluate, lr_factor, train
 
 register_path_methods()
 
@@ -93,3 +93,16 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
     assert lr_factor(10, cfg) == pytest.approx(1.0) and lr_factor(100, cfg) == pytest.approx(0.1)
     assert all(lr_factor(s, cfg) >= lr_factor(s + 1, cfg) for s in range(10, 100))
+
+
+def test_muon_takes_the_attention_and_mlp_matrices_only():
+    model = Transformer(model_config("tiny", 100, 16, causal=False, time_cond=True))
+    adamw, muon = build_optimizers(model, TrainConfig(optimizer="muon"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    on_muon = sorted(names[id(p)] for group in muon.param_groups for p in group["params"])
+    assert on_muon == sorted(n for n, p in model.named_parameters()
+                             if p.ndim == 2 and (".attn." in n or ".mlp." in n) and n.startswith("blocks."))
+    assert len(on_muon) == 4 * 4
+    on_adamw = {names[id(p)] for group in adamw.param_groups for p in group["params"]}
+    assert {"embed.weight", "time.mlp.0.weight", "blocks.0.ada.weight", "final_ada.weight"} <= on_adamw
+    assert not on_adamw & set(on_muon)
