@@ -39,7 +39,7 @@ from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES, PATHS
 from harness.engine.checkpoint import read_meta
 from harness.engine.methods import PathMethod, backbone_config
-from harness.engine.run import load_run
+from harness.engine.run import load_run, require_complete
 from harness.engine.sampling import SamplerConfig, draw_tokens
 from paths.base import AffineTargetPath
 
@@ -90,7 +90,7 @@ class FlowMapMethod(PathMethod):
         if self.teacher_dir.startswith("@"):
             raise ConfigError(f"teacher '{self.teacher_dir}' names a method of an experiment; "
                               "outside `pathbench sweep` give the teacher's run folder")
-        method, model, _, meta, _, _ = load_run(Path(self.teacher_dir), str(device))
+        method, model, _, meta, _, _ = require_complete(load_run(Path(self.teacher_dir), str(device)), "teacher")
         if meta["method"] != self.path_name or method.options() != self.path.options():
             raise ConfigError(f"teacher {self.teacher_dir} is '{meta['method']}' {method.options()}, "
                               f"the student distils '{self.path_name}' {self.path.options()}")

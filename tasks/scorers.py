@@ -38,7 +38,7 @@ import torch
 from harness.core.errors import ConfigError
 from harness.core.io import exclusive
 from harness.core.registry import SCORERS
-from harness.engine.run import load_run
+from harness.engine.run import load_run, require_complete
 
 EOS_MARKER = "<|endoftext|>"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -149,11 +149,12 @@ class SelfScorer(CausalScorer):
     """The project's autoregressive baseline, loaded from a run folder."""
 
     def __init__(self, run_dir: str, device: str = "cpu") -> None:
-        method, model, tokenizer, meta, _, _ = load_run(Path(run_dir), device)
+        method, model, tokenizer, meta, step, _ = require_complete(load_run(Path(run_dir), device),
+                                                                   "scorer run")
         if not method.causal:
             raise ConfigError(f"scorer 'self:{run_dir}' needs an autoregressive run (method 'ar'), "
                               f"got '{meta['method']}'")
-        self.spec, self.model, self.tokenizer = f"self:{run_dir}", model, tokenizer
+        self.spec, self.model, self.tokenizer, self.step = f"self:{run_dir}", model, tokenizer, step
         self.device = torch.device(device)
         self.eos_id = self.context_id = tokenizer.eos_id
         self.max_length = model.config.max_seq_len
@@ -163,6 +164,9 @@ class SelfScorer(CausalScorer):
 
     def logits(self, ids, attention):
         return self.model(ids)  # causal: padding on the right never reaches scored positions
+
+    def protocol(self) -> dict:
+        return {**super().protocol(), "checkpoint_step": self.step}
 
 
 def smollm2_folder() -> Path:

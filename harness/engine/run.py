@@ -152,6 +152,16 @@ def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None) ->
     return LoadedRun(method, model.to(device).eval(), tokenizer, meta, step, ckpt)
 
 
+def require_complete(run: LoadedRun, role: str) -> LoadedRun:
+    """``run`` when it is trained to the step its meta.json asks for; a sibling still training,
+    preempted or crashed (a scorer, a teacher) is refused instead of silently used half-trained."""
+    steps = int(run.meta.get("train", {}).get("steps", run.step))
+    if run.step < steps:
+        raise ConfigError(f"{role} {run.folder} is not trained to the end: its checkpoint is at step {run.step} of "
+                          f"{steps} (still training, preempted or crashed); resume it first")
+    return run
+
+
 def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
                batch_size: int = 16, seq_len: int | None = None, device: str = "cpu",
                method_name: str | None = None, protocol: str | None = None) -> list[dict[str, Any]]:

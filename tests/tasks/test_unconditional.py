@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from harness.cli import main
 from harness.core.errors import ConfigError
-from tasks.scorers import EOS_MARKER, load_scorer
+from tasks.scorers import EOS_MARKER, SelfScorer, load_scorer
 from tasks.unconditional import generative_perplexity, read_samples, score_texts, unigram_entropy
 
 TEXTS = [
@@ -131,7 +132,6 @@ def test_bad_input(tiny_lm, tmp_path):
 
 
 def test_score_command_on_a_plain_text_file(tiny_lm, tmp_path, capsys):
-    from harness.cli import main
 
     (tmp_path / "samples.txt").write_text("\n".join(TEXTS) + "\n")
     assert main(["score", str(tmp_path / "samples.txt"), "--scorer", f"hf:{tiny_lm}",
@@ -142,7 +142,6 @@ def test_score_command_on_a_plain_text_file(tiny_lm, tmp_path, capsys):
 
 
 def test_eval_unconditional_writes_metrics_with_reference_and_protocol(tiny_lm, tmp_path, data_cache, bbc_small):
-    from harness.cli import main
 
     run = tmp_path / "ar"
     assert main(["train", "--method", "ar", "--steps", "2", "--out", str(run), f"data.cache_dir={data_cache}",
@@ -162,7 +161,6 @@ def test_eval_unconditional_writes_metrics_with_reference_and_protocol(tiny_lm, 
 def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_cache, bbc_small, monkeypatch):
     import harness.evaluation.evaluate as evaluate
     import tasks.unconditional as unconditional
-    from harness.cli import main
     from harness.engine.run import draw_samples
 
     run = tmp_path / "kl"
@@ -185,7 +183,6 @@ def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_
 
 def test_eval_refuses_to_overwrite_and_a_failed_eval_leaves_no_folder(tiny_lm, tmp_path, data_cache, bbc_small,
                                                                       capsys):
-    from harness.cli import main
 
     run = tmp_path / "kl"
     assert main(["train", "--method", "kl", "--steps", "2", "--out", str(run), f"data.cache_dir={data_cache}",
@@ -205,3 +202,17 @@ def test_eval_refuses_to_overwrite_and_a_failed_eval_leaves_no_folder(tiny_lm, t
     fresh = tmp_path / "never"
     assert main([*args[:-3], "--out", str(fresh), "scorer=hf:/nonexistent"]) == 2
     assert not fresh.exists()  # a failed evaluation leaves no folder behind
+
+
+def test_a_self_scorer_that_is_not_trained_to_the_end_is_refused(tmp_path, data_cache, bbc_small):
+    """A sibling AR unit preempted mid-training (its meta asks for more steps than its checkpoint
+    holds) cannot score anyone: a half-trained scorer would give silently wrong gen-PPLs."""
+    folder = tmp_path / "ar"
+    assert main(["train", "--method", "ar", "--steps", "2", "--out", str(folder), f"data.cache_dir={data_cache}",
+                 "data.vocab_size=512", "data.seq_len=32", "progress=false"]) == 0
+    assert SelfScorer(str(folder)).protocol()["checkpoint_step"] == 2
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["train"]["steps"] = 4  # what a run asked for 4 steps and stopped at its step-2 checkpoint looks like
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="not trained to the end: its checkpoint is at step 2 of 4"):
+        SelfScorer(str(folder))
