@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
-from harness.core.registry import TASKS
+from harness.core.registry import TASKS, accepted_options
 from harness.engine.protocol import for_sampling, sampling_setup
 from harness.engine.run import LoadedRun, environment, load_run
 from tasks.base import EvalSettings
@@ -38,7 +38,8 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
     where rows shared by a sweep's units are kept (the real-text row).
     An evaluation already in ``out`` is refused unless ``overwrite``; a failed evaluation
     leaves no folder behind that it created."""
-    task = check_task(task_name, task_options or {})  # bad names fail before anything is loaded
+    # bad names fail before anything is loaded; the record keeps the options as given
+    task = check_task(task_name, with_device(task_name, task_options or {}, device))
     held = [name for name in OUTPUTS if (out / name).exists()]
     if held and not overwrite:
         raise ConfigError(f"{out} already holds an evaluation ({', '.join(held)}); pass --overwrite to "
@@ -58,6 +59,14 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
         if created and out.exists():
             shutil.rmtree(out)  # only this failed command's partial files are in it
         raise
+
+
+def with_device(task_name: str, options: dict, device: str) -> dict:
+    """The task options with the evaluation's device for a task that takes one (its scorer and
+    metric models then run where the samples are drawn), unless the options name one."""
+    if task_name in TASKS and "device" not in options and "device" in (accepted_options(TASKS.get(task_name)) or ()):
+        return {**options, "device": device}
+    return options
 
 
 def check_task(task_name: str, options: dict):

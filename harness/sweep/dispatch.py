@@ -138,6 +138,7 @@ def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
         result = eval_run(run, config["task"], run_dir, config["sampler"], task_options=options,
                           n=config["n"], candidates=config["candidates"], limit=config["limit"],
                           seed=unit["seed"], device=device, extra=extra, protocol=protocol,
+                          **({"batch_size": config["batch_size"]} if config.get("batch_size") else {}),
                           overwrite=True,  # the sweep re-evaluates only runs that are not complete
                           reference_store=reference_store)
         log.info("metrics %s", json.dumps(result["metrics"], default=str))

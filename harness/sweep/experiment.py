@@ -10,7 +10,7 @@
       - {name: basic, nfe: [16, 64]}
       - {name: hybrid, nfe: 64, t_star: [0.1, 0.28], top_k: [1, 5]}
     seeds: [0, 1]
-    tasks: [{name: unconditional, n: 32, scorers: [smollm2, "self:runs/ar"]}]
+    tasks: [{name: unconditional, n: 32, scorers: [smollm2, "self:runs/ar"], batch_size: 16}]  # batch: samples at once
     executor: {kind: local, timeout_min: 120, parallel: 2, threads: 1,   # local: units at once, torch threads each
                slurm: {partition: gpu, gpus_per_task: 1}}
     protocol: kl-flow                                           # or plain, or [kl-flow, plain] (an axis)
@@ -49,7 +49,7 @@ from harness.engine.trainer import TrainConfig
 
 TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol",
             "plugins"}
-TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options"}
+TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options", "batch_size"}
 METHOD_KEYS = {"name", "options", "train"}
 EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
 SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes", "array_parallelism",
@@ -100,11 +100,16 @@ class RunSpec:
     limit: int | None
     #: the generation-protocol record of this run (the unit's, with the sampler part)
     protocol: dict = field(default_factory=dict)
+    #: samples drawn at once (the evaluation batch; None: eval's default, 16)
+    batch_size: int | None = None
 
     def config(self) -> dict:
-        return {"train_unit": self.unit.identity(), "train_id": self.unit.id, "sampler": self.sampler,
-                "task": self.task, "task_options": self.task_options, "scorer": self.scorer, "n": self.n,
-                "candidates": self.candidates, "limit": self.limit}
+        config = {"train_unit": self.unit.identity(), "train_id": self.unit.id, "sampler": self.sampler,
+                  "task": self.task, "task_options": self.task_options, "scorer": self.scorer, "n": self.n,
+                  "candidates": self.candidates, "limit": self.limit}
+        if self.batch_size is not None:  # part of the id only when set: the draws depend on it
+            config["batch_size"] = self.batch_size
+        return config
 
     @property
     def id(self) -> str:
@@ -244,6 +249,9 @@ def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: dict)
     scorers = _as_list(task.get("scorers", ["smollm2"])) if takes_scorers else [None]
     if not scorers:
         raise ConfigError(f"task '{task['name']}' has no scorers (an empty axis expands to zero runs)")
+    batch = task.get("batch_size")
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise ConfigError(f"task '{task['name']}': batch_size = {batch!r} must be an integer >= 1 (samples drawn at once)")
     return [RunSpec(unit, sampler, task["name"], dict(task.get("options") or {}), scorer,
-                    int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"), protocol)
+                    int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"), protocol, batch)
             for scorer in scorers]

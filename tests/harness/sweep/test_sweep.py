@@ -388,3 +388,16 @@ def test_an_experiment_names_its_plugins_and_the_sweep_saves_the_ones_it_ran_wit
     assert saved.startswith(text) and yaml.safe_load(saved)["plugins"] == ["unigram_plugin"]  # comments kept
     listed = "name: p\nplugins: [a]\n"
     assert yaml.safe_load(saved_experiment(listed, ["a"], ("a", "b")))["plugins"] == ["a", "b"]
+
+
+def test_the_evaluation_batch_is_settable_and_names_its_runs_only_when_set(tmp_path, data_cache, tiny_lm):
+    raw = yaml.safe_load(grid(tmp_path, data_cache, tiny_lm).read_text())
+    plain = expand(raw).runs
+    raw["tasks"][0]["batch_size"] = 4
+    batched = expand(raw).runs
+    assert [r.batch_size for r in plain] == [None] * len(plain) and "batch_size" not in plain[0].config()
+    assert [r.batch_size for r in batched] == [4] * len(batched) and batched[0].config()["batch_size"] == 4
+    assert {r.id for r in plain}.isdisjoint(r.id for r in batched)  # other draws, other runs
+    raw["tasks"][0]["batch_size"] = 0
+    with pytest.raises(ConfigError, match=r"task 'unconditional': batch_size = 0 must be an integer >= 1"):
+        expand(raw)
