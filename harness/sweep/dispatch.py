@@ -36,6 +36,7 @@ from harness.evaluation.evaluate import eval_run
 from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, load_experiment
 from harness.sweep.progress import Progress, run_complete, train_complete
 from harness.sweep.scheduler import run_units
+from harness.sweep.slurm import partition_limits, slurm_parameters
 
 __all__ = ["UnitJob", "jobs_for", "make_executor", "run_complete", "sweep", "train_complete"]
 
@@ -208,26 +209,17 @@ def saved_experiment(text: str, listed: list[str], plugins: tuple[str, ...]) -> 
     return yaml.safe_dump({**raw, "plugins": list(plugins)}, sort_keys=False)
 
 
-def make_executor(kind: str, folder: Path, settings: dict) -> submitit.AutoExecutor:
+def make_executor(kind: str, folder: Path, settings: dict, threads: int | None = None) -> submitit.AutoExecutor:
     """A submitit executor: ``local`` (subprocesses, explicit timeout), ``slurm`` (job arrays,
-    requeued on preemption through UnitJob.checkpoint), ``debug`` (in-process)."""
+    requeued on preemption through UnitJob.checkpoint; requests that fit the partition, see
+    :mod:`harness.sweep.slurm`), ``debug`` (in-process)."""
     if kind not in ("local", "slurm", "debug"):
         raise ConfigError(f"unknown executor '{kind}'; known: local, slurm, debug")
     executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
     timeout = int(settings.get("timeout_min", 24 * 60))
     if kind == "slurm":
         slurm = settings.get("slurm") or {}
-        gpus = int(slurm.get("gpus_per_task", 1))
-        params = {"timeout_min": int(slurm.get("time_min", timeout)), "gpus_per_node": gpus,
-                  "tasks_per_node": max(1, gpus), "nodes": int(slurm.get("nodes", 1)),
-                  "cpus_per_task": int(slurm.get("cpus_per_task", 8)),
-                  "slurm_array_parallelism": int(slurm.get("array_parallelism", 64))}
-        for key in ("partition", "account", "qos"):
-            if slurm.get(key):
-                params[f"slurm_{key}"] = slurm[key]
-        if slurm.get("mem_gb"):
-            params["mem_gb"] = int(slurm["mem_gb"])
-        executor.update_parameters(**params)
+        executor.update_parameters(**slurm_parameters(slurm, timeout, threads, partition_limits(slurm.get("partition"))))
     elif kind == "local":
         executor.update_parameters(timeout_min=timeout)  # submitit's local default is 2 minutes
     return executor
@@ -262,7 +254,7 @@ def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bo
     progress.begin()
     if not jobs:
         return {"experiment": exp, "jobs": [], "submitted": 0, "failed": []}
-    ex = make_executor(kind, out_dir / "submitit", exp.executor)
+    ex = make_executor(kind, out_dir / "submitit", exp.executor, threads)
     failed = run_units(ex, kind, jobs, out_dir, parallel, progress)
     progress.end(failed)
     return {"experiment": exp, "jobs": jobs, "submitted": len(jobs), "failed": failed}
