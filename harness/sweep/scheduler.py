@@ -6,7 +6,8 @@ a whole wave. A unit that uses another unit's trained model — a flow-map stude
 ``teacher: "@kl"``, a ``self:@ar`` scorer — starts only once that unit's final checkpoint is
 written, whatever the order or the parallelism; if that unit fails, the user is not run. The
 parent process does all the waiting: it polls the jobs (and, through harness.sweep.progress, their
-folders) every few seconds.
+folders) every few seconds. A SLURM job that leaves the queue without a result (``scancel``, a
+lost node) is reported as failed after a grace period instead of being waited for for ever.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from harness.core.errors import ConfigError
 from harness.sweep.progress import Progress, train_complete
+from harness.sweep.slurm import VANISH_GRACE_S, queued_jobs
 
 #: seconds between two looks at the running jobs and their folders (SLURM: a shared filesystem)
 POLL_S = {"local": 2.0, "slurm": 10.0, "debug": 0.0}
@@ -26,6 +28,17 @@ def dependencies(job, out_dir: Path) -> set[str]:  # job: a harness.sweep.dispat
     paths = [job.train_options.get("teacher")] + [s.get("scorer_resolved", "")[len("self:"):] for s in job.runs]
     train = Path(out_dir) / "train"
     return {Path(p).name for p in paths if isinstance(p, str) and p and Path(p).parent == train} - {job.unit_id}
+
+
+def vanished(uid: str, handle, queue: set[str] | None, missing_since: dict[str, float]) -> bool:
+    """Whether a SLURM job that is not done has left the queue for longer than the grace period.
+    Without accounting (no sacct) submitit never learns that a cancelled job ended: it would be
+    waited for for ever."""
+    if queue is None or str(handle.job_id) in queue or str(handle.job_id).split("_")[0] in queue:
+        missing_since.pop(uid, None)
+        return False
+    first = missing_since.setdefault(uid, time.monotonic())
+    return time.monotonic() - first > VANISH_GRACE_S
 
 
 def reason(err: BaseException) -> str:
@@ -42,6 +55,7 @@ def run_units(ex, kind: str, jobs: list, out_dir: Path, parallel: int, progress:
     Keep ``parallel`` units in flight, in the listed order, a unit only once every unit whose
     model it uses is trained; a unit whose dependency failed is not run. Returns the failures."""
     deps = {job.unit_id: dependencies(job, out_dir) for job in jobs}
+    missing_since: dict[str, float] = {}  # slurm: units whose job left the queue without a result
     steps = {job.unit_id: job.unit["train"]["steps"] for job in jobs}
     waiting, running, failed = list(jobs), {}, []
     while waiting or running:
@@ -71,8 +85,17 @@ def run_units(ex, kind: str, jobs: list, out_dir: Path, parallel: int, progress:
         if waiting and not (ready or running or skipped):  # cannot happen without a dependency cycle
             raise ConfigError(f"units wait on each other: {', '.join(j.unit_id for j in waiting)}")
         reaped = False
+        queue = queued_jobs() if kind == "slurm" and running else None
         for uid, handle in list(running.items()):
             if kind != "debug" and not handle.done():  # a debug job runs when its result is asked for
+                if not vanished(uid, handle, queue, missing_since):
+                    continue
+                del running[uid]
+                reaped = True
+                why = (f"job {handle.job_id} left the SLURM queue without a result (cancelled, or lost with "
+                       "its node); run the same command again to resume it")
+                failed.append(f"{handle.job_id}: {why}")
+                progress.finish(uid, error=why)
                 continue
             del running[uid]
             reaped = True

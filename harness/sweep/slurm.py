@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from harness.core.errors import ConfigError
 
 DEFAULT_CPUS = 8
+#: seconds a job may be missing from ``squeue`` without a result before it counts as vanished
+#: (cancelled, or lost with its node) — the result file can lag the queue on a shared filesystem
+VANISH_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,18 @@ def partition_limits(partition: str | None) -> PartitionLimits | None:
     if limits is None and partition:
         raise ConfigError(f"SLURM partition '{partition}' has no node (sinfo lists none); check executor.slurm.partition")
     return limits
+
+
+def queued_jobs() -> set[str] | None:
+    """Every job id SLURM still holds (pending, running, requeued, completing), array tasks
+    expanded (``123_4``); None when ``squeue`` cannot be asked (then nothing counts as vanished)."""
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        done = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {line.strip() for line in done.stdout.splitlines() if line.strip()} if done.returncode == 0 else None
 
 
 def slurm_parameters(slurm: dict, timeout_min: int, threads: int | None,
