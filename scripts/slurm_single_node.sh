@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real single-node SLURM cluster for tests: munged, slurmctld and slurmd as root, every file
 # under one folder, the node's real CPU count, no accounting daemon. Debian packages:
-# slurm-wlm and munge (`.ci/run` installs them).
+# slurm-wlm and munge (`.ci/run` installs them). KillWait is 2 s: submitit ignores the SIGTERM of
+# scancel, so the SIGKILL after KillWait is what ends a cancelled job.
 #
 #   scripts/slurm_single_node.sh start DIR   # prints: export SLURM_CONF=DIR/slurm.conf
 #   scripts/slurm_single_node.sh stop DIR
@@ -56,6 +57,7 @@ JobRequeue=1
 MinJobAge=600
 SlurmctldTimeout=30
 SlurmdTimeout=30
+KillWait=2
 NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF

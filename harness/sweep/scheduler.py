@@ -12,6 +12,7 @@ lost node) is reported as failed after a grace period instead of being waited fo
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from harness.sweep.progress import Progress, train_complete
 from harness.sweep.slurm import VANISH_GRACE_S, queued_jobs
 
 #: seconds between two looks at the running jobs and their folders (SLURM: a shared filesystem)
-POLL_S = {"local": 2.0, "slurm": 10.0, "debug": 0.0}
+POLL_S = {"local": 2.0, "slurm": float(os.environ.get("PATHBENCH_SLURM_POLL_S", "10")), "debug": 0.0}
 
 
 def dependencies(job, out_dir: Path) -> set[str]:  # job: a harness.sweep.dispatch.UnitJob

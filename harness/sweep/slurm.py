@@ -10,6 +10,7 @@ node of the partition can meet is a one-line error before anything is submitted.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from harness.core.errors import ConfigError
 DEFAULT_CPUS = 8
 #: seconds a job may be missing from ``squeue`` without a result before it counts as vanished
 #: (cancelled, or lost with its node) — the result file can lag the queue on a shared filesystem
-VANISH_GRACE_S = 30.0
+VANISH_GRACE_S = float(os.environ.get("PATHBENCH_SLURM_VANISH_S", "30"))
 
 
 @dataclass(frozen=True)
