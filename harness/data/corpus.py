@@ -215,6 +215,13 @@ def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path
                       _open(folder / "val.bin", info["dtype"], info["val"]["sequences"], seq_len), folder, info)
 
 
+def check_data_spec(corpus: str, tokenizer_spec: str, seq_len: int) -> None:
+    """What can be checked of a data section without reading any data (an oracle corpus's
+    parameters and tokenizer), so that a sweep or a run refuses it before anything starts."""
+    if is_oracle(corpus):
+        oracle_spec(corpus, tokenizer_spec, seq_len)
+
+
 def oracle_spec(corpus: str, tokenizer_spec: str, seq_len: int) -> OracleSpec:
     """The oracle corpus's parameters at the data's length; its tokenizer must be ``oracle``."""
     if tokenizer_spec not in ("oracle", "oracle:"):

@@ -24,7 +24,7 @@ from harness.core.config import DataConfig, apply_overrides, line_infill_option
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_open
 from harness.core.registry import BASELINES
-from harness.data.corpus import BatchLoader, prepare_data
+from harness.data.corpus import BatchLoader, check_data_spec, prepare_data
 from harness.data.tokenizer import load_tokenizer
 from harness.engine.calibration import read_calibration
 from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
@@ -82,6 +82,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     data_cfg = apply_overrides(DataConfig(), overrides["data"], "data")
     train_cfg = apply_overrides(TrainConfig(), overrides["train"], "train")
     infill = line_infill_option(data_cfg)  # validated before any data is prepared
+    check_data_spec(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len)
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len, Path(data_cfg.cache_dir),
                         vocab_size=data_cfg.vocab_size, val_fraction=data_cfg.val_fraction)

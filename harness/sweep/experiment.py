@@ -42,6 +42,7 @@ import yaml
 from harness.core.config import DataConfig, apply_overrides
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES, PROTOCOLS, TASKS
+from harness.data.corpus import check_data_spec
 from harness.engine.plugins import load_plugins
 from harness.engine.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
 from harness.engine.sampling import SamplerConfig
@@ -172,6 +173,7 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
             raise ConfigError(f"experiment has no '{required}' (an empty axis expands to zero runs)")
     preset = raw.get("preset", "tiny")
     data = asdict(apply_overrides(DataConfig(), raw.get("data") or {}, "data"))
+    check_data_spec(data["corpus"], data["tokenizer"], data["seq_len"])  # before any unit is submitted
     data["cache_dir"] = str(Path(data["cache_dir"]).resolve())  # jobs may start elsewhere
     train = asdict(apply_overrides(TrainConfig(), raw.get("train") or {}, "train"))
     seeds = [int(s) for s in _as_list(raw.get("seeds", [0]))]

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from harness.cli import main
 from harness.core.errors import ConfigError
 from harness.data.corpus import prepare_data
 from harness.data.oracle import HMM, OracleSpec, stationary
 from harness.data.tokenizer import WordTokenizer, load_tokenizer
+from harness.sweep.experiment import expand
 
 TINY = "oracle:V=3,H=2,k=2,succ=2,floor=0.1,seed=1"
 
@@ -167,3 +169,14 @@ def test_token_posterior_is_the_exact_bayes_posterior(tiny):
         np.testing.assert_allclose(post[row, :, :3].exp().numpy(), marginal / marginal.sum(1, keepdims=True),
                                    atol=1e-14)
     assert torch.isinf(post[..., 3]).all()  # EOS: never emitted
+
+
+def test_a_bad_oracle_spec_fails_before_a_sweep_or_a_run_starts(tmp_path):
+    raw = {"methods": ["ar"], "samplers": [{"name": "ancestral"}],
+           "tasks": [{"name": "unconditional", "scorers": ["oracle"]}],
+           "data": {"corpus": "oracle:V=16,H=2", "tokenizer": "oracle", "seq_len": 8}}
+    with pytest.raises(ConfigError, match=r"oracle corpus: succ = 3 \(successors per state\) must be in \[1, H = 2\]"):
+        expand(raw)
+    assert main(["train", "--method", "ar", "--steps", "1", "--out", str(tmp_path / "r"),
+                 "data.corpus=oracle:V=1", "data.tokenizer=oracle"]) == 2
+    assert not (tmp_path / "r").exists()  # nothing was created
