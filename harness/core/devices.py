@@ -1,4 +1,5 @@
-"""The ``--device`` value every command takes: cpu, cuda or cuda:N, checked against the machine."""
+"""The ``--device`` value every command takes: cpu, cuda or cuda:N, checked against the machine;
+and the dense bf16 peak of known accelerators, for model FLOPs utilisation (MFU)."""
 
 from __future__ import annotations
 
@@ -16,3 +17,20 @@ def resolve_device(name: str | None) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for but no CUDA device is available; use --device cpu")
     return name
+
+
+#: dense bf16 tensor-core peak in FLOP/s (vendor data sheets, no sparsity), by a substring of
+#: torch.cuda.get_device_name(); the first match wins (H100 NVL and PCIe before SXM)
+BF16_PEAK_FLOPS = (("H200", 989e12), ("H100 NVL", 835e12), ("H100 PCIe", 756e12), ("H100", 989e12),
+                   ("A100", 312e12), ("L40S", 362e12), ("A10G", 125e12), ("RTX 4090", 165e12))
+
+
+def bf16_peak_flops(device) -> float | None:
+    """The bf16 peak of ``device`` when it is a known CUDA GPU, else None (no MFU is claimed)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in BF16_PEAK_FLOPS if key in name), None)

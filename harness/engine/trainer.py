@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from harness.core.devices import bf16_peak_flops
 from harness.core.errors import ConfigError
 from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from harness.engine.contract import check_loss
@@ -205,6 +206,8 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
         (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     loss_value, val_loss, seen_tokens, t0 = float("nan"), None, 0, time.perf_counter()
+    peak = bf16_peak_flops(device) if bf16 else None  # MFU only against a known bf16 peak
+    flops_per_token = getattr(model, "flops_per_token", None)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not cfg.progress or rank != 0)
     for step in bar:
@@ -239,6 +242,11 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
             record["val_loss"] = val_loss
         if rank == 0 and (done % cfg.log_every == 0 or "val_loss" in record):
             record["tokens_per_s"] = seen_tokens / (time.perf_counter() - t0)
+            if flops_per_token is not None:  # model FLOP/s per device (the PaLM estimate), and MFU
+                achieved = record["tokens_per_s"] / world * flops_per_token(ids.shape[1])
+                record["model_tflops"] = achieved / 1e12
+                if peak:
+                    record["mfu"] = achieved / peak
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{loss_value:.3f}", **({"val": f"{val_loss:.3f}"} if val_loss else {}))

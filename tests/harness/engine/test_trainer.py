@@ -106,3 +106,11 @@ def test_muon_takes_the_attention_and_mlp_matrices_only():
     on_adamw = {names[id(p)] for group in adamw.param_groups for p in group["params"]}
     assert {"embed.weight", "time.mlp.0.weight", "blocks.0.ada.weight", "final_ada.weight"} <= on_adamw
     assert not on_adamw & set(on_muon)
+
+
+def test_the_log_has_model_flops_and_no_mfu_without_a_known_peak(bbc_small, tmp_path):
+    _, model = run(bbc_small, tmp_path, 3)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    for r in records:
+        expected = r["tokens_per_s"] * model.flops_per_token(32) / 1e12
+        assert abs(r["model_tflops"] - expected) <= 1e-9 * expected and "mfu" not in r  # CPU: no bf16 peak
