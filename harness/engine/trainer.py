@@ -9,6 +9,7 @@ so ``resume=True`` continues exactly where the run stopped (bit-identical losses
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -55,13 +56,16 @@ class TrainConfig:
     precision: str = "auto"
     compile: bool = False
     progress: bool = True
+    #: micro-batches per optimizer step (each of ``batch_size``): the step's batch is
+    #: grad_accum × batch_size per rank, its loss their mean
+    grad_accum: int = 1
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{self.optimizer}'; known: {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
-        for name in ("steps", "batch_size"):
+        for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} = {getattr(self, name)} must be >= 1")
 
@@ -215,15 +219,22 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
         for opt in optimizers:
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * factor
-        batch = next(train_batches)
-        ids, given = batch.ids.to(device), batch.given.to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            loss = check_loss(type(method).__name__, method.loss(step_model, ids, given, generator))
-        if not torch.isfinite(loss):
-            found = latest_checkpoint(run_dir)
-            raise TrainingDiverged(f"loss became {loss.item()} at step {step + 1}; last checkpoint: "
-                                   f"{'step ' + str(found[0]) if found else 'none'}")
-        loss.backward()
+        loss = torch.zeros((), device=device)
+        for micro in range(cfg.grad_accum):
+            batch = next(train_batches)
+            ids, given = batch.ids.to(device), batch.given.to(device)
+            # DDP all-reduces gradients only on the last micro-batch of the step
+            sync = world == 1 or micro == cfg.grad_accum - 1
+            with contextlib.nullcontext() if sync else step_model.no_sync():
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                    part = check_loss(type(method).__name__, method.loss(step_model, ids, given, generator))
+                if not torch.isfinite(part):
+                    found = latest_checkpoint(run_dir)
+                    raise TrainingDiverged(f"loss became {part.item()} at step {step + 1}; last checkpoint: "
+                                           f"{'step ' + str(found[0]) if found else 'none'}")
+                (part / cfg.grad_accum).backward()
+            loss = loss + part.detach() / cfg.grad_accum
+            seen_tokens += ids.numel() * world
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         for opt in optimizers:
             opt.step()
@@ -234,7 +245,6 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
             loss_value = reduced.item() / world
         else:
             loss_value = loss.item()
-        seen_tokens += ids.numel() * world
         done = step + 1
         record = {"step": done, "loss": loss_value, "lr": cfg.lr * factor}
         if done % cfg.eval_every == 0 or done == cfg.steps:
