@@ -40,6 +40,7 @@ from harness.core.registry import PROTOCOLS
 from harness.core.stats import mean_interval
 from harness.data.corpus import prepare_stored
 from harness.data.oracle import HMM, OracleSpec, is_oracle
+from harness.engine.checkpoint import read_meta
 from harness.engine.methods import PathMethod
 from harness.engine.run import load_run
 from paths.base import SimplexPath
@@ -136,11 +137,13 @@ def write_denoiser_gap(sources: list[Path], out_dir: Path, *, cells: int = 8, se
         PROTOCOLS.get(protocol)  # an unknown name fails listing the known ones
     rows, skipped, excess = [], {}, {}
     folders = run_folders(sources)
+    if protocol is not None:  # runs of other protocols are not part of this study (nor of its record)
+        folders = [f for f in folders if protocol_name(read_meta(f)) == protocol]
+        if not folders:
+            raise ConfigError(f"no run in {', '.join(map(str, sources))} was trained under protocol '{protocol}'")
     for number, folder in enumerate(folders, 1):
         run = load_run(folder, device)
         reason = skip_reason(run)
-        if reason is None and protocol is not None and protocol_name(run.meta) != protocol:
-            reason = f"trained under protocol '{protocol_name(run.meta)}', not '{protocol}'"
         if reason is not None:
             skipped[folder.name] = reason
             continue
