@@ -12,8 +12,22 @@ dir=$(realpath -m "${2:?state folder}")
 conf="$dir/slurm.conf"
 
 stop() {
+    if [ -f "$conf" ] && [ -f "$dir/slurmctld.pid" ]; then  # cancel what still runs, let it drain
+        jobs=$(SLURM_CONF="$conf" squeue -h -o %i 2>/dev/null || true)
+        [ -z "$jobs" ] || SLURM_CONF="$conf" scancel $jobs 2>/dev/null || true
+        for _ in $(seq 20); do
+            [ -z "$(SLURM_CONF="$conf" squeue -h -o %i 2>/dev/null)" ] && break
+            sleep 0.5
+        done
+    fi
     for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munged.pid"; do
         if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+    done
+    # any job step of this cluster left behind (its processes carry this cluster's SLURM_CONF)
+    for env in /proc/[0-9]*/environ; do
+        if { tr '\0' '\n' < "$env"; } 2>/dev/null | grep -qx "SLURM_CONF=$conf"; then
+            pid=${env#/proc/}; kill -9 "${pid%/environ}" 2>/dev/null || true
+        fi
     done
     sleep 1
 }
