@@ -52,7 +52,7 @@ class OracleScorer(CausalScorer):
         if not is_oracle(corpus):
             raise ConfigError(f"scorer '{spec}' computes the likelihood under the HMM of an oracle: corpus; this run "
                               f"was trained on corpus '{corpus}' (score it with smollm2, hf:<model> or self:<run>)")
-        own = OracleSpec.parse(corpus if ":" in corpus else "oracle:").law()
+        own = OracleSpec.parse(corpus).law()
         if spec != "oracle" and OracleSpec.parse(spec).law() != own:
             raise ConfigError(f"scorer '{spec}' is another HMM than the one this run was trained on ({own}); "
                               "use scorer 'oracle' for the run's own")
@@ -74,14 +74,10 @@ class OracleScorer(CausalScorer):
 
     def logits(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, L, V + 1): log p(x_{t+1} = v | x_≤t) (EOS at −inf), the HMM's predictive law."""
-        emit = torch.from_numpy(self.hmm.emit)  # (H, V)
-        trans = torch.from_numpy(self.hmm.trans)
-        alpha = torch.from_numpy(self.hmm.start).expand(ids.shape[0], -1).clone()  # p(z_1)
+        ids = ids.cpu()
+        states, _ = self.hmm.forward_filter(ids.clamp(0, self.oracle.V - 1), (ids >= 0) & (ids < self.oracle.V))
         out = torch.full((*ids.shape, self.oracle.V + 1), -math.inf, dtype=torch.float64)
-        for t in range(ids.shape[1]):
-            joint = alpha * emit[:, ids[:, t].clamp(max=self.oracle.V - 1)].T  # (B, H)
-            alpha = (joint / joint.sum(1, keepdim=True)) @ trans  # p(z_{t+1} | x_≤t)
-            out[:, t, :-1] = torch.log(alpha @ emit)
+        out[..., :-1] = torch.log(states[:, 1:] @ torch.from_numpy(self.hmm.emit))  # p(z_{t+1} | x_≤t) @ E
         return out
 
     def protocol(self) -> dict:

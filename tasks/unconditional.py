@@ -159,15 +159,20 @@ class Unconditional(Task):
         write_samples(records, out / "samples.jsonl")
         metrics = task.score_samples([r["text"] for r in records], [r["ids"] for r in records],
                                      run.tokenizer.vocab_size)
-        reference = reference_row(run.meta["data"], settings.n, task, settings.reference_store)
-        reference.update(load_scorer(task.scorer_spec, self.device).truth(run.meta["data"]["seq_len"]))
-        return {"metrics": metrics, "reference": reference,
+        return {"metrics": metrics, "reference": task.reference(run.meta["data"], settings.n, settings.reference_store),
                 **({"scorer": task.scorer_spec} if task.scorer_spec != self.scorer_spec else {})}
 
     def score_samples(self, texts: list[str], ids: list[list[int]] | None = None,
                       vocab_size: int | None = None) -> dict[str, float]:
         return score_texts(texts, load_scorer(self.scorer_spec, self.device), ids=ids,
                            vocab_size=vocab_size, batch_size=self.batch_size)
+
+    def reference(self, data_cfg: dict, n: int, store: Path | None = None) -> dict[str, Any]:
+        """The real-text row of a run's data under this scorer, with what the scorer knows exactly
+        about that data (an oracle's entropy rate)."""
+        row = reference_row(data_cfg, n, self, store)
+        row.update(load_scorer(self.scorer_spec, self.device).truth(data_cfg["seq_len"]))
+        return row
 
     def protocol(self) -> dict:
         return {"metrics": PROTOCOL, **load_scorer(self._scoring, self.device).protocol()}
@@ -201,8 +206,7 @@ def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, ou
     texts, ids = read_samples(path)
     result: dict[str, Any] = {"samples": task.score_samples(texts, ids), "file": str(path)}
     if data_cfg is not None:
-        result["reference"] = reference_row(data_cfg, len(texts), task)
-        result["reference"].update(load_scorer(task.scorer_spec, device).truth(data_cfg["seq_len"]))
+        result["reference"] = task.reference(data_cfg, len(texts))
     result["protocol"] = task.protocol()
     result["environment"] = environment()
     if out is not None:

@@ -227,7 +227,7 @@ def oracle_spec(corpus: str, tokenizer_spec: str, seq_len: int) -> OracleSpec:
     if tokenizer_spec not in ("oracle", "oracle:"):
         raise ConfigError(f"corpus '{corpus}' is token ids already: set data.tokenizer=oracle "
                           f"(got tokenizer '{tokenizer_spec}')")
-    return OracleSpec.parse(corpus if ":" in corpus else "oracle:").for_length(seq_len)
+    return OracleSpec.parse(corpus).for_length(seq_len)
 
 
 def _build_oracle(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_size: int,

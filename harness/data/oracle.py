@@ -187,16 +187,25 @@ class HMM:
             seq_t = torch.as_tensor(seq, dtype=torch.long)
             valid[row, :len(seq)] = (seq_t >= 0) & (seq_t < self.spec.V)
             ids[row, :len(seq)] = seq_t.clamp(0, self.spec.V - 1)
+        nll = -torch.log(self.forward_filter(ids, valid)[1])
+        return [nll[row, :n].numpy() for row, n in enumerate(lengths)]
+
+    def forward_filter(self, ids: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scaled forward recursion over a padded batch: ids, valid (B, L) (ids in [0, V);
+        ``valid`` False gives a token probability 0) -> (p(z_t | x_<t) for t = 1..L+1: (B, L+1, H),
+        p(x_t | x_<t): (B, L)), float64. A position of probability 0 leaves the state as it was."""
         emit = torch.from_numpy(self.emit).T.contiguous()  # (V, H)
         trans = torch.from_numpy(self.trans)
-        alpha = torch.from_numpy(self.start).expand(len(token_lists), -1).clone()  # (B, H) p(z_t | x_<t)
-        nll = torch.zeros(len(token_lists), width, dtype=torch.float64)
-        for t in range(width):
+        B, L = ids.shape
+        states = torch.empty(B, L + 1, self.spec.H, dtype=torch.float64)
+        states[:, 0] = torch.from_numpy(self.start)
+        norms = torch.empty(B, L, dtype=torch.float64)
+        for t in range(L):
+            alpha = states[:, t]
             joint = alpha * emit[ids[:, t]] * valid[:, t, None]  # (B, H)
-            norm = joint.sum(1)  # (B,) p(x_t | x_<t)
-            nll[:, t] = -torch.log(norm)
-            alpha = torch.where(norm[:, None] > 0, joint / norm.clamp_min(1e-300)[:, None], alpha) @ trans
-        return [nll[row, :n].numpy() for row, n in enumerate(lengths)]
+            norms[:, t] = norm = joint.sum(1)  # (B,)
+            states[:, t + 1] = torch.where(norm[:, None] > 0, joint / norm.clamp_min(1e-300)[:, None], alpha) @ trans
+        return states, norms
 
     def token_posterior(self, log_lik: torch.Tensor) -> torch.Tensor:
         """The Bayes-optimal denoiser: log p(x^j = i | y^1..S) for every position j, given one

@@ -88,24 +88,22 @@ def run_units(ex, kind: str, jobs: list, out_dir: Path, parallel: int, progress:
         reaped = False
         queue = queued_jobs() if kind == "slurm" and running else None
         for uid, handle in list(running.items()):
+            error = None
             if kind != "debug" and not handle.done():  # a debug job runs when its result is asked for
                 if not vanished(uid, handle, queue, missing_since):
                     continue
-                del running[uid]
-                reaped = True
-                why = (f"job {handle.job_id} left the SLURM queue without a result (cancelled, or lost with "
-                       "its node); run the same command again to resume it")
-                failed.append(f"{handle.job_id}: {why}")
-                progress.finish(uid, error=why)
-                continue
+                error = (f"job {handle.job_id} left the SLURM queue without a result (cancelled, or lost with "
+                         "its node); run the same command again to resume it")
+            else:
+                try:
+                    handle.result()
+                except Exception as err:  # noqa: BLE001 - report every failed job, keep the others
+                    error = reason(err)
             del running[uid]
             reaped = True
-            try:
-                handle.result()
-                progress.finish(uid)
-            except Exception as err:  # noqa: BLE001 - report every failed job, keep the others
-                failed.append(f"{handle.job_id}: {reason(err)}")
-                progress.finish(uid, error=reason(err))
+            if error is not None:
+                failed.append(f"{handle.job_id}: {error}")
+            progress.finish(uid, error=error)
         progress.poll()
         if running and not reaped:
             time.sleep(POLL_S.get(kind, 2.0))
