@@ -20,6 +20,7 @@ from torch import Tensor
 
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES
+from harness.core.rng import RowGenerators
 from harness.engine.methods import TokenMethod, backbone_config, masked_cross_entropy
 from harness.engine.sampling import check_sampler, denoiser_log_probs
 
@@ -70,6 +71,7 @@ class DFM(TokenMethod):
     time_direction = "noise at 0, data at 1"  # flow_matching's mixture path: x_0 = mask, x_1 = data
     samplers = ("euler",)
     extra_tokens = 1  # the mask token, the last id of the backbone's vocabulary
+    sampling_bsv = 13.0  # the package's float64 posteriors and draws (bench sample at V = 50,257)
 
     def __init__(self, scheduler: str = "quadratic", n: float = 1.0) -> None:
         super().__init__(scheduler=scheduler, n=n)
@@ -93,6 +95,13 @@ class DFM(TokenMethod):
     def sample(self, model, batch_size, seq_len, cfg, *, given_ids=None, given_mask=None,
                generator=None):
         check_sampler("dfm", cfg, self.samplers)
+        if isinstance(generator, RowGenerators):
+            # the package draws from torch's global stream for the whole batch: per-sample
+            # streams are honoured by sampling row by row (B solver runs of one row each)
+            return torch.cat([self.sample(model, 1, seq_len, cfg, generator=g,
+                                          given_ids=None if given_ids is None else given_ids[r:r + 1],
+                                          given_mask=None if given_mask is None else given_mask[r:r + 1])
+                              for r, g in enumerate(generator.generators)])
         device = next(model.parameters()).device
         vocab = backbone_config(model).vocab_size
         x_init = torch.full((batch_size, seq_len), vocab - 1, device=device)

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from harness.core.errors import ConfigError
+from harness.core.rng import Generator, rand, uniform_
 
 TimeLike = float | Tensor
 GRIDS = ("uniform", "log")
@@ -80,14 +81,14 @@ def softmax_into(z: Tensor, out: Tensor) -> Tensor:
     return torch.ops.aten._softmax.out(z, -1, False, out=out)
 
 
-def exponential_(out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def exponential_(out: Tensor, generator: Generator = None) -> Tensor:
     """out ← E ~ Exp(1) elementwise, as -log U with U ~ U(0, 1) clamped away from 0 (exact in law;
     on the CPU ``Tensor.exponential_`` is several times slower than ``uniform_`` and a log)."""
-    out.uniform_(generator=generator).clamp_min_(torch.finfo(out.dtype).tiny)
+    uniform_(out, generator).clamp_min_(torch.finfo(out.dtype).tiny)
     return out.log_().neg_()
 
 
-def sample_log_dirichlet1(shape: tuple[int, ...], *, generator: torch.Generator | None = None,
+def sample_log_dirichlet1(shape: tuple[int, ...], *, generator: Generator = None,
                           dtype: torch.dtype = torch.float64,
                           device: torch.device | str | None = None) -> Tensor:
     """log x0 for x0 ~ Dirichlet(1, ..., 1) over the last axis, sampled in log space.
@@ -95,7 +96,7 @@ def sample_log_dirichlet1(shape: tuple[int, ...], *, generator: torch.Generator 
     x0 = E / ΣE with E_i ~ Exp(1); log E = log(-log U) for U ~ U(0, 1), so
     log x0 = log E - logsumexp(log E) never underflows even when V is large.
     """
-    u = torch.rand(shape, generator=generator, dtype=dtype, device=device)
+    u = rand(shape, generator, dtype=dtype, device=device)
     tiny = torch.finfo(dtype).tiny
     log_e = torch.log((-torch.log(u.clamp_min(tiny))).clamp_min(tiny))
     return log_e - torch.logsumexp(log_e, dim=-1, keepdim=True)
@@ -164,7 +165,7 @@ class SimplexPath(ABC):
 
     # --- endpoints --------------------------------------------------------------------
     @abstractmethod
-    def sample_prior(self, shape: tuple[int, ...], *, generator: torch.Generator | None = None,
+    def sample_prior(self, shape: tuple[int, ...], *, generator: Generator = None,
                      dtype: torch.dtype = torch.float64,
                      device: torch.device | str | None = None) -> Tensor:
         """z0 ~ p0 of shape ``shape`` = (..., V)."""
@@ -217,7 +218,7 @@ class SimplexPath(ABC):
     # All take (B, S, V) buffers in the working dtype (float32, or the model's dtype) and a
     # time ``t`` (float, or (B,) in training); ``ids`` are (B, S) token ids. Each returns the
     # tensor it wrote. ``scratch`` is a free (B, S, V) buffer a step may overwrite.
-    def prior_(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def prior_(self, out: Tensor, generator: Generator = None) -> Tensor:
         """out ← z0 ~ p0 (up to what the coordinates do not see, see ``shift_invariant``)."""
         return out.copy_(self.sample_prior(out.shape, generator=generator, dtype=out.dtype,
                                            device=out.device))
@@ -227,7 +228,7 @@ class SimplexPath(ABC):
         return z0.copy_(self.interpolate(z0, self.target(ids, z0.shape[-1], z0.dtype), t))
 
     def noise_(self, out: Tensor, ids: Tensor, t: TimeLike,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: Generator = None) -> Tensor:
         """out ← z_t = ψ_t(z0, z1(ids)) with a fresh z0 ~ p0: training's noising and the
         re-noising step of the ``sampling`` scheme."""
         return self.interpolate_token_(self.prior_(out, generator), ids, t)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from harness.core.errors import ConfigError
 from harness.core.registry import PATHS
+from harness.core.rng import normal_
 from paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1
 
 
@@ -71,10 +72,10 @@ class EuclideanPath(LinearPath):
         return {**super().options(), "sigma": self.sigma}
 
     def sample_prior(self, shape, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
-        return self.sigma * torch.randn(shape, generator=generator, dtype=dtype, device=device)
+        return normal_(torch.empty(shape, dtype=dtype, device=device), 0.0, 1.0, generator).mul_(self.sigma)
 
     def prior_(self, out: Tensor, generator=None) -> Tensor:
-        return out.normal_(0.0, self.sigma, generator=generator)
+        return normal_(out, 0.0, self.sigma, generator)
 
     def to_probs(self, z: Tensor) -> Tensor:
         raise ConfigError("path 'euclidean' does not live on the simplex: x_t has no probabilities")

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from harness.core.errors import ConfigError
+from harness.core.rng import Generator, RowGenerators, rand
 
 SAMPLERS = ("basic", "semi", "sampling", "hybrid")
 FINALS = ("argmax", "sample")
@@ -78,27 +79,32 @@ class SamplerConfig:
         return asdict(self)
 
 
-def gumbel_categorical(log_probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One draw per row of ``log_probs`` (..., V) by Gumbel-max, in float64. -> (...) int64."""
+def gumbel_categorical(log_probs: Tensor, generator: Generator = None) -> Tensor:
+    """One draw per row of ``log_probs`` (..., V) by Gumbel-max, in float64. -> (...) int64.
+    With a :class:`~harness.core.rng.RowGenerators` the first axis is the samples'."""
     if log_probs.dtype != torch.float64:
         raise TypeError(f"categorical draws must be made in float64, got {log_probs.dtype}")
-    u = torch.rand(log_probs.shape, generator=generator, dtype=torch.float64, device=log_probs.device)
+    u = rand(log_probs.shape, generator, dtype=torch.float64, device=log_probs.device)
     tiny = torch.finfo(torch.float64).tiny
     gumbel = -torch.log((-torch.log(u.clamp_min(tiny))).clamp_min(tiny))
     return (log_probs + gumbel).argmax(-1)
 
 
-def inverse_cdf_categorical(log_weights: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def inverse_cdf_categorical(log_weights: Tensor, generator: torch.Generator | None = None,
+                            u: Tensor | None = None) -> Tensor:
     """One draw per row of ``log_weights`` (R, V) (unnormalised) by inverting the float64 CDF.
 
     i = min{i : C_i > u·C_V} with C the cumulative sum of exp(log w - max) and u ~ U[0, 1): the
     law of w exactly (to float64 rounding of C), and one random number per row instead of V —
     the cheapest exact draw over a whole vocabulary. Tokens of weight 0 are never drawn.
+    ``u`` (R, 1) float64: the uniforms, drawn by the caller (per sample row), instead of
+    from ``generator``.
     """
     if log_weights.dtype != torch.float64:
         raise TypeError(f"categorical draws must be made in float64, got {log_weights.dtype}")
     cdf = (log_weights - log_weights.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # (R, V)
-    u = torch.rand((cdf.shape[0], 1), generator=generator, dtype=torch.float64, device=cdf.device)
+    if u is None:
+        u = torch.rand((cdf.shape[0], 1), generator=generator, dtype=torch.float64, device=cdf.device)
     ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]
     return ids.clamp_max_(cdf.shape[-1] - 1)
 
@@ -140,7 +146,7 @@ def scheme_at(cfg: SamplerConfig, t: float) -> str:
     return cfg.name
 
 
-def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator | None = None) -> Tensor:
+def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: Generator = None) -> Tensor:
     """i ~ w after temperature, top-k and top-p, in float64. logits (B,S,V) -> ids (B,S).
 
     With top-k the draw is made among the k largest logits only: Gumbel-max over those k
@@ -159,9 +165,15 @@ def draw_tokens(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator |
         return index.gather(-1, choice.unsqueeze(-1))[..., 0]
     flat = logits.reshape(-1, vocab)
     ids = torch.empty(flat.shape[0], dtype=torch.long, device=logits.device)
+    # per-sample streams: one uniform per position, drawn sample by sample before the blocks
+    # (which cross sample boundaries); a batch stream draws them block by block
+    u = rand(logits.shape[:-1], generator, dtype=torch.float64, device=logits.device).reshape(-1, 1) \
+        if isinstance(generator, RowGenerators) else None
     rows = max(1, DRAW_BLOCK // vocab)
     for first in range(0, flat.shape[0], rows):
-        ids[first:first + rows] = inverse_cdf_categorical(_draw_log_probs(flat[first:first + rows], cfg), generator)
+        block = slice(first, first + rows)
+        ids[block] = inverse_cdf_categorical(_draw_log_probs(flat[block], cfg), generator,
+                                             None if u is None else u[block])
     return ids.reshape(logits.shape[:-1])
 
 
@@ -180,7 +192,7 @@ def _decode(logits: Tensor, cfg: SamplerConfig, generator: torch.Generator | Non
 @torch.no_grad()
 def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: SamplerConfig, *,
                 given_ids: Tensor | None = None, given_mask: Tensor | None = None,
-                generator: torch.Generator | None = None,
+                generator: Generator = None,
                 device: torch.device | str | None = None, times: Tensor | None = None,
                 dtype: torch.dtype = torch.float32) -> Tensor:
     """Generate token ids (B, S) along ``path`` with ``cfg.nfe`` calls of ``denoise``.
@@ -195,7 +207,9 @@ def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: Sampl
         denoise: the model, (B,S,V) input in ``dtype`` and t (B,) -> logits (B,S,V).
         shape: (B, S, V).
         given_ids, given_mask: (B, S) tokens and the positions that are given (clamped).
-        generator: the source of every random draw (prior, categorical), for reproducibility.
+        generator: the source of every random draw (prior, categorical), for reproducibility:
+            one stream for the batch, or a :class:`~harness.core.rng.RowGenerators` (one per
+            sample: the samples then do not depend on the batch they are drawn in).
         times: (grid_intervals(cfg) + 1,) grid to use instead of the path's (e.g. a time warp).
         dtype: the working dtype of the state (float32, or the model's; categorical draws are
             float64 whatever it is).
