@@ -43,6 +43,13 @@ class Autoregressive(Method):
         super().__init__(kv_cache=kv_cache)
         self.kv_cache = bool(kv_cache)
 
+    def sampling_bytes_per_row(self, config, seq_len: int) -> float:
+        """Keys and values of every layer (float32), and one position's logits and draw (every
+        position's logits without the cache)."""
+        if not self.kv_cache:
+            return 4.0 * 2 * seq_len * config.vocab_size
+        return 4.0 * 2 * config.n_layer * seq_len * config.d_model + 8.0 * 3 * config.vocab_size
+
     def loss(self, model, ids, given, generator=None):
         logits = model(ids[:, :-1])  # (B, S-1, V): position i predicts token i+1
         return masked_cross_entropy(logits, ids[:, 1:], given[:, 1:])

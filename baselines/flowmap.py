@@ -52,6 +52,7 @@ class FlowMapMethod(PathMethod):
 
     samplers = ("flowmap",)
     two_time = True
+    sampling_bsv = 6.0  # a float64 state, its model input, the logits and their softmax
 
     def __init__(self, teacher: str | None = None, path: str | None = None,
                  path_options: dict | None = None, diag_fraction: float = 0.25, init: str = "teacher") -> None:

@@ -47,6 +47,11 @@ class EvalSettings:
     batch_size: int = 16
     device: str = "cpu"
     reference_store: Path | None = None
+    #: "batch" (one random stream per batch) or "row" (one per sample: independent of the batch)
+    seeding: str = "batch"
+    #: the sampler's memory budget in GB ("auto": 90 % of a CUDA device's free memory; see
+    #: harness.engine.memory), which may cut the batch
+    memory_gb: float | str | None = None
 
 
 class Task(ABC):
@@ -83,7 +88,7 @@ class ExampleTask(Task):
         examples = self.examples(run.tokenizer, seq_len, settings.limit)
         generations = generate(run.method, run.model, run.tokenizer, [e.parts for e in examples], settings.sampler,
                                seq_len=seq_len, candidates=settings.candidates, batch_size=settings.batch_size,
-                               seed=settings.seed)
+                               seed=settings.seed, seeding=settings.seeding, memory_gb=settings.memory_gb)
         with atomic_open(out / "generations.jsonl", "w", encoding="utf-8") as handle:
             for example, cands in zip(examples, generations):
                 handle.write(json.dumps({"references": example.references, "candidates": cands,

@@ -30,6 +30,26 @@ def top_k(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from err
 
 
+def memory_gb(text: str) -> float | str:
+    """A number of GB, or ``auto`` (90 % of a CUDA device's free memory; no cap on the CPU) or ``none``."""
+    if text.strip().lower() in ("auto", "none"):
+        return text.strip().lower()
+    try:
+        return float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number of GB, 'auto' or 'none', got {text!r}") from err
+
+
+def draw_flags(parser: argparse.ArgumentParser) -> None:
+    """How the draws of sample and eval are seeded, and the sampler's memory budget."""
+    parser.add_argument("--seeding", choices=["batch", "row"], default="batch",
+                        help="one random stream per batch (default; samples depend on --batch-size) or per "
+                             "sample (row: independent of the batch and of memory chunking)")
+    parser.add_argument("--memory-gb", type=memory_gb, default="auto",
+                        help="the sampler's memory budget: GB, auto (90%% of a CUDA device's free memory, no "
+                             "cap on the CPU) or none; a batch that would not fit is drawn in smaller ones")
+
+
 PROTOCOL_HELP = "generation protocol: kl-flow (the KL-flow reference code) or plain (see README)"
 
 

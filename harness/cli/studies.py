@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.args import comma_list, top_k
+from harness.cli.args import comma_list, memory_gb, top_k
 from harness.core.devices import resolve_device
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
@@ -50,6 +50,9 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
                     help="top-k of the drawing samplers, 'none' = the full vocabulary (bench sample)")
     be.add_argument("--samplers", type=comma_list, default=None,
                     help="comma-separated samplers (default: every sampler of the method)")
+    be.add_argument("--memory-gb", type=memory_gb, default=None,
+                    help="bench sample: the sampler's memory budget (GB or auto); the batch is cut to fit it "
+                         "and each line gives the measured peak beside the estimate")
     be.add_argument("--device", default=None)
     be.set_defaults(func=cmd_bench)
 
@@ -96,4 +99,4 @@ def cmd_bench(args: argparse.Namespace) -> None:
     else:
         top_ks = tuple(None if k == "none" else k for k in args.top_k)
         bench_sample.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers),
-                                  top_ks=top_ks, protocol=args.protocol, **common)
+                                  top_ks=top_ks, protocol=args.protocol, memory_gb=args.memory_gb, **common)

@@ -7,7 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
-from harness.cli.args import PROTOCOL_HELP, explicit_sampler, sampler_flags
+from harness.cli.args import PROTOCOL_HELP, draw_flags, explicit_sampler, sampler_flags
 from harness.core.devices import resolve_device
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
@@ -32,6 +32,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     sampler_flags(sa)
     sa.add_argument("--n", type=int, default=32, help="number of samples")
     sa.add_argument("--batch-size", type=int, default=16)
+    draw_flags(sa)
     sa.add_argument("--seq-len", type=int, default=None, help="default: the training length")
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--method", default=None, help="assert the checkpoint's method")
@@ -61,5 +62,6 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     records = sample_run(args.ckpt, args.out, args.n, explicit_sampler(args), seed=args.seed,
                          batch_size=args.batch_size, seq_len=args.seq_len,
-                         device=resolve_device(args.device), method_name=args.method, protocol=args.protocol)
+                         device=resolve_device(args.device), method_name=args.method, protocol=args.protocol,
+                         seeding=args.seeding, memory_gb=args.memory_gb)
     print(f"wrote {len(records)} samples to {args.out}; first: {records[0]['text'][:120]!r}")

@@ -45,6 +45,9 @@ class Method(ABC):
 
     #: the backbone is a two-time flow map (start and end time), see baselines/flowmap.py
     two_time: ClassVar[bool] = False
+    #: peak memory of the sampler per sample row in float32 (S, V) units, the model's logits
+    #: included (measured with ``pathbench bench sample``; harness.engine.memory sizes batches by it)
+    sampling_bsv: ClassVar[float] = 4.0
 
     def __init__(self, **options: object) -> None:
         self._options = dict(options)
@@ -57,6 +60,11 @@ class Method(ABC):
     def options(self) -> dict:
         """Everything needed to rebuild this method (stored in checkpoints and results)."""
         return dict(self._options)
+
+    def sampling_bytes_per_row(self, config, seq_len: int) -> float:
+        """Bytes the sampler holds per sample row beyond the backbone's activations (see
+        :mod:`harness.engine.memory`): ``sampling_bsv`` float32 (S, V) tensors."""
+        return 4.0 * seq_len * config.vocab_size * self.sampling_bsv
 
     def sampler_config(self, method_name: str, spec: SamplerConfig | dict) -> SamplerConfig:
         """``spec`` as a SamplerConfig checked against this method's samplers; a dict without a
@@ -178,6 +186,7 @@ class PathMethod(Method):
     """
 
     path_name: ClassVar[str] = ""
+    sampling_bsv = 3.5  # z and the model input in place, the logits (bench sample at V = 50,257: 3.4)
 
     def __init__(self, time_warp: str | None = None, **options: object) -> None:
         super().__init__(**options)
@@ -235,7 +244,9 @@ class PathMethod(Method):
         state = torch.float64 if dtype == torch.float64 else torch.float32
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
-            return model(x if x.dtype == dtype else x.to(dtype), t.to(torch.float32))
+            logits = model(x if x.dtype == dtype else x.to(dtype), t.to(torch.float32))  # (B, S, V)
+            # bf16 logits (autocast on CUDA) are widened: the ODE step and softmax run in float32
+            return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
         shape = (batch_size, seq_len, model.config.vocab_size)
         return sample_path(self.path, denoise, shape, cfg, given_ids=given_ids,

@@ -21,14 +21,17 @@ import torch
 from tqdm import tqdm
 
 from harness.core.config import DataConfig, apply_overrides, line_infill_option
+from harness.core.devices import inference_autocast
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_open
 from harness.core.registry import BASELINES
+from harness.core.rng import check_seeding, row_generators, row_seed
 from harness.data.corpus import BatchLoader, check_data_spec, prepare_data
 from harness.data.tokenizer import load_tokenizer
 from harness.engine.calibration import read_calibration
 from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
 from harness.engine.contract import check_sample
+from harness.engine.memory import fit_batch, memory_budget
 from harness.engine.methods import Method
 from harness.engine.model import ModelConfig, Transformer, model_config
 from harness.engine.plugins import load_plugins, plugin_modules
@@ -165,13 +168,15 @@ def require_complete(run: LoadedRun, role: str) -> LoadedRun:
 
 def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
                batch_size: int = 16, seq_len: int | None = None, device: str = "cpu",
-               method_name: str | None = None, protocol: str | None = None) -> list[dict[str, Any]]:
+               method_name: str | None = None, protocol: str | None = None, seeding: str = "batch",
+               memory_gb: float | str | None = None) -> list[dict[str, Any]]:
     """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically).
     ``sampler`` holds the explicit keys; ``protocol`` (default: the run's) fills the rest."""
     method, model, tokenizer, meta, step, _ = load_run(ckpt, device, method_name)
     method, cfg, record = sampling_setup(method, meta, protocol, sampler)
     records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
-                           batch_size=batch_size, seq_len=seq_len, device=device, protocol=record)
+                           batch_size=batch_size, seq_len=seq_len, device=device, protocol=record,
+                           seeding=seeding, memory_gb=memory_gb)
     write_samples(records, out)
     return records
 
@@ -179,28 +184,42 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
 def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, step: int, n: int,
                  sampler: SamplerConfig | dict, *, seed: int = 0, batch_size: int = 16,
                  seq_len: int | None = None, device: str = "cpu",
-                 protocol: dict | None = None) -> list[dict[str, Any]]:
+                 protocol: dict | None = None, seeding: str = "batch",
+                 memory_gb: float | str | None = None) -> list[dict[str, Any]]:
     """``n`` unconditional samples from a loaded run, one record per sample (text, ids, seed,
-    and ``protocol``, the generation-protocol record, as ``generation_protocol``)."""
+    and ``protocol``, the generation-protocol record, as ``generation_protocol``).
+
+    ``seeding="batch"``: one stream per batch, seeded with (seed, first index) — the samples
+    depend on the batch size; ``"row"``: one stream per sample (:func:`harness.core.rng.row_seed`)
+    — they do not. The batch is cut to fit ``memory_gb`` (:mod:`harness.engine.memory`)."""
     if n < 1:
         raise ConfigError(f"n = {n} must be >= 1")
+    check_seeding(seeding)
     sampler = method.sampler_config(meta["method"], sampler)
     seq_len = seq_len or meta["data"]["seq_len"]
     if seq_len > model.config.max_seq_len:
         raise ConfigError(f"sequence length {seq_len} exceeds the checkpoint's maximum "
                           f"{model.config.max_seq_len}")
+    batch_size = fit_batch(method, model, seq_len, batch_size, memory_budget(memory_gb, device), seeding)
     records = []
     for first in tqdm(range(0, n, batch_size), desc=f"sample {sampler.name}"):
         size = min(batch_size, n - first)
-        batch_seed = seed * 1_000_003 + first
-        generator = torch.Generator(device).manual_seed(batch_seed)
+        if seeding == "row":
+            generator = row_generators(seed, range(first, first + size), device=device)
+            seeds = [row_seed(seed, first + row) for row in range(size)]
+        else:
+            batch_seed = seed * 1_000_003 + first
+            generator = torch.Generator(device).manual_seed(batch_seed)
+            seeds = [batch_seed] * size
         given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
-        ids = check_sample(meta["method"], method.sample(model, size, seq_len, sampler, generator=generator, **given),
-                           size, seq_len, tokenizer.vocab_size, **given).cpu()
+        with inference_autocast(device):
+            ids = method.sample(model, size, seq_len, sampler, generator=generator, **given)
+        ids = check_sample(meta["method"], ids, size, seq_len, tokenizer.vocab_size, **given).cpu()
         for row, sample_ids in enumerate(ids.tolist()):
             records.append({
                 "index": first + row, "text": tokenizer.decode(sample_ids), "ids": sample_ids,
-                "seed": batch_seed, "row_in_batch": row, "batch_size": size,
+                "seed": seeds[row], "row_in_batch": row, "batch_size": size,
+                **({"seeding": "row"} if seeding == "row" else {}),
                 "method": meta["method"], "method_options": method.options(),
                 "sampler": dataclasses.asdict(sampler), "checkpoint_step": step,
                 **({"generation_protocol": protocol} if protocol is not None else {}),

@@ -9,7 +9,9 @@ distance to the limit is visible; and the peak memory beyond one bare denoiser c
 holds the model's logits), in float32 (B,S,V) units. The autoregressive baseline's KV-cache
 decode is timed beside it at the same size. Simplex paths are set up under a generation
 protocol (``kl-flow`` by default: t_max 0.3, the τ grid, τ-Euler for kl, the final call at
-t_max), the one a reproduction runs.
+t_max), the one a reproduction runs. With a memory budget (``--memory-gb``) the batch is the one
+:mod:`harness.engine.memory` allows, and each line gives the measured peak beside the estimate
+and the budget.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 import torch
 
 from harness.core.registry import BASELINES
+from harness.engine.memory import bytes_per_row, fit_batch, memory_budget
 from harness.engine.methods import Method, PathMethod
 from harness.engine.model import Transformer, model_config
 from harness.engine.protocol import resolve_method_options, resolve_sampler
@@ -79,23 +82,30 @@ def _variants(method: Method, samplers, nfes, top_ks) -> list[tuple[str, int, in
 def bench_sample(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192, seq_len: int = 128,
                  batch_size: int = 16, nfes: tuple[int, ...] = (16, 64), samplers: tuple[str, ...] | None = None,
                  top_ks: tuple[int | None, ...] = (1, None), protocol: str = "kl-flow",
-                 device: str = "cpu", with_ar: bool = True) -> list[dict]:
+                 device: str = "cpu", with_ar: bool = True, memory_gb: float | str | None = None) -> list[dict]:
     """Print and return the figures for each method of a comma-separated list (and AR beside)."""
     names = [n.strip() for n in method_name.split(",")]
     if with_ar and "ar" not in [BASELINES.canonical(n) for n in names]:
         names.append("ar")
     rows = []
     for name in names:
-        rows += _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_ks, protocol, device)
+        rows += _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_ks, protocol, device,
+                              memory_gb)
     return rows
 
 
-def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_ks, protocol, device) -> list[dict]:
+def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_ks, protocol, device,
+                  memory_gb=None) -> list[dict]:
     options, record = resolve_method_options(name, protocol, {})
     method: Method = BASELINES.build(name, **options)
     torch.manual_seed(0)
     model = Transformer(model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
                                      time_cond=method.time_cond)).to(device).eval()
+    budget = memory_budget(memory_gb, device)
+    per_row = bytes_per_row(method, model, seq_len)
+    if budget is not None:
+        batch_size = fit_batch(method, model, seq_len, batch_size, budget)
+        print(f"memory budget {budget / 1e9:.2f} GB: batch {batch_size} (estimate {per_row / 1e9:.3f} GB a row)")
     unit = (batch_size, seq_len, vocab)
     print(f"bench sample  method={name} preset={preset} V={vocab} S={seq_len} B={batch_size} "
           f"device={device} protocol={record['name'] if isinstance(method, PathMethod) else 'n/a'} "
@@ -129,7 +139,9 @@ def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_
         row = {"method": name, "sampler": sampler, "nfe": nfe, "top_k": cfg.top_k,
                "samples_per_s": batch_size / seconds, "tokens_per_s": batch_size * seq_len / seconds,
                "model_share": watch.seconds / seconds, "denoiser_calls": watch.calls,
-               "peak_beyond_call_bsv": bsv_units(memory.peak - call_peak, *unit)}
+               "peak_beyond_call_bsv": bsv_units(memory.peak - call_peak, *unit),
+               "peak_gb": memory.peak / 1e9, "estimate_gb": per_row * batch_size / 1e9,
+               **({"budget_gb": budget / 1e9} if budget is not None else {})}
         line = (f"  NFE {nfe:>4}  {sampler:<9} top-k {str(cfg.top_k):<4} {row['samples_per_s']:>7.2f} samples/s "
                 f"{row['tokens_per_s']:>8,.0f} tokens/s  model {100 * row['model_share']:>3.0f}%")
         if isinstance(method, PathMethod) and call_s:
@@ -144,6 +156,10 @@ def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_
                      f"(target <= {MEMORY_TARGET:.0f})")
         else:
             line += f"  memory +{row['peak_beyond_call_bsv']:.1f} x (B,S,V) beyond one call"
+        if budget is not None:
+            verdict = "within" if memory.peak <= budget else "OVER"
+            line += (f"  peak {row['peak_gb']:.2f} GB (estimate {row['estimate_gb']:.2f}) {verdict} the budget "
+                     f"{budget / 1e9:.2f} GB")
         print(line)
         rows.append(row)
     if method.requires_prefix and hasattr(method, "kv_cache"):

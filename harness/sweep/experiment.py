@@ -42,7 +42,9 @@ import yaml
 from harness.core.config import DataConfig, apply_overrides
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES, PROTOCOLS, TASKS
+from harness.core.rng import check_seeding
 from harness.data.corpus import check_data_spec
+from harness.engine.memory import memory_budget
 from harness.engine.plugins import load_plugins
 from harness.engine.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
 from harness.engine.sampling import SamplerConfig
@@ -50,7 +52,7 @@ from harness.engine.trainer import TrainConfig
 
 TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol",
             "plugins"}
-TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options", "batch_size"}
+TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options", "batch_size", "seeding", "memory_gb"}
 METHOD_KEYS = {"name", "options", "train"}
 EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
 SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes", "array_parallelism",
@@ -103,6 +105,10 @@ class RunSpec:
     protocol: dict = field(default_factory=dict)
     #: samples drawn at once (the evaluation batch; None: eval's default, 16)
     batch_size: int | None = None
+    #: "row": one random stream per sample (None: eval's default, "batch")
+    seeding: str | None = None
+    #: the sampler's memory budget in GB (None: "auto"); not part of the id: an execution setting
+    memory_gb: float | str | None = None
 
     def config(self) -> dict:
         config = {"train_unit": self.unit.identity(), "train_id": self.unit.id, "sampler": self.sampler,
@@ -110,6 +116,8 @@ class RunSpec:
                   "candidates": self.candidates, "limit": self.limit}
         if self.batch_size is not None:  # part of the id only when set: the draws depend on it
             config["batch_size"] = self.batch_size
+        if self.seeding is not None:
+            config["seeding"] = self.seeding
         return config
 
     @property
@@ -254,6 +262,11 @@ def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: dict)
     batch = task.get("batch_size")
     if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
         raise ConfigError(f"task '{task['name']}': batch_size = {batch!r} must be an integer >= 1 (samples drawn at once)")
+    seeding = task.get("seeding")
+    if seeding is not None:
+        check_seeding(seeding)
+    memory_budget(task.get("memory_gb"), "cpu")  # a bad budget is one line now, not in the job
     return [RunSpec(unit, sampler, task["name"], dict(task.get("options") or {}), scorer,
-                    int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"), protocol, batch)
+                    int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"), protocol, batch,
+                    seeding, task.get("memory_gb"))
             for scorer in scorers]

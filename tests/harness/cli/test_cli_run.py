@@ -203,3 +203,33 @@ def test_eval_rejects_a_bad_task_scorer_or_option_before_sampling(kl_run, tmp_pa
     assert "unknown task 'translate'; known: headline_lead, humaneval_infill" in error_of(
         [*base, "--task", "translate"], capsys)
     assert not out.exists()  # nothing written
+
+
+def test_row_seeded_samples_do_not_depend_on_the_batch_or_the_memory_budget(kl_run, tmp_path, capsys):
+    base = ["sample", "--ckpt", str(kl_run), "--sampler", "sampling", "--top-k", "none", "--nfe", "3",
+            "--n", "5", "--seeding", "row"]
+    variants = {"b5": ["--batch-size", "5"], "b2": ["--batch-size", "2"],
+                "budget": ["--batch-size", "5", "--memory-gb", "0.0006"]}  # ≈ 0.47 MB a row: 1 at a time
+    ids = {}
+    for name, extra in variants.items():
+        assert main([*base, *extra, "--out", str(tmp_path / f"{name}.jsonl")]) == 0
+        records = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        ids[name] = [r["ids"] for r in records]
+        assert all(r["seeding"] == "row" for r in records)
+    assert ids["b5"] == ids["b2"] == ids["budget"]
+    budget = [json.loads(line) for line in (tmp_path / "budget.jsonl").read_text().splitlines()]
+    assert {r["batch_size"] for r in budget} == {1}  # the budget cut the batch
+    # batch streams: the draws follow the batch size (every committed result is batch-seeded)
+    batch = ["sample", "--ckpt", str(kl_run), "--sampler", "sampling", "--top-k", "none", "--nfe", "3", "--n", "4"]
+    assert main([*batch, "--batch-size", "4", "--out", str(tmp_path / "c4.jsonl")]) == 0
+    assert main([*batch, "--batch-size", "2", "--out", str(tmp_path / "c2.jsonl")]) == 0
+    read = [[json.loads(line)["ids"] for line in (tmp_path / f).read_text().splitlines()] for f in ("c4.jsonl", "c2.jsonl")]
+    assert read[0][:2] != read[1][:2]
+
+
+def test_a_budget_that_cannot_hold_one_sample_is_one_line(kl_run, tmp_path, capsys):
+    code = main(["sample", "--ckpt", str(kl_run), "--nfe", "2", "--n", "2", "--memory-gb", "0.00001",
+                 "--out", str(tmp_path / "x.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and "more than the memory budget of 0.00 GB" in err and "Traceback" not in err
+    assert not (tmp_path / "x.jsonl").exists()
