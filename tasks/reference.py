@@ -12,7 +12,7 @@ import torch
 from harness.core.io import cached_json
 from harness.data.corpus import prepare_stored
 
-_reference_cache: dict[str, dict[str, float]] = {}
+_reference_cache: dict[tuple[str, str], dict[str, float]] = {}
 
 
 def reference_row(data_cfg: dict, n: int, task, store: Path | None = None) -> dict[str, float]:
@@ -21,13 +21,17 @@ def reference_row(data_cfg: dict, n: int, task, store: Path | None = None) -> di
     of a sweep job shares it). With ``store`` (a sweep's ``reference/`` folder) it is also
     computed once per sweep: the first unit that needs it writes it there, under a lock, and
     the others read it."""
-    key = json.dumps([data_cfg, n, task.scorer_spec], sort_keys=True)
-    if key not in _reference_cache:
+    # a scorer loaded in another dtype or over a device map scores differently (the default
+    # placement adds nothing to the key, so rows stored before placements existed stay valid)
+    placement = {k: v for k, v in getattr(task, "placement", {}).items() if v not in (None, "float32")}
+    key = json.dumps([data_cfg, n, task.scorer_spec, *([placement] if placement else [])], sort_keys=True)
+    local = (key, str(getattr(task, "device", "cpu")))
+    if local not in _reference_cache:
         if store is None:
-            _reference_cache[key] = _score_reference(data_cfg, n, task)
+            _reference_cache[local] = _score_reference(data_cfg, n, task)
         else:
-            _reference_cache[key] = _stored_reference(store, key, task, lambda: _score_reference(data_cfg, n, task))
-    return dict(_reference_cache[key])
+            _reference_cache[local] = _stored_reference(store, key, task, lambda: _score_reference(data_cfg, n, task))
+    return dict(_reference_cache[local])
 
 
 def _stored_reference(store: Path, key: str, task, compute) -> dict[str, float]:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.core.devices import inference_autocast, inference_precision
 from harness.core.errors import ConfigError
 from harness.core.io import exclusive
 from harness.core.registry import SCORERS
@@ -94,7 +95,9 @@ class CausalScorer(ABC):
             for row, (_, piece) in enumerate(chunk):
                 ids[row, 1:1 + len(piece)] = torch.tensor(piece)
                 attention[row, :1 + len(piece)] = 1
-            logp = torch.log_softmax(self.logits(ids.to(device), attention.to(device)).double(), -1)
+            with inference_autocast(device):  # bf16 + TF32 on CUDA; the NLL below in float64
+                logits = self.logits(ids.to(device), attention.to(device))
+            logp = torch.log_softmax(logits.double(), -1)
             nll = -logp[:, :-1].gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu()
             for row, (i, piece) in enumerate(chunk):
                 out[i].append(nll[row, :len(piece)].numpy())
@@ -108,6 +111,7 @@ class CausalScorer(ABC):
     def protocol(self) -> dict:
         return {"scorer": self.spec, "context_token": self.context_id, "eos_token": self.eos_id,
                 "max_length": self.max_length, "nll_dtype": "float64",
+                **({"precision": inference_precision(self.device)} if inference_precision(self.device) else {}),
                 "rules": "cut at first EOS marker, EOS kept and scored; context token prepended, "
                          "not scored; windows of max_length; padding masked"}
 
@@ -116,19 +120,27 @@ class HFScorer(CausalScorer):
     """Any transformers causal LM by hub name or local folder (optionally a GGUF file in it)."""
 
     def __init__(self, source: str, spec: str | None = None, gguf_file: str | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", dtype: str = "float32", device_map: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+            # a device map (e.g. "auto": a scorer larger than one GPU, over the node's) places the
+            # layers itself; the weights' dtype is theirs as given, the logits' NLL is float64
+            self.model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=getattr(torch, dtype), **kwargs, **({"device_map": device_map} if device_map else {}))
         except (OSError, ValueError) as err:
             raise ConfigError(f"scorer '{spec or 'hf:' + source}' is not available offline ({type(err).__name__}); "
                               "pass a local folder saved with save_pretrained as --scorer hf:/path/to/model, "
                               "or use --scorer smollm2") from err
-        self.spec, self.device, self.source = spec or f"hf:{source}", torch.device(device), source
-        self.model.to(self.device).eval()
+        self.spec, self.source, self.dtype, self.device_map = spec or f"hf:{source}", source, dtype, device_map
+        if device_map:
+            self.device = self.model.device  # where the first layer sits: the inputs go there
+        else:
+            self.device = torch.device(device)
+            self.model.to(self.device)
+        self.model.eval()
         # a document separator the LM was pretrained with (gpt2's and SmolLM2's <|endoftext|>)
         # is the right context and end for a document-level score; chat models' BOS/EOS
         # (<|im_start|>, <|im_end|>) would score the text as a chat turn instead
@@ -143,6 +155,10 @@ class HFScorer(CausalScorer):
 
     def logits(self, ids, attention):
         return self.model(input_ids=ids, attention_mask=attention).logits
+
+    def protocol(self) -> dict:
+        return {**super().protocol(), **({"dtype": self.dtype} if self.dtype != "float32" else {}),
+                **({"device_map": self.device_map} if self.device_map else {})}
 
 
 class SelfScorer(CausalScorer):
@@ -193,27 +209,33 @@ def smollm2_cache_dir(gguf: Path, root: Path | None = None) -> Path:
     return root / "scorers" / f"smollm2-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 
-def smollm2_scorer(device: str = "cpu", root: Path | None = None) -> HFScorer:
+def smollm2_scorer(device: str = "cpu", root: Path | None = None, dtype: str = "float32",
+                   device_map: str | None = None) -> HFScorer:
     """SmolLM2 from the de-quantised cache; on the first use from the GGUF file, then cached."""
     gguf = smollm2_folder() / SMOLLM2_GGUF
     cached = smollm2_cache_dir(gguf, root)
     marker = cached / "source.json"  # written last: the folder is complete
     tried = marker.is_file()
-    scorer = _from_cache(cached, device) if tried else None
+    placement = {"dtype": dtype, "device_map": device_map}
+    scorer = _from_cache(cached, device, **placement) if tried else None
     if scorer is not None:
         return scorer
     with exclusive(cached.parent / ".smollm2.lock"):
         # parallel sweep units: one de-quantises, the others wait and load its folder
-        scorer = _from_cache(cached, device) if marker.is_file() and not tried else None
+        scorer = _from_cache(cached, device, **placement) if marker.is_file() and not tried else None
         if scorer is None:
-            scorer = HFScorer(str(gguf.parent), "smollm2", SMOLLM2_GGUF, device)
+            # the cache holds float32 weights; another placement loads them once they are saved
+            plain = dtype == "float32" and device_map is None
+            scorer = HFScorer(str(gguf.parent), "smollm2", SMOLLM2_GGUF, device if plain else "cpu")
             _save_dequantised(scorer, gguf, cached)
+            if not plain:
+                scorer = HFScorer(str(cached), "smollm2", device=device, **placement)
         return scorer
 
 
-def _from_cache(cached: Path, device: str) -> HFScorer | None:
+def _from_cache(cached: Path, device: str, **placement) -> HFScorer | None:
     try:
-        return HFScorer(str(cached), "smollm2", device=device)
+        return HFScorer(str(cached), "smollm2", device=device, **placement)
     except Exception:  # noqa: BLE001 - a damaged cache (any reader's error) costs a rebuild, not a failed run
         log.warning("scorer cache %s is unreadable; de-quantising the GGUF file again", cached)
         return None
@@ -255,7 +277,7 @@ def _save_dequantised(scorer: HFScorer, gguf: Path, cached: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-_cache: dict[str, CausalScorer] = {}
+_cache: dict[tuple, CausalScorer] = {}
 
 
 KNOWN = "smollm2, hf:<name or path>, self:<run folder>, oracle (an oracle: corpus's own HMM)"
@@ -281,19 +303,36 @@ def scorer_for_data(spec: str, data_cfg: dict) -> str:
     return bind(spec, data_cfg) if bind is not None else spec
 
 
-def load_scorer(spec: str, device: str = "cpu") -> CausalScorer:
-    """A scorer by spec, cached per process (SmolLM2: ≈1 s from its de-quantised cache)."""
-    if spec not in _cache:
+def load_scorer(spec: str, device: str = "cpu", dtype: str = "float32",
+                device_map: str | None = None) -> CausalScorer:
+    """A scorer by spec, cached per process and placement (SmolLM2: ≈1 s from its de-quantised
+    cache). ``dtype`` and ``device_map`` place a transformers scorer (hf:, smollm2); the
+    project's own models (self:, oracle:) take the device only."""
+    check_placement(dtype, device_map)
+    key = (spec, str(device), dtype, device_map)
+    if key not in _cache:
         kind = _kind(check_spec(spec))
         if spec == "smollm2":
-            _cache[spec] = smollm2_scorer(device)
+            _cache[key] = smollm2_scorer(device, dtype=dtype, device_map=device_map)
         elif kind == "hf":
-            _cache[spec] = HFScorer(spec[3:], device=device)
+            _cache[key] = HFScorer(spec[3:], device=device, dtype=dtype, device_map=device_map)
         elif kind == "self":
-            _cache[spec] = SelfScorer(spec[5:], device)
+            _cache[key] = SelfScorer(spec[5:], device)
         else:  # a registered kind (oracle:...) built from its whole spec
-            _cache[spec] = SCORERS.get(kind)(spec, device)
-    return _cache[spec]
+            _cache[key] = SCORERS.get(kind)(spec, device)
+    return _cache[key]
+
+
+#: weight dtypes a transformers scorer may be loaded in
+SCORER_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_placement(dtype: str, device_map: str | None) -> None:
+    if dtype not in SCORER_DTYPES:
+        raise ConfigError(f"unknown scorer dtype '{dtype}'; known: {', '.join(SCORER_DTYPES)}")
+    if device_map not in (None, "auto", "balanced", "sequential"):
+        raise ConfigError(f"unknown scorer device_map '{device_map}'; known: auto, balanced, sequential "
+                          "(transformers' placements over the visible GPUs)")
 
 
 SCORERS.add("smollm2", HFScorer)

@@ -33,7 +33,7 @@ from harness.engine.checkpoint import read_meta
 from harness.engine.run import LoadedRun, draw_samples, environment, write_samples
 from tasks.base import EvalSettings, Task
 from tasks.reference import reference_row
-from tasks.scorers import CausalScorer, load_scorer, scorer_for_data
+from tasks.scorers import CausalScorer, check_placement, load_scorer, scorer_for_data
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
             "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "
@@ -141,13 +141,22 @@ class Unconditional(Task):
 
     takes_scorers = True
 
-    def __init__(self, scorer: str = "smollm2", batch_size: int = 8, device: str = "cpu") -> None:
+    def __init__(self, scorer: str = "smollm2", batch_size: int = 8, device: str = "cpu",
+                 scorer_dtype: str = "float32", scorer_device_map: str | None = None) -> None:
+        check_placement(scorer_dtype, scorer_device_map)
         self.scorer_spec, self.batch_size, self.device = scorer, batch_size, device
+        #: how a transformers scorer is loaded: its weights' dtype, a device map over the GPUs
+        self.placement = {"dtype": scorer_dtype, "device_map": scorer_device_map}
         self._scoring = scorer  # the spec bound to the last run evaluated (oracle -> its HMM)
+
+    def scorer(self, spec: str | None = None) -> CausalScorer:
+        """The (bound) scorer, loaded once per process on this task's device and placement."""
+        return load_scorer(spec or self.scorer_spec, self.device, **self.placement)
 
     def for_data(self, data_cfg: dict) -> Unconditional:
         """This task with its scorer bound to a run's data (``oracle``: that run's HMM)."""
-        bound = Unconditional(scorer_for_data(self.scorer_spec, data_cfg), self.batch_size, self.device)
+        bound = Unconditional(scorer_for_data(self.scorer_spec, data_cfg), self.batch_size, self.device,
+                              self.placement["dtype"], self.placement["device_map"])
         self._scoring = bound.scorer_spec
         return bound
 
@@ -164,32 +173,34 @@ class Unconditional(Task):
 
     def score_samples(self, texts: list[str], ids: list[list[int]] | None = None,
                       vocab_size: int | None = None) -> dict[str, float]:
-        return score_texts(texts, load_scorer(self.scorer_spec, self.device), ids=ids,
+        return score_texts(texts, self.scorer(), ids=ids,
                            vocab_size=vocab_size, batch_size=self.batch_size)
 
     def reference(self, data_cfg: dict, n: int, store: Path | None = None) -> dict[str, Any]:
         """The real-text row of a run's data under this scorer, with what the scorer knows exactly
         about that data (an oracle's entropy rate)."""
         row = reference_row(data_cfg, n, self, store)
-        row.update(load_scorer(self.scorer_spec, self.device).truth(data_cfg["seq_len"]))
+        row.update(self.scorer().truth(data_cfg["seq_len"]))
         return row
 
     def protocol(self) -> dict:
-        return {"metrics": PROTOCOL, **load_scorer(self._scoring, self.device).protocol()}
+        return {"metrics": PROTOCOL, **self.scorer(self._scoring).protocol()}
 
 
 def cached_samples(run: LoadedRun, settings: EvalSettings) -> list[dict[str, Any]]:
     """The run's samples under ``settings`` (drawn once per process for every scorer)."""
     # the method's options are part of the key: another protocol may rebuild it (t_max, grid)
     key = json.dumps([str(Path(run.folder).resolve()), run.step, run.method.options(), asdict(settings.sampler),
-                      settings.n, settings.seed, settings.batch_size, settings.device, settings.protocol],
+                      settings.n, settings.seed, settings.batch_size, settings.device, settings.protocol,
+                      settings.seeding, settings.memory_gb],
                      sort_keys=True, default=str)
     if key in _samples_cache:
         _samples_cache.move_to_end(key)
     else:
         _samples_cache[key] = draw_samples(run.method, run.model, run.tokenizer, run.meta, run.step, settings.n,
                                            settings.sampler, seed=settings.seed, batch_size=settings.batch_size,
-                                           device=settings.device, protocol=settings.protocol)
+                                           device=settings.device, protocol=settings.protocol,
+                                           seeding=settings.seeding, memory_gb=settings.memory_gb)
         while len(_samples_cache) > _SAMPLES_CACHE_SIZE:
             _samples_cache.popitem(last=False)
     return _samples_cache[key]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.args import comma_list, explicit_sampler, print_scores, sampler_flags
+from harness.cli.args import comma_list, draw_flags, explicit_sampler, print_scores, sampler_flags
 from harness.core.devices import resolve_device
 from harness.core.errors import ConfigError
 
@@ -34,6 +34,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     ev.add_argument("--limit", type=int, default=None, help="first N examples only")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--batch-size", type=int, default=16)
+    draw_flags(ev)
     ev.add_argument("--device", default=None)
     ev.add_argument("--out", type=Path, required=True, help="result folder")
     ev.add_argument("--overwrite", action="store_true", help="replace an evaluation already in --out")
@@ -75,7 +76,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     result = eval_run(args.ckpt, args.task, args.out, explicit_sampler(args), task_options=options, n=args.n,
                       candidates=args.candidates, limit=args.limit, seed=args.seed,
                       batch_size=args.batch_size, device=resolve_device(args.device), protocol=args.protocol,
-                      overwrite=args.overwrite)
+                      overwrite=args.overwrite, seeding=args.seeding, memory_gb=args.memory_gb)
     if "reference" in result:  # a task scored against real text: the two rows side by side
         print_scores("samples", result["metrics"])
         print_scores("real text", result["reference"])

@@ -1,7 +1,10 @@
 """The ``--device`` value every command takes: cpu, cuda or cuda:N, checked against the machine;
-and the dense bf16 peak of known accelerators, for model FLOPs utilisation (MFU)."""
+the precision evaluation runs its models in; and the dense bf16 peak of known accelerators, for
+model FLOPs utilisation (MFU)."""
 
 from __future__ import annotations
+
+import contextlib
 
 from harness.core.errors import ConfigError
 
@@ -17,6 +20,28 @@ def resolve_device(name: str | None) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for but no CUDA device is available; use --device cpu")
     return name
+
+
+#: what :func:`inference_autocast` does on a CUDA device, as results record it
+CUDA_INFERENCE = "bf16-autocast+tf32"
+
+
+def inference_precision(device) -> str | None:
+    """The precision label of sampling and scoring on ``device`` (None: the model's own dtype)."""
+    return CUDA_INFERENCE if str(device).startswith("cuda") else None
+
+
+def inference_autocast(device) -> contextlib.AbstractContextManager:
+    """Sampling and scoring on a CUDA device run under bf16 autocast with TF32 matmuls (the
+    tensor cores' rate); the callers keep float64 for categorical draws and NLL sums, and the
+    sampler's state in float32. Elsewhere nothing changes (CPU results stay float32)."""
+    if inference_precision(device) is None:
+        return contextlib.nullcontext()
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 #: dense bf16 tensor-core peak in FLOP/s (vendor data sheets, no sparsity), by a substring of

@@ -13,9 +13,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.core.devices import inference_precision
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
 from harness.core.registry import TASKS, accepted_options
+from harness.core.rng import check_seeding
+from harness.engine.memory import memory_budget
 from harness.engine.protocol import for_sampling, sampling_setup
 from harness.engine.run import LoadedRun, environment, load_run
 from tasks.base import EvalSettings
@@ -29,17 +32,21 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
              n: int = 32, candidates: int = 1, limit: int | None = None, seed: int = 0,
              batch_size: int = 16, device: str = "cpu", extra: dict | None = None,
              protocol: str | dict | None = None, overwrite: bool = False,
-             reference_store: Path | None = None) -> dict[str, Any]:
+             reference_store: Path | None = None, seeding: str = "batch",
+             memory_gb: float | str | None = None) -> dict[str, Any]:
     """Generate from ``ckpt`` (a run folder, or a run already loaded) for ``task_name`` and
     score; writes out/metrics.json + the task's generations. ``sampler`` holds the explicit
     keys and ``protocol`` (a name; default: the run's) fills the rest, or ``protocol`` is a
     record already resolved into ``sampler`` (a sweep's run). ``extra`` (run id, status, ...)
     is merged into the result before its one atomic write; ``reference_store`` is a folder
-    where rows shared by a sweep's units are kept (the real-text row).
+    where rows shared by a sweep's units are kept (the real-text row). ``seeding`` and
+    ``memory_gb``: see :class:`tasks.base.EvalSettings` (a row-seeded result says so).
     An evaluation already in ``out`` is refused unless ``overwrite``; a failed evaluation
     leaves no folder behind that it created."""
     # bad names fail before anything is loaded; the record keeps the options as given
     task = check_task(task_name, with_device(task_name, task_options or {}, device))
+    check_seeding(seeding)
+    memory_budget(memory_gb, "cpu")  # a bad value fails here, before anything is loaded
     held = [name for name in OUTPUTS if (out / name).exists()]
     if held and not overwrite:
         raise ConfigError(f"{out} already holds an evaluation ({', '.join(held)}); pass --overwrite to "
@@ -54,7 +61,7 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
         run = ckpt if isinstance(ckpt, LoadedRun) else load_run(ckpt, device)
         return _eval_run(task, run, task_name, out, sampler, dict(task_options or {}), protocol, extra,
                          n=n, candidates=candidates, limit=limit, seed=seed, batch_size=batch_size,
-                         device=device, reference_store=reference_store)
+                         device=device, reference_store=reference_store, seeding=seeding, memory_gb=memory_gb)
     except BaseException:
         if created and out.exists():
             shutil.rmtree(out)  # only this failed command's partial files are in it
@@ -85,7 +92,8 @@ def _eval_run(task, run: LoadedRun, task_name: str, out: Path, sampler: dict, op
     meta = run.meta
     if getattr(task, "scorer_spec", None) is not None:
         # a scorer that cannot load, or cannot score this run's data, fails before sampling
-        load_scorer(scorer_for_data(task.scorer_spec, meta["data"]), getattr(task, "device", "cpu"))
+        load_scorer(scorer_for_data(task.scorer_spec, meta["data"]), getattr(task, "device", "cpu"),
+                    **getattr(task, "placement", {}))
     if isinstance(protocol, dict):
         method, _ = for_sampling(run.method, meta, protocol["name"])
         cfg, record = method.sampler_config(meta["method"], sampler), protocol
@@ -96,7 +104,10 @@ def _eval_run(task, run: LoadedRun, task_name: str, out: Path, sampler: dict, op
                               **({"plugins": meta["plugins"]} if meta.get("plugins") else {}),
                               "checkpoint": str(run.folder), "checkpoint_step": run.step, "task": task_name,
                               "task_options": options, "sampler": asdict(cfg), "seed": settings["seed"],
-                              "generation_protocol": record}
+                              "generation_protocol": record,
+                              **({"seeding": "row"} if settings["seeding"] == "row" else {}),
+                              **({"inference_precision": inference_precision(settings["device"])}
+                                 if inference_precision(settings["device"]) else {})}
     result.update(task.evaluate(run._replace(method=method), EvalSettings(cfg, record, **settings), out))
     result["protocol"] = task.protocol()  # the metric protocol; generation_protocol is the sampling one
     result["environment"] = environment()

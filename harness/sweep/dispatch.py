@@ -26,6 +26,7 @@ from typing import Any
 
 import submitit
 import torch
+import torch.distributed as dist
 import yaml
 
 from harness.core.errors import ConfigError
@@ -85,17 +86,25 @@ class UnitJob(submitit.helpers.Checkpointable):
                 train_run(unit.method, unit.preset, train_dir, overrides,
                           resume=(train_dir / "checkpoint.json").exists(), device=device,
                           protocol=unit.protocol or None)
-            if rank != 0:
-                return []
-            done, run = [], None
-            for spec in self.runs:
-                run_dir = Path(self.out_dir) / "runs" / spec["id"]
-                if not run_complete(run_dir):
-                    run = run or load_run(train_dir, device)  # loaded once for all the unit's runs
-                    # the real-text rows are shared by the sweep's units (one scoring per scorer)
-                    evaluate_run(spec, run, run_dir, device, Path(self.out_dir) / "reference")
-                done.append(spec["id"])
-            return done
+            if dist.is_initialized():
+                dist.barrier()  # every rank reads the final checkpoint only once rank 0 has written it
+            return self._evaluate(train_dir, device, rank)
+
+    def _evaluate(self, train_dir: Path, device: str, rank: int) -> list[str]:
+        """This rank's share of the unit's runs: run i goes to rank i mod world size, each rank on
+        its own GPU, so a unit's evaluation uses the whole allocation (one rank: all of them)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if device == "cuda" and world > 1:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+        done, run = [], None
+        for spec in self.runs[rank::world]:
+            run_dir = Path(self.out_dir) / "runs" / spec["id"]
+            if not run_complete(run_dir):
+                run = run or load_run(train_dir, device)  # loaded once for all of this rank's runs
+                # the real-text rows are shared by the sweep's units (one scoring per scorer)
+                evaluate_run(spec, run, run_dir, device, Path(self.out_dir) / "reference")
+            done.append(spec["id"])
+        return done
 
 
 @contextmanager
@@ -140,6 +149,7 @@ def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
                           n=config["n"], candidates=config["candidates"], limit=config["limit"],
                           seed=unit["seed"], device=device, extra=extra, protocol=protocol,
                           **({"batch_size": config["batch_size"]} if config.get("batch_size") else {}),
+                          seeding=config.get("seeding", "batch"), memory_gb=spec.get("memory_gb"),
                           overwrite=True,  # the sweep re-evaluates only runs that are not complete
                           reference_store=reference_store)
         log.info("metrics %s", json.dumps(result["metrics"], default=str))
@@ -190,7 +200,8 @@ def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str,
 def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
     """A run for the job; ``self:@<method>`` scorers point at this sweep's own unit of that
     method with the same seed (the dispatcher starts this unit once that one is trained)."""
-    spec = {"id": run.id, "config": run.config(), "protocol": run.protocol}
+    spec = {"id": run.id, "config": run.config(), "protocol": run.protocol,
+            **({"memory_gb": run.memory_gb} if run.memory_gb is not None else {})}
     if run.scorer and run.scorer.startswith("self:@"):
         folder = _own_unit(exp, out_dir, run.scorer[len("self:@"):], run.unit.seed, f"scorer '{run.scorer}'",
                            run.protocol.get("name"))

@@ -216,3 +216,26 @@ def test_a_self_scorer_that_is_not_trained_to_the_end_is_refused(tmp_path, data_
     (folder / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="not trained to the end: its checkpoint is at step 2 of 4"):
         SelfScorer(str(folder))
+
+
+def test_a_scorer_loaded_in_bf16_is_recorded_and_scores_close_to_float32(tiny_lm):
+    from tasks.unconditional import Unconditional
+
+    texts = ["The market rose sharply today.", "Ministers met in London to agree the budget."]
+    full = Unconditional(scorer=f"hf:{tiny_lm}")
+    half = Unconditional(scorer=f"hf:{tiny_lm}", scorer_dtype="bfloat16")
+    assert half.scorer() is not full.scorer()  # one loaded model per placement, not the first one
+    assert next(half.scorer().model.parameters()).dtype == torch.bfloat16
+    a, b = full.score_samples(texts), half.score_samples(texts)
+    assert a["gen_ppl"] != b["gen_ppl"] and b["gen_ppl"] == pytest.approx(a["gen_ppl"], rel=0.05)
+    assert half.protocol()["dtype"] == "bfloat16" and "dtype" not in full.protocol()
+    assert half.protocol()["nll_dtype"] == "float64"
+
+
+def test_bad_scorer_placements_name_the_valid_ones(tiny_lm):
+    from tasks.unconditional import Unconditional
+
+    with pytest.raises(ConfigError, match="unknown scorer dtype 'bf16'; known: float32, bfloat16, float16"):
+        Unconditional(scorer=f"hf:{tiny_lm}", scorer_dtype="bf16")
+    with pytest.raises(ConfigError, match="unknown scorer device_map 'everywhere'; known: auto"):
+        Unconditional(scorer=f"hf:{tiny_lm}", scorer_device_map="everywhere")

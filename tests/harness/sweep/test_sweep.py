@@ -401,3 +401,59 @@ def test_the_evaluation_batch_is_settable_and_names_its_runs_only_when_set(tmp_p
     raw["tasks"][0]["batch_size"] = 0
     with pytest.raises(ConfigError, match=r"task 'unconditional': batch_size = 0 must be an integer >= 1"):
         expand(raw)
+
+
+def test_row_seeding_names_its_runs_and_a_memory_budget_does_not(tmp_path, data_cache, tiny_lm):
+    raw = yaml.safe_load(grid(tmp_path, data_cache, tiny_lm).read_text())
+    plain = expand(raw).runs
+    raw["tasks"][0].update(seeding="row", memory_gb=40)
+    rows = expand(raw).runs
+    assert [r.seeding for r in rows] == ["row"] * len(rows) and rows[0].config()["seeding"] == "row"
+    assert "seeding" not in plain[0].config() and "memory_gb" not in rows[0].config()
+    raw["tasks"][0].pop("seeding")
+    assert [r.id for r in expand(raw).runs] == [r.id for r in plain]  # an execution setting, as the device
+    raw["tasks"][0]["seeding"] = "sample"
+    with pytest.raises(ConfigError, match="unknown seeding 'sample'; known: batch, row"):
+        expand(raw)
+    raw["tasks"][0].update(seeding="row", memory_gb="plenty")
+    with pytest.raises(ConfigError, match="memory_gb = 'plenty' must be a number of GB"):
+        expand(raw)
+
+
+SHARD_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+from harness.engine.plugins import load_all
+from harness.sweep.dispatch import jobs_for
+from harness.sweep.experiment import load_experiment
+load_all()
+exp = load_experiment(Path(sys.argv[1]))
+job = next(j for j in jobs_for(exp, Path(sys.argv[2])) if j.unit["method"] == "kl")
+print("RANK", os.environ["RANK"], json.dumps(job()))
+"""
+
+
+def test_a_units_runs_are_shared_over_its_ranks_and_score_as_on_one(tmp_path, data_cache, tiny_lm, bbc_small):
+    """Two DDP ranks (gloo, CPU) train the unit, wait for rank 0's final checkpoint and evaluate
+    half of its runs each; evaluated again by one process, every run gives the same metrics."""
+    path, out = grid(tmp_path, data_cache, tiny_lm, steps=4,
+                     samplers=[{"name": "basic", "nfe": [2, 3, 4]}]), tmp_path / "out"
+    script = tmp_path / "shard.py"
+    script.write_text(SHARD_SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
+                           str(path), str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr[-3000:]
+    shares = dict(line.split(" ", 2)[1:] for line in done.stdout.splitlines() if line.startswith("RANK "))
+    assert len(json.loads(shares["0"])) == 2 and len(json.loads(shares["1"])) == 1  # runs 0, 2 | run 1
+    assert set(json.loads(shares["0"])).isdisjoint(json.loads(shares["1"]))
+    sharded = {k: v for k, v in metrics(out).items()}
+    assert len(sharded) == 3
+    for run_id in sharded:
+        shutil.rmtree(out / "runs" / run_id)
+    load_all()
+    for job in jobs_for(load_experiment(path), out):
+        if job.unit["method"] == "kl":
+            job()  # one process, trained already: evaluates all three
+    for run_id, result in metrics(out).items():
+        assert result["metrics"] == sharded[run_id]["metrics"] and result["reference"] == sharded[run_id]["reference"]
