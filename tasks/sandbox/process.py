@@ -1,0 +1,58 @@
+"""Starting and ending sandboxed children: their scripts, the isolation prefix, the kill.
+
+A child is ``python -I -c SCRIPT`` where SCRIPT joins the sources of :mod:`tasks.sandbox.child`
+modules (they are self-contained) and a call of their entry function. Every child runs in
+its own session with a fresh work directory as cwd and HOME and :func:`clean_env`; under
+bubblewrap it is wrapped by :func:`tasks.sandbox.isolation.bwrap_command`. The end of a run
+kills the child's process group (SIGKILL), which under bubblewrap also ends its PID namespace
+and so every process the program started.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from tasks.sandbox.isolation import bwrap_command, clean_env
+
+CHILD = Path(__file__).resolve().parent / "child"
+TAIL = 2000
+
+
+@functools.lru_cache(maxsize=None)
+def child_script(modules: tuple[str, ...], entry: str) -> str:
+    """The ``-c`` script of the named child modules' sources followed by ``entry()``."""
+    return "\n\n".join((CHILD / f"{m}.py").read_text(encoding="utf-8") for m in modules) + f"\n\n{entry}()\n"
+
+
+def spawn(script: str, work: str, isolation: str, stdin: Any, stdout: IO | int, stderr: IO | int,
+          **popen: Any) -> subprocess.Popen:
+    """Start an untrusted child in ``work`` under ``isolation`` ("bwrap" or "guard")."""
+    env = clean_env(work)
+    command = [sys.executable, "-I", "-c", script]
+    if isolation == "bwrap":
+        command = bwrap_command(work, env) + command
+    return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr, cwd=work, env=env,
+                            start_new_session=True, close_fds=True, **popen)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the child's process group (strays included) and reap the child."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def tail(path: str | Path) -> str:
+    """The last :data:`TAIL` characters of a file (a child's stderr)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - TAIL))
+        return fh.read().decode("utf-8", errors="replace")
