@@ -13,9 +13,10 @@ what ``tests/tasks/test_sandbox_hostile.py`` checks.
 """
 
 from tasks.sandbox.isolation import bwrap_problem, resolve
-from tasks.sandbox.judge import JudgeJob, run_judged, run_judged_many
+from tasks.sandbox.judge import JudgeJob, entry_points, run_job, run_jobs, run_judged, run_judged_many
 from tasks.sandbox.limits import ISOLATIONS, STATUSES, ExecResult, SandboxLimits, allocated_cpus
 from tasks.sandbox.runner import run_program, run_programs
 
 __all__ = ["ISOLATIONS", "STATUSES", "ExecResult", "JudgeJob", "SandboxLimits", "allocated_cpus", "bwrap_problem",
-           "resolve", "run_judged", "run_judged_many", "run_program", "run_programs"]
+           "entry_points", "resolve", "run_job", "run_jobs", "run_judged", "run_judged_many", "run_program",
+           "run_programs"]

@@ -18,6 +18,7 @@ and its verdict line carrying the run's token.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from tasks.sandbox.isolation import clean_env, resolve
 from tasks.sandbox.limits import STATUSES, ExecResult, SandboxLimits
 from tasks.sandbox.process import child_script, kill_group, spawn, tail
-from tasks.sandbox.runner import child_limits, run_concurrently
+from tasks.sandbox.runner import child_limits, run_concurrently, run_program
 
 WORKER = child_script(("codec", "guard", "worker_main"), "worker_main")
 JUDGE = child_script(("codec", "guard", "judge_main"), "judge_main")
@@ -42,6 +43,17 @@ class JudgeJob:
     setup: str                 # the dataset's prompt + reference solution (trusted; helpers run in the judge)
     test: str                  # the test code (trusted), run in the judge
     entry: tuple[str, ...]     # names the tests call that the judge forwards to the candidate
+
+
+def entry_points(source: str, test: str) -> tuple[str, ...]:
+    """The functions ``source`` defines at its top level that ``test`` reads, in name order:
+    what the judge forwards to the candidate when a problem does not name its entry points."""
+    try:
+        defined = {n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        read = {n.id for n in ast.walk(ast.parse(test)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    except (SyntaxError, ValueError, RecursionError):
+        return ()
+    return tuple(sorted(defined & read))
 
 
 def _verdict(stdout: str, token: str) -> tuple[str, str]:
@@ -104,6 +116,17 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
         detail = "the judge gave no verdict: " + judge_err
     return ExecResult(status, (detail + "\n" + worker_err)[-2000:], duration, procs[-1].returncode if procs else None,
                       isolation=isolation, runner="judge", unsupported=unsupported)
+
+
+def run_job(job: JudgeJob | str, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
+    """A :class:`JudgeJob` through the judge, a string as a whole program (:func:`run_program`)."""
+    return run_judged(job, limits) if isinstance(job, JudgeJob) else run_program(job, limits)
+
+
+def run_jobs(jobs: list[JudgeJob | str], limits: SandboxLimits = SandboxLimits(),
+             workers: int | None = None) -> list[ExecResult]:
+    """Judged candidates and whole programs concurrently (:func:`run_job`); results in input order."""
+    return run_concurrently(run_job, jobs, limits, workers)
 
 
 def run_judged_many(jobs: list[JudgeJob], limits: SandboxLimits = SandboxLimits(),
