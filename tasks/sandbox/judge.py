@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from tasks.sandbox.isolation import clean_env, resolve
 from tasks.sandbox.limits import STATUSES, ExecResult, SandboxLimits
-from tasks.sandbox.process import child_script, kill_group, spawn, tail
+from tasks.sandbox.process import TAIL, child_script, kill_group, spawn, tail
 from tasks.sandbox.runner import child_limits, run_concurrently, run_program
 
 WORKER = child_script(("codec", "guard", "worker_main"), "worker_main")
@@ -79,25 +79,24 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
         os.mkdir(judge_dir)
         to_judge, to_worker = os.pipe(), os.pipe()
         procs: list[subprocess.Popen] = []
-        timed_out = False
+        timed_out, out, err = False, b"", b""
         try:
-            with open(os.path.join(top, "worker.err"), "wb") as werr, \
-                    open(os.path.join(top, "judge.out"), "wb") as jout, \
-                    open(os.path.join(top, "judge.err"), "wb") as jerr:
+            # the verdict comes back through a pipe, not a file a candidate could find and append to
+            with open(os.path.join(top, "worker.err"), "wb") as werr:
                 procs.append(spawn(WORKER, work, isolation, to_worker[0], to_judge[1], werr))
                 payload = {"token": token, "program": job.program, "setup": job.setup, "test": job.test,
                            "entry": list(job.entry), "guard": True, "fd_in": to_judge[0], "fd_out": to_worker[1],
                            "call_timeout": limits.call_timeout, **child_limits(limits)}
                 procs.append(subprocess.Popen([sys.executable, "-I", "-c", JUDGE], stdin=subprocess.PIPE,
-                                              stdout=jout, stderr=jerr, cwd=judge_dir, env=clean_env(judge_dir),
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=judge_dir, env=clean_env(judge_dir),
                                               pass_fds=(to_judge[0], to_worker[1]), start_new_session=True))
                 for fd in (*to_judge, *to_worker):  # the children hold their ends; EOF reaches them
                     os.close(fd)
                 to_judge = to_worker = ()
                 try:
-                    procs[1].communicate(json.dumps(payload).encode("utf-8"), timeout=limits.timeout_s)
+                    out, err = procs[1].communicate(json.dumps(payload).encode("utf-8"), timeout=limits.timeout_s)
                 except subprocess.TimeoutExpired:
-                    timed_out = True
+                    timed_out, out, err = True, b"", b""
         except OSError as error:
             return ExecResult("error", f"sandbox could not start: {error}", time.monotonic() - start,
                               isolation=isolation, runner="judge")
@@ -107,8 +106,8 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
             for proc in procs:
                 kill_group(proc)
         duration = time.monotonic() - start
-        status, detail = ("timeout", "") if timed_out else _verdict(tail(os.path.join(top, "judge.out")), token)
-        worker_err, judge_err = tail(os.path.join(top, "worker.err")), tail(os.path.join(top, "judge.err"))
+        status, detail = ("timeout", "") if timed_out else _verdict(out.decode(errors="replace"), token)
+        worker_err, judge_err = tail(os.path.join(top, "worker.err")), err[-TAIL:].decode(errors="replace")
     unsupported = status == "unsupported"
     if status not in STATUSES:
         status = "error" if unsupported or not detail else "failed"
