@@ -26,7 +26,7 @@ from typing import Any
 from harness.core.errors import ConfigError
 from tasks.base import Example, ExampleTask, check_generations
 from tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
-from tasks.sandbox import ISOLATIONS, JudgeJob, SandboxLimits, entry_points, resolve, run_jobs
+from tasks.sandbox import ISOLATIONS, ExecResult, JudgeJob, SandboxLimits, entry_points, resolve, run_jobs
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class InfillTask(ExampleTask):
         self.mask_fraction, self.seed, self.ks = float(mask_fraction), int(seed), sorted({int(k) for k in ks})
         self.limits = SandboxLimits(timeout_s=float(timeout_s), memory_bytes=int(memory_mb) << 20, isolation=isolation)
         self.workers, self.skip_long, self.skipped = workers, bool(skip_long), 0
-        self._judged: dict[JudgeJob, bool] = {}  # reference job -> whether it passes through the judge
+        self._judged: dict[JudgeJob, ExecResult] = {}  # each problem's reference, judged once
 
     def problems(self) -> list[Problem]:
         raise NotImplementedError
@@ -145,8 +145,8 @@ class InfillTask(ExampleTask):
         passes through the judge (checked once per problem and task object)."""
         refs = [self.judge_job(e, e.references[0]) if e.meta["entry"] else None for e in examples]
         todo = sorted({r for r in refs if r is not None and r not in self._judged}, key=lambda r: r.program)
-        self._judged.update(zip(todo, (r.passed for r in run_jobs(todo, self.limits, self.workers))))
-        return [r is not None and self._judged[r] for r in refs]
+        self._judged.update(zip(todo, run_jobs(todo, self.limits, self.workers)))
+        return [r is not None and self._judged[r].passed for r in refs]
 
     def score(self, examples: list[Example], generations: list[list[list[str]]]) -> dict[str, Any]:
         n = check_generations(examples, generations)
@@ -160,7 +160,9 @@ class InfillTask(ExampleTask):
         programs = [[self.judge_job(e, cand[0]) for cand in gens] if j else row for e, gens, j, row in
                     zip(examples, generations, judged, self.programs(examples, generations))]
         unique = sorted({p for row, ok in zip(programs, builds) for p, b in zip(row, ok) if b}, key=repr)
-        results = dict(zip(unique, run_jobs(unique, self.limits, self.workers)))
+        todo = [p for p in unique if p not in self._judged]  # a candidate equal to its reference ran already
+        results = {**{p: self._judged[p] for p in unique if p in self._judged},
+                   **dict(zip(todo, run_jobs(todo, self.limits, self.workers)))}
         status = [[results[p].status if b else "error" for p, b in zip(row, ok)] for row, ok in zip(programs, builds)]
         passed = [[s == "passed" for s in row] for row in status]
         metrics: dict[str, Any] = {}

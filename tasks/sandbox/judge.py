@@ -23,14 +23,13 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
 from tasks.sandbox.isolation import clean_env, resolve
 from tasks.sandbox.limits import STATUSES, ExecResult, SandboxLimits
-from tasks.sandbox.process import TAIL, child_script, kill_group, spawn, tail
+from tasks.sandbox.process import SITE_PATHS, TAIL, child_script, kill_group, python, spawn, tail
 from tasks.sandbox.runner import child_limits, run_concurrently, run_program
 
 WORKER = child_script(("codec", "guard", "worker_main"), "worker_main")
@@ -83,11 +82,11 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
         try:
             # the verdict comes back through a pipe, not a file a candidate could find and append to
             with open(os.path.join(top, "worker.err"), "wb") as werr:
-                procs.append(spawn(WORKER, work, isolation, to_worker[0], to_judge[1], werr))
+                procs.append(spawn(WORKER, work, isolation, to_worker[0], to_judge[1], werr, site=False))
                 payload = {"token": token, "program": job.program, "setup": job.setup, "test": job.test,
                            "entry": list(job.entry), "guard": True, "fd_in": to_judge[0], "fd_out": to_worker[1],
-                           "call_timeout": limits.call_timeout, **child_limits(limits)}
-                procs.append(subprocess.Popen([sys.executable, "-I", "-c", JUDGE], stdin=subprocess.PIPE,
+                           "call_timeout": limits.call_timeout, "path": SITE_PATHS, **child_limits(limits)}
+                procs.append(subprocess.Popen(python(JUDGE, site=False), stdin=subprocess.PIPE,
                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=judge_dir, env=clean_env(judge_dir),
                                               pass_fds=(to_judge[0], to_worker[1]), start_new_session=True))
                 for fd in (*to_judge, *to_worker):  # the children hold their ends; EOF reaches them

@@ -21,6 +21,8 @@ from typing import IO, Any
 from tasks.sandbox.isolation import bwrap_command, clean_env
 
 CHILD = Path(__file__).resolve().parent / "child"
+#: the harness interpreter's package folders (so a candidate can import what it could before)
+SITE_PATHS = [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
 TAIL = 2000
 
 
@@ -30,11 +32,17 @@ def child_script(modules: tuple[str, ...], entry: str) -> str:
     return "\n\n".join((CHILD / f"{m}.py").read_text(encoding="utf-8") for m in modules) + f"\n\n{entry}()\n"
 
 
+def python(script: str, site: bool = True) -> list[str]:
+    """``python -I -c script``; without ``site`` also ``-S``: no ``site`` import (its ``.pth``
+    hooks cost most of a start), the child appends :data:`SITE_PATHS` to ``sys.path`` itself."""
+    return [sys.executable, "-I", *([] if site else ["-S"]), "-c", script]
+
+
 def spawn(script: str, work: str, isolation: str, stdin: Any, stdout: IO | int, stderr: IO | int,
-          **popen: Any) -> subprocess.Popen:
+          site: bool = True, **popen: Any) -> subprocess.Popen:
     """Start an untrusted child in ``work`` under ``isolation`` ("bwrap" or "guard")."""
     env = clean_env(work)
-    command = [sys.executable, "-I", "-c", script]
+    command = python(script, site)
     if isolation == "bwrap":
         command = bwrap_command(work, env) + command
     return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr, cwd=work, env=env,

@@ -131,11 +131,12 @@ def _finish(token, verdict, detail):
 def judge_main():
     payload = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     token = payload.pop("token")
+    sys.path.extend(payload["path"])  # started with -S: the package folders without their .pth hooks
     set_limits(payload["cpu"], payload["memory"], payload["fsize"], nproc=False)  # noqa: F821 (guard.py)
     channel = Channel(payload["fd_in"], payload["fd_out"], payload["call_timeout"])
     try:
         channel.send({"program": payload["program"], "guard": payload["guard"], "cpu": payload["cpu"],
-                      "memory": payload["memory"], "fsize": payload["fsize"]})
+                      "memory": payload["memory"], "fsize": payload["fsize"], "path": payload["path"]})
         first = channel.receive("loading the program")
     except Stop:
         _finish(token, *channel.verdict)

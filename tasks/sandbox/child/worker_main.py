@@ -39,6 +39,7 @@ def worker_main():
     os.dup2(2, 1)
     send, exit_ = _sender(channel_out), os._exit
     setup = loads(channel_in.readline())  # noqa: F821 (codec.py)
+    sys.path.extend(setup["path"])  # started with -S: the package folders without their .pth hooks
     set_limits(setup["cpu"], setup["memory"], setup["fsize"])  # noqa: F821 (guard.py)
     try:
         code = compile(setup["program"], "<candidate>", "exec")
