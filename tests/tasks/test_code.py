@@ -271,6 +271,7 @@ def test_stdlib_references_pass_and_do_nothing_fills_fail(stdlib_task, stdlib_ex
     per = metrics["per_example"]
     failing = [(t, s[0]) for t, s in zip(per["task_id"], per["status"]) if s[0] != "passed"]
     assert not failing, failing
+    assert per["runner"] == ["judge"] * len(stdlib_examples)  # the recorded cases cross as literals
     assert [row[1:] for row in per["passed"]] == [[False] * 3] * len(stdlib_examples)
     assert all(row[3] is False for row in per["compiles"]) and all(row[0] for row in per["compiles"])
     assert metrics["pass@1"] == pytest.approx(0.25) and metrics["pass@1_ci95"] == pytest.approx([0.25, 0.25])
