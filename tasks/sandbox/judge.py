@@ -67,6 +67,14 @@ def _verdict(stdout: str, token: str) -> tuple[str, str]:
     return status, str(verdict.get("detail", "")) if isinstance(verdict, dict) else ""
 
 
+def _start_judge(folder: str, channel: tuple[int, int]) -> subprocess.Popen:
+    """The trusted judge: outside the sandbox (it runs only the dataset's code on plain data),
+    in its own session, holding the channel's ends; payload on stdin, verdict on stdout."""
+    return subprocess.Popen(python(JUDGE, site=False), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=folder, env=clean_env(folder), pass_fds=channel,
+                            start_new_session=True)
+
+
 def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
     """Judge one candidate; never raises for its faults."""
     isolation = resolve(limits.isolation)
@@ -86,9 +94,7 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
                 payload = {"token": token, "program": job.program, "setup": job.setup, "test": job.test,
                            "entry": list(job.entry), "guard": True, "fd_in": to_judge[0], "fd_out": to_worker[1],
                            "call_timeout": limits.call_timeout, "path": SITE_PATHS, **child_limits(limits)}
-                procs.append(subprocess.Popen(python(JUDGE, site=False), stdin=subprocess.PIPE,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=judge_dir, env=clean_env(judge_dir),
-                                              pass_fds=(to_judge[0], to_worker[1]), start_new_session=True))
+                procs.append(_start_judge(judge_dir, (to_judge[0], to_worker[1])))
                 for fd in (*to_judge, *to_worker):  # the children hold their ends; EOF reaches them
                     os.close(fd)
                 to_judge = to_worker = ()

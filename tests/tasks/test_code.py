@@ -335,7 +335,8 @@ def test_a_problem_the_judge_cannot_express_runs_as_a_whole_program():
         name = "toy"
 
         def problems(self):
-            return [Problem("toy/apply", "", "def apply(g, x):\n    return g(x)\n", "assert apply(abs, -2) == 2\n", (1,)),
+            return [Problem("toy/apply", "", "def apply(g, x):\n    return g(x)\n", "assert apply(abs, -2) == 2\n",
+                            (1,)),
                     Problem("toy/add", "", "def add(a, b):\n    return a + b\n", "assert add(2, 3) == 5\n", (1,))]
 
     task = Toy()

@@ -56,11 +56,10 @@ def _job(candidate: str, test: str, setup: str = "", entry: tuple[str, ...] = ("
 def test_exceptions_cross_by_builtin_type_and_others_fail():
     candidate = ("def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    if x == 0:\n"
                  "        class Custom(Exception):\n            pass\n        raise Custom('mine')\n    return x\n")
-    expects_value_error = "try:\n    f(-1)\nexcept ValueError as e:\n    assert 'negative' in str(e)\nelse:\n    raise AssertionError\n"
-    custom = "try:\n    f(0)\nexcept Exception as e:\n    assert 'Custom: mine' in str(e)\nelse:\n    raise AssertionError\n"
-    uncaught = "assert f(-1) == 1\n"
-    results = run_judged_many([_job(candidate, expects_value_error), _job(candidate, custom), _job(candidate, uncaught)],
-                              FAST)
+    raises = "try:\n    f({})\nexcept {} as e:\n    assert {!r} in str(e)\nelse:\n    raise AssertionError\n"
+    tests = [raises.format(-1, "ValueError", "negative"), raises.format(0, "Exception", "Custom: mine"),
+             "assert f(-1) == 1\n"]
+    results = run_judged_many([_job(candidate, test) for test in tests], FAST)
     assert [r.status for r in results] == ["passed", "passed", "failed"]
     assert "ValueError: negative" in results[2].stderr
 
@@ -73,11 +72,9 @@ def test_in_place_effects_on_arguments_come_back():
 
 
 def test_compile_error_load_error_and_missing_function():
-    results = run_judged_many([_job("def f(:\n", "assert f(1)\n", setup="def f(x):\n    return x\n"),
-                               _job("raise RuntimeError('at load')\ndef f(x):\n    return x\n", "assert f(1)\n",
-                                    setup="def f(x):\n    return x\n"),
-                               _job("def g(x):\n    return x\n", "assert f(1) == 1\n", setup="def f(x):\n    return x\n")],
-                              FAST)
+    setup = "def f(x):\n    return x\n"
+    candidates = ["def f(:\n", "raise RuntimeError('at load')\n" + setup, "def g(x):\n    return x\n"]
+    results = run_judged_many([_job(c, "assert f(1) == 1\n", setup=setup) for c in candidates], FAST)
     assert [r.status for r in results] == ["error", "failed", "failed"]
     assert "RuntimeError" in results[1].stderr and "not a function" in results[2].stderr
 

@@ -33,7 +33,9 @@ LIMITS = SandboxLimits(timeout_s=4.0, isolation="bwrap")
 @contextlib.contextmanager
 def _world():
     """What a hostile program may want to harm: all of it this test's own, checked after."""
-    out = Path(tempfile.mkdtemp(prefix="pathbench-hostile-", dir="/var/tmp" if os.access("/var/tmp", os.W_OK) else None))
+    # /var/tmp: visible (read-only) inside bubblewrap, unlike the sandbox's private /tmp
+    folder = "/var/tmp" if os.access("/var/tmp", os.W_OK) else None
+    out = Path(tempfile.mkdtemp(prefix="pathbench-hostile-", dir=folder))
     victim = out / "victim.txt"
     victim.write_text("precious")
     decoy = subprocess.Popen(["sleep", "120"])
