@@ -8,6 +8,9 @@ venv=${1:-.venv}
 cd "$(dirname "$0")/.."
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+# Pass@k runs model-written code inside bubblewrap; without it the scorer falls back to an
+# in-process guard (an error on a cluster). Installing it needs root: say so, do not fail.
+command -v bwrap >/dev/null 2>&1 || echo "WARNING: bwrap not found: install the bubblewrap package (apt-get install bubblewrap) for the code-execution sandbox" >&2
 if ! command -v nvidia-smi >/dev/null 2>&1; then
     "${pip[@]}" install "torch==2.13.0"
 fi

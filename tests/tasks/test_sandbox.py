@@ -1,10 +1,16 @@
 """The sandbox: positive proof of a pass, timeouts, memory, no deletion outside its directory."""
 
+import logging
 import os
 import signal
 import time
 
-from tasks.sandbox import ExecResult, SandboxLimits, run_program, run_programs
+import pytest
+
+import tasks.sandbox.isolation as isolation  # the modules themselves: caches cleared, spied on
+import tasks.sandbox.runner as runner
+from harness.core.errors import ConfigError
+from tasks.sandbox import ExecResult, SandboxLimits, allocated_cpus, bwrap_problem, run_program, run_programs
 
 FAST = SandboxLimits(timeout_s=3.0)
 
@@ -88,3 +94,48 @@ def test_order_is_preserved_over_many_programs():
     results = run_programs(programs, FAST)
     assert [r.passed for r in results] == [i % 3 != 0 for i in range(30)]
     assert run_programs([], FAST) == []
+
+
+# ---------------------------------------------------------------- isolation and workers
+def test_the_isolation_used_is_recorded_and_bwrap_is_used_when_it_works():
+    result = run_program("x = 1", FAST)
+    assert result.isolation == ("bwrap" if bwrap_problem() is None else "guard")
+    assert run_program("x = 1", SandboxLimits(timeout_s=3.0, isolation="guard")).isolation == "guard"
+
+
+def test_without_bwrap_one_warning_and_the_guard_or_an_error(monkeypatch, caplog):
+    monkeypatch.setenv("PATH", "/nonexistent")  # bwrap is genuinely not found
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    isolation.bwrap_problem.cache_clear()
+    isolation._warn_once.cache_clear()
+    try:
+        assert "not installed" in isolation.bwrap_problem()
+        with caplog.at_level(logging.WARNING, logger="pathbench.sandbox"):
+            assert [isolation.resolve("auto") for _ in range(3)] == ["guard"] * 3
+        assert len([r for r in caplog.records if "WITHOUT KERNEL ISOLATION" in r.getMessage()]) == 1
+        with pytest.raises(ConfigError, match="isolation = 'bwrap' but bwrap is not installed"):
+            isolation.resolve("bwrap")
+        monkeypatch.setenv("SLURM_JOB_ID", "123")
+        with pytest.raises(ConfigError, match="no kernel sandbox on this cluster node.*isolation=guard"):
+            isolation.resolve("auto")
+        assert isolation.resolve("guard") == "guard"
+        with pytest.raises(ConfigError, match="isolation = 'chroot' is not one of auto, bwrap, guard"):
+            isolation.resolve("chroot")
+    finally:
+        isolation.bwrap_problem.cache_clear()
+        isolation._warn_once.cache_clear()
+
+
+def test_the_worker_count_follows_the_cpus_this_job_may_use(monkeypatch):
+    assert allocated_cpus() == len(os.sched_getaffinity(0))
+    seen = []
+    real = runner.ThreadPoolExecutor
+
+    def spy(max_workers):
+        seen.append(max_workers)
+        return real(max_workers=max_workers)
+
+    monkeypatch.setattr(runner, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(runner, "allocated_cpus", lambda: 3)
+    run_programs(["x = 1"] * 5, FAST)
+    assert seen == [3]
