@@ -72,14 +72,7 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module, *, with_state: bool =
     if found is None:
         raise ConfigError(f"no checkpoint in {run_dir} (expected {run_dir / POINTER}); train first")
     step, folder = found
-    weights = folder / "model.safetensors"
-    try:
-        missing, unexpected = load_model(model, str(weights), strict=False)
-    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        raise ConfigError(f"checkpoint {weights} is corrupt or truncated: {err}") from err
-    if missing or unexpected:
-        raise ConfigError(f"checkpoint {weights} does not fit the model: missing {sorted(missing)[:3]}, "
-                          f"unexpected {sorted(unexpected)[:3]}")
+    load_weights(model, folder / "model.safetensors")
     state: dict[str, Any] = {}
     if with_state:
         try:
@@ -87,6 +80,17 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module, *, with_state: bool =
         except Exception as err:  # noqa: BLE001 - pickle/zip errors have many types
             raise ConfigError(f"checkpoint {folder / 'state.pt'} is corrupt or truncated: {err}") from err
     return Checkpoint(step, folder, state)
+
+
+def load_weights(model: torch.nn.Module, weights: Path) -> None:
+    """Load a safetensors file into ``model``; a truncated, corrupt or ill-fitting file is one clear error."""
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise ConfigError(f"checkpoint {weights} is corrupt or truncated: {err}") from err
+    if missing or unexpected:
+        raise ConfigError(f"checkpoint {weights} does not fit the model: missing {sorted(missing)[:3]}, "
+                          f"unexpected {sorted(unexpected)[:3]}")
 
 
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
