@@ -35,6 +35,7 @@ import lm_eval.models  # noqa: F401  (lm-eval's own backends: its get_model fill
 import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
+from tqdm import tqdm
 
 from harness.core.devices import resolve_device
 from harness.core.errors import ConfigError
@@ -112,7 +113,7 @@ class PathbenchLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         repeats: Counter = Counter()
         answers, capped, cut = [], 0, 0
-        for request in requests:
+        for request in tqdm(requests, desc="pathbench generate_until", disable=disable_tqdm):
             prompt, kwargs = request.args
             until = kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)

@@ -8,6 +8,10 @@ Layout of a run folder::
 
 A checkpoint folder is written completely before the pointer moves to it, so the pointer
 always names a whole checkpoint; older folders are pruned only after the pointer moved.
+
+A Hub export (``pathbench export``, :mod:`harness.engine.hub`) is a second layout of the same
+run: ``config.json`` (meta.json plus ``model_type: pathbench`` and the checkpoint step) and
+``model.safetensors`` at the top; :func:`read_export` reads it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from harness.core.io import atomic_open, atomic_write_json
 
 POINTER = "checkpoint.json"
 META = "meta.json"
+EXPORT_CONFIG = "config.json"
+EXPORT_WEIGHTS = "model.safetensors"
+EXPORT_FORMAT = 1  # bumped when the export layout changes, so an older reader refuses it clearly
+EXPORT_KEYS = ("model_type", "pathbench_export_format", "checkpoint_step")  # config.json = these + meta
 
 
 @dataclass
@@ -105,3 +113,26 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except ValueError as err:
         raise ConfigError(f"{path} is corrupt: {err}") from err
+
+
+def is_export(folder: Path) -> bool:
+    """Whether ``folder`` is a pathbench Hub export rather than a run folder."""
+    return not (Path(folder) / META).exists() and (Path(folder) / EXPORT_CONFIG).is_file()
+
+
+def read_export(folder: Path) -> tuple[dict[str, Any], int]:
+    """(meta, checkpoint step) of the export in ``folder``; anything else is one clear error."""
+    path = Path(folder) / EXPORT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{folder} is not a pathbench export (no {EXPORT_CONFIG})")
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"{path} is corrupt: {err}") from err
+    if not isinstance(config, dict) or config.get("model_type") != "pathbench":
+        kind = config.get("model_type") if isinstance(config, dict) else None
+        raise ConfigError(f"{folder} holds a '{kind}' model, not a pathbench export")
+    if config.get("pathbench_export_format") != EXPORT_FORMAT:
+        raise ConfigError(f"{folder} is export format {config.get('pathbench_export_format')}; this "
+                          f"pathbench reads format {EXPORT_FORMAT}")
+    return {k: v for k, v in config.items() if k not in EXPORT_KEYS}, int(config["checkpoint_step"])

@@ -26,13 +26,15 @@ from huggingface_hub import ModelCard, ModelCardData
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
 from harness.engine.calibration import CALIBRATION
-from harness.engine.checkpoint import latest_checkpoint, load_weights
-from harness.engine.run import LoadedRun, assemble_run, load_run
-
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-FORMAT = 1  # bumped when the layout changes, so an old loader refuses a newer export clearly
-EXPORT_KEYS = ("model_type", "pathbench_export_format", "checkpoint_step")
+from harness.engine.checkpoint import (
+    EXPORT_CONFIG,
+    EXPORT_FORMAT,
+    EXPORT_WEIGHTS,
+    is_export,
+    latest_checkpoint,
+    read_export,
+)
+from harness.engine.run import LoadedRun, load_run
 
 
 @dataclass
@@ -50,6 +52,8 @@ def export_run(ckpt: Path, out: Path, *, eval_metrics: list[Path] = (), force: b
     out = Path(out)
     if (out.is_file() or (out.is_dir() and any(out.iterdir()))) and not force:
         raise ConfigError(f"--out {out} exists and is not empty; pass --force to replace it")
+    if is_export(ckpt):
+        raise ConfigError(f"--ckpt {ckpt} is already an export; copy the folder instead")
     run = load_run(ckpt)  # checks the run is whole and consistent before anything is written
     found = latest_checkpoint(ckpt)
     assert found is not None  # load_run raised otherwise
@@ -58,13 +62,14 @@ def export_run(ckpt: Path, out: Path, *, eval_metrics: list[Path] = (), force: b
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         shutil.copytree(ckpt / run.meta["tokenizer"], tmp, dirs_exist_ok=True)
-        shutil.copyfile(found[1] / WEIGHTS, tmp / WEIGHTS)
+        shutil.copyfile(found[1] / EXPORT_WEIGHTS, tmp / EXPORT_WEIGHTS)
         for name in (CALIBRATION, "metrics.jsonl"):
             if (ckpt / name).is_file():
                 shutil.copyfile(ckpt / name, tmp / name)
         meta = {**run.meta, "tokenizer": "."}
-        atomic_write_json(tmp / CONFIG, {"model_type": "pathbench", "pathbench_export_format": FORMAT,
-                                         "checkpoint_step": run.step, **meta})
+        atomic_write_json(tmp / EXPORT_CONFIG, {"model_type": "pathbench",
+                                                "pathbench_export_format": EXPORT_FORMAT,
+                                                "checkpoint_step": run.step, **meta})
         if results:
             atomic_write_json(tmp / "eval_results.json", results)
         model_card(meta, run.step, _training_summary(ckpt / "metrics.jsonl"), results).save(tmp / "README.md")
@@ -76,34 +81,12 @@ def export_run(ckpt: Path, out: Path, *, eval_metrics: list[Path] = (), force: b
     return Export(out, run.step, files)
 
 
-def is_export(folder: Path) -> bool:
-    config = Path(folder) / CONFIG
-    return config.is_file() and json.loads(config.read_text()).get("model_type") == "pathbench"
-
-
 def load_exported(folder: Path, device: str = "cpu", method_name: str | None = None) -> LoadedRun:
-    """The run in export ``folder``: what :func:`harness.engine.run.load_run` gives for the
-    run it came from (same method, weights, tokenizer, meta and step)."""
-    folder = Path(folder)
-    if not (folder / CONFIG).is_file():
-        raise ConfigError(f"{folder} is not a pathbench export (no {CONFIG})")
-    try:
-        config = json.loads((folder / CONFIG).read_text())
-    except ValueError as err:
-        raise ConfigError(f"{folder / CONFIG} is corrupt: {err}") from err
-    if config.get("model_type") != "pathbench":
-        raise ConfigError(f"{folder} holds a '{config.get('model_type')}' model, not a pathbench export")
-    if config.get("pathbench_export_format") != FORMAT:
-        raise ConfigError(f"{folder} is export format {config.get('pathbench_export_format')}; this "
-                          f"pathbench reads format {FORMAT}")
-    meta = {k: v for k, v in config.items() if k not in EXPORT_KEYS}
-    step = int(config["checkpoint_step"])
-
-    def load(model) -> int:
-        load_weights(model, folder / WEIGHTS)
-        return step
-
-    return assemble_run(meta, folder, load, device, method_name)
+    """The run in export ``folder``: what :func:`harness.engine.run.load_run` gives for the run it
+    came from (same method, weights, tokenizer, meta and step). ``load_run`` reads an export
+    too; this one refuses anything else."""
+    read_export(folder)  # one clear error for a folder that is no export
+    return load_run(Path(folder), device, method_name)
 
 
 def model_card(meta: dict, step: int, training: dict, results: list[dict]) -> ModelCard:

@@ -28,7 +28,16 @@ from harness.core.registry import BASELINES
 from harness.data.corpus import BatchLoader, check_data_spec, prepare_data
 from harness.data.tokenizer import load_tokenizer
 from harness.engine.calibration import read_calibration
-from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
+from harness.engine.checkpoint import (
+    EXPORT_WEIGHTS,
+    is_export,
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    read_export,
+    read_meta,
+    write_meta,
+)
 from harness.engine.contract import check_sample
 from harness.engine.methods import Method
 from harness.engine.model import ModelConfig, Transformer, model_config
@@ -135,7 +144,16 @@ class LoadedRun(NamedTuple):
 
 def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None) -> LoadedRun:
     """The run in folder ``ckpt`` (method, model, tokenizer, meta, step, folder), with its
-    consistency checked and the plugin modules it recorded loaded."""
+    consistency checked and the plugin modules it recorded loaded. ``ckpt`` may also be a Hub
+    export of a run (``pathbench export``): every command reads one as it reads the run."""
+    if is_export(ckpt):
+        meta, step = read_export(ckpt)
+
+        def load(model: torch.nn.Module) -> int:
+            load_weights(model, ckpt / EXPORT_WEIGHTS)
+            return step
+
+        return assemble_run(meta, ckpt, load, device, method_name)
     return assemble_run(read_meta(ckpt), ckpt, lambda model: load_checkpoint(ckpt, model, with_state=False).step,
                         device, method_name)
 

@@ -12,11 +12,8 @@ from harness.engine.run import draw_samples, load_run
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_cache, bbc_small):
-    out = tmp_path_factory.mktemp("hub") / "kl"
-    assert main(["train", "--method", "kl", "--steps", "2", "--out", str(out), f"data.cache_dir={data_cache}",
-                 "data.vocab_size=512", "data.seq_len=32", "batch_size=8", "progress=false"]) == 0
-    return out
+def run_dir(kl_run):
+    return kl_run  # the session's trained kl run (conftest); nothing here writes into it
 
 
 def sample_ids(run, seed: int) -> list[list[int]]:
@@ -33,7 +30,7 @@ def test_export_round_trip_samples_identically(run_dir, tmp_path, capsys):
                                                                            "per_sample": [1.0, 2.0]}}))
     out = tmp_path / "hf"
     assert main(["export", "--ckpt", str(run_dir), "--out", str(out), "--metrics", str(evaluation)]) == 0
-    assert "(step 2)" in capsys.readouterr().out
+    assert "(step 60)" in capsys.readouterr().out
     names = {p.name for p in out.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "pathbench_tokenizer.json", "README.md",
             "metrics.jsonl", "eval_results.json"} <= names
@@ -41,7 +38,7 @@ def test_export_round_trip_samples_identically(run_dir, tmp_path, capsys):
     weights = latest_checkpoint(run_dir)[1] / "model.safetensors"
     assert (out / "model.safetensors").read_bytes() == weights.read_bytes()
     config = json.loads((out / "config.json").read_text())
-    assert (config["model_type"], config["checkpoint_step"], config["method"]) == ("pathbench", 2, "kl")
+    assert (config["model_type"], config["checkpoint_step"], config["method"]) == ("pathbench", 60, "kl")
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: pathbench\n")
     assert "## Generation protocol" in card and "`kl-flow`" in card and '"t_max": 0.3' in card
@@ -51,6 +48,15 @@ def test_export_round_trip_samples_identically(run_dir, tmp_path, capsys):
     assert (exported.meta["method_options"], exported.step) == (run.meta["method_options"], run.step)
     assert sample_ids(exported, seed=7) == sample_ids(run, seed=7)
     assert sample_ids(exported, seed=7) != sample_ids(exported, seed=8)
+    # every command reads an export as it reads the run
+    for folder in (run_dir, out):
+        assert main(["sample", "--ckpt", str(folder), "--n", "2", "--nfe", "2", "--seed", "3",
+                     "--out", str(tmp_path / f"{folder.name}.jsonl")]) == 0
+    ids = [[json.loads(line)["ids"] for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+           for name in (run_dir.name, out.name)]
+    assert ids[0] == ids[1]
+    assert main(["export", "--ckpt", str(out), "--out", str(tmp_path / "again")]) == 2
+    assert "is already an export" in capsys.readouterr().err
 
 
 def test_export_refuses_to_overwrite_unless_forced(run_dir, tmp_path, capsys):
