@@ -1,13 +1,21 @@
-"""pathbench checkpoints as an lm-evaluation-harness model, so lm-eval's generative tasks run
-on every method.
+"""pathbench runs as an lm-evaluation-harness model (``--model pathbench``), so lm-eval's
+generative tasks run on every method.
 
-``generate_until``: the prompt is given (clamped), ``max_gen_toks`` free positions follow
-(capped by the run's sequence length; an over-long prompt keeps its last tokens, as lm-eval's
-HF model does), the method fills them, and the text is cut at the first ``until`` string.
+How lm-eval finds it: pyproject.toml declares the entry point ``lm_eval.models: pathbench =
+tasks.lmeval:PathbenchLM``, which lm-eval releases with plugin discovery (upstream #4013, after
+0.4.13) resolve lazily, so ``lm_eval run --model pathbench`` works unchanged there. lm-eval
+0.4.13 scans no entry points: ``pathbench lm-eval ...`` is lm-eval's own CLI with this module
+imported first (every lm-eval flag, its results_*.json / samples_*.jsonl layout).
+
+``generate_until``: each request's ``max_gen_toks`` free positions follow its prompt. They are
+capped only by the run's sequence length (at most seq_len - 1 after a prompt); a prompt that
+does not fit before them keeps its last tokens, as lm-eval's HF model does (it left-truncates
+the context to max_length - max_gen_toks), and a warning says how many prompts were cut.
+The text is cut at the first ``until`` string. Every request is sampled on its own with a
+generator seeded from ``seed`` and the request's content (plus its repeat number), so an
+answer never depends on lm-eval's batch size, request order or ``--limit``.
 Log-likelihood requests need an exact likelihood, which flow and diffusion samplers do not
 give: they fail with a message saying so.
-
-    lm_eval.simple_evaluate(model="pathbench", model_args="ckpt=runs/kl,nfe=64", tasks=[...])
 
 Sampler keys not given (``top_k``, ``final``, ``final_at``) come from the run's generation
 protocol, or from ``protocol=plain|kl-flow``; ``top_k=none`` asks for the full vocabulary.
@@ -15,54 +23,119 @@ protocol, or from ``protocol=plain|kl-flow``; ``top_k=none`` asks for the full v
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import inspect
+import json
+import logging
+from collections import Counter
 from pathlib import Path
 
+import lm_eval.models  # noqa: F401  (lm-eval's own backends: its get_model fills only an empty registry)
+import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
+from tqdm import tqdm
 
+from harness.core.devices import resolve_device
 from harness.core.errors import ConfigError
 from harness.engine.generate import generate
+from harness.engine.plugins import load_all
 from harness.engine.protocol import sampling_setup
 from harness.engine.run import load_run
+
+log = logging.getLogger("pathbench.lmeval")
+
+DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF model default, for a request that names none
+
+
+def request_seed(seed: int, args: tuple, repeat: int) -> int:
+    """A seed from the base seed, the request's arguments (context, generation kwargs) and its
+    repeat number: the same request gets the same answer in any batch or order, and lm-eval's
+    ``repeats`` copies of it get distinct draws. 40 bits: generate() scales a seed by ~2^20
+    into a generator seed, which must stay below 2^63."""
+    text = json.dumps([seed, list(args), repeat], sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:5], "big")
+
+
+def pick_device(name: str | None) -> str:
+    """lm-eval passes ``--device cuda:0`` unless told otherwise: on a machine without CUDA that
+    falls back to cpu with a warning instead of failing; None means what exists."""
+    if name is not None and str(name).startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device %s asked for but no CUDA device is available: using cpu", name)
+        return "cpu"
+    return resolve_device(None if name is None else str(name))
 
 
 @register_model("pathbench")
 class PathbenchLM(LM):
-    def __init__(self, ckpt: str, sampler: str | None = None, nfe: int = 64, t_star: float = 0.28,
-                 top_k: int | str | None = None, temperature: float = 1.0, max_gen_toks: int = 32,
-                 batch_size: int = 16, seed: int = 0, device: str = "cpu", protocol: str | None = None,
-                 final: str | None = None, final_at: str | None = None, **unused) -> None:
+    def __init__(self, ckpt: str | None = None, pretrained: str | None = None, sampler: str | None = None,
+                 nfe: int = 64, t_star: float = 0.28, top_k: int | str | None = None, top_p: float | None = None,
+                 temperature: float = 1.0, grid: str | None = None, protocol: str | None = None,
+                 final: str | None = None, final_at: str | None = None,
+                 max_gen_toks: int = DEFAULT_MAX_GEN_TOKS, seed: int = 0, device: str | None = None,
+                 batch_size: int | str | None = None, max_batch_size: int | None = None,
+                 trust_remote_code: bool | None = None, **unknown) -> None:
+        # batch_size / max_batch_size / trust_remote_code: lm-eval always passes the first two
+        # (and the third with --trust_remote_code); answers do not depend on them (see above)
         super().__init__()
-        method, self.model, self.tok, self.meta, _, _ = load_run(Path(ckpt), device)
-        explicit = {"name": sampler, "nfe": int(nfe), "t_star": float(t_star), "temperature": float(temperature)}
+        if unknown:
+            raise ConfigError(f"unknown pathbench model arg(s) {', '.join(sorted(unknown))}; "
+                              f"valid: {', '.join(model_args())}")
+        # pretrained: lm-eval's usual name for the model's location; it also names the folder
+        # under --output_path that lm-eval writes the results into
+        if ckpt is not None and pretrained is not None and str(ckpt) != str(pretrained):
+            raise ConfigError(f"model args ckpt={ckpt} and pretrained={pretrained} name different runs; give one")
+        ckpt = ckpt if ckpt is not None else pretrained
+        if ckpt is None:
+            raise ConfigError("pathbench model args need ckpt=<run folder> (or pretrained=<run folder>)")
+        load_all()  # the built-in paths, baselines and tasks, and entry-point plugins
+        self._device = pick_device(device)
+        method, self.model, self.tok, self.meta, _, _ = load_run(Path(str(ckpt)), self._device)
+        explicit = {"name": sampler, "nfe": int(nfe), "t_star": float(t_star), "temperature": float(temperature),
+                    "top_p": None if top_p is None else float(top_p), "grid": grid}
         if top_k is not None:  # not given: the protocol's; "none": the full vocabulary
             explicit["top_k"] = None if str(top_k).lower() in ("none", "all") else int(top_k)
         explicit.update({k: v for k, v in (("final", final), ("final_at", final_at)) if v is not None})
         self.method, self.sampler, self.protocol = sampling_setup(method, self.meta, protocol, explicit)
-        self.seq_len = self.meta["data"]["seq_len"]
-        self.max_gen_toks, self.batch_size, self.seed = int(max_gen_toks), int(batch_size), int(seed)
+        self.seq_len = int(self.meta["data"]["seq_len"])
+        self.default_max_gen_toks, self.seed = int(max_gen_toks), int(seed)
 
-    def _request(self, prompt: str, max_new: int) -> list[str | int]:
-        new = max(1, min(max_new, self.max_gen_toks, self.seq_len - 1))
-        ids = self.tok.encode(prompt)[-(self.seq_len - new):]  # keep the end of a long prompt
-        return [self.tok.decode(ids), new] if ids else [new]
+    def fit(self, prompt: str, max_gen_toks: int) -> tuple[list[str | int], bool, bool]:
+        """The request's parts ``[prompt, n]`` (``[n]`` for an empty prompt) with n =
+        max_gen_toks capped by the sequence length; and whether n was capped and the prompt cut."""
+        ids = self.tok.encode(prompt)
+        new = max(1, min(max_gen_toks, self.seq_len - (1 if ids else 0)))
+        kept = ids[len(ids) - (self.seq_len - new):] if len(ids) > self.seq_len - new else ids
+        parts: list[str | int] = [self.tok.decode(kept), new] if kept else [new]
+        return parts, new < max_gen_toks, len(kept) < len(ids)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        parts, stops = [], []
-        for request in requests:
+        repeats: Counter = Counter()
+        answers, capped, cut = [], 0, 0
+        for request in tqdm(requests, desc="pathbench generate_until", disable=disable_tqdm):
             prompt, kwargs = request.args
             until = kwargs.get("until") or []
-            stops.append([until] if isinstance(until, str) else list(until))
-            parts.append(self._request(prompt, int(kwargs.get("max_gen_toks", self.max_gen_toks))))
-        if self.method.requires_prefix and any(isinstance(p[0], int) for p in parts):
-            raise ConfigError("the autoregressive baseline cannot answer an empty prompt")
-        texts = generate(self.method, self.model, self.tok, parts, self.sampler, seq_len=self.seq_len,
-                         batch_size=self.batch_size, seed=self.seed)
-        answers = []
-        for (text,), until in zip((t[0] for t in texts), stops):
+            until = [until] if isinstance(until, str) else list(until)
+            parts, was_capped, was_cut = self.fit(prompt, int(kwargs.get("max_gen_toks", self.default_max_gen_toks)))
+            capped, cut = capped + was_capped, cut + was_cut
+            if self.method.requires_prefix and isinstance(parts[0], int):
+                raise ConfigError("the autoregressive baseline cannot answer an empty prompt")
+            key = json.dumps(list(request.args), sort_keys=True, default=str)
+            seed = request_seed(self.seed, request.args, repeats[key])
+            repeats[key] += 1
+            # one request per call: a batch shares one generator, so batching would tie answers to it
+            text = generate(self.method, self.model, self.tok, [parts], self.sampler, seq_len=self.seq_len,
+                            batch_size=1, seed=seed)[0][0][0]
             for stop in until:
                 text = text.split(stop)[0] if stop else text
             answers.append(text)
+        if capped:
+            log.warning("%d of %d requests asked for more new tokens than seq_len %d allows after a prompt: "
+                        "generated %d at most", capped, len(requests), self.seq_len, self.seq_len - 1)
+        if cut:
+            log.warning("%d of %d prompts did not fit in seq_len %d before their max_gen_toks: kept their "
+                        "last tokens (as lm-eval's HF model does)", cut, len(requests), self.seq_len)
         return answers
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
@@ -71,3 +144,14 @@ class PathbenchLM(LM):
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         return self.loglikelihood(requests)
+
+    def get_model_info(self) -> dict:
+        """What lm-eval records in its results' ``config``: the run and how it was sampled."""
+        return {"pathbench_method": self.meta["method"], "pathbench_sampler": dataclasses.asdict(self.sampler),
+                "pathbench_generation_protocol": self.protocol, "pathbench_seq_len": self.seq_len}
+
+
+def model_args() -> list[str]:
+    """The model args PathbenchLM takes (``--model_args key=value,...``)."""
+    return [name for name, p in inspect.signature(PathbenchLM.__init__).parameters.items()
+            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]

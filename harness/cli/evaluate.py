@@ -1,12 +1,12 @@
-"""``pathbench score``, ``eval`` and ``lm-eval``: scoring sample files, evaluating a run on a
-registered task, and lm-evaluation-harness generative tasks on a run."""
+"""``pathbench score`` and ``eval``: scoring sample files and evaluating a run on a registered
+task (lm-evaluation-harness tasks: :mod:`harness.cli.lmeval`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from harness.cli.args import comma_list, draw_flags, explicit_sampler, print_scores, sampler_flags
+from harness.cli.args import draw_flags, explicit_sampler, print_scores, sampler_flags
 from harness.core.devices import resolve_device
 from harness.core.errors import ConfigError
 
@@ -41,16 +41,6 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     ev.add_argument("options", nargs="*", metavar="KEY=VALUE", help="task options, e.g. scorer=smollm2")
     ev.set_defaults(func=cmd_eval)
 
-    le = sub.add_parser("lm-eval", parents=[common],
-                        help="run lm-evaluation-harness generative tasks on a run (generate_until)")
-    le.add_argument("--ckpt", type=Path, required=True)
-    le.add_argument("--tasks", type=comma_list, required=True)
-    le.add_argument("--include-path", type=Path, default=None, help="folder of local task YAML files")
-    le.add_argument("--model-args", default="", help="e.g. nfe=64,sampler=hybrid,max_gen_toks=32")
-    le.add_argument("--limit", type=int, default=None)
-    le.add_argument("--out", type=Path, required=True, help="JSON results file")
-    le.set_defaults(func=cmd_lm_eval)
-
 
 def cmd_score(args: argparse.Namespace) -> None:
     from tasks.unconditional import score_file
@@ -84,24 +74,3 @@ def cmd_eval(args: argparse.Namespace) -> None:
         for key, value in result["metrics"].items():
             print(f"  {key:<24} {value:.4f}" if isinstance(value, float) else f"  {key:<24} {value}")
     print(f"wrote {args.out / 'metrics.json'}")
-
-
-def cmd_lm_eval(args: argparse.Namespace) -> None:
-    import json
-
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
-    import tasks.lmeval  # noqa: F401  (registers the "pathbench" lm-eval model)
-    from harness.core.io import atomic_write_text
-
-    model_args = ",".join(a for a in (f"ckpt={args.ckpt}", args.model_args) if a)
-    manager = TaskManager(include_path=str(args.include_path) if args.include_path else None)
-    unknown = [t for t in args.tasks if t not in manager.all_tasks]
-    if unknown:
-        raise ConfigError(f"unknown lm-eval task '{unknown[0]}'; add its YAML folder with --include-path")
-    result = lm_eval.simple_evaluate(model="pathbench", model_args=model_args, tasks=args.tasks,
-                                     task_manager=manager, limit=args.limit)
-    atomic_write_text(args.out, json.dumps(result["results"], indent=2, default=float) + "\n")
-    for name, metrics in result["results"].items():
-        print(name, {k: v for k, v in metrics.items() if not k.endswith("stderr") and k != "alias"})

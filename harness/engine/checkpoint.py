@@ -8,6 +8,10 @@ Layout of a run folder::
 
 A checkpoint folder is written completely before the pointer moves to it, so the pointer
 always names a whole checkpoint; older folders are pruned only after the pointer moved.
+
+A Hub export (``pathbench export``, :mod:`harness.engine.hub`) is a second layout of the same
+run: ``config.json`` (meta.json plus ``model_type: pathbench`` and the checkpoint step) and
+``model.safetensors`` at the top; :func:`read_export` reads it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from harness.core.io import atomic_open, atomic_write_json
 
 POINTER = "checkpoint.json"
 META = "meta.json"
+EXPORT_CONFIG = "config.json"
+EXPORT_WEIGHTS = "model.safetensors"
+EXPORT_FORMAT = 1  # bumped when the export layout changes, so an older reader refuses it clearly
+EXPORT_KEYS = ("model_type", "pathbench_export_format", "checkpoint_step")  # config.json = these + meta
 
 
 @dataclass
@@ -72,14 +80,7 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module, *, with_state: bool =
     if found is None:
         raise ConfigError(f"no checkpoint in {run_dir} (expected {run_dir / POINTER}); train first")
     step, folder = found
-    weights = folder / "model.safetensors"
-    try:
-        missing, unexpected = load_model(model, str(weights), strict=False)
-    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        raise ConfigError(f"checkpoint {weights} is corrupt or truncated: {err}") from err
-    if missing or unexpected:
-        raise ConfigError(f"checkpoint {weights} does not fit the model: missing {sorted(missing)[:3]}, "
-                          f"unexpected {sorted(unexpected)[:3]}")
+    load_weights(model, folder / "model.safetensors")
     state: dict[str, Any] = {}
     if with_state:
         try:
@@ -87,6 +88,17 @@ def load_checkpoint(run_dir: Path, model: torch.nn.Module, *, with_state: bool =
         except Exception as err:  # noqa: BLE001 - pickle/zip errors have many types
             raise ConfigError(f"checkpoint {folder / 'state.pt'} is corrupt or truncated: {err}") from err
     return Checkpoint(step, folder, state)
+
+
+def load_weights(model: torch.nn.Module, weights: Path) -> None:
+    """Load a safetensors file into ``model``; a truncated, corrupt or ill-fitting file is one clear error."""
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise ConfigError(f"checkpoint {weights} is corrupt or truncated: {err}") from err
+    if missing or unexpected:
+        raise ConfigError(f"checkpoint {weights} does not fit the model: missing {sorted(missing)[:3]}, "
+                          f"unexpected {sorted(unexpected)[:3]}")
 
 
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
@@ -101,3 +113,26 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except ValueError as err:
         raise ConfigError(f"{path} is corrupt: {err}") from err
+
+
+def is_export(folder: Path) -> bool:
+    """Whether ``folder`` is a pathbench Hub export rather than a run folder."""
+    return not (Path(folder) / META).exists() and (Path(folder) / EXPORT_CONFIG).is_file()
+
+
+def read_export(folder: Path) -> tuple[dict[str, Any], int]:
+    """(meta, checkpoint step) of the export in ``folder``; anything else is one clear error."""
+    path = Path(folder) / EXPORT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{folder} is not a pathbench export (no {EXPORT_CONFIG})")
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"{path} is corrupt: {err}") from err
+    if not isinstance(config, dict) or config.get("model_type") != "pathbench":
+        kind = config.get("model_type") if isinstance(config, dict) else None
+        raise ConfigError(f"{folder} holds a '{kind}' model, not a pathbench export")
+    if config.get("pathbench_export_format") != EXPORT_FORMAT:
+        raise ConfigError(f"{folder} is export format {config.get('pathbench_export_format')}; this "
+                          f"pathbench reads format {EXPORT_FORMAT}")
+    return {k: v for k, v in config.items() if k not in EXPORT_KEYS}, int(config["checkpoint_step"])

@@ -12,6 +12,7 @@ import json
 import logging
 import platform
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -29,7 +30,16 @@ from harness.core.rng import check_seeding, row_generators, row_seed
 from harness.data.corpus import BatchLoader, check_data_spec, prepare_data
 from harness.data.tokenizer import load_tokenizer
 from harness.engine.calibration import read_calibration
-from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, read_meta, write_meta
+from harness.engine.checkpoint import (
+    EXPORT_WEIGHTS,
+    is_export,
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    read_export,
+    read_meta,
+    write_meta,
+)
 from harness.engine.contract import check_sample
 from harness.engine.memory import fit_batch, memory_budget
 from harness.engine.methods import Method
@@ -137,23 +147,40 @@ class LoadedRun(NamedTuple):
 
 def load_run(ckpt: Path, device: str = "cpu", method_name: str | None = None) -> LoadedRun:
     """The run in folder ``ckpt`` (method, model, tokenizer, meta, step, folder), with its
-    consistency checked and the plugin modules it recorded loaded."""
-    meta = read_meta(ckpt)
-    load_plugins(meta.get("plugins", ()), needed_by=f"run {ckpt}")
+    consistency checked and the plugin modules it recorded loaded. ``ckpt`` may also be a Hub
+    export of a run (``pathbench export``): every command reads one as it reads the run."""
+    if is_export(ckpt):
+        meta, step = read_export(ckpt)
+
+        def load(model: torch.nn.Module) -> int:
+            load_weights(model, ckpt / EXPORT_WEIGHTS)
+            return step
+
+        return assemble_run(meta, ckpt, load, device, method_name)
+    return assemble_run(read_meta(ckpt), ckpt, lambda model: load_checkpoint(ckpt, model, with_state=False).step,
+                        device, method_name)
+
+
+def assemble_run(meta: dict, folder: Path, load: Callable[[torch.nn.Module], int], device: str = "cpu",
+                 method_name: str | None = None) -> LoadedRun:
+    """A run from its ``meta`` and a folder holding its tokenizer (``meta["tokenizer"]``) and
+    calibration; ``load`` puts the weights into the model and returns their step. A run folder
+    (:func:`load_run`) and a Hub export (:mod:`harness.engine.hub`) differ only in ``load``."""
+    load_plugins(meta.get("plugins", ()), needed_by=f"run {folder}")
     if method_name is not None and BASELINES.canonical(method_name) != meta["method"]:
-        raise ConfigError(f"checkpoint {ckpt} was trained with method '{meta['method']}', "
+        raise ConfigError(f"checkpoint {folder} was trained with method '{meta['method']}', "
                           f"not '{method_name}'")
     method: Method = BASELINES.build(meta["method"], **meta["method_options"])
-    method.calibration = read_calibration(ckpt)
+    method.calibration = read_calibration(folder)
     model_cfg = ModelConfig(**meta["model"])
-    tokenizer = load_tokenizer(ckpt / meta["tokenizer"])
+    tokenizer = load_tokenizer(folder / meta["tokenizer"])
     if tokenizer.vocab_size + method.extra_tokens != model_cfg.vocab_size:
         extra = f" + {method.extra_tokens} extra" if method.extra_tokens else ""
         raise ConfigError(f"vocabulary mismatch: the checkpoint's model has {model_cfg.vocab_size} "
                           f"tokens, its tokenizer {tokenizer.vocab_size}{extra}")
     model = Transformer(model_cfg)
-    step = load_checkpoint(ckpt, model, with_state=False).step
-    return LoadedRun(method, model.to(device).eval(), tokenizer, meta, step, ckpt)
+    step = load(model)
+    return LoadedRun(method, model.to(device).eval(), tokenizer, meta, step, folder)
 
 
 def require_complete(run: LoadedRun, role: str) -> LoadedRun:

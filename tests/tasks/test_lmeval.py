@@ -1,25 +1,51 @@
-"""lm-evaluation-harness runs a local generative task on a pathbench checkpoint, offline."""
+"""lm-evaluation-harness runs a local generative task on a pathbench checkpoint, offline: through
+lm-eval's own CLI (a fresh interpreter resolving the declared entry point, and ``pathbench
+lm-eval``), with answers that depend only on the request and the seed."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from harness.cli import main
+from harness.core.errors import ConfigError
 from harness.engine.generate import generate
-from harness.engine.protocol import sampling_setup
-from harness.engine.run import load_run
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "lm_eval"
+ROOT = Path(__file__).parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "lm_eval"
+TASK = "pathbench_echo_headlines"
+PROMPTS = [json.loads(line)["prompt"] for line in (FIXTURES / "headlines.jsonl").read_text().splitlines()]
+
+# What an lm-eval with entry-point discovery (upstream #4013) does before its CLI runs:
+# register each `lm_eval.models` entry point as a lazy placeholder. lm-eval 0.4.13 scans none,
+# so the test does it, from pyproject.toml's declaration, then runs lm-eval's own CLI main.
+DISCOVER_THEN_CLI = """
+import sys
+from lm_eval.api.registry import model_registry
+from lm_eval.__main__ import cli_evaluate
+import lm_eval.models
+for name, target in (e.split("=", 1) for e in sys.argv[1].split(";")):
+    model_registry.register(name, target=target)
+sys.argv = ["lm-eval", *sys.argv[2:]]
+cli_evaluate()
+"""
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_cache, bbc_small):
-    out = tmp_path_factory.mktemp("lm-eval") / "kl"
-    assert main(["train", "--method", "kl", "--steps", "2", "--out", str(out), f"data.cache_dir={data_cache}",
-                 "data.vocab_size=512", "data.seq_len=32", "batch_size=8", "progress=false"]) == 0
-    return out
+def run_dir(kl_run):
+    return kl_run  # the session's trained kl run (conftest); nothing here writes into it
+
+
+@pytest.fixture(scope="module")
+def lm(run_dir):
+    from tasks.lmeval import PathbenchLM
+
+    return PathbenchLM(ckpt=str(run_dir), nfe=3)
 
 
 @pytest.fixture
@@ -30,43 +56,124 @@ def task_dir(tmp_path):
     return tmp_path
 
 
-def test_lm_eval_generate_until_matches_pathbench_generation(run_dir, task_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
-    import tasks.lmeval  # noqa: F401
-
-    result = lm_eval.simple_evaluate(model="pathbench", model_args=f"ckpt={run_dir},nfe=3",
-                                     tasks=["pathbench_echo_headlines"], log_samples=True,
-                                     task_manager=TaskManager(include_path=str(task_dir)))
-    metrics = result["results"]["pathbench_echo_headlines"]
-    assert metrics["sample_len"] == 5 and 0.0 <= metrics["exact_match,strip"] <= 1.0
-    samples = sorted(result["samples"]["pathbench_echo_headlines"], key=lambda s: s["doc_id"])
-    # the same requests through pathbench's own generator give the same answers
-    method, model, tok, meta, _, _ = load_run(run_dir)
-    # the run's protocol (kl-flow) fills the keys lm-eval did not give, as for `pathbench sample`
-    method, sampler, record = sampling_setup(method, meta, None, {"name": "basic", "nfe": 3})
-    assert record["name"] == "kl-flow" and (sampler.top_k, sampler.final_at) == (1, "t_max")
-    prompts = [json.loads(line)["prompt"] for line in (task_dir / "headlines.jsonl").read_text().splitlines()]
-    direct = generate(method, model, tok, [[p, 6] for p in prompts], sampler, seq_len=32)
-    for sample, mine in zip(samples, direct):
-        assert sample["resps"][0][0] == mine[0][0].split("\n")[0]
+def check_layout(out: Path, n_samples: int) -> dict:
+    """lm-eval's usual output: <out>/<model>/results_<time>.json and samples_<task>_<time>.jsonl."""
+    [results_file] = out.glob("*/results_*.json")
+    results = json.loads(results_file.read_text())
+    assert {"results", "configs", "versions", "n-samples", "config"} <= results.keys()
+    assert results["n-samples"][TASK]["effective"] == n_samples
+    assert results["config"]["model"] == "pathbench"
+    [samples_file] = results_file.parent.glob(f"samples_{TASK}_*.jsonl")
+    assert len(samples_file.read_text().splitlines()) == n_samples
+    return results
 
 
-def test_lm_eval_command(run_dir, task_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    out = tmp_path / "r.json"
-    assert main(["lm-eval", "--ckpt", str(run_dir), "--tasks", "pathbench_echo_headlines", "--include-path",
-                 str(task_dir), "--model-args", "nfe=2", "--out", str(out)]) == 0
-    assert "pathbench_echo_headlines" in json.loads(out.read_text())
-    rc = main(["lm-eval", "--ckpt", str(run_dir), "--tasks", "no_such_task", "--out", str(out)])
-    assert rc == 2 and "unknown lm-eval task 'no_such_task'" in capsys.readouterr().err
+def test_standard_lm_eval_cli_resolves_the_entry_point(run_dir, task_dir, tmp_path):
+    # the [project.entry-points."lm_eval.models"] table (tomllib is Python >= 3.11 only)
+    table = (ROOT / "pyproject.toml").read_text().split('[project.entry-points."lm_eval.models"]\n', 1)[1]
+    lines = [line for line in table.split("\n[", 1)[0].splitlines() if "=" in line and not line.startswith("#")]
+    declared = dict(line.replace('"', "").replace(" ", "").split("=", 1) for line in lines)
+    assert declared == {"pathbench": "tasks.lmeval:PathbenchLM"}
+    entry_points = ";".join(f"{name}={target}" for name, target in declared.items())
+    out = tmp_path / "out"
+    # nothing of pathbench is imported before lm-eval resolves the model: the adapter loads the
+    # components itself; lm-eval's default --device cuda:0 falls back to cpu without CUDA
+    proc = subprocess.run(
+        [sys.executable, "-c", DISCOVER_THEN_CLI, entry_points, "run", "--model", "pathbench",
+         "--model_args", f"pretrained={run_dir},nfe=2", "--tasks", TASK, "--include_path", str(task_dir),
+         "--limit", "3", "--output_path", str(out), "--log_samples"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+             "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no CUDA device is available: using cpu" in proc.stderr
+    results = check_layout(out, 3)
+    assert results["config"]["pathbench_method"] == "kl"
+    assert results["config"]["pathbench_generation_protocol"]["name"] == "kl-flow"
 
 
-def test_loglikelihood_requests_fail_clearly(run_dir):
-    from harness.core.errors import ConfigError
+def test_pathbench_lm_eval_passes_lm_eval_flags_through(run_dir, task_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["lm-eval", "--ckpt", str(run_dir), "--tasks", TASK, "--include_path", str(task_dir),
+                 "--model_args", "nfe=2", "--device", "cpu", "--limit", "4", "--output_path", str(out),
+                 "--log_samples"]) == 0
+    results = check_layout(out, 4)
+    assert results["config"]["model_args"] == {"pretrained": str(run_dir), "nfe": 2}
+    # the output folder is named after the run, as lm-eval names it after `pretrained`
+    assert next(out.glob("*/results_*.json")).parent.name == str(run_dir).replace("/", "__")
+    # lm-eval's own argument checks (lm_eval.config) are bad input: one line, exit 2
+    assert main(["lm-eval", "--ckpt", str(run_dir), "--tasks", TASK, "--log_samples"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == ("pathbench lm-eval: error: lm-eval: Specify "
+                                                                "--output_path if providing --log_samples or "
+                                                                "--predict_only")
+
+
+def test_lm_eval_argv():
+    from harness.cli.lmeval import lm_eval_argv
+
+    assert lm_eval_argv(Path("r"), ["--tasks", "t"]) == ["run", "--model", "pathbench", "--model_args",
+                                                         "pretrained=r", "--tasks", "t"]
+    assert lm_eval_argv(None, ["ls", "tasks"]) == ["ls", "tasks"]
+    with pytest.raises(ConfigError, match="--model hf"):
+        lm_eval_argv(Path("r"), ["--model", "hf"])
+
+
+def test_unknown_model_args_are_an_error_listing_the_valid_ones(run_dir):
     from tasks.lmeval import PathbenchLM
 
+    with pytest.raises(ConfigError, match=r"unknown pathbench model arg\(s\) nfee, samplr; valid: ckpt, pretrained, "
+                                          r"sampler, nfe,"):
+        PathbenchLM(ckpt=str(run_dir), nfee=3, samplr="hybrid")
+    with pytest.raises(ConfigError, match="need ckpt="):
+        PathbenchLM()
+
+
+def test_max_gen_toks_comes_from_the_request(lm):
+    prompt = " ".join(["the"] * 40)
+    n_prompt = len(lm.tok.encode(prompt))
+    assert lm.seq_len == 32 and n_prompt > 32
+    assert lm.fit("Dollar gains on", 20) == (["Dollar gains on", 20], False, False)
+    parts, capped, cut = lm.fit(prompt, 10)  # kept: the prompt's last 22 tokens, as lm-eval's HF model does
+    assert (len(lm.tok.encode(parts[0])), parts[1], capped, cut) == (22, 10, False, True)
+    parts, capped, cut = lm.fit("Dollar gains on", 64)  # capped by the sequence length only
+    assert (len(lm.tok.encode(parts[0])), parts[1], capped, cut) == (1, 31, True, True)
+    assert lm.fit("", 64) == ([32], True, False)
+
+
+def request(prompt: str, max_gen_toks: int = 6) -> SimpleNamespace:
+    return SimpleNamespace(args=(prompt, {"until": ["\n"], "max_gen_toks": max_gen_toks}))
+
+
+def test_answers_do_not_depend_on_batch_or_order(lm):
+    from tasks.lmeval import request_seed
+
+    requests = [request(p) for p in PROMPTS[:3]]
+    together = lm.generate_until(requests)
+    alone = [lm.generate_until([r])[0] for r in reversed(requests)][::-1]
+    assert together == alone
+    # each is pathbench's own generation with the request's seed
+    for r, answer in zip(requests, together):
+        [[[text]]] = generate(lm.method, lm.model, lm.tok, [[r.args[0], 6]], lm.sampler, seq_len=32,
+                              seed=request_seed(0, r.args, 0))
+        assert answer == text.split("\n")[0]
+    # a repeated request (lm-eval's `repeats`) draws again; the base seed changes every answer's seed
+    args = requests[0].args
+    seeds = {request_seed(0, args, 0), request_seed(0, args, 1), request_seed(1, args, 0)}
+    assert len(seeds) == 3 and max(seeds) < 2 ** 40
+
+
+def test_device_falls_back_to_cpu_without_cuda(monkeypatch, caplog):
+    import torch
+
+    from tasks.lmeval import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("cuda:0") == "cpu" and "no CUDA device is available" in caplog.text
+    assert pick_device(None) == "cpu" and pick_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        pick_device("tpu")
+
+
+def test_loglikelihood_requests_fail_clearly(lm):
     with pytest.raises(ConfigError, match="generate_until"):
-        PathbenchLM(ckpt=str(run_dir)).loglikelihood([])
+        lm.loglikelihood([])

@@ -1,0 +1,26 @@
+"""``pathbench export``: a run folder as a Hugging Face Hub model folder (:mod:`harness.engine.hub`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# Command bodies import their work when called: it imports torch, which --help should not wait for.
+
+
+def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    ex = sub.add_parser("export", parents=[common],
+                        help="write a run as a Hub model folder (safetensors, config.json, tokenizer, model card)")
+    ex.add_argument("--ckpt", type=Path, required=True, help="run folder (its latest checkpoint is exported)")
+    ex.add_argument("--out", type=Path, required=True, help="the model folder to write (e.g. to upload to the Hub)")
+    ex.add_argument("--metrics", type=Path, action="append", default=[], metavar="METRICS_JSON",
+                    help="a `pathbench eval` metrics.json whose results go into the model card (repeatable)")
+    ex.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    ex.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from harness.engine.hub import export_run
+
+    done = export_run(args.ckpt, args.out, eval_metrics=args.metrics, force=args.force)
+    print(f"exported {args.ckpt} (step {done.step}) to {done.folder}: {', '.join(done.files)}")
