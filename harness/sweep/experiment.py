@@ -56,6 +56,8 @@ EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
 SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes", "array_parallelism",
               "account", "qos", "mem_gb"}
 EXECUTORS = ("local", "slurm", "debug")
+#: train options that watch a run without changing it: left out of a unit's id
+OBSERVERS = ("logger",)
 
 
 def stable_id(config: dict) -> str:
@@ -78,10 +80,12 @@ class TrainUnit:
         return asdict(self)
 
     def identity(self) -> dict:
-        """What is trained: where the data cache lives and the record do not change it."""
+        """What is trained: where the data cache lives, the record and the live-curve logger
+        (it only observes: harness.engine.loggers) do not change it."""
         config = self.config()
         del config["protocol"]
         config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+        config["train"] = {k: v for k, v in config["train"].items() if k not in OBSERVERS}
         return config
 
     @property
