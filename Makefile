@@ -2,12 +2,34 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install main protocols full few-step oracle oracle-protocols test
+.PHONY: install main protocols full few-step oracle oracle-protocols test lock
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/install.sh
+# scripts/install.sh installs the versions pinned in requirements.lock (torch aside; see `lock`)
+$(VENV)/.installed: pyproject.toml requirements.lock scripts/install.sh
 	scripts/install.sh $(VENV)
 	touch $@
+
+# Upgrade the pinned environment (README "Two commands"). requirements.lock pins every package
+# that pathbench[dev,eval,logging] installs except torch, which scripts/install.sh pins on a
+# CPU-only machine (torch==2.13.0) and leaves to pip with a GPU (a CUDA build). `make lock`
+# installs a fresh venv unpinned (LOCK= : pip takes the newest versions pyproject.toml allows),
+# then uv writes that venv's versions of the dependency closure; LOCK_FROM=VENV writes an
+# existing venv's versions instead (how the committed lock was made). Review the diff, run
+# `make test` (it reinstalls from the new lock), commit.
+LOCK_FROM ?=
+LOCK_VENV = $(or $(LOCK_FROM),.cache/lock-venv)
+LOCK_TOOLS := .cache/lock-tools
+lock:
+	[ -x $(LOCK_TOOLS)/bin/uv ] || { python3 -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q uv; }
+	[ -n "$(LOCK_FROM)" ] || { rm -rf $(LOCK_VENV) && LOCK= scripts/install.sh $(LOCK_VENV); }
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable > $(LOCK_TOOLS)/installed.txt
+	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --extra dev --extra eval --extra logging --quiet \
+		--constraint $(LOCK_TOOLS)/installed.txt --no-emit-package torch --python $(LOCK_VENV)/bin/python \
+		$(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) --annotation-style line \
+		--custom-compile-command "make lock" -o requirements.lock
+	# every pin comes via that constraint file: keep the packages that require it
+	sed -i -E 's/ -c [^ ,]*installed\.txt,?//; s/,$$//' requirements.lock
 
 # The main job on the embedded default: the KL-flow paper's Figure 2 diagnostic, then its three
 # comparisons sized for a 2-core CPU (under 10 minutes in all; README "Two commands"): the geodesic

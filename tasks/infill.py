@@ -85,8 +85,9 @@ class InfillTask(ExampleTask):
                  skip_long: bool = False, isolation: str = "auto") -> None:
         if not 0 < mask_fraction <= 1:
             raise ConfigError(f"mask_fraction = {mask_fraction} must be in (0, 1]")
-        if not ks or any(int(k) < 1 for k in ks):
-            raise ConfigError(f"ks = {list(ks)} must be a non-empty list of integers >= 1")
+        if (not isinstance(ks, (list, tuple)) or not ks
+                or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks)):
+            raise ConfigError(f"ks = {ks!r} must be a non-empty list of integers >= 1, e.g. ks=[1,10]")
         if timeout_s <= 0 or memory_mb < 64:
             raise ConfigError(f"timeout_s = {timeout_s} must be > 0 and memory_mb = {memory_mb} >= 64")
         if isolation not in ISOLATIONS:

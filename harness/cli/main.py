@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
+    import harness.engine.loggers  # noqa: F401  (registers the live-curve loggers)
     import harness.engine.protocol  # noqa: F401  (registers the generation protocols; imports torch)
 
     for kind, registry in ALL.items():

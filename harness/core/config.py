@@ -2,7 +2,8 @@
 
 Overrides on the command line name a section and a key: ``train.lr=3e-4``,
 ``model.n_layer=2``, ``data.seq_len=64``, ``method.beta=0.05``; a bare ``lr=3e-4`` means the
-``train`` section. Values are parsed as int, float, bool, None or string; a dataclass field
+``train`` section. Values are parsed as int, float, bool, None, string, or a YAML flow list
+or mapping (``ks=[1,10]``); a dataclass field
 is converted to the type of its default, and an unknown key lists the valid ones.
 """
 
@@ -12,6 +13,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
+
+import yaml
 
 from harness.core.errors import ConfigError
 
@@ -63,7 +66,10 @@ def line_infill_option(cfg: DataConfig) -> tuple[float, float] | HeadlineGiven |
 
 
 def parse_value(text: str) -> Any:
-    """'3' -> 3, '1e-3' -> 0.001, 'true' -> True, 'none' -> None, anything else stays a str."""
+    """'3' -> 3, '1e-3' -> 0.001, 'true' -> True, 'none' -> None, '[1,10]' -> [1, 10] (a YAML
+    flow list or mapping, its items parsed the same way), anything else stays a str."""
+    if text.strip()[:1] in ("[", "{"):
+        return _parse_flow(text)
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -75,6 +81,22 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def _parse_flow(text: str) -> list | dict:
+    """A YAML flow collection; its string items go through :func:`parse_value`, so that
+    ``[1e-3]`` is a float as ``1e-3`` is (YAML 1.1 would keep it a string)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"value '{text}' is not a YAML list or mapping ({problem}); "
+                          "write e.g. [1,10] or {a: 1}") from err
+    if isinstance(value, list):
+        return [parse_value(v) if isinstance(v, str) else v for v in value]
+    if isinstance(value, dict):
+        return {k: parse_value(v) if isinstance(v, str) else v for k, v in value.items()}
+    raise ConfigError(f"value '{text}' is not a YAML list or mapping; write e.g. [1,10] or {{a: 1}}")
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -94,6 +116,8 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _convert(value: Any, default: Any, name: str) -> Any:
+    if isinstance(value, (list, dict)) and default is not None and not isinstance(default, (list, tuple, dict)):
+        raise ConfigError(f"{name} = {value!r} must be a single value, not a {type(value).__name__}")
     if default is None or value is None or isinstance(default, str):
         return value if not isinstance(default, str) else str(value)
     if isinstance(default, bool):

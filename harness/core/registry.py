@@ -123,6 +123,8 @@ METRICS: Registry = Registry("metric")
 SCORERS: Registry = Registry("scorer")
 #: named generation protocols (harness.engine.protocol registers kl-flow and plain)
 PROTOCOLS: Registry = Registry("protocol")
+#: live-curve sinks beside metrics.jsonl, ``train.logger=<name>`` (harness.engine.loggers)
+LOGGERS: Registry = Registry("logger")
 
 ALL: dict[str, Registry] = {
     "paths": PATHS,
@@ -131,6 +133,7 @@ ALL: dict[str, Registry] = {
     "metrics": METRICS,
     "scorers": SCORERS,
     "protocols": PROTOCOLS,
+    "loggers": LOGGERS,
 }
 
 

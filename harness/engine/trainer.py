@@ -2,7 +2,8 @@
 
 AdamW (or Muon for the hidden matrices, AdamW for the rest), linear warm-up then cosine decay,
 gradient clipping, bf16 autocast and optional torch.compile on CUDA, DDP under torchrun, a
-held-out loss, JSONL metrics, a progress bar, and a guard that stops on a non-finite loss
+held-out loss, JSONL metrics (and optionally TensorBoard, W&B or MLflow curves of the same
+records: :mod:`harness.engine.loggers`), a progress bar, and a guard that stops on a non-finite loss
 with the step number. Checkpoints hold weights, optimizer, every RNG and the data position,
 so ``resume=True`` continues exactly where the run stopped (bit-identical losses on CPU).
 """
@@ -27,6 +28,7 @@ from harness.core.devices import bf16_peak_flops
 from harness.core.errors import ConfigError
 from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from harness.engine.contract import check_loss
+from harness.engine.loggers import check_logger, open_sinks
 from harness.engine.methods import Method
 
 log = logging.getLogger("pathbench.train")
@@ -59,6 +61,9 @@ class TrainConfig:
     #: micro-batches per optimizer step (each of ``batch_size``): the step's batch is
     #: grad_accum × batch_size per rank, its loss their mean
     grad_accum: int = 1
+    #: a live-curve logger beside metrics.jsonl (tensorboard, wandb, mlflow; harness.engine.loggers)
+    #: fed the same records; it only observes, so a sweep leaves it out of a unit's id
+    logger: str | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -68,6 +73,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} = {getattr(self, name)} must be >= 1")
+        if self.logger is not None:
+            check_logger(str(self.logger))
 
 
 @dataclass
@@ -204,78 +211,80 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
     step_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if cfg.compile:  # after DDP, so that compiled graphs break at its buckets (DDPOptimizer)
         step_model = torch.compile(step_model)
-    metrics_path = run_dir / "metrics.jsonl"
     if rank == 0:
-        _truncate_metrics(metrics_path, start)
         (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-
-    loss_value, val_loss, seen_tokens, t0 = float("nan"), None, 0, time.perf_counter()
-    peak = bf16_peak_flops(device) if bf16 else None  # MFU only against a known bf16 peak
-    flops_per_token = getattr(model, "flops_per_token", None)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
-               disable=not cfg.progress or rank != 0)
-    for step in bar:
-        factor = lr_factor(step, cfg)
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * factor
-        loss = torch.zeros((), device=device)
-        for micro in range(cfg.grad_accum):
-            batch = next(train_batches)
-            ids, given = batch.ids.to(device), batch.given.to(device)
-            # DDP all-reduces gradients only on the last micro-batch of the step
-            sync = world == 1 or micro == cfg.grad_accum - 1
-            with contextlib.nullcontext() if sync else step_model.no_sync():
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-                    part = check_loss(type(method).__name__, method.loss(step_model, ids, given, generator))
-                if not torch.isfinite(part):
-                    found = latest_checkpoint(run_dir)
-                    raise TrainingDiverged(f"loss became {part.item()} at step {step + 1}; last checkpoint: "
-                                           f"{'step ' + str(found[0]) if found else 'none'}")
-                (part / cfg.grad_accum).backward()
-            loss = loss + part.detach() / cfg.grad_accum
-            seen_tokens += ids.numel() * world
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        for opt in optimizers:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        if world > 1:  # log the mean over ranks, not rank 0's share
-            reduced = loss.detach().clone()
-            dist.all_reduce(reduced)
-            loss_value = reduced.item() / world
-        else:
-            loss_value = loss.item()
-        done = step + 1
-        record = {"step": done, "loss": loss_value, "lr": cfg.lr * factor}
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            val_loss = evaluate(method, model, _take(val_batches(), cfg.eval_batches), device)
-            record["val_loss"] = val_loss
-        if rank == 0 and (done % cfg.log_every == 0 or "val_loss" in record):
-            record["tokens_per_s"] = seen_tokens / (time.perf_counter() - t0)
-            if flops_per_token is not None:  # model FLOP/s per device (the PaLM estimate), and MFU
-                achieved = record["tokens_per_s"] / world * flops_per_token(ids.shape[1])
-                record["model_tflops"] = achieved / 1e12
-                if peak:
-                    record["mfu"] = achieved / peak
-            with metrics_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            bar.set_postfix(loss=f"{loss_value:.3f}", **({"val": f"{val_loss:.3f}"} if val_loss else {}))
-            log.info("step %d loss %.4f%s", done, loss_value,
-                     f" val {val_loss:.4f}" if "val_loss" in record else "")
-        if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            rng = _rng_state(generator)
-            ranks = [rng]
-            if world > 1:  # every rank's generator, so that a resumed rank draws its own t and noise
-                ranks = [None] * world
-                dist.all_gather_object(ranks, rng)
-            if rank == 0:
-                save_checkpoint(run_dir, done, model, {
-                    "optimizers": [opt.state_dict() for opt in optimizers],
-                    "rng": rng, "rng_ranks": ranks,
-                    "data": train_batches.state_dict(),
-                })
-    elapsed = time.perf_counter() - t0
-    return TrainResult(cfg.steps, loss_value, val_loss, seen_tokens / max(elapsed, 1e-9))
+    # metrics.jsonl and the optional logger: one record stream, written by rank 0
+    sinks = open_sinks(cfg.logger, run_dir, start) if rank == 0 else None
+    try:
+        loss_value, val_loss, seen_tokens, t0 = float("nan"), None, 0, time.perf_counter()
+        peak = bf16_peak_flops(device) if bf16 else None  # MFU only against a known bf16 peak
+        flops_per_token = getattr(model, "flops_per_token", None)
+        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+                   disable=not cfg.progress or rank != 0)
+        for step in bar:
+            factor = lr_factor(step, cfg)
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = group["base_lr"] * factor
+            loss = torch.zeros((), device=device)
+            for micro in range(cfg.grad_accum):
+                batch = next(train_batches)
+                ids, given = batch.ids.to(device), batch.given.to(device)
+                # DDP all-reduces gradients only on the last micro-batch of the step
+                sync = world == 1 or micro == cfg.grad_accum - 1
+                with contextlib.nullcontext() if sync else step_model.no_sync():
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                        part = check_loss(type(method).__name__, method.loss(step_model, ids, given, generator))
+                    if not torch.isfinite(part):
+                        found = latest_checkpoint(run_dir)
+                        raise TrainingDiverged(f"loss became {part.item()} at step {step + 1}; last checkpoint: "
+                                               f"{'step ' + str(found[0]) if found else 'none'}")
+                    (part / cfg.grad_accum).backward()
+                loss = loss + part.detach() / cfg.grad_accum
+                seen_tokens += ids.numel() * world
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            for opt in optimizers:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            if world > 1:  # log the mean over ranks, not rank 0's share
+                reduced = loss.detach().clone()
+                dist.all_reduce(reduced)
+                loss_value = reduced.item() / world
+            else:
+                loss_value = loss.item()
+            done = step + 1
+            record = {"step": done, "loss": loss_value, "lr": cfg.lr * factor}
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                val_loss = evaluate(method, model, _take(val_batches(), cfg.eval_batches), device)
+                record["val_loss"] = val_loss
+            if rank == 0 and (done % cfg.log_every == 0 or "val_loss" in record):
+                record["tokens_per_s"] = seen_tokens / (time.perf_counter() - t0)
+                if flops_per_token is not None:  # model FLOP/s per device (the PaLM estimate), and MFU
+                    achieved = record["tokens_per_s"] / world * flops_per_token(ids.shape[1])
+                    record["model_tflops"] = achieved / 1e12
+                    if peak:
+                        record["mfu"] = achieved / peak
+                sinks.log(record)
+                bar.set_postfix(loss=f"{loss_value:.3f}", **({"val": f"{val_loss:.3f}"} if val_loss else {}))
+                log.info("step %d loss %.4f%s", done, loss_value,
+                         f" val {val_loss:.4f}" if "val_loss" in record else "")
+            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+                rng = _rng_state(generator)
+                ranks = [rng]
+                if world > 1:  # every rank's generator, so that a resumed rank draws its own t and noise
+                    ranks = [None] * world
+                    dist.all_gather_object(ranks, rng)
+                if rank == 0:
+                    save_checkpoint(run_dir, done, model, {
+                        "optimizers": [opt.state_dict() for opt in optimizers],
+                        "rng": rng, "rng_ranks": ranks,
+                        "data": train_batches.state_dict(),
+                    })
+        elapsed = time.perf_counter() - t0
+        return TrainResult(cfg.steps, loss_value, val_loss, seen_tokens / max(elapsed, 1e-9))
+    finally:
+        if sinks is not None:
+            sinks.close()
 
 
 def _take(batches: Iterable, n: int) -> list:
@@ -285,12 +294,3 @@ def _take(batches: Iterable, n: int) -> list:
             break
         out.append(batch)
     return out
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop records written after the checkpoint so no step appears twice."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))

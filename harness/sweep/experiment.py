@@ -58,6 +58,8 @@ EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
 SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes", "array_parallelism",
               "account", "qos", "mem_gb"}
 EXECUTORS = ("local", "slurm", "debug")
+#: train options that watch a run without changing it: left out of a unit's id
+OBSERVERS = ("logger",)
 
 
 def stable_id(config: dict) -> str:
@@ -80,10 +82,12 @@ class TrainUnit:
         return asdict(self)
 
     def identity(self) -> dict:
-        """What is trained: where the data cache lives and the record do not change it."""
+        """What is trained: where the data cache lives, the record and the live-curve logger
+        (it only observes: harness.engine.loggers) do not change it."""
         config = self.config()
         del config["protocol"]
         config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+        config["train"] = {k: v for k, v in config["train"].items() if k not in OBSERVERS}
         return config
 
     @property
@@ -153,6 +157,10 @@ def _sampler_grid(entry: dict) -> list[dict]:
     valid = set(SamplerConfig.__dataclass_fields__)
     _check_keys(f"sampler '{entry['name']}'", entry, valid)
     keys = sorted(entry)
+    for key in keys:
+        if entry[key] == []:
+            raise ConfigError(f"sampler '{entry['name']}' has an empty axis '{key}' (an empty axis expands to "
+                              "zero runs); give it at least one value")
     combos = [dict(zip(keys, values)) for values in itertools.product(*(_as_list(entry[k]) for k in keys))]
     for combo in combos:
         SamplerConfig(**combo)
