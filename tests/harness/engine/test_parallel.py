@@ -14,12 +14,13 @@ import torch.distributed.checkpoint as dcp
 import paths  # noqa: F401  (registers the paths)
 from harness.cli import main
 from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES
 from harness.data.corpus import BatchLoader
 from harness.engine.dist_checkpoint import resume_training_checkpoint
 from harness.engine.methods import register_path_methods
-from harness.engine.model import Transformer
+from harness.engine.model import Transformer, model_config
 from harness.engine.run import load_run
-from harness.engine.trainer import TrainConfig, build_optimizers, evaluate
+from harness.engine.trainer import TrainConfig, build_optimizers, evaluate, train
 
 register_path_methods()
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -95,3 +96,21 @@ def test_fsdp_refuses_muon_and_unknown_strategies(capsys):
     assert "optimizer 'muon' does not work with parallel 'fsdp'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown parallel 'zero3'; known: ddp, fsdp"):
         TrainConfig(parallel="zero3")
+
+
+def test_fsdp_on_one_process_keeps_its_checkpoint_format_and_resumes_exactly(bbc_small, tmp_path):
+    """parallel=fsdp without torchrun trains unsharded but writes (and resumes from) the
+    distributed checkpoint, so the format follows the option, not the number of ranks."""
+    def run(out, steps, resume=False):
+        torch.manual_seed(0)
+        model = Transformer(model_config("tiny", bbc_small.tokenizer.vocab_size, 32))
+        cfg = TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup=10, eval_every=50, ckpt_every=2, log_every=1,
+                          progress=False, parallel="fsdp")
+        train(BASELINES.build("kl"), model, BatchLoader(bbc_small.train, 8, seed=0),
+              lambda: BatchLoader(bbc_small.val, 8, shuffle=False).epoch(), cfg, out, resume=resume)
+
+    run(tmp_path / "straight", 4)
+    run(tmp_path / "split", 2)
+    run(tmp_path / "split", 4, resume=True)
+    assert [r["loss"] for r in records(tmp_path / "split")] == [r["loss"] for r in records(tmp_path / "straight")]
+    assert (tmp_path / "split" / "checkpoints" / "step-00000004" / "dcp" / ".metadata").exists()
