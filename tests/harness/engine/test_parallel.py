@@ -33,11 +33,18 @@ def records(run: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_cache, bbc_small):
     out = tmp_path_factory.mktemp("parallel")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(WORKER), str(out),
-           str(data_cache)]
     root = Path(__file__).parents[3]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)})
+
+    def launch(mode: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(WORKER), str(out),
+               str(data_cache), mode]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)})
+
+    killed = launch("kill")
+    assert killed.returncode != 0 and json.loads((out / "killed" / "checkpoint.json").read_text())["step"] == 2
+    assert len(records(out / "killed")) == 2  # it died inside step 3
+    done = launch("main")
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -52,11 +59,11 @@ def test_fsdp_follows_the_ddp_loss_trajectory(runs):
     assert fsdp[0]["loss"] != fsdp[-1]["loss"]  # it trained
 
 
-def test_fsdp_resume_from_the_distributed_checkpoint_is_exact(runs):
-    """Stopped at step 2 (with a torn save of step 4 left behind) and resumed: the same losses,
-    bit for bit, as the run that went straight to step 4 (warm-up keeps both schedules equal)."""
-    assert [r["loss"] for r in records(runs / "split")] == [r["loss"] for r in records(runs / "fsdp")]
-    checkpoints = runs / "split" / "checkpoints"
+def test_fsdp_resume_after_a_kill_is_exact(runs):
+    """Killed inside step 3 (and a torn save of step 4 left behind), resumed from the step-2
+    distributed checkpoint: the same losses, bit for bit, as the run that was never stopped."""
+    assert [r["loss"] for r in records(runs / "killed")] == [r["loss"] for r in records(runs / "fsdp")]
+    checkpoints = runs / "killed" / "checkpoints"
     assert [p.name for p in checkpoints.iterdir()] == ["step-00000004"]  # the torn save was removed
     assert (checkpoints / "step-00000004" / "dcp" / ".metadata").exists()
     state = torch.load(checkpoints / "step-00000004" / "state.pt", weights_only=False)
