@@ -116,7 +116,7 @@ def cmd_bench_gpu(args: argparse.Namespace) -> None:
     record = gpu_check(args.out, device=args.device or "cuda", tiny=args.tiny, budget_s=args.budget_s,
                        batch_size=args.batch_size, methods=args.method and args.method.split(","))
     failed = [f"{section}/{key}" for section in ("train", "sample") for key, row in record[section].items()
-              if row["status"] == "error"] + (["scorer"] if record["scorer"]["status"] == "error" else [])
+              if row["status"] == "error"] + [key for key in ("scorer", "memory_1p5b") if record[key]["status"] == "error"]
     print(f"bench gpu on {record['device']}: {record['elapsed_s']:.0f} s; "
           f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}; "
           f"wrote {args.out / 'gpu_check.json'} and gpu_check.md")

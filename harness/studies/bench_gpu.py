@@ -13,7 +13,9 @@ rest still run:
 * ``cuda_baselines``: whether dfm and sedd trained and sampled on the device (their generators
   once lived on the wrong device, which only a GPU shows);
 * ``scorer``: forward NLL throughput of a randomly initialised GPT-2-large-sized model
-  (36 layers, 1280 wide, 20 heads; no download) in bf16, the generative-perplexity scorer's cost.
+  (36 layers, 1280 wide, 20 heads; no download) in bf16, the generative-perplexity scorer's cost;
+* ``memory_1p5b``: the peak memory of one ``paper-1.5b`` kl step at 4 sequences, without and
+  with activation checkpointing (what the README's fsdp memory estimate should be checked by).
 
 ``--budget-s`` trims the timed steps so that the whole check ends in time (training may use
 what the sampler and scorer shares, 30 % and 10 %, leave; a method's timed steps are cut to
@@ -177,6 +179,32 @@ def sample_one(name: str, sampler: str, sizes: Sizes, device: str) -> dict:
             "peak_memory_bsv": bsv_units(memory.peak, sizes.batch_size, sizes.seq_len, sizes.vocab)}
 
 
+def memory_1p5b(sizes: Sizes, device: str, tiny: bool, batch_size: int = 4) -> dict:
+    """Peak memory of one kl training step of ``paper-1.5b`` on one device (unsharded: the
+    16·N bytes of weights, gradients and AdamW moments that fsdp divides by the ranks, plus
+    the activations it does not), without and with activation checkpointing — the figures the
+    README's per-GPU estimate is built from."""
+    method, _ = _method("kl")
+    row: dict[str, Any] = {"preset": "tiny" if tiny else "paper-1.5b", "batch_size": batch_size}
+    for checkpointing in (False, True):
+        cfg = model_config(row["preset"], sizes.vocab, sizes.seq_len, activation_checkpointing=checkpointing)
+        with torch.device(device):
+            model = Transformer(cfg)
+        optimizers = build_optimizers(model, TrainConfig())
+        batch = next(RandomBatches(batch_size, sizes.seq_len, sizes.vocab))
+        with PeakMemory(device) as memory:  # above the float32 weights already in memory
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=sizes.bf16):
+                loss = method.loss(model, batch.ids.to(device), batch.given.to(device), torch.Generator(device))
+            loss.backward()
+            for opt in optimizers:
+                opt.step()
+        row["params"] = model.num_params(non_embedding=False)
+        row["checkpointing" if checkpointing else "no_checkpointing"] = memory.peak / GB
+        del model, optimizers, loss
+    row["weights_gb"] = 4 * row["params"] / GB
+    return row
+
+
 def scorer_throughput(sizes: Sizes, device: str, seconds: float, tiny: bool) -> dict:
     """Forward NLL of random ids through a random GPT-2-large-sized model, tokens/s."""
     from transformers import GPT2Config, GPT2LMHeadModel  # deferred: heavy, this section only
@@ -226,7 +254,7 @@ def gpu_check(out: Path, device: str = "cuda", tiny: bool = False, budget_s: flo
         "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__, "cuda": torch.version.cuda, "tiny": tiny, "budget_s": budget_s,
         "bf16_peak_tflops": (bf16_peak_flops(device) or 0) / 1e12 or None, "sizes": asdict(sizes),
-        "train": {}, "sample": {}, "cuda_baselines": {}, "scorer": {},
+        "train": {}, "sample": {}, "cuda_baselines": {}, "scorer": {}, "memory_1p5b": {},
     }
     trainable = [n for n in names if _needs(n) is None]
     for name in names:
@@ -250,6 +278,7 @@ def gpu_check(out: Path, device: str = "cuda", tiny: bool = False, budget_s: flo
                                               "sample": "error" if "error" in samples else
                                               "ok" if samples == {"ok"} else "skipped"}
     record["scorer"] = _guarded(lambda: scorer_throughput(sizes, device, max(budget.left(), 1.0), tiny))
+    record["memory_1p5b"] = _guarded(lambda: memory_1p5b(sizes, device, tiny))
     record["elapsed_s"] = time.perf_counter() - budget.start
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "gpu_check.json", record)
@@ -298,4 +327,7 @@ def markdown(record: dict) -> str:
               for name, v in record["cuda_baselines"].items()]
     lines += ["", "## Scorer (random GPT-2-large-sized model)", ""]
     lines += _table({"scorer": record["scorer"]}, ["model", "dtype", "tokens_per_s", "peak_memory_gb"])
+    lines += ["", "## One paper-1.5b training step on one device (GB above its float32 weights)", ""]
+    lines += _table({"kl": record["memory_1p5b"]}, ["preset", "batch_size", "weights_gb", "no_checkpointing",
+                                                     "checkpointing"])
     return "\n".join(lines) + "\n"

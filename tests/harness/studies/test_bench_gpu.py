@@ -59,6 +59,8 @@ def test_tiny_cpu_run_has_every_method_and_sampler(tmp_path, capsys, one_thread)
     assert record["cuda_baselines"] == {"dfm": {"device": "cpu", "train": "ok", "sample": "ok"},
                                         "sedd": {"device": "cpu", "train": "ok", "sample": "ok"}}
     assert record["scorer"]["status"] == "ok" and record["scorer"]["tokens_per_s"] > 0
+    probe = record["memory_1p5b"]
+    assert probe["status"] == "ok" and probe["preset"] == "tiny" and probe["no_checkpointing"] > 0
     table = (out / "gpu_check.md").read_text()
     assert "| kl/hybrid | ok |" in table and "## Scorer" in table
     assert main(["bench", "gpu", "--device", "cpu", "--tiny", "--out", str(out)]) == 2  # never over a result
