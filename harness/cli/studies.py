@@ -39,7 +39,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample", "gpu"],
-                    help="gpu: the first-GPU check at the paper's sizes, JSON + markdown into --out")
+                    help="gpu: the first-GPU check at the paper's sizes (fixed: --preset, --vocab and "
+                         "--seq-len do not apply), JSON + markdown into --out")
     be.add_argument("--method", default=None,
                     help="a method or a comma-separated list (kl,linear,fisher_rao); default kl, gpu: every method")
     be.add_argument("--preset", default="tiny")
