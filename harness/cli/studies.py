@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.cli.args import comma_list, memory_gb, top_k
 from harness.core.devices import resolve_device
+from harness.core.errors import ConfigError
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
@@ -37,12 +38,15 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     dg.set_defaults(func=cmd_denoiser_gap)
 
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
-    be.add_argument("what", choices=["train", "sample"])
-    be.add_argument("--method", default="kl", help="a method or a comma-separated list (kl,linear,fisher_rao)")
+    be.add_argument("what", choices=["train", "sample", "gpu"],
+                    help="gpu: the first-GPU check at the paper's sizes (fixed: --preset, --vocab and "
+                         "--seq-len do not apply), JSON + markdown into --out")
+    be.add_argument("--method", default=None,
+                    help="a method or a comma-separated list (kl,linear,fisher_rao); default kl, gpu: every method")
     be.add_argument("--preset", default="tiny")
     be.add_argument("--vocab", type=int, default=8192)
     be.add_argument("--seq-len", type=int, default=128)
-    be.add_argument("--batch-size", type=int, default=16)
+    be.add_argument("--batch-size", type=int, default=None, help="default 16; gpu: 8 (4 with --tiny)")
     be.add_argument("--steps", type=int, default=20, help="timed training steps (bench train)")
     be.add_argument("--nfe", type=int, nargs="+", default=[16, 64], help="NFEs (bench sample)")
     be.add_argument("--protocol", default="kl-flow", help="generation protocol of the simplex paths (bench sample)")
@@ -54,6 +58,10 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
                     help="bench sample: the sampler's memory budget (GB or auto); the batch is cut to fit it "
                          "and each line gives the measured peak beside the estimate")
     be.add_argument("--device", default=None)
+    be.add_argument("--out", type=Path, default=None, help="output folder (bench gpu)")
+    be.add_argument("--budget-s", type=float, default=280.0, help="seconds the whole check may take (bench gpu)")
+    be.add_argument("--tiny", action="store_true",
+                    help="bench gpu at the tiny preset and V = 512 (the code path, e.g. on --device cpu)")
     be.set_defaults(func=cmd_bench)
 
 
@@ -92,11 +100,27 @@ def cmd_denoiser_gap(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from harness.studies import bench, bench_sample
 
-    common = dict(method_name=args.method, preset=args.preset, vocab=args.vocab,
-                  seq_len=args.seq_len, batch_size=args.batch_size, device=resolve_device(args.device))
+    if args.what == "gpu":
+        return cmd_bench_gpu(args)
+    common = dict(method_name=args.method or "kl", preset=args.preset, vocab=args.vocab,
+                  seq_len=args.seq_len, batch_size=args.batch_size or 16, device=resolve_device(args.device))
     if args.what == "train":
         bench.bench_train(steps=args.steps, **common)
     else:
         top_ks = tuple(None if k == "none" else k for k in args.top_k)
         bench_sample.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers),
                                   top_ks=top_ks, protocol=args.protocol, memory_gb=args.memory_gb, **common)
+
+
+def cmd_bench_gpu(args: argparse.Namespace) -> None:
+    from harness.studies.bench_gpu import gpu_check
+
+    if args.out is None:
+        raise ConfigError("pathbench bench gpu needs --out FOLDER (it writes gpu_check.json and gpu_check.md)")
+    record = gpu_check(args.out, device=args.device or "cuda", tiny=args.tiny, budget_s=args.budget_s,
+                       batch_size=args.batch_size, methods=args.method and args.method.split(","))
+    failed = [f"{section}/{key}" for section in ("train", "sample") for key, row in record[section].items()
+              if row["status"] == "error"] + [key for key in ("scorer", "memory_1p5b") if record[key]["status"] == "error"]
+    print(f"bench gpu on {record['device']}: {record['elapsed_s']:.0f} s; "
+          f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}; "
+          f"wrote {args.out / 'gpu_check.json'} and gpu_check.md")

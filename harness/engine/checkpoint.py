@@ -54,12 +54,17 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, state: dic
     tmp_model.replace(folder / "model.safetensors")
     with atomic_open(folder / "state.pt", "wb") as handle:
         torch.save({**state, "step": step}, handle)
+    publish(run_dir, step, folder, keep)
+    return folder
+
+
+def publish(run_dir: Path, step: int, folder: Path, keep: int = 1) -> None:
+    """Move the pointer to the complete checkpoint ``folder``, then prune all but ``keep``."""
     atomic_write_json(run_dir / POINTER, {"step": step, "folder": str(folder.relative_to(run_dir))})
     folders = sorted((run_dir / "checkpoints").glob("step-*"))
     for old in folders[: max(0, len(folders) - keep)]:
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:

@@ -1,16 +1,16 @@
 """The one trainer every method goes through.
 
 AdamW (or Muon for the hidden matrices, AdamW for the rest), linear warm-up then cosine decay,
-gradient clipping, bf16 autocast and optional torch.compile on CUDA, DDP under torchrun, a
-held-out loss, JSONL metrics (and optionally TensorBoard, W&B or MLflow curves of the same
-records: :mod:`harness.engine.loggers`), a progress bar, and a guard that stops on a non-finite loss
-with the step number. Checkpoints hold weights, optimizer, every RNG and the data position,
-so ``resume=True`` continues exactly where the run stopped (bit-identical losses on CPU).
+gradient clipping, bf16 autocast and optional torch.compile on CUDA, DDP or FSDP2 under
+torchrun (``parallel``, :mod:`harness.engine.parallel`), a held-out loss, JSONL metrics (and
+optionally TensorBoard, W&B or MLflow curves of the same records: :mod:`harness.engine.loggers`),
+a progress bar, and a guard that stops on a non-finite loss with the step number. Checkpoints
+hold weights, optimizer, every RNG and the data position, so ``resume=True`` continues exactly
+where the run stopped (bit-identical losses on CPU).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -26,10 +26,12 @@ from tqdm import tqdm
 
 from harness.core.devices import bf16_peak_flops
 from harness.core.errors import ConfigError
-from harness.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from harness.engine.checkpoint import latest_checkpoint
 from harness.engine.contract import check_loss
+from harness.engine.dist_checkpoint import resume_training_checkpoint, save_training_checkpoint
 from harness.engine.loggers import check_logger, open_sinks
 from harness.engine.methods import Method
+from harness.engine.parallel import check_parallel, parallelize
 
 log = logging.getLogger("pathbench.train")
 OPTIMIZERS = ("adamw", "muon")
@@ -64,6 +66,9 @@ class TrainConfig:
     #: a live-curve logger beside metrics.jsonl (tensorboard, wandb, mlflow; harness.engine.loggers)
     #: fed the same records; it only observes, so a sweep leaves it out of a unit's id
     logger: str | None = None
+    #: ddp: a full replica per rank; fsdp: weights, gradients and AdamW state sharded over the
+    #: ranks (FSDP2) with distributed checkpoints, for paper-1.5b (AdamW only)
+    parallel: str = "ddp"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -75,6 +80,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} = {getattr(self, name)} must be >= 1")
         if self.logger is not None:
             check_logger(str(self.logger))
+        check_parallel(self.parallel, self.optimizer)
 
 
 @dataclass
@@ -192,23 +198,22 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
     rank, world = distributed_context()
     run_dir.mkdir(parents=True, exist_ok=True)
     model.to(device).train()
+    bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
+    if cfg.precision == "bf16" and device.type != "cuda":
+        raise ConfigError("precision 'bf16' needs a CUDA device; use fp32 on the CPU")
+    parallel = parallelize(model, cfg.parallel, world, device, bf16)  # before the optimizers: fsdp shards in place
     optimizers = build_optimizers(model, cfg)
     generator = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + rank)
     start = 0
     if resume and latest_checkpoint(run_dir) is not None:
-        ckpt = load_checkpoint(run_dir, model)
-        for opt, opt_state in zip(optimizers, ckpt.state["optimizers"]):
-            opt.load_state_dict(opt_state)
+        ckpt = resume_training_checkpoint(run_dir, model, optimizers, sharded=parallel.sharded_checkpoints)
         start = ckpt.step
         _restore_rank_rng(generator, ckpt.state, rank, cfg.seed, start)
         train_batches.load_state_dict(ckpt.state["data"])
         log.info("resumed from %s at step %d", ckpt.folder, start)
     else:
         ensure_can_start(run_dir, resume)
-    bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
-    if cfg.precision == "bf16" and device.type != "cuda":
-        raise ConfigError("precision 'bf16' needs a CUDA device; use fp32 on the CPU")
-    step_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    step_model = parallel.step_model
     if cfg.compile:  # after DDP, so that compiled graphs break at its buckets (DDPOptimizer)
         step_model = torch.compile(step_model)
     if rank == 0:
@@ -230,9 +235,8 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
             for micro in range(cfg.grad_accum):
                 batch = next(train_batches)
                 ids, given = batch.ids.to(device), batch.given.to(device)
-                # DDP all-reduces gradients only on the last micro-batch of the step
-                sync = world == 1 or micro == cfg.grad_accum - 1
-                with contextlib.nullcontext() if sync else step_model.no_sync():
+                # DDP and FSDP reduce gradients only on the last micro-batch of the step
+                with parallel.gradient_sync(micro == cfg.grad_accum - 1):
                     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
                         part = check_loss(type(method).__name__, method.loss(step_model, ids, given, generator))
                     if not torch.isfinite(part):
@@ -274,12 +278,9 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
                 if world > 1:  # every rank's generator, so that a resumed rank draws its own t and noise
                     ranks = [None] * world
                     dist.all_gather_object(ranks, rng)
-                if rank == 0:
-                    save_checkpoint(run_dir, done, model, {
-                        "optimizers": [opt.state_dict() for opt in optimizers],
-                        "rng": rng, "rng_ranks": ranks,
-                        "data": train_batches.state_dict(),
-                    })
+                save_training_checkpoint(run_dir, done, model, optimizers,
+                                         {"rng": rng, "rng_ranks": ranks, "data": train_batches.state_dict()},
+                                         sharded=parallel.sharded_checkpoints, rank=rank)
         elapsed = time.perf_counter() - t0
         return TrainResult(cfg.steps, loss_value, val_loss, seen_tokens / max(elapsed, 1e-9))
     finally:

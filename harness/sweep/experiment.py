@@ -60,6 +60,9 @@ SLURM_KEYS = {"partition", "gpus_per_task", "cpus_per_task", "time_min", "nodes"
 EXECUTORS = ("local", "slurm", "debug")
 #: train options that watch a run without changing it: left out of a unit's id
 OBSERVERS = ("logger",)
+#: train options added after results were committed under their ids: at these defaults they are
+#: left out of a unit's id, so every earlier id (and its result folder, leaderboard row) stays
+LATER_DEFAULTS = {"grad_accum": 1, "parallel": "ddp"}
 
 
 def stable_id(config: dict) -> str:
@@ -83,11 +86,13 @@ class TrainUnit:
 
     def identity(self) -> dict:
         """What is trained: where the data cache lives, the record and the live-curve logger
-        (it only observes: harness.engine.loggers) do not change it."""
+        (it only observes: harness.engine.loggers) do not change it; options newer than the
+        committed results are in it only when they differ from their defaults."""
         config = self.config()
         del config["protocol"]
         config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
-        config["train"] = {k: v for k, v in config["train"].items() if k not in OBSERVERS}
+        config["train"] = {k: v for k, v in config["train"].items()
+                           if k not in OBSERVERS and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
         return config
 
     @property

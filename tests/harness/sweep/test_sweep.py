@@ -458,3 +458,19 @@ def test_a_units_runs_are_shared_over_its_ranks_and_score_as_on_one(tmp_path, da
             job()  # one process, trained already: evaluates all three
     for run_id, result in metrics(out).items():
         assert result["metrics"] == sharded[run_id]["metrics"] and result["reference"] == sharded[run_id]["reference"]
+
+
+@pytest.mark.parametrize("experiment,results", [
+    ("geodesic_ablation_cpu_quick", "geodesic_ablation_cpu"), ("geodesic_ablation_cpu", "geodesic_ablation_cpu/full"),
+    ("oracle_ablation_cpu_small_v", "oracle_ablation_cpu/v64"), ("oracle_ablation_cpu", "oracle_ablation_cpu/v8192")])
+def test_the_committed_results_carry_the_ids_their_experiment_files_expand_to(experiment, results):
+    """A new train option must not rename the committed runs: a fresh `make` would otherwise
+    retrain under new ids and rewrite every leaderboard row's run_id."""
+    import csv
+
+    load_all()
+    root = Path(__file__).resolve().parents[3]
+    expanded = {run.id for run in load_experiment(root / "experiments" / f"{experiment}.yaml").runs}
+    with open(root / "results" / results / "leaderboard.csv", newline="") as handle:
+        committed = {row["run_id"] for row in csv.DictReader(handle)}
+    assert committed and committed <= expanded
