@@ -11,9 +11,10 @@ imported first (every lm-eval flag, its results_*.json / samples_*.jsonl layout)
 capped only by the run's sequence length (at most seq_len - 1 after a prompt); a prompt that
 does not fit before them keeps its last tokens, as lm-eval's HF model does (it left-truncates
 the context to max_length - max_gen_toks), and a warning says how many prompts were cut.
-The text is cut at the first ``until`` string. Every request is sampled on its own with a
-generator seeded from ``seed`` and the request's content (plus its repeat number), so an
-answer never depends on lm-eval's batch size, request order or ``--limit``.
+The text is cut at the first ``until`` string. Requests are sampled ``batch_size`` at a time,
+each from its own random stream seeded from ``seed`` and the request's content (plus its
+repeat number; :class:`harness.core.rng.RowGenerators`), so an answer never depends on
+lm-eval's batch size, request order or ``--limit``.
 Log-likelihood requests need an exact likelihood, which flow and diffusion samplers do not
 give: they fail with a message saying so.
 
@@ -49,6 +50,20 @@ log = logging.getLogger("pathbench.lmeval")
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF model default, for a request that names none
 
 
+def _batch_size(value: int | str | None) -> int:
+    """lm-eval's ``--batch_size``: an integer, or ``auto``/``auto:N`` (16 requests at once; the
+    sampler's memory budget cuts the batch where it must)."""
+    if value is None or str(value).startswith("auto"):
+        return 16
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ConfigError(f"batch_size = {value!r} must be an integer >= 1 or 'auto'")
+    return size
+
+
 def request_seed(seed: int, args: tuple, repeat: int) -> int:
     """A seed from the base seed, the request's arguments (context, generation kwargs) and its
     repeat number: the same request gets the same answer in any batch or order, and lm-eval's
@@ -77,8 +92,10 @@ class PathbenchLM(LM):
                  batch_size: int | str | None = None, max_batch_size: int | None = None,
                  trust_remote_code: bool | None = None, **unknown) -> None:
         # batch_size / max_batch_size / trust_remote_code: lm-eval always passes the first two
-        # (and the third with --trust_remote_code); answers do not depend on them (see above)
+        # (and the third with --trust_remote_code); answers do not depend on them (see above):
+        # batch_size is how many requests are sampled at once ("auto": 16, cut to the memory budget)
         super().__init__()
+        self.batch_size = _batch_size(batch_size)
         if unknown:
             raise ConfigError(f"unknown pathbench model arg(s) {', '.join(sorted(unknown))}; "
                               f"valid: {', '.join(model_args())}")
@@ -112,24 +129,30 @@ class PathbenchLM(LM):
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         repeats: Counter = Counter()
-        answers, capped, cut = [], 0, 0
-        for request in tqdm(requests, desc="pathbench generate_until", disable=disable_tqdm):
+        layouts, seeds, stops, capped, cut = [], [], [], 0, 0
+        for request in requests:
             prompt, kwargs = request.args
             until = kwargs.get("until") or []
-            until = [until] if isinstance(until, str) else list(until)
+            stops.append([until] if isinstance(until, str) else list(until))
             parts, was_capped, was_cut = self.fit(prompt, int(kwargs.get("max_gen_toks", self.default_max_gen_toks)))
             capped, cut = capped + was_capped, cut + was_cut
             if self.method.requires_prefix and isinstance(parts[0], int):
                 raise ConfigError("the autoregressive baseline cannot answer an empty prompt")
             key = json.dumps(list(request.args), sort_keys=True, default=str)
-            seed = request_seed(self.seed, request.args, repeats[key])
+            seeds.append(request_seed(self.seed, request.args, repeats[key]))
             repeats[key] += 1
-            # one request per call: a batch shares one generator, so batching would tie answers to it
-            text = generate(self.method, self.model, self.tok, [parts], self.sampler, seq_len=self.seq_len,
-                            batch_size=1, seed=seed)[0][0][0]
-            for stop in until:
-                text = text.split(stop)[0] if stop else text
-            answers.append(text)
+            layouts.append(parts)
+        answers = []
+        for first in tqdm(range(0, len(layouts), self.batch_size), desc="pathbench generate_until",
+                          disable=disable_tqdm):
+            # each request draws from its own stream (its seed): batching changes no answer
+            block = slice(first, first + self.batch_size)
+            texts = generate(self.method, self.model, self.tok, layouts[block], self.sampler, seq_len=self.seq_len,
+                             batch_size=self.batch_size, request_seeds=seeds[block])
+            for [[text]], until in zip(texts, stops[block]):
+                for stop in until:
+                    text = text.split(stop)[0] if stop else text
+                answers.append(text)
         if capped:
             log.warning("%d of %d requests asked for more new tokens than seq_len %d allows after a prompt: "
                         "generated %d at most", capped, len(requests), self.seq_len, self.seq_len - 1)

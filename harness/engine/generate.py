@@ -17,7 +17,7 @@ from torch import Tensor
 
 from harness.core.devices import inference_autocast
 from harness.core.errors import ConfigError
-from harness.core.rng import check_seeding, row_generators
+from harness.core.rng import RowGenerators, check_seeding, row_generators, row_seed
 from harness.data.tokenizer import Tokenizer
 from harness.engine.contract import check_sample
 from harness.engine.memory import fit_batch, memory_budget
@@ -69,17 +69,22 @@ def decode_slot(tokenizer: Tokenizer, ids: list[int], stop_at_eos: bool = True) 
 @torch.no_grad()
 def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, requests: list[list[Part]],
              sampler: SamplerConfig, *, seq_len: int, candidates: int = 1, batch_size: int = 16,
-             seed: int = 0, seeding: str = "batch", memory_gb: float | str | None = None) -> list[list[list[str]]]:
+             seed: int = 0, seeding: str = "batch", memory_gb: float | str | None = None,
+             request_seeds: list[int] | None = None) -> list[list[list[str]]]:
     """Fill every request ``candidates`` times. Returns [request][candidate][slot] -> text.
 
     ``seeding="batch"``: candidate c of a batch uses the generator seeded with (seed, c, its
     first request), so adding requests never changes the candidates of earlier batches;
     ``"row"``: candidate c of request r has its own stream (seed, c, r), so nothing depends on
-    the batch. The batch is cut to fit ``memory_gb`` (:mod:`harness.engine.memory`).
+    the batch; ``request_seeds``: row streams seeded from each request's own seed (an lm-eval
+    request's, from its content) instead of its position. The batch is cut to fit ``memory_gb``
+    (:mod:`harness.engine.memory`).
     """
     if candidates < 1:
         raise ConfigError(f"candidates = {candidates} must be >= 1")
     check_seeding(seeding)
+    if request_seeds is not None and len(request_seeds) != len(requests):
+        raise ConfigError(f"{len(request_seeds)} request seeds for {len(requests)} requests")
     device = next(model.parameters()).device
     batch_size = fit_batch(method, model, seq_len, batch_size, memory_budget(memory_gb, device), seeding)
     layouts = [layout(tokenizer, parts, seq_len) for parts in requests]
@@ -88,8 +93,12 @@ def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, reque
         ids = torch.stack([layouts[i].ids for i in index]).to(device)
         given = torch.stack([layouts[i].given for i in index]).to(device)
         for c in range(candidates):
-            generator = row_generators(seed, index, stream=c, device=device) if seeding == "row" else \
-                torch.Generator(device).manual_seed(seed * 1_000_003 + c * 10_007 + index[0])
+            if request_seeds is not None:
+                generator = RowGenerators.seeded([row_seed(request_seeds[i], 0, c) for i in index], device)
+            elif seeding == "row":
+                generator = row_generators(seed, index, stream=c, device=device)
+            else:
+                generator = torch.Generator(device).manual_seed(seed * 1_000_003 + c * 10_007 + index[0])
             with inference_autocast(device):
                 sampled = method.sample(model, len(index), seq_len, sampler, given_ids=ids, given_mask=given,
                                         generator=generator)

@@ -154,7 +154,7 @@ def test_answers_do_not_depend_on_batch_or_order(lm):
     # each is pathbench's own generation with the request's seed
     for r, answer in zip(requests, together):
         [[[text]]] = generate(lm.method, lm.model, lm.tok, [[r.args[0], 6]], lm.sampler, seq_len=32,
-                              seed=request_seed(0, r.args, 0))
+                              request_seeds=[request_seed(0, r.args, 0)])
         assert answer == text.split("\n")[0]
     # a repeated request (lm-eval's `repeats`) draws again; the base seed changes every answer's seed
     args = requests[0].args
@@ -177,3 +177,12 @@ def test_device_falls_back_to_cpu_without_cuda(monkeypatch, caplog):
 def test_loglikelihood_requests_fail_clearly(lm):
     with pytest.raises(ConfigError, match="generate_until"):
         lm.loglikelihood([])
+
+
+def test_lm_evals_batch_size_sets_requests_at_once_and_a_bad_one_is_one_line(run_dir):
+    from tasks.lmeval import PathbenchLM
+
+    assert PathbenchLM(ckpt=str(run_dir), nfe=2, batch_size="4").batch_size == 4
+    assert PathbenchLM(ckpt=str(run_dir), nfe=2, batch_size="auto:8").batch_size == 16
+    with pytest.raises(ConfigError, match="batch_size = 'many' must be an integer >= 1 or 'auto'"):
+        PathbenchLM(ckpt=str(run_dir), nfe=2, batch_size="many")
