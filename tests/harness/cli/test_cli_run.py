@@ -199,7 +199,8 @@ def test_eval_rejects_a_bad_task_scorer_or_option_before_sampling(kl_run, tmp_pa
         "pathbench eval: error: unknown scorer 'gpt5'; known: smollm2, hf:<name or path>, self:<run folder>, "
         "oracle (an oracle: corpus's own HMM)")
     assert error_of([*base, "--task", "unconditional", "scorerr=smollm2"], capsys) == (
-        "pathbench eval: error: unknown option 'scorerr' for task 'unconditional'; valid: batch_size, device, scorer")
+        "pathbench eval: error: unknown option 'scorerr' for task 'unconditional'; valid: batch_size, device, scorer, "
+            "scorer_device_map, scorer_dtype")
     assert "unknown task 'translate'; known: headline_lead, humaneval_infill" in error_of(
         [*base, "--task", "translate"], capsys)
     assert not out.exists()  # nothing written

@@ -111,9 +111,9 @@ def test_given_positions_are_clamped_at_every_step(sampler):
 def test_categorical_draws_happen_in_float64(monkeypatch, top_k, draw):
     dtypes = []
     real = getattr(sampling, draw)
-    def spy(log_probs, generator=None):
+    def spy(log_probs, generator=None, *rest):
         dtypes.append(log_probs.dtype)
-        return real(log_probs, generator)
+        return real(log_probs, generator, *rest)
     monkeypatch.setattr(sampling, draw, spy)
     denoise = lambda x, t: input_dependent_denoiser()(x, t).float()  # a float32 model  # noqa: E731
     sample_path(PATHS.build("kl"), denoise, (2, 3, V), SamplerConfig("hybrid", nfe=6, final="sample", top_k=top_k),
