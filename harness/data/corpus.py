@@ -284,7 +284,8 @@ def _within_budget(shard: ShardTokens, room: int | None) -> int:
 def prepare_stored(data_cfg: dict) -> PackedData:
     """The data of a trained run, from the ``data`` section its meta.json stores."""
     return prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"], Path(data_cfg["cache_dir"]),
-                        vocab_size=data_cfg["vocab_size"], val_fraction=data_cfg["val_fraction"])
+                        vocab_size=data_cfg["vocab_size"], val_fraction=data_cfg["val_fraction"],
+                        max_tokens=data_cfg.get("max_tokens"))
 
 
 def held_out_batches(data_cfg: dict, batches: int, batch_size: int) -> list[Batch]:

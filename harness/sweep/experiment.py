@@ -81,7 +81,9 @@ class TrainUnit:
         """What is trained: where the data cache lives and the record do not change it."""
         config = self.config()
         del config["protocol"]
-        config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+        # nor does an unset token budget (units keep the ids they had before data.max_tokens existed)
+        config["data"] = {k: v for k, v in config["data"].items()
+                          if k != "cache_dir" and not (k == "max_tokens" and v is None)}
         return config
 
     @property
