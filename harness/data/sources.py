@@ -37,8 +37,9 @@ LOCAL_BUILDERS = ("json", "text", "csv", "parquet")
 READ_BATCH = 1000  # rows per read from a datasets source
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+def _read_text(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        data = f.read()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:  # one BBC article is Windows-1252 ('£' as 0xA3)
@@ -64,7 +65,8 @@ def iter_documents(spec: str) -> Iterator[str]:
     elif spec == "stdlib":
         raw = harvest_stdlib_functions(split="train")  # held-out files stay for evaluation
     elif spec.startswith("files:"):
-        raw = (_read_text(Path(p)) for p in sorted(glob.glob(spec[6:], recursive=True)) if Path(p).is_file())
+        # names stay str: a Path interns its parts, a cost per file that a large corpus would feel
+        raw = (_read_text(p) for p in sorted(glob.glob(spec[6:], recursive=True)) if os.path.isfile(p))
     elif is_oracle(spec):
         raise ConfigError(f"corpus '{spec}' is token ids, not documents: it is read through prepare_data")
     elif spec.partition(":")[0] in (*LOCAL_BUILDERS, "hf") and spec.partition(":")[2]:

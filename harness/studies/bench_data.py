@@ -41,8 +41,8 @@ def write_corpus(path: Path, size_bytes: int, seed: int = 0) -> int:
     written = documents = 0
     with open(path, "w", encoding="utf-8") as f:
         while written < size_bytes:
-            picks = rng.integers(0, len(paragraphs), size=(4096, 12))
-            counts = rng.integers(3, 13, size=4096)
+            picks = rng.integers(0, len(paragraphs), size=(256, 12))  # ≈ 0.8 MB per write
+            counts = rng.integers(3, 13, size=256)
             lines = "".join(json.dumps({"text": "\n\n".join(paragraphs[i] for i in row[:n])}) + "\n"
                             for row, n in zip(picks, counts))
             f.write(lines)
