@@ -69,6 +69,21 @@ def exclusive(lock_path: str | os.PathLike, *, remove: bool = False) -> Iterator
         handle.close()
 
 
+def is_locked(lock_path: str | os.PathLike) -> bool:
+    """Whether some process holds :func:`exclusive` on ``lock_path`` now (a missing file: no)."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if this call took it
+    return False
+
+
 def _names(path: Path, handle: IO) -> bool:
     """Whether ``path`` still names the open file ``handle`` (not deleted or replaced)."""
     try:

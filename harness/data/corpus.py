@@ -40,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from harness.core.errors import ConfigError
-from harness.core.io import exclusive
+from harness.core.io import exclusive, is_locked
 from harness.data.batches import Batch, BatchLoader, line_infill_given  # noqa: F401 (re-exported)
 from harness.data.oracle import is_oracle
 from harness.data.oracle_data import build_oracle, check_data_spec, oracle_spec  # noqa: F401
@@ -51,6 +51,7 @@ from harness.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, t
 CACHE_VERSION = 3  # 3: the bpe tokenizer is trained on at most BPE_TRAIN_CHARS; the budget in the key
 BPE_TRAIN_CHARS = 2**30  # a bounded sample: a tokenizer's statistics settle long before 1 G characters
 WAIT_POLL_S = 2.0
+WAIT_GRACE_S = 600.0  # for the builder to take the lock: the ranks of a job start together
 log = logging.getLogger("pathbench.data")
 
 
@@ -121,11 +122,12 @@ def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path
         key = json.dumps([CACHE_VERSION, corpus_identity(corpus), tokenizer_identity(tokenizer_spec, vocab_size),
                           seq_len, val_fraction, max_tokens])
     folder = Path(cache_dir) / f"data-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+    lock = folder.parent / f".{folder.name}.lock"
     if not (folder / "meta.json").is_file():
         if not builder:
-            _wait_for(folder)
+            _wait_for(folder, lock)
         else:
-            with exclusive(folder.parent / f".{folder.name}.lock", remove=True):
+            with exclusive(lock, remove=True):
                 if not (folder / "meta.json").is_file():  # not built while this process waited
                     if is_oracle(corpus):
                         build_oracle(folder, corpus, tokenizer_spec, seq_len, vocab_size, val_fraction, key)
@@ -138,10 +140,16 @@ def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path
                       _open(folder / "val.bin", info["dtype"], info["val"]["sequences"], seq_len), folder, info)
 
 
-def _wait_for(folder: Path) -> None:
-    """Until another process (the node's first DDP rank) has built ``folder``."""
-    waited = 0.0
+def _wait_for(folder: Path, lock: Path) -> None:
+    """Until another process (the node's first DDP rank) has built ``folder``; a one-line error
+    when none holds the build's lock any more (it died), or none took it within WAIT_GRACE_S."""
+    waited, seen = 0.0, False
     while not (folder / "meta.json").is_file():
+        held = is_locked(lock)
+        seen = seen or held
+        if not held and (seen or waited >= WAIT_GRACE_S) and not (folder / "meta.json").is_file():
+            raise ConfigError(f"no process is building the data cache {folder} (waited {waited:.0f} s): the "
+                              "node's first rank (LOCAL_RANK 0) builds it; see its log for why it stopped")
         if waited % 60 == 0:
             log.info("waiting for the process that builds %s", folder)
         time.sleep(WAIT_POLL_S)
@@ -160,7 +168,8 @@ def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_s
         if progress is None:
             shutil.rmtree(build, ignore_errors=True)
             build.mkdir(parents=True)
-            train_texts = (d for d in iter_documents(corpus) if not is_validation(d, val_fraction))
+            texts = iter_documents(corpus) if tokenizer_spec == "bpe" else iter(())  # only bpe reads it twice
+            train_texts = (d for d in texts if not is_validation(d, val_fraction))
             tokenizer = build_tokenizer(tokenizer_spec, _first_chars(train_texts, BPE_TRAIN_CHARS), vocab_size,
                                         save_dir=build / "tokenizer")
             progress = BuildProgress(key)

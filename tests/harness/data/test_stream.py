@@ -195,6 +195,14 @@ def test_one_process_builds_and_the_others_wait_for_it(corpus, one_worker, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == [one_worker.folder.name]  # the lock file is gone
 
 
+def test_a_rank_that_must_not_build_stops_when_no_process_builds(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "WAIT_POLL_S", 0.05)
+    monkeypatch.setattr(data, "WAIT_GRACE_S", 0.2)
+    with pytest.raises(ConfigError, match=r"no process is building the data cache .*LOCAL_RANK 0") as err:
+        build(corpus, tmp_path, builder=False)
+    assert "\n" not in str(err.value) and not list(tmp_path.iterdir())
+
+
 def test_bad_budget_and_worker_values_give_one_line(monkeypatch, tmp_path):
     assert apply_overrides(DataConfig(), {"max_tokens": 1.3e10}, "data").max_tokens == 13_000_000_000
     for bad in ("lots", 2.5, 0, True):
@@ -224,3 +232,13 @@ def test_pathbench_prepare_builds_the_cache_a_run_reads(corpus, one_worker, tmp_
                                builder=False)) == tokens(one_worker)  # built: nothing to wait for
     assert main(["prepare", "lr=3e-4", *options]) == 2
     assert "takes data.* options only, not train.lr" in capsys.readouterr().err
+
+
+def test_the_build_lock_is_seen_while_held_and_gone_after(tmp_path):
+    from harness.core.io import exclusive, is_locked
+
+    lock = tmp_path / ".data-x.lock"
+    assert not is_locked(lock)
+    with exclusive(lock, remove=True):
+        assert is_locked(lock) and lock.exists()
+    assert not is_locked(lock) and not lock.exists()
