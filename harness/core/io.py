@@ -72,7 +72,7 @@ def exclusive(lock_path: str | os.PathLike, *, remove: bool = False) -> Iterator
 def is_locked(lock_path: str | os.PathLike) -> bool:
     """Whether some process holds :func:`exclusive` on ``lock_path`` now (a missing file: no)."""
     try:
-        fd = os.open(lock_path, os.O_RDONLY)
+        fd = os.open(lock_path, os.O_RDWR)  # writable: NFS emulates flock with POSIX locks, which need it
     except FileNotFoundError:
         return False
     try:
