@@ -221,15 +221,15 @@ def test_bad_budget_and_worker_values_give_one_line(monkeypatch, tmp_path):
     assert data_workers() == len(os.sched_getaffinity(0))
 
 
-def test_pathbench_prepare_builds_the_cache_a_run_reads(corpus, one_worker, tmp_path, capsys):
+def test_pathbench_prepare_names_the_cache_a_run_reads(corpus, one_worker, capsys, monkeypatch):
     from harness.cli import main
 
+    monkeypatch.setattr(data, "_build", lambda *a: pytest.fail("rebuilt"))
     options = [f"data.corpus=json:{corpus}", "data.vocab_size=300", "data.seq_len=16", "data.val_fraction=0.1",
-               f"data.cache_dir={tmp_path}"]
-    assert main(["prepare", "--workers", "1", *options]) == 0
-    assert f"{tmp_path / one_worker.folder.name}: " in capsys.readouterr().out
-    assert tokens(prepare_data(f"json:{corpus}", "bpe", 16, tmp_path, vocab_size=300, val_fraction=0.1,
-                               builder=False)) == tokens(one_worker)  # built: nothing to wait for
+               f"data.cache_dir={one_worker.folder.parent}"]
+    assert main(["prepare", "--workers", "1", *options]) == 0  # the same key as the run's: found, not rebuilt
+    out = capsys.readouterr().out
+    assert out.startswith(f"{one_worker.folder}: {one_worker.info['train']['tokens']:,} train and ")
     assert main(["prepare", "lr=3e-4", *options]) == 2
     assert "takes data.* options only, not train.lr" in capsys.readouterr().err
 
