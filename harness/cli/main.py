@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli import evaluate, export, fewstep, lmeval, studies, sweep, train
+from harness.cli import data, evaluate, export, fewstep, lmeval, studies, sweep, train
 from harness.cli.args import Parser, common_options
 from harness.core.errors import ConfigError
 from harness.core.registry import ALL
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     common = common_options()
     sub.add_parser("list", parents=[common], help="list every registered component by kind").set_defaults(func=cmd_list)
-    for group in (studies, train, evaluate, lmeval, export, sweep, fewstep):
+    for group in (studies, train, evaluate, lmeval, export, sweep, fewstep, data):
         group.add_commands(sub, common)
     return parser
 

@@ -38,7 +38,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     dg.set_defaults(func=cmd_denoiser_gap)
 
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
-    be.add_argument("what", choices=["train", "sample", "gpu"],
+    be.add_argument("what", choices=["train", "sample", "gpu", "data"],
                     help="gpu: the first-GPU check at the paper's sizes (fixed: --preset, --vocab and "
                          "--seq-len do not apply), JSON + markdown into --out")
     be.add_argument("--method", default=None,
@@ -62,6 +62,13 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     be.add_argument("--budget-s", type=float, default=280.0, help="seconds the whole check may take (bench gpu)")
     be.add_argument("--tiny", action="store_true",
                     help="bench gpu at the tiny preset and V = 512 (the code path, e.g. on --device cpu)")
+    be.add_argument("--size-gb", type=float, default=2.0, help="generated corpus size (bench data)")
+    be.add_argument("--tokenizer", default="gpt2", help="data.tokenizer of the prepared corpus (bench data)")
+    be.add_argument("--workers", type=int, default=None,
+                    help="tokenising processes (bench data; default: $PATHBENCH_DATA_WORKERS or the CPU allocation)")
+    be.add_argument("--max-tokens", type=int, default=None, help="token budget (bench data; default: the whole corpus)")
+    be.add_argument("--keep", type=Path, default=None,
+                    help="write the corpus and cache under this folder and keep them (bench data; default: a temp dir)")
     be.set_defaults(func=cmd_bench)
 
 
@@ -98,7 +105,12 @@ def cmd_denoiser_gap(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from harness.studies import bench, bench_sample
+    from harness.studies import bench, bench_data, bench_sample
+
+    if args.what == "data":  # --vocab applies to a bpe tokenizer, --seq-len to the packing
+        bench_data.bench_data(size_gb=args.size_gb, tokenizer=args.tokenizer, vocab_size=args.vocab,
+                              seq_len=args.seq_len, workers=args.workers, max_tokens=args.max_tokens, keep=args.keep)
+        return
 
     if args.what == "gpu":
         return cmd_bench_gpu(args)

@@ -40,6 +40,22 @@ class DataConfig:
     line_mask_max: float = 0.9
     cache_dir: str = dataclasses.field(
         default_factory=lambda: os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+    #: the token budget: training tokens to prepare (the corpus is read only until the training
+    #: split holds them); None: the whole corpus. A run needs steps × batch_size × grad_accum ×
+    #: ranks × seq_len; more repeats no data, less repeats epochs (harness.data.corpus)
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is None:
+            return
+        try:
+            value = float(self.max_tokens)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if isinstance(self.max_tokens, bool) or not value.is_integer() or value < 1:
+            raise ConfigError(f"data.max_tokens = {self.max_tokens!r} must be a whole number of training tokens "
+                              "(or none: the whole corpus)")
+        self.max_tokens = int(value)
 
 
 GIVEN_POLICIES = ("none", "lines", "headline")

@@ -44,18 +44,53 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 @contextmanager
-def exclusive(lock_path: str | os.PathLike) -> Iterator[None]:
+def exclusive(lock_path: str | os.PathLike, *, remove: bool = False) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the block: parallel
     sweep units that need the same cache entry wait for the one that builds it, instead of all
-    building it at once on cores they share. Released when the block ends or the process dies."""
+    building it at once on cores they share. Released when the block ends or the process dies.
+
+    ``remove``: the holder deletes the lock file when its block ends, so that a finished build
+    leaves nothing behind; a waiter that then gets the lock of the deleted file sees that the
+    path no longer names it and locks the file at the path instead (one holder at a time)."""
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
+    while True:
+        handle = open(lock_path, "a")
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if not remove or _names(lock_path, handle):
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        if remove:
+            lock_path.unlink(missing_ok=True)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def is_locked(lock_path: str | os.PathLike) -> bool:
+    """Whether some process holds :func:`exclusive` on ``lock_path`` now (a missing file: no)."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR)  # writable: NFS emulates flock with POSIX locks, which need it
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if this call took it
+    return False
+
+
+def _names(path: Path, handle: IO) -> bool:
+    """Whether ``path`` still names the open file ``handle`` (not deleted or replaced)."""
+    try:
+        now, held = os.stat(path), os.fstat(handle.fileno())
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+    except FileNotFoundError:
+        return False
 
 
 def cached_json(path: str | os.PathLike, build: Callable[[], Any],

@@ -33,6 +33,7 @@ from types import SimpleNamespace
 
 from harness.core.errors import ConfigError
 from harness.core.io import cached_json
+from harness.data.stream import allocated_cpus
 
 HARVEST_VERSION = 1  # bump when the harvest rules change (invalidates the disk cache)
 
@@ -85,7 +86,7 @@ def _file_functions(path: Path) -> list[str]:
 
 
 def _workers() -> int:
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    return max(1, min(8, allocated_cpus()))
 
 
 def _harvest(root: Path, files: list[Path], val_percent: int) -> dict[str, list]:

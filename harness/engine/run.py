@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import platform
 import subprocess
 from collections.abc import Callable
@@ -97,8 +98,10 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     infill = line_infill_option(data_cfg)  # validated before any data is prepared
     check_data_spec(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len)
     out.mkdir(parents=True, exist_ok=True)
+    # one tokenising process per node: the other ranks wait for it and map its cache
     data = prepare_data(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len, Path(data_cfg.cache_dir),
-                        vocab_size=data_cfg.vocab_size, val_fraction=data_cfg.val_fraction)
+                        vocab_size=data_cfg.vocab_size, val_fraction=data_cfg.val_fraction,
+                        max_tokens=data_cfg.max_tokens, builder=int(os.environ.get("LOCAL_RANK", "0")) == 0)
     model_cfg = model_config(preset, data.tokenizer.vocab_size + method.extra_tokens, data_cfg.seq_len,
                              causal=method.causal, time_cond=method.time_cond,
                              **({"two_time": True} if method.two_time else {}), **overrides["model"])
@@ -113,6 +116,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
         old = read_meta(out)
         # a field added to ModelConfig since the run started takes its default, not a mismatch
         old = {**old, "model": asdict(ModelConfig(**old["model"]))} if "model" in old else old
+        old = {**old, "data": asdict(DataConfig(**old["data"]))} if "data" in old else old  # likewise
         for key in ("method", "method_options", "model", "data"):
             if old.get(key) != meta[key]:
                 raise ConfigError(f"cannot resume {out}: its {key} was {old.get(key)!r}, "

@@ -90,7 +90,9 @@ class TrainUnit:
         committed results are in it only when they differ from their defaults."""
         config = self.config()
         del config["protocol"]
-        config["data"] = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+        # nor does an unset token budget (units keep the ids they had before data.max_tokens existed)
+        config["data"] = {k: v for k, v in config["data"].items()
+                          if k != "cache_dir" and not (k == "max_tokens" and v is None)}
         config["train"] = {k: v for k, v in config["train"].items()
                            if k not in OBSERVERS and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
         return config
