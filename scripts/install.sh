@@ -37,4 +37,4 @@ fi
 # .cache/pathbench/scorers/: every later process (sweep units, tests) loads the float32 copy
 # in under a second, and parallel units never wait for one another to convert it.
 echo "preparing the default gen-PPL scorer (SmolLM2 de-quantised once into .cache/pathbench/scorers)"
-TQDM_DISABLE=1 "$venv/bin/python" -c "from tasks.scorers import smollm2_scorer; smollm2_scorer()"
+TQDM_DISABLE=1 "$venv/bin/python" -c "from tasks.smollm2 import smollm2_scorer; smollm2_scorer()"

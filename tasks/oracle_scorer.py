@@ -24,7 +24,7 @@ from harness.core.errors import ConfigError
 from harness.core.registry import SCORERS
 from harness.data.oracle import HMM, OracleSpec, is_oracle
 from harness.data.tokenizer import EOS, WordTokenizer
-from tasks.scorers import CausalScorer
+from tasks.causal_lm import CausalScorer
 
 #: Monte-Carlo sequences behind the reference row's entropies (standard error ≈ 0.3 % of them)
 TRUTH_SEQUENCES = 1024

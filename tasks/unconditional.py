@@ -32,8 +32,9 @@ from harness.core.registry import METRICS, TASKS
 from harness.engine.checkpoint import read_meta
 from harness.engine.run import LoadedRun, draw_samples, environment, write_samples
 from tasks.base import EvalSettings, Task
+from tasks.causal_lm import CausalScorer, check_placement
 from tasks.reference import reference_row
-from tasks.scorers import CausalScorer, check_placement, load_scorer, scorer_for_data
+from tasks.scorers import load_scorer, scorer_for_data
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
             "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "

@@ -9,7 +9,8 @@ import torch
 
 from harness.cli import main
 from harness.core.errors import ConfigError
-from tasks.scorers import EOS_MARKER, SelfScorer, load_scorer
+from tasks.causal_lm import EOS_MARKER, SelfScorer
+from tasks.scorers import load_scorer
 from tasks.unconditional import generative_perplexity, read_samples, score_texts, unigram_entropy
 
 TEXTS = [
@@ -100,7 +101,7 @@ def test_smollm2_prefers_fluent_text():
 
 def test_smollm2_from_its_cache_scores_exactly_like_the_gguf(tmp_path):
     """The de-quantised cache holds the same float32 tensors: the same tokens, the same NLLs."""
-    from tasks.scorers import SMOLLM2_GGUF, smollm2_cache_dir, smollm2_folder, smollm2_scorer
+    from tasks.smollm2 import SMOLLM2_GGUF, smollm2_cache_dir, smollm2_folder, smollm2_scorer
 
     fresh = smollm2_scorer(root=tmp_path)  # an empty cache: de-quantised from the GGUF file, then saved
     folder = smollm2_cache_dir(smollm2_folder() / SMOLLM2_GGUF, tmp_path)
