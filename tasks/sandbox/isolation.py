@@ -38,10 +38,20 @@ def clean_env(home: str) -> dict[str, str]:
             "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def hidden_interpreter_roots() -> list[str]:
+    """The interpreter's folders that the private ``/tmp`` would hide (a virtualenv under /tmp,
+    as a checkout there makes): bound read-only again on top of it, or the child has no python."""
+    roots = sorted({os.path.abspath(r) for r in (sys.prefix, sys.exec_prefix, sys.base_prefix,
+                                                 os.path.dirname(sys.executable))})
+    hidden = [r for r in roots if os.path.isdir(r) and (r + "/").startswith("/tmp/")]
+    return [r for r in hidden if not any(r.startswith(other + "/") for other in hidden)]  # outermost only
+
+
 def bwrap_command(work: str, env: dict[str, str]) -> list[str]:
     """The bubblewrap prefix for a child whose writable work directory is ``work``."""
+    again = [arg for root in hidden_interpreter_roots() for arg in ("--ro-bind", root, root)]
     command = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-               "--tmpfs", "/tmp", "--bind", work, work, "--chdir", work,
+               "--tmpfs", "/tmp", *again, "--bind", work, work, "--chdir", work,
                "--unshare-user", "--uid", UNPRIVILEGED, "--gid", UNPRIVILEGED, "--unshare-pid", "--unshare-net",
                "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox", "--die-with-parent", "--new-session",
                "--cap-drop", "ALL", "--clearenv"]

@@ -139,3 +139,25 @@ def test_the_worker_count_follows_the_cpus_this_job_may_use(monkeypatch):
     monkeypatch.setattr(runner, "allocated_cpus", lambda: 3)
     run_programs(["x = 1"] * 5, FAST)
     assert seen == [3]
+
+
+def test_where_bwrap_is_installed_it_works_wherever_the_interpreter_lives():
+    """A checkout under /tmp (as CI makes) puts the virtualenv under the sandbox's private /tmp:
+    its folders are bound again on top, so the kernel sandbox is not silently lost there."""
+    import shutil
+
+    if shutil.which("bwrap") is not None:
+        assert bwrap_problem() is None
+
+
+def test_interpreter_folders_under_tmp_are_bound_again_after_the_private_tmp(monkeypatch, tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    monkeypatch.setattr(isolation.sys, "prefix", str(venv))
+    monkeypatch.setattr(isolation.sys, "executable", str(venv / "bin" / "python"))
+    command = isolation.bwrap_command(str(tmp_path / "work"), {})
+    if str(tmp_path).startswith("/tmp/"):  # pytest's folders are there unless told otherwise
+        assert isolation.hidden_interpreter_roots() == [str(venv)]  # venv/bin is inside it
+        at = command.index("--tmpfs")
+        assert command[at:at + 5] == ["--tmpfs", "/tmp", "--ro-bind", str(venv), str(venv)]
+    assert not any(root.startswith("/usr") for root in isolation.hidden_interpreter_roots())
