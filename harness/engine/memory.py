@@ -31,9 +31,19 @@ log = logging.getLogger(__name__)
 FREE_FRACTION = 0.9
 
 
+def check_memory_gb(memory_gb: float | str | None) -> float | str | None:
+    """``memory_gb`` when it is a budget: a number of GB > 0, "auto", "none" or None (auto)."""
+    if memory_gb is None or memory_gb in ("auto", "none"):
+        return memory_gb
+    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not memory_gb > 0:
+        raise ConfigError(f"memory_gb = {memory_gb!r} must be a number of GB > 0, 'auto' or 'none'")
+    return memory_gb
+
+
 def memory_budget(memory_gb: float | str | None, device: torch.device | str) -> int | None:
     """Bytes a sampler may use: ``memory_gb`` GB, or None / "auto" = 90 % of the free memory of
     a CUDA device and no cap elsewhere; "none" = no cap."""
+    check_memory_gb(memory_gb)
     if memory_gb is None or memory_gb == "auto":
         device = torch.device(device)
         if device.type != "cuda":
@@ -42,8 +52,6 @@ def memory_budget(memory_gb: float | str | None, device: torch.device | str) -> 
         return int(FREE_FRACTION * free)
     if memory_gb == "none":
         return None
-    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not memory_gb > 0:
-        raise ConfigError(f"memory_gb = {memory_gb!r} must be a number of GB > 0, 'auto' or 'none'")
     return int(memory_gb * 1e9)
 
 

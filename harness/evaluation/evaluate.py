@@ -18,7 +18,7 @@ from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
 from harness.core.registry import TASKS, accepted_options
 from harness.core.rng import check_seeding
-from harness.engine.memory import memory_budget
+from harness.engine.memory import check_memory_gb
 from harness.engine.protocol import for_sampling, sampling_setup
 from harness.engine.run import LoadedRun, environment, load_run
 from tasks.base import EvalSettings
@@ -46,7 +46,7 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
     # bad names fail before anything is loaded; the record keeps the options as given
     task = check_task(task_name, with_device(task_name, task_options or {}, device))
     check_seeding(seeding)
-    memory_budget(memory_gb, "cpu")  # a bad value fails here, before anything is loaded
+    check_memory_gb(memory_gb)  # a bad value fails here, before anything is loaded
     held = [name for name in OUTPUTS if (out / name).exists()]
     if held and not overwrite:
         raise ConfigError(f"{out} already holds an evaluation ({', '.join(held)}); pass --overwrite to "

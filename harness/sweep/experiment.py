@@ -44,7 +44,7 @@ from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES, PROTOCOLS, TASKS
 from harness.core.rng import check_seeding
 from harness.data.corpus import check_data_spec
-from harness.engine.memory import memory_budget
+from harness.engine.memory import check_memory_gb
 from harness.engine.plugins import load_plugins
 from harness.engine.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
 from harness.engine.sampling import SamplerConfig
@@ -280,7 +280,7 @@ def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: dict)
     seeding = task.get("seeding")
     if seeding is not None:
         check_seeding(seeding)
-    memory_budget(task.get("memory_gb"), "cpu")  # a bad budget is one line now, not in the job
+    check_memory_gb(task.get("memory_gb"))  # a bad budget is one line now, not in the job
     return [RunSpec(unit, sampler, task["name"], dict(task.get("options") or {}), scorer,
                     int(task.get("n", 32)), int(task.get("candidates", 1)), task.get("limit"), protocol, batch,
                     seeding, task.get("memory_gb"))
