@@ -153,11 +153,14 @@ def test_where_bwrap_is_installed_it_works_wherever_the_interpreter_lives():
 def test_interpreter_folders_under_tmp_are_bound_again_after_the_private_tmp(monkeypatch, tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    monkeypatch.setattr(isolation.sys, "prefix", str(venv))
+    for name in ("prefix", "exec_prefix"):  # a venv's; the base interpreter stays where it is
+        monkeypatch.setattr(isolation.sys, name, str(venv))
     monkeypatch.setattr(isolation.sys, "executable", str(venv / "bin" / "python"))
     command = isolation.bwrap_command(str(tmp_path / "work"), {})
     if str(tmp_path).startswith("/tmp/"):  # pytest's folders are there unless told otherwise
-        assert isolation.hidden_interpreter_roots() == [str(venv)]  # venv/bin is inside it
-        at = command.index("--tmpfs")
-        assert command[at:at + 5] == ["--tmpfs", "/tmp", "--ro-bind", str(venv), str(venv)]
+        roots = isolation.hidden_interpreter_roots()
+        assert str(venv) in roots and str(venv / "bin") not in roots  # venv/bin is inside it
+        at, bound = command.index("--tmpfs"), command.index(str(venv))
+        assert command[at + 1] == "/tmp" and at < bound and command[bound - 1:bound + 2] == [
+            "--ro-bind", str(venv), str(venv)]
     assert not any(root.startswith("/usr") for root in isolation.hidden_interpreter_roots())
