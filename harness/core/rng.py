@@ -102,6 +102,20 @@ def row_seed(seed: int, index: int, stream: int = 0) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def batch_seed(seed: int, first: int, stream: int = 0) -> int:
+    """The seed of a batch stream: (seed, stream, the batch's first index) — what every committed
+    result was drawn with."""
+    return seed * 1_000_003 + stream * 10_007 + first
+
+
+def generator_for(seeding: str, seed: int, rows: list[int], stream: int = 0,
+                  device: torch.device | str = "cpu") -> Generator:
+    """The draws of samples ``rows`` (one batch): one batch stream, or their row streams."""
+    if seeding == "row":
+        return row_generators(seed, rows, stream, device)
+    return torch.Generator(device).manual_seed(batch_seed(seed, rows[0], stream))
+
+
 def row_generators(seed: int, indices: Iterable[int], stream: int = 0,
                    device: torch.device | str = "cpu") -> RowGenerators:
     """The streams of samples ``indices`` (see :func:`row_seed`)."""

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from harness.core.devices import inference_autocast
 from harness.core.errors import ConfigError
-from harness.core.rng import RowGenerators, check_seeding, row_generators, row_seed
+from harness.core.rng import RowGenerators, check_seeding, generator_for, row_seed
 from harness.data.tokenizer import Tokenizer
 from harness.engine.contract import check_sample
 from harness.engine.memory import fit_batch, memory_budget
@@ -95,10 +95,8 @@ def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, reque
         for c in range(candidates):
             if request_seeds is not None:
                 generator = RowGenerators.seeded([row_seed(request_seeds[i], 0, c) for i in index], device)
-            elif seeding == "row":
-                generator = row_generators(seed, index, stream=c, device=device)
             else:
-                generator = torch.Generator(device).manual_seed(seed * 1_000_003 + c * 10_007 + index[0])
+                generator = generator_for(seeding, seed, index, c, device)
             with inference_autocast(device):
                 sampled = method.sample(model, len(index), seq_len, sampler, given_ids=ids, given_mask=given,
                                         generator=generator)

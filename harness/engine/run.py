@@ -27,7 +27,7 @@ from harness.core.devices import inference_autocast
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_open
 from harness.core.registry import BASELINES
-from harness.core.rng import check_seeding, row_generators, row_seed
+from harness.core.rng import batch_seed, check_seeding, generator_for, row_seed
 from harness.data.corpus import BatchLoader, check_data_spec, prepare_data
 from harness.data.tokenizer import load_tokenizer
 from harness.engine.calibration import read_calibration
@@ -235,13 +235,9 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
     records = []
     for first in tqdm(range(0, n, batch_size), desc=f"sample {sampler.name}"):
         size = min(batch_size, n - first)
-        if seeding == "row":
-            generator = row_generators(seed, range(first, first + size), device=device)
-            seeds = [row_seed(seed, first + row) for row in range(size)]
-        else:
-            batch_seed = seed * 1_000_003 + first
-            generator = torch.Generator(device).manual_seed(batch_seed)
-            seeds = [batch_seed] * size
+        rows = list(range(first, first + size))
+        generator = generator_for(seeding, seed, rows, device=device)
+        seeds = [row_seed(seed, i) for i in rows] if seeding == "row" else [batch_seed(seed, first)] * size
         given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
         with inference_autocast(device):
             ids = method.sample(model, size, seq_len, sampler, generator=generator, **given)
