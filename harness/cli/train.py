@@ -55,6 +55,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     print(f"trained {args.method} to step {result.step}: loss {result.train_loss:.4f}{val}, "
           f"{result.tokens_per_s:,.0f} tokens/s; run folder {args.out}")
+    from harness.engine.learning import read_check
+
+    check = read_check(args.out)
+    if check is not None:
+        print(f"learning check: {check['verdict']}")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

@@ -149,9 +149,21 @@ def _convert(value: Any, default: Any, name: str) -> Any:
     return value
 
 
+def canonical_keys(config: Any, values: dict[str, Any], section: str) -> dict[str, Any]:
+    """``values`` with a dataclass's alias keys (its ``ALIASES``: train.recipe is train.optimizer)
+    under their field names; the same setting given twice with two values is one line."""
+    aliases = getattr(config, "ALIASES", {})
+    for alias, key in aliases.items():
+        if alias in values and key in values and values[alias] != values[key]:
+            raise ConfigError(f"{section}.{alias} = {values[alias]!r} and {section}.{key} = {values[key]!r} name the "
+                              f"same setting; give one")
+    return {aliases.get(k, k): v for k, v in values.items()}
+
+
 def apply_overrides(config: T, values: dict[str, Any], section: str) -> T:
     """A copy of the dataclass ``config`` with ``values`` set, each converted to its field type."""
     known = {f.name for f in fields(config)}
+    values = canonical_keys(config, values, section)
     for key in values:
         if key not in known:
             raise ConfigError(f"unknown {section} option '{key}'; known: {', '.join(sorted(known))}")

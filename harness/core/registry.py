@@ -123,6 +123,8 @@ METRICS: Registry = Registry("metric")
 SCORERS: Registry = Registry("scorer")
 #: named generation protocols (harness.engine.protocol registers kl-flow and plain)
 PROTOCOLS: Registry = Registry("protocol")
+#: training recipes, ``train.optimizer=<name>`` (harness.engine.recipes registers adamw, muon, kl-flow-muon)
+RECIPES: Registry = Registry("training recipe")
 #: live-curve sinks beside metrics.jsonl, ``train.logger=<name>`` (harness.engine.loggers)
 LOGGERS: Registry = Registry("logger")
 
@@ -133,6 +135,7 @@ ALL: dict[str, Registry] = {
     "metrics": METRICS,
     "scorers": SCORERS,
     "protocols": PROTOCOLS,
+    "recipes": RECIPES,
     "loggers": LOGGERS,
 }
 

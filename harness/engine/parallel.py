@@ -30,8 +30,8 @@ from harness.core.errors import ConfigError
 PARALLEL = ("ddp", "fsdp")
 
 
-def check_parallel(parallel: str, optimizer: str) -> None:
-    """An unknown strategy, or Muon under fsdp, is one clear line.
+def check_parallel(parallel: str, recipe) -> None:
+    """An unknown strategy, or a recipe that needs whole matrices (Muon) under fsdp, is one clear line.
 
     Muon orthogonalises each whole matrix (Newton-Schulz on ``G Gᵀ``); under fsdp a rank holds
     only a row slice of every matrix as a DTensor, and orthogonalising slices is a different
@@ -39,8 +39,8 @@ def check_parallel(parallel: str, optimizer: str) -> None:
     so fsdp supports AdamW only."""
     if parallel not in PARALLEL:
         raise ConfigError(f"unknown parallel '{parallel}'; known: {', '.join(PARALLEL)}")
-    if parallel == "fsdp" and optimizer == "muon":
-        raise ConfigError("optimizer 'muon' does not work with parallel 'fsdp' (Newton-Schulz needs whole "
+    if parallel == "fsdp" and not recipe.sharded_ok:
+        raise ConfigError(f"recipe '{recipe.name}' does not work with parallel 'fsdp' (Newton-Schulz needs whole "
                           "matrices, fsdp shards them); use optimizer=adamw or parallel=ddp")
 
 

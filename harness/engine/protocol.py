@@ -1,7 +1,9 @@
 """Named generation protocols: one name fixes how every simplex path is trained and sampled.
 
 * ``kl-flow`` — the KL-flow reference code (EgorSevriugov/KL-Flow), the default for new runs.
-  Training draws t ~ U[0, t_max] with t_max = 0.3 (``method.t_max``). Sampling integrates on
+  Training draws t ~ U[0, t_max] with t_max = 0.3 (``method.t_max``) and uses the reference's
+  training recipe, Muon on every ≥ 2-D parameter (``train.optimizer=kl-flow-muon``,
+  :mod:`harness.engine.recipes`). Sampling integrates on
   [0, t_max] on a grid uniform in τ = −log(1−t) (``method.grid=log``); for the kl path every
   update is l ← (1−Δτ)·l + Δτ·E_w[l1] (``method.update=tau_euler``, kl only). After the last
   update the denoiser is called once more at t_max and its argmax is the sample
@@ -10,13 +12,14 @@
   its final call at t_max.
 * ``plain`` — the paper's text and pathbench's behaviour before protocols: t on [0, 1], a
   uniform grid, Euler updates, the full vocabulary, argmax at the last grid step
-  (``final_at=last_step``). A run recorded without a protocol was made this way.
+  (``final_at=last_step``), trained with pathbench's default recipe (AdamW). A run recorded
+  without a protocol was made this way.
 
-A protocol's method settings reach only simplex-path methods (:class:`PathMethod`), and a
-key only where that path takes it (``update``: kl); its sampler settings reach only the
+A protocol's method and training settings reach only simplex-path methods (:class:`PathMethod`),
+and a key only where that path takes it (``update``: kl); its sampler settings reach only the
 simplex-path samplers (basic, semi, sampling, hybrid). Baselines (dfm, sedd, ar, flowmap,
 plugins) keep their own defaults, and the record says so. An explicit key always wins and the
-record lists it under ``overridden``. The record — ``{"name", "method", "sampler",
+record lists it under ``overridden``. The record — ``{"name", "method", "train", "sampler",
 "overridden"}`` plus ``not_applied`` reasons, ``trained_with`` when sampling under another
 protocol than training, ``legacy`` for a run recorded before protocols — is stored in
 meta.json, every sample record and every metrics.json as ``generation_protocol``.
@@ -25,7 +28,7 @@ meta.json, every sample record and every metrics.json as ``generation_protocol``
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.errors import ConfigError
@@ -45,15 +48,20 @@ class Protocol:
     description: str
     method: dict
     sampler: dict
+    #: train keys (the training recipe) it sets for simplex-path methods
+    train: dict = field(default_factory=dict)
 
 
 PROTOCOLS.add("kl-flow", Protocol(
     "kl-flow", "the KL-flow reference code: t ~ U[0, 0.3], log-τ grid, tau-Euler kl update, "
-               "top-k 1, final argmax call at t_max (NFE = reference N + 1)",
+               "top-k 1, final argmax call at t_max (NFE = reference N + 1), the reference's recipe (Muon on "
+               "every matrix: kl-flow-muon)",
     method={"t_max": 0.3, "grid": "log", "update": "tau_euler"},
-    sampler={"top_k": 1, "final": "argmax", "final_at": "t_max"}))
+    sampler={"top_k": 1, "final": "argmax", "final_at": "t_max"},
+    train={"optimizer": "kl-flow-muon"}))
 PROTOCOLS.add("plain", Protocol(
-    "plain", "the paper's text: t on [0, 1], uniform grid, Euler, full vocabulary, argmax at the last step",
+    "plain", "the paper's text: t on [0, 1], uniform grid, Euler, full vocabulary, argmax at the last step, "
+             "pathbench's default recipe (adamw)",
     method={"t_max": 1.0, "grid": "uniform", "update": "euler"},
     sampler={"top_k": None, "final": "argmax", "final_at": "last_step"}))
 
@@ -72,7 +80,7 @@ def resolve_method_options(method_name: str, protocol_name: str, explicit: dict)
     record: dict[str, Any] = {"name": protocol.name, "method": {}, "sampler": {}, "overridden": {}}
     if cls is None:
         record["not_applied"] = {"method": f"'{BASELINES.canonical(method_name)}' is not a simplex-path "
-                                           "method; it keeps its own options and sampler defaults"}
+                                           "method; it keeps its own options, training recipe and sampler defaults"}
         return dict(explicit), record
     takes = cls.option_names()
     for key, value in protocol.method.items():
@@ -85,6 +93,22 @@ def resolve_method_options(method_name: str, protocol_name: str, explicit: dict)
                 f"'{BASELINES.canonical(method_name)}' takes no '{key}'")
     record["sampler"] = dict(protocol.sampler)  # what its path samplers will default to
     return {**record["method"], **explicit}, record
+
+
+def resolve_train_options(record: dict, explicit: dict) -> tuple[dict, dict]:
+    """(train options, record): the protocol's training keys (its recipe) under the explicit
+    ones, for a simplex-path method (a record whose method part was not applied gets none)."""
+    protocol: Protocol = PROTOCOLS.get(record["name"])
+    record = copy.deepcopy(record)
+    applied: dict[str, Any] = {}
+    if "method" not in record.get("not_applied", {}):
+        for key, value in protocol.train.items():
+            if key in explicit:
+                record["overridden"][f"train.{key}"] = explicit[key]
+            else:
+                applied[key] = value
+    record["train"] = applied
+    return {**applied, **explicit}, record
 
 
 def build_method(method_name: str, options: dict, record: dict) -> Method:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from tqdm import tqdm
 
-from harness.core.config import DataConfig, apply_overrides, line_infill_option
+from harness.core.config import DataConfig, apply_overrides, canonical_keys, line_infill_option
 from harness.core.devices import inference_autocast
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_open
@@ -42,11 +42,20 @@ from harness.engine.checkpoint import (
     write_meta,
 )
 from harness.engine.contract import check_sample
+from harness.engine.learning import run_check
 from harness.engine.memory import fit_batch, memory_budget
 from harness.engine.methods import Method
 from harness.engine.model import ModelConfig, Transformer, model_config
 from harness.engine.plugins import load_plugins, plugin_modules
-from harness.engine.protocol import DEFAULT, build_method, protocol_name_of, resolve_method_options, sampling_setup
+from harness.engine.protocol import (
+    DEFAULT,
+    build_method,
+    protocol_name_of,
+    resolve_method_options,
+    resolve_train_options,
+    sampling_setup,
+)
+from harness.engine.recipes import recipe_record
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
 
@@ -86,15 +95,16 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     ``protocol`` is a generation protocol's name applied to ``overrides["method"]`` (the
     explicit keys), or a record already resolved with those options (a sweep's unit); None
     means the protocol recorded in the run on ``resume`` (``plain`` if none), else kl-flow."""
-    if isinstance(protocol, dict):
-        options, record = overrides["method"], protocol
+    if isinstance(protocol, dict):  # a sweep's unit: its train keys already hold the protocol's recipe
+        options, record, train_options = overrides["method"], protocol, overrides["train"]
     else:
         if protocol is None:
             protocol = protocol_name_of(read_meta(out)) if resume and (out / "meta.json").exists() else DEFAULT
         options, record = resolve_method_options(method_name, protocol, overrides["method"])
+        train_options, record = resolve_train_options(record, canonical_keys(TrainConfig, overrides["train"], "train"))
     method: Method = build_method(method_name, options, record)
     data_cfg = apply_overrides(DataConfig(), overrides["data"], "data")
-    train_cfg = apply_overrides(TrainConfig(), overrides["train"], "train")
+    train_cfg = apply_overrides(TrainConfig(), train_options, "train")
     infill = line_infill_option(data_cfg)  # validated before any data is prepared
     check_data_spec(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +119,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
         "method": BASELINES.canonical(method_name), "method_options": method.options(),
         "preset": preset, "model": asdict(model_cfg), "data": asdict(data_cfg),
         "tokenizer": "tokenizer", "train": asdict(train_cfg), "generation_protocol": record,
+        "recipe": recipe_record(train_cfg.optimizer, train_cfg.lr, train_cfg.weight_decay),
         # a plugin's module, so that sample/eval/sweep load it without --plugin (built-ins: none)
         **({"plugins": plugins} if (plugins := plugin_modules(method)) else {}),
     }
@@ -133,9 +144,14 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     masks = {"line_infill": infill, "is_newline": data.newline_table() if infill else None}
     train_loader = BatchLoader(data.train, train_cfg.batch_size, seed=train_cfg.seed, shuffle=True,
                                rank=rank, world=world, **masks)
-    return train(method, model, iter(train_loader),
-                 lambda: BatchLoader(data.val, train_cfg.batch_size, shuffle=False, **masks).epoch(),
-                 train_cfg, out, resume=resume, device=device)
+    result = train(method, model, iter(train_loader),
+                   lambda: BatchLoader(data.val, train_cfg.batch_size, shuffle=False, **masks).epoch(),
+                   train_cfg, out, resume=resume, device=device)
+    if rank == 0 and train_cfg.parallel != "fsdp":  # did it learn at all? stored before anyone reads its samples (harness.engine.learning)
+        check = run_check(out, method, model, data, data_cfg, train_cfg.batch_size, device)
+        logging.getLogger("pathbench.train").info("learning check: %s", check["verdict"])
+    # fsdp: every rank holds a shard; the check is computed from the consolidated copy when evaluated
+    return result
 
 
 class LoadedRun(NamedTuple):

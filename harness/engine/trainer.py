@@ -1,6 +1,7 @@
 """The one trainer every method goes through.
 
-AdamW (or Muon for the hidden matrices, AdamW for the rest), linear warm-up then cosine decay,
+A named training recipe (:mod:`harness.engine.recipes`: AdamW, Muon on the blocks' matrices, or
+the KL-flow reference's Muon on every matrix), linear warm-up then cosine decay,
 gradient clipping, bf16 autocast and optional torch.compile on CUDA, DDP or FSDP2 under
 torchrun (``parallel``, :mod:`harness.engine.parallel`), a held-out loss, JSONL metrics (and
 optionally TensorBoard, W&B or MLflow curves of the same records: :mod:`harness.engine.loggers`),
@@ -18,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import torch
@@ -32,9 +34,10 @@ from harness.engine.dist_checkpoint import resume_training_checkpoint, save_trai
 from harness.engine.loggers import check_logger, open_sinks
 from harness.engine.methods import Method
 from harness.engine.parallel import check_parallel, parallelize
+from harness.engine.recipes import DEFAULT_RECIPE, get_recipe
+from harness.engine.recipes import build_optimizers as build_recipe_optimizers
 
 log = logging.getLogger("pathbench.train")
-OPTIMIZERS = ("adamw", "muon")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -51,7 +54,9 @@ class TrainConfig:
     warmup: int = 50
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    optimizer: str = "adamw"
+    #: the training recipe (harness.engine.recipes; ``recipe=`` is the same key): adamw, muon,
+    #: kl-flow-muon; ``lr`` is its primary learning rate
+    optimizer: str = DEFAULT_RECIPE
     eval_every: int = 100
     eval_batches: int = 4
     ckpt_every: int = 100
@@ -70,9 +75,10 @@ class TrainConfig:
     #: ranks (FSDP2) with distributed checkpoints, for paper-1.5b (AdamW only)
     parallel: str = "ddp"
 
+    ALIASES: ClassVar[dict[str, str]] = {"recipe": "optimizer"}
+
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer '{self.optimizer}'; known: {', '.join(OPTIMIZERS)}")
+        self.optimizer = get_recipe(self.optimizer).name  # unknown: lists the known recipes
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
         for name in ("steps", "batch_size", "grad_accum"):
@@ -80,7 +86,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} = {getattr(self, name)} must be >= 1")
         if self.logger is not None:
             check_logger(str(self.logger))
-        check_parallel(self.parallel, self.optimizer)
+        check_parallel(self.parallel, get_recipe(self.optimizer))
 
 
 @dataclass
@@ -100,28 +106,8 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def build_optimizers(model: torch.nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """AdamW on everything, or Muon on the 2-D hidden weights + AdamW on the rest.
-
-    Muon takes the attention and MLP matrices of the blocks only; embeddings, the output head,
-    the time MLP, adaLN modulations (``ada``, ``final_ada``), norms and biases stay on AdamW,
-    and out of weight decay where they are vectors (the usual GPT recipe)."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    is_hidden = lambda n, p: p.ndim == 2 and n.startswith("blocks.") and (".attn." in n or ".mlp." in n)  # noqa: E731
-    muon = [p for n, p in named if cfg.optimizer == "muon" and is_hidden(n, p)]
-    muon_ids = {id(p) for p in muon}
-    decay = [p for n, p in named if p.ndim >= 2 and id(p) not in muon_ids]
-    no_decay = [p for n, p in named if p.ndim < 2]
-    fused = torch.cuda.is_available() and all(p.is_cuda for _, p in named)
-    optimizers = [torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95), fused=fused or None)]
-    if muon:
-        optimizers.append(torch.optim.Muon(muon, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                           adjust_lr_fn="match_rms_adamw"))
-    for opt in optimizers:
-        for group in opt.param_groups:
-            group["base_lr"] = cfg.lr
-    return optimizers
+    """The optimizers of ``cfg.optimizer``'s recipe over ``model`` (harness.engine.recipes)."""
+    return build_recipe_optimizers(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
 
 
 def _rng_state(generator: torch.Generator) -> dict:

@@ -18,6 +18,7 @@ from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
 from harness.core.registry import TASKS, accepted_options
 from harness.core.rng import check_seeding
+from harness.engine.learning import ensure_check
 from harness.engine.memory import check_memory_gb
 from harness.engine.protocol import for_sampling, sampling_setup
 from harness.engine.run import LoadedRun, environment, load_run
@@ -87,6 +88,15 @@ def check_task(task_name: str, options: dict):
     return task
 
 
+def training_recipe(meta: dict) -> dict:
+    """The recipe a run was trained with; a run from before recipes were recorded names its
+    optimizer key (every such run used AdamW unless it says ``muon``)."""
+    if "recipe" in meta:
+        return meta["recipe"]
+    train = meta.get("train") or {}
+    return {"name": train.get("optimizer", "adamw"), "lr": train.get("lr"), "legacy": True}
+
+
 def _eval_run(task, run: LoadedRun, task_name: str, out: Path, sampler: dict, options: dict,
               protocol: str | dict | None, extra: dict | None, **settings: Any) -> dict[str, Any]:
     meta = run.meta
@@ -110,6 +120,9 @@ def _eval_run(task, run: LoadedRun, task_name: str, out: Path, sampler: dict, op
                                  if inference_precision(settings["device"]) else {})}
     result.update(task.evaluate(run._replace(method=method), EvalSettings(cfg, record, **settings), out))
     result["protocol"] = task.protocol()  # the metric protocol; generation_protocol is the sampling one
+    result["training_recipe"] = training_recipe(meta)
+    # did the model learn at all? (a run that did not is flagged wherever its samples are read)
+    result["learning_check"] = ensure_check(run.folder, run.method, run.model, meta, settings["device"])
     result["environment"] = environment()
     result.update(extra or {})
     atomic_write_json(out / "metrics.json", result)

@@ -39,14 +39,20 @@ from typing import Any
 
 import yaml
 
-from harness.core.config import DataConfig, apply_overrides
+from harness.core.config import DataConfig, apply_overrides, canonical_keys
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES, PROTOCOLS, TASKS
 from harness.core.rng import check_seeding
 from harness.data.corpus import check_data_spec
 from harness.engine.memory import check_memory_gb
 from harness.engine.plugins import load_plugins
-from harness.engine.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
+from harness.engine.protocol import (
+    DEFAULT,
+    build_method,
+    resolve_method_options,
+    resolve_sampler,
+    resolve_train_options,
+)
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig
 
@@ -198,7 +204,8 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
     data = asdict(apply_overrides(DataConfig(), raw.get("data") or {}, "data"))
     check_data_spec(data["corpus"], data["tokenizer"], data["seq_len"])  # before any unit is submitted
     data["cache_dir"] = str(Path(data["cache_dir"]).resolve())  # jobs may start elsewhere
-    train = asdict(apply_overrides(TrainConfig(), raw.get("train") or {}, "train"))
+    shared_train = canonical_keys(TrainConfig, dict(raw.get("train") or {}), "train")  # the keys as given
+    train = asdict(apply_overrides(TrainConfig(), shared_train, "train"))
     seeds = [int(s) for s in _as_list(raw.get("seeds", [0]))]
     if not seeds:
         raise ConfigError("experiment has no seeds (an empty axis expands to zero runs)")
@@ -227,8 +234,11 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
             options, record = resolve_method_options(name, protocol, _with_teacher_path(entry, built))
             method = build_method(name, options, record)  # validates the name and options
             built.setdefault(BASELINES.canonical(name), method)
-            # a method may change the shared budget's settings (e.g. a distilled student's lr)
-            own_train = asdict(apply_overrides(TrainConfig(**train), entry.get("train") or {}, f"{name}.train"))
+            # a method may change the shared budget's settings (e.g. a distilled student's lr); the
+            # protocol's recipe (simplex paths) sits under every key the file gives
+            own_keys = canonical_keys(TrainConfig, dict(entry.get("train") or {}), f"{name}.train")
+            resolved, record = resolve_train_options(record, {**shared_train, **own_keys})
+            own_train = asdict(apply_overrides(TrainConfig(), resolved, f"{name}.train"))
             for seed in seeds:
                 unit = TrainUnit(BASELINES.canonical(name), method.options(), preset, data,
                                  {**own_train, "seed": seed}, seed, record)

@@ -32,7 +32,7 @@ def test_apply_converts_to_the_field_type_and_validates():
         ("train", {"lrr": 1}, "unknown train option 'lrr'; known: batch_size, .*lr,"),
         ("train", {"steps": 2.5}, "train.steps = 2.5 must be an integer"),
         ("train", {"lr": "fast"}, "train.lr = 'fast' must be a number"),
-        ("train", {"optimizer": "sgd"}, "unknown optimizer 'sgd'; known: adamw, muon"),
+        ("train", {"optimizer": "sgd"}, "unknown training recipe 'sgd'; known: adamw, kl-flow-muon, muon"),
         ("train", {"steps": 0}, "steps = 0 must be >= 1"),
     ],
 )
