@@ -34,12 +34,17 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     from harness.sweep.dispatch import run_complete, sweep
-    from harness.sweep.experiment import load_experiment
+    from harness.sweep.experiment import read_experiment
 
-    out = args.out or Path("runs") / load_experiment(args.file).name
+    out = args.out or Path("runs") / str(read_experiment(args.file).get("name", args.file.stem))
     result = sweep(args.file, out, executor=args.executor, dry_run=args.dry_run, plugins=tuple(args.plugin),
                    device=args.device)
     exp = result["experiment"]
+    if result.get("tuning_pending"):
+        print(f"{exp.name}: tuning first: {len(exp.units)} candidate unit(s) -> {out / 'train'}; the grid is "
+              f"expanded with each method's choice once they are trained")
+        print(f"{len(result['jobs'])} job(s) would be submitted")
+        return
     if args.dry_run:
         print(f"{exp.name}: {len(exp.units)} training units, {len(exp.runs)} runs -> {out}")
         for run in exp.runs:
@@ -64,7 +69,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     if args.experiment:  # one or several files: the runs of any of them
         from harness.sweep.experiment import load_experiment
 
-        only = {run.id for path in args.experiment for run in load_experiment(path).runs}
+        from harness.sweep.tuning import read_tuned
+
+        tuned = read_tuned(args.results_dir)  # a tuned sweep's grid is the one its tuning chose
+        only = {run.id for path in args.experiment for run in load_experiment(path, tuned=tuned).runs}
     result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)

@@ -34,10 +34,12 @@ from harness.core.io import atomic_write_text, exclusive
 from harness.engine.plugins import load_all
 from harness.engine.run import LoadedRun, load_run, train_run
 from harness.evaluation.evaluate import eval_run
-from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, load_experiment
+from harness.engine.learning import read_check
+from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, expand, read_experiment
 from harness.sweep.progress import Progress, run_complete, train_complete
 from harness.sweep.scheduler import run_units
 from harness.sweep.slurm import partition_limits, slurm_parameters
+from harness.sweep.tuning import final_val_loss, parse_tune, read_tuned, select, tuning_experiment, write_tuning
 
 __all__ = ["UnitJob", "jobs_for", "make_executor", "run_complete", "sweep", "train_complete"]
 
@@ -245,13 +247,58 @@ def default_threads(kind: str, settings: dict) -> int | None:
     return max(1, (os.cpu_count() or 1) // parallel) if kind == "local" and parallel > 1 else None
 
 
+def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], device: str | None,
+               threads: int | None, dry_run: bool) -> dict[str, Any]:
+    """Train the tuning candidates of every method the file neither pins nor has tuned in this
+    folder, pick each method's best and write ``tuning/`` (harness.sweep.tuning). Returns
+    ``{"tuned": choices or None, "jobs": [...], "failed": [...]}``."""
+    spec = parse_tune(raw.get("tune"), [m if isinstance(m, str) else str(m.get("name")) for m in raw["methods"]])
+    if spec is None:
+        return {"tuned": None, "jobs": [], "failed": []}
+    done = read_tuned(out_dir) or {}
+    names = [m if isinstance(m, str) else m.get("name") for m in raw["methods"]]
+    if all(n in spec.chosen or n in done or not spec.covers(n) for n in names):
+        return {"tuned": done or None, "jobs": [], "failed": []}
+    units, rows = tuning_experiment(raw, spec, expand)
+    exp = Experiment(f"{raw.get('name', 'experiment')} (tuning)", units, [], raw.get("executor") or {})
+    jobs = jobs_for(exp, out_dir, plugins, device, threads)
+    if dry_run:
+        return {"tuned": None, "jobs": jobs, "failed": [], "units": units}
+    parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
+    progress = Progress(exp, out_dir, [job.unit_id for job in jobs], parallel, "tuning")
+    progress.begin()
+    failed: list[str] = []
+    if jobs:  # a diverging candidate fails its job: recorded as diverged, not the sweep's failure
+        failed = run_units(make_executor(kind, out_dir / "submitit", exp.executor, threads), kind, jobs, out_dir,
+                           parallel, progress)
+        progress.end(failed)
+    for row in rows:
+        folder = out_dir / "train" / row["unit"]
+        complete = train_complete(folder, next(u.train["steps"] for u in units if u.id == row["unit"]))
+        row["val_loss"] = final_val_loss(folder) if complete else None
+        row["status"] = "complete" if complete else "diverged or failed"
+        check = read_check(folder)
+        row["learned"] = None if check is None else check.get("learned")
+    chosen = select(rows, spec)
+    write_tuning(out_dir / "tuning", rows, chosen, spec)
+    return {"tuned": {m: c["keys"] for m, c in chosen.items()}, "jobs": jobs, "failed": failed}
+
+
 def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bool = False,
           plugins: tuple[str, ...] = (), device: str | None = None) -> dict[str, Any]:
-    """Expand, skip what is complete, submit the rest, wait (printing progress), report."""
-    exp = load_experiment(path)
-    kind = executor or exp.executor.get("kind", "local")
-    threads = default_threads(kind, exp.executor)
-    plugins = tuple(dict.fromkeys([*exp.plugins, *plugins]))  # the file's, then --plugin's
+    """Tune (an experiment with an unpinned ``tune:`` block), expand, skip what is complete,
+    submit the rest, wait (printing progress), report."""
+    raw = read_experiment(path)
+    executor_settings = raw.get("executor") or {}
+    kind = executor or executor_settings.get("kind", "local")
+    threads = default_threads(kind, executor_settings)
+    plugins = tuple(dict.fromkeys([*(raw.get("plugins") or []), *plugins]))
+    load_all(plugins)
+    tuning = tune_stage(raw, out_dir, kind, plugins, device, threads, dry_run)
+    if dry_run and tuning.get("units"):  # the grid's ids depend on the tuning's choices
+        exp = Experiment(raw.get("name", path.stem), tuning["units"], [], executor_settings)
+        return {"experiment": exp, "jobs": tuning["jobs"], "submitted": 0, "tuning_pending": True}
+    exp = expand(raw, default_name=path.stem, tuned=tuning["tuned"])
     jobs = jobs_for(exp, out_dir, plugins, device, threads)
     if dry_run:
         return {"experiment": exp, "jobs": jobs, "submitted": 0}

@@ -55,9 +55,10 @@ from harness.engine.protocol import (
 )
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig
+from harness.sweep.tuning import TuneSpec, parse_tune
 
 TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol",
-            "plugins"}
+            "plugins", "tune"}
 TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options", "batch_size", "seeding", "memory_gb"}
 METHOD_KEYS = {"name", "options", "train"}
 EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
@@ -150,6 +151,8 @@ class Experiment:
     executor: dict = field(default_factory=dict)
     #: plugin modules the file names (``plugins: [module, ...]``), loaded before it is expanded
     plugins: list[str] = field(default_factory=list)
+    #: the ``tune:`` block (harness.sweep.tuning), None without one
+    tune: TuneSpec | None = None
 
 
 def _check_keys(where: str, given: dict, valid: set[str]) -> None:
@@ -180,8 +183,8 @@ def _sampler_grid(entry: dict) -> list[dict]:
     return combos
 
 
-def load_experiment(path: Path) -> Experiment:
-    """Parse and validate an experiment file and expand its grid."""
+def read_experiment(path: Path) -> dict:
+    """An experiment file's raw mapping (a missing file or bad YAML is one line)."""
     if not path.exists():
         raise ConfigError(f"experiment file {path} does not exist")
     try:
@@ -190,10 +193,16 @@ def load_experiment(path: Path) -> Experiment:
         raise ConfigError(f"experiment file {path} is not valid YAML: {str(err).splitlines()[0]}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"experiment file {path} must be a mapping of keys")
-    return expand(raw, default_name=path.stem)
+    return raw
 
 
-def expand(raw: dict, default_name: str = "experiment") -> Experiment:
+def load_experiment(path: Path, tuned: dict[str, dict] | None = None) -> Experiment:
+    """Parse and validate an experiment file and expand its grid (``tuned``: the choices of a
+    sweep's tuning stage, for methods the file does not pin; harness.sweep.tuning)."""
+    return expand(read_experiment(path), default_name=path.stem, tuned=tuned)
+
+
+def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] | None = None) -> Experiment:
     _check_keys("experiment", raw, TOP_KEYS)
     plugins = [str(m) for m in _as_list(raw.get("plugins") or [])]
     load_plugins(plugins, needed_by=f"experiment '{raw.get('name', default_name)}'")
@@ -223,6 +232,9 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
     if not protocols:
         raise ConfigError(f"experiment has no protocol (an empty axis expands to zero runs); "
                           f"known: {', '.join(PROTOCOLS.names())}")
+    names = [m if isinstance(m, str) else (m.get("name") if isinstance(m, dict) else m) for m in raw["methods"]]
+    tune = parse_tune(raw.get("tune"), [str(n) for n in names])
+    choices = {**(tune.chosen if tune else {}), **(tuned or {})}
     units: dict[str, TrainUnit] = {}  # by id: a unit two protocols resolve alike is trained once
     runs: dict[str, RunSpec] = {}
     for protocol in protocols:
@@ -237,6 +249,12 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
             # a method may change the shared budget's settings (e.g. a distilled student's lr); the
             # protocol's recipe (simplex paths) sits under every key the file gives
             own_keys = canonical_keys(TrainConfig, dict(entry.get("train") or {}), f"{name}.train")
+            if tune is not None and tune.covers(name) and not _is_student_entry(entry):
+                if name not in choices:
+                    raise ConfigError(f"method '{name}' has no tuned recipe yet: `pathbench sweep` tunes it first, "
+                                      "or pin one under tune.chosen")
+                own_keys = {**own_keys, **choices[name]}  # the tuned choice is explicit: over the protocol's
+                record = {**record, "tuned": dict(choices[name])}
             resolved, record = resolve_train_options(record, {**shared_train, **own_keys})
             own_train = asdict(apply_overrides(TrainConfig(), resolved, f"{name}.train"))
             for seed in seeds:
@@ -251,7 +269,13 @@ def expand(raw: dict, default_name: str = "experiment") -> Experiment:
                             runs.setdefault(run.id, run)
     if not runs:
         raise ConfigError("the grid expands to zero runs")
-    return Experiment(raw.get("name", default_name), list(units.values()), list(runs.values()), executor, plugins)
+    return Experiment(raw.get("name", default_name), list(units.values()), list(runs.values()), executor, plugins,
+                      tune)
+
+
+def _is_student_entry(entry: dict) -> bool:
+    teacher = (entry.get("options") or {}).get("teacher")
+    return isinstance(teacher, str) and teacher.startswith("@")
 
 
 def _with_teacher_path(entry: dict, built: dict[str, Any]) -> dict:

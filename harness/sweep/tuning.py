@@ -1,0 +1,248 @@
+"""Tuning inside the budget: a stage of a sweep that searches every method's training recipe
+and learning rate on the same grid, with the same steps and seed, before any seed is trained.
+
+    tune:
+      grid: {lr: [3.0e-3, 1.0e-2, 3.0e-2], optimizer: [adamw, kl-flow-muon]}  # train keys -> values
+      steps: 30            # each candidate's budget (default: the experiment's train.steps)
+      seed: 0
+      select: val_loss     # the held-out loss of the method's own objective, the only rule
+      methods: [kl, dfm]   # default: every method of the file
+      chosen:              # pinned choices (method -> train keys), so a sweep need not tune again
+        kl: {lr: 3.0e-2, optimizer: kl-flow-muon}
+      from: results/NAME/tuning/tuning.json   # the tuning result the pins came from
+
+Every candidate is an ordinary training unit (resumed, skipped when complete, its id the hash
+of what it trains) in the sweep's ``train/`` folder; a candidate that diverges is recorded as
+such, never the sweep's failure. The selection rule compares candidates *within* a method — a
+held-out loss is never compared across methods (their objectives differ). The chosen keys enter
+each method's units as explicit train keys (over the protocol's recipe), and the unit's record
+says ``tuned``. The result — ``tuning/tuning.json``, ``tuning.csv``, ``tuning.md`` and the
+sensitivity plot ``tuning.png`` (held-out loss against lr per method and recipe) — flags a
+choice at the edge of the grid: the best may lie outside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.core.config import apply_overrides, canonical_keys
+from harness.core.errors import ConfigError
+from harness.core.io import atomic_write_json, atomic_write_text
+from harness.engine.trainer import TrainConfig
+
+SELECT_RULES = ("val_loss",)
+TUNE_KEYS = {"grid", "steps", "seed", "select", "methods", "chosen", "from"}
+#: keys a grid may search: how a method is optimised, not what it is (steps and batch are the budget)
+TUNABLE = ("lr", "optimizer", "weight_decay", "warmup", "min_lr_ratio", "grad_clip")
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """An experiment's ``tune:`` block, validated."""
+
+    grid: dict[str, list]
+    steps: int | None
+    seed: int
+    select: str
+    methods: list[str] | None
+    chosen: dict[str, dict] = field(default_factory=dict)
+    source: str | None = None
+
+    def candidates(self) -> list[dict]:
+        keys = sorted(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def covers(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
+
+
+def parse_tune(raw: Any, method_names: list[str]) -> TuneSpec | None:
+    """The ``tune:`` block of an experiment (None: no tuning); every mistake is one line."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"tune must be a mapping (grid, steps, seed, select, methods, chosen, from), got {raw!r}")
+    unknown = sorted(set(raw) - TUNE_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' in tune; valid: {', '.join(sorted(TUNE_KEYS))}")
+    grid = raw.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise ConfigError("tune.grid is empty: name at least one train key and its values, e.g. {lr: [1.0e-3, 3.0e-3]}")
+    grid = canonical_keys(TrainConfig, dict(grid), "tune.grid")
+    for key, values in grid.items():
+        if key not in TUNABLE:
+            raise ConfigError(f"tune.grid cannot search '{key}'; tunable keys: {', '.join(TUNABLE)}")
+        values = values if isinstance(values, list) else [values]
+        if not values:
+            raise ConfigError(f"tune.grid.{key} is empty (an empty axis tunes nothing); give at least one value")
+        for value in values:  # each value type-checked (and a recipe name looked up) now
+            apply_overrides(TrainConfig(), {key: value}, "tune.grid")
+        grid[key] = values
+    select = raw.get("select", "val_loss")
+    if select not in SELECT_RULES:
+        raise ConfigError(f"unknown selection rule '{select}'; known: {', '.join(SELECT_RULES)}")
+    steps, seed = raw.get("steps"), raw.get("seed", 0)
+    for name, value in (("steps", steps), ("seed", seed)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (name == "steps")):
+            raise ConfigError(f"tune.{name} = {value!r} must be a whole number{' >= 1' if name == 'steps' else ''}")
+    methods = raw.get("methods")
+    if methods is not None:
+        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods) or not methods:
+            raise ConfigError(f"tune.methods = {methods!r} must be a non-empty list of the file's method names")
+        for name in methods:
+            if name not in method_names:
+                raise ConfigError(f"tune.methods names '{name}', not a method of this file; "
+                                  f"its methods: {', '.join(method_names)}")
+    chosen = raw.get("chosen") or {}
+    if not isinstance(chosen, dict):
+        raise ConfigError(f"tune.chosen must map method names to train keys, got {chosen!r}")
+    pinned = {}
+    for name, keys in chosen.items():
+        if name not in method_names:
+            raise ConfigError(f"tune.chosen names '{name}', not a method of this file; its methods: "
+                              f"{', '.join(method_names)}")
+        keys = canonical_keys(TrainConfig, dict(keys or {}), f"tune.chosen.{name}")
+        extra = sorted(set(keys) - set(grid))
+        if extra or not keys:
+            raise ConfigError(f"tune.chosen.{name} must give the grid's keys ({', '.join(sorted(grid))}), "
+                              f"got {sorted(keys)}")
+        apply_overrides(TrainConfig(), keys, f"tune.chosen.{name}")
+        pinned[name] = keys
+    source = raw.get("from")
+    return TuneSpec(grid, steps, int(seed), select, methods, pinned, None if source is None else str(source))
+
+
+def final_val_loss(train_dir: Path) -> float | None:
+    """The last held-out loss a unit logged (the trainer evaluates at its final step)."""
+    try:
+        lines = (train_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        record = json.loads(line)
+        if "val_loss" in record:
+            return float(record["val_loss"])
+    return None
+
+
+def select(rows: list[dict], spec: TuneSpec) -> dict[str, dict]:
+    """Each method's best candidate by held-out loss (finite ones only), with an edge flag."""
+    chosen: dict[str, dict] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method and r["val_loss"] is not None
+                and math.isfinite(r["val_loss"])]
+        if not mine:
+            raise ConfigError(f"no tuning candidate of '{method}' finished with a finite held-out loss; "
+                              "widen tune.grid toward smaller learning rates")
+        best = min(mine, key=lambda r: r["val_loss"])
+        lrs = spec.grid.get("lr", [])
+        edge = ["lr"] if len(lrs) > 1 and best["lr"] in (min(lrs), max(lrs)) else []
+        chosen[method] = {"keys": {k: best[k] for k in spec.grid}, "val_loss": best["val_loss"],
+                          "unit": best["unit"], "at_edge": edge}
+    return chosen
+
+
+def write_tuning(folder: Path, rows: list[dict], chosen: dict[str, dict], spec: TuneSpec) -> dict:
+    """tuning.json / .csv / .md and the sensitivity plot into ``folder``; returns the record."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"grid": spec.grid, "steps": spec.steps, "seed": spec.seed, "select": spec.select,
+              "rule": "lowest held-out loss of the method's own objective at the final step (within a method)",
+              "rows": rows, "chosen": chosen}
+    atomic_write_json(folder / "tuning.json", record)
+    buffer = io.StringIO()
+    columns = ["method", *sorted(spec.grid), "val_loss", "learned", "status", "unit"]
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(folder / "tuning.csv", buffer.getvalue())
+    atomic_write_text(folder / "tuning.md", tuning_markdown(record))
+    plot_sensitivity(record, folder / "tuning.png")
+    return record
+
+
+def tuning_markdown(record: dict) -> str:
+    keys = sorted(record["grid"])
+    lines = [f"Each method's recipe and learning rate were searched on the same grid ({', '.join(keys)}), "
+             f"{record['steps']} steps, seed {record['seed']}; chosen by {record['rule']}. Held-out losses are "
+             "comparable within a method only.", "",
+             "| method | " + " | ".join(keys) + " | held-out loss | learned | chosen |",
+             "|---|" + "---|" * len(keys) + "---|---|---|"]
+    for row in record["rows"]:
+        pick = record["chosen"].get(row["method"], {})
+        is_best = pick.get("unit") == row["unit"]
+        loss = "diverged" if row["val_loss"] is None or not math.isfinite(row["val_loss"]) else f"{row['val_loss']:.3f}"
+        learned = {True: "yes", False: "**no**"}.get(row.get("learned"), "not checked")
+        flag = ("**yes**" + (" (at the grid's edge)" if pick.get("at_edge") else "")) if is_best else ""
+        lines.append(f"| {row['method']} | " + " | ".join(str(row[k]) for k in keys) + f" | {loss} | {learned} | {flag} |")
+    edges = [m for m, c in record["chosen"].items() if c.get("at_edge")]
+    if edges:
+        lines += ["", f"At the edge of the grid ({', '.join(edges)}): the best learning rate may lie outside it."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_sensitivity(record: dict, path: Path) -> None:
+    """Held-out loss against lr, one panel per method, one line per recipe."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in record["rows"]))
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.0), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        rows = [r for r in record["rows"] if r["method"] == method]
+        for recipe in dict.fromkeys(r.get("optimizer", "") for r in rows):
+            pts = sorted((r["lr"], r["val_loss"]) for r in rows if r.get("optimizer", "") == recipe
+                         and r["val_loss"] is not None and math.isfinite(r["val_loss"]))
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=recipe or "default")
+        ax.set_xscale("log")
+        ax.set_title(method)
+        ax.set_xlabel("lr")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("held-out loss (own objective)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def tuning_experiment(raw: dict, spec: TuneSpec, expand) -> tuple[list, list[dict]]:
+    """(units, rows): every candidate of every tuned method as an ordinary training unit (the
+    experiment's own expansion with the candidate pinned, one seed, the tuning budget)."""
+    names = [m if isinstance(m, str) else m.get("name") for m in raw["methods"]]
+    entries = [m for m, name in zip(raw["methods"], names) if spec.covers(name) and not _is_student(m)]
+    if not entries:
+        raise ConfigError("tune covers no method that can be tuned on its own (flow-map students follow their teacher)")
+    units: dict[str, Any] = {}
+    rows: list[dict] = []
+    train = {**(raw.get("train") or {}), **({"steps": spec.steps} if spec.steps else {})}
+    for candidate in spec.candidates():
+        names_here = [m if isinstance(m, str) else m["name"] for m in entries]
+        one = {**raw, "methods": entries, "seeds": [spec.seed], "train": train,
+               "tune": {"grid": spec.grid, "chosen": {n: candidate for n in names_here}}}
+        for unit in expand(one, default_name="tuning").units:
+            units.setdefault(unit.id, unit)
+            rows.append({"method": unit.method, **candidate, "protocol": unit.protocol.get("name", ""),
+                         "unit": unit.id})
+    return list(units.values()), rows
+
+
+def _is_student(entry: Any) -> bool:
+    teacher = (entry.get("options") or {}).get("teacher") if isinstance(entry, dict) else None
+    return isinstance(teacher, str) and teacher.startswith("@")
+
+
+def read_tuned(folder: Path) -> dict[str, dict] | None:
+    """The chosen train keys per method of a sweep folder's tuning, or None."""
+    path = Path(folder) / "tuning" / "tuning.json"
+    if not path.is_file():
+        return None
+    return {m: c["keys"] for m, c in json.loads(path.read_text())["chosen"].items()}
