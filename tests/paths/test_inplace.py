@@ -10,8 +10,8 @@ from harness.core.registry import PATHS
 from paths.base import SimplexPath
 
 V = 7
-ALL = ["linear", "fisher_rao", "kl", "euclidean"]
-CASES = [("linear", {}), ("fisher_rao", {}), ("kl", {}), ("kl", {"update": "tau_euler", "t_max": 0.5}),
+ALL = ["linear", "fisher_rao", "fisher_rao_ref", "kl", "euclidean"]
+CASES = [("linear", {}), ("fisher_rao", {}), ("fisher_rao_ref", {}), ("fisher_rao_ref", {"beta": 0.01}), ("kl", {}), ("kl", {"update": "tau_euler", "t_max": 0.5}),
          ("euclidean", {"sigma": 0.7})]
 
 

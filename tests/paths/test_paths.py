@@ -12,8 +12,8 @@ from paths.base import one_hot, time_grid
 from paths.kl import KLPath
 
 V = 7
-ALL = ["linear", "fisher_rao", "kl", "euclidean"]
-SIMPLEX = ["linear", "fisher_rao", "kl"]
+ALL = ["linear", "fisher_rao", "fisher_rao_ref", "kl", "euclidean"]
+SIMPLEX = ["linear", "fisher_rao", "fisher_rao_ref", "kl"]
 
 
 def endpoints(name, batch=4, vocab=V, seed=0, **options):
@@ -34,7 +34,10 @@ def test_path_stays_on_simplex_with_exact_endpoints(name):
     torch.testing.assert_close(path.interpolate(z0, z1, 0.0), z0, atol=1e-12, rtol=0)
     torch.testing.assert_close(path.interpolate(z0, z1, 1.0), z1, atol=1e-12, rtol=0)
     x1 = path.to_probs(z1)
-    torch.testing.assert_close(x1.max(-1).values, torch.full((4,), 0.99 + 0.01 / V, dtype=torch.float64))
+    # the smoothed target (β = 0.01 by default; fisher_rao_ref: the reference's unsmoothed one-hot)
+    expect = 1 - path.beta + path.beta / V
+    assert path.beta == (0.0 if name == "fisher_rao_ref" else 0.01)
+    torch.testing.assert_close(x1.max(-1).values, torch.full((4,), expect, dtype=torch.float64))
 
 
 def test_fisher_rao_state_stays_on_unit_sphere():
@@ -207,3 +210,18 @@ def test_beta_zero_allowed_for_linear_and_fisher_rao():
         path, ids, z0, z1 = endpoints(name, beta=0.0)
         assert torch.equal(path.to_probs(z1).argmax(-1), ids)
         assert torch.isfinite(path.cond_velocity(path.interpolate(z0, z1, 0.5), z1, 0.5)).all()
+
+
+def test_reference_fisher_rao_runs_on_the_reference_clock():
+    """tan(φ_t/2) = (1 − t)·tan(Ω/2) with φ_t the angle still to go; the same great circle as fisher_rao."""
+    path, ids, z0, z1 = endpoints("fisher_rao_ref")
+    omega = torch.arccos((z0 * z1).sum(-1))
+    for t in (0.1, 0.4, 0.8):
+        z = path.interpolate(z0, z1, t)
+        phi = torch.arccos((z * z1).sum(-1).clamp(-1, 1))
+        torch.testing.assert_close(torch.tan(phi / 2), (1 - t) * torch.tan(omega / 2), atol=1e-10, rtol=1e-9)
+        # on the arc from z0 to z1: z lies in their span
+        fr = PATHS.build("fisher_rao", beta=0.0)
+        frac = 1 - phi / omega
+        torch.testing.assert_close(z, torch.stack([fr.interpolate(z0[i:i + 1], z1[i:i + 1], frac[i].item())[0]
+                                                   for i in range(len(z0))]), atol=1e-10, rtol=1e-9)
