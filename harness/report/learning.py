@@ -1,0 +1,163 @@
+"""What the report says before any ordering: did each model learn, how was it trained and tuned,
+and what the grid answers to the paper's question.
+
+* :func:`learning_table` — one row per trained model (method, protocol, seed, recipe and lr, the
+  data's marginal cross-entropy, the best held-out cross-entropy over t, learned or not), from
+  the ``learning_check`` and ``training_recipe`` every metrics.json carries
+  (:mod:`harness.engine.learning`). A model that did not learn is named in words on the first
+  screen: its samples say nothing about its method.
+* :func:`held_out_plot` — held-out cross-entropy against t per method (mean over seeds), the
+  marginal beside it, and on an oracle corpus the Bayes-optimal denoiser's curve
+  (``denoiser_gap.json`` of ``pathbench study denoiser-gap``) when given.
+* :func:`tuning_section` — the tuning table (harness.sweep.tuning) the runs' recipes came from.
+* :func:`paper_question` — KL vs Fisher-Rao vs linear at matched entropy, with intervals, or why
+  this grid cannot answer it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PAPER_PATHS = ("kl", "fisher_rao", "linear")
+
+
+def _units(records: list[dict]) -> dict[str, dict]:
+    """One record per trained model (its checkpoint), the first run that names it."""
+    out: dict[str, dict] = {}
+    for r in records:
+        if r.get("learning_check") and r.get("checkpoint"):
+            out.setdefault(str(r["checkpoint"]), r)
+    return out
+
+
+def _protocol(record: dict) -> str:
+    gp = record.get("generation_protocol") or {}
+    return "-" if "method" in (gp.get("not_applied") or {}) else str(gp.get("name", "-"))
+
+
+def learning_table(records: list[dict]) -> tuple[pd.DataFrame | None, list[str]]:
+    """(table, methods with a model that did not learn, as 'method (k of n seeds)')."""
+    units = _units(records)
+    if not units:
+        return None, []
+    rows, failed = [], defaultdict(lambda: [0, 0])
+    for r in sorted(units.values(), key=lambda r: (r["method"], _protocol(r), int(r.get("seed") or 0))):
+        check, recipe = r["learning_check"], r.get("training_recipe") or {}
+        learned = {True: "yes", False: "NO: did not learn", None: "not checked"}[check.get("learned")]
+        if check.get("kind") == "denoiser" and check.get("learned") is False:
+            learned = "NO: did not learn to read x_t"
+        best = check.get("best_ce")
+        rows.append({"method": r["method"], "protocol": _protocol(r), "seed": r.get("seed", 0),
+                     "recipe": recipe.get("name", "?") + (" (recorded before recipes)" if recipe.get("legacy") else ""),
+                     "lr": recipe.get("lr"),
+                     "marginal CE": f"{check['marginal_ce']:.3f}" if check.get("marginal_ce") is not None else "-",
+                     "best held-out CE": (f"{best:.3f}" + (f" at t = {check['best_t']:.3f}" if check.get("best_t")
+                                                            is not None else "")) if best is not None else "-",
+                     "learned": learned})
+        key = f"{r['method']} [{_protocol(r)}]" if _protocol(r) != "-" else r["method"]
+        failed[key][1] += 1
+        failed[key][0] += check.get("learned") is False
+    return pd.DataFrame(rows), [f"{m} ({k} of {n} seeds)" for m, (k, n) in failed.items() if k]
+
+
+def learning_summary(records: list[dict]) -> str:
+    """One paragraph for the report's first screen."""
+    table, failed = learning_table(records)
+    if table is None:
+        return ""
+    if not failed:
+        return (f"Every model here learned: each one's best held-out cross-entropy is at least 0.1 nats below the "
+                f"data's marginal (the unigram), so its samples can be read ({len(table)} models).\n")
+    return ("**Did not learn** — " + "; ".join(failed) + ": the best held-out cross-entropy of these models never "
+            "gets 0.1 nats below the data's marginal (the unigram). Their samples say nothing about their method; "
+            "they are flagged in every table and must not be read as the method's behaviour.\n")
+
+
+def held_out_plot(records: list[dict], plt, bayes: dict | None = None) -> bytes | None:
+    """PNG: held-out CE against t per method (mean over seeds), marginal dashed, Bayes dotted."""
+    curves: dict[str, list] = defaultdict(list)
+    marginal = []
+    for r in _units(records).values():
+        check = r["learning_check"]
+        if check.get("kind") == "denoiser" and check.get("times"):
+            label = f"{r['method']} [{_protocol(r)}]"
+            curves[label].append((check["times"], check["held_out_ce"]))
+            marginal.append(check["marginal_ce"])
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for label, items in sorted(curves.items()):
+        times = items[0][0]
+        ce = np.mean([c for t, c in items if t == times], axis=0)
+        ax.plot(times, ce, marker="o", ms=3, label=f"{label} ({len(items)} seeds)")
+    ax.axhline(float(np.mean(marginal)), color="k", ls="--", lw=1, label="data marginal (unigram)")
+    for label, (times, ce) in sorted((bayes or {}).items()):
+        ax.plot(times, ce, color="grey", ls=":", lw=1.5, label=f"Bayes-optimal ({label})")
+    ax.set_xlabel("t")
+    ax.set_ylabel("held-out cross-entropy (nats/token)")
+    ax.set_title("Did the denoisers learn to read x_t?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def bayes_curves(denoiser_gap_json: Path | None) -> dict | None:
+    """protocol -> (times, Bayes-optimal CE) from a denoiser_gap.json (one vocabulary's rows)."""
+    if denoiser_gap_json is None or not Path(denoiser_gap_json).is_file():
+        return None
+    rows = json.loads(Path(denoiser_gap_json).read_text()).get("rows", [])
+    out: dict[str, dict[float, list]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        out[f"{row['protocol']}, V {row['vocab']}"][row["t"]].append(row["ce_bayes"])
+    return {k: (sorted(v), [float(np.mean(v[t])) for t in sorted(v)]) for k, v in out.items()}
+
+
+def tuning_section(folder: Path | None) -> str | None:
+    """The tuning table's Markdown (``tuning.md``) from a folder holding a tuning result."""
+    if folder is None:
+        return None
+    path = Path(folder) / "tuning.md"
+    return path.read_text() if path.is_file() else None
+
+
+def paper_question(verdicts: list, failed: list[str]) -> str:
+    """KL vs Fisher-Rao vs linear at matched entropy, in words, with intervals (``verdicts``:
+    harness.report.verdict.MethodVerdict of one scorer)."""
+    found = {v.method.split(" [")[0]: v for v in verdicts if v.method.split(" [")[0] in PAPER_PATHS}
+    ask = ("The paper's question: at the same sample entropy, does the KL path give lower generative perplexity "
+           "than the Fisher-Rao and linear paths? ")
+    missing = [p for p in PAPER_PATHS if p not in found]
+    if missing:
+        return ask + f"This grid cannot answer it: it has no {', '.join(missing)} run.\n"
+    bad = [f for f in failed if f.split(" ")[0] in PAPER_PATHS]
+    if bad:
+        return ask + f"This grid cannot answer it: {'; '.join(bad)} did not learn.\n"
+    unreached = [p for p, v in found.items() if v.interval is None]
+    if unreached:
+        return ask + (f"This grid cannot answer it: {', '.join(unreached)} never reach(es) real text's entropy with "
+                      "the sampler settings here (matched entropy is interpolated, never extrapolated).\n")
+    ordered = sorted(found.values(), key=lambda v: v.matched_ppl)
+    parts = [f"{v.method} {v.matched_ppl:,.0f} [{v.interval[0]:,.0f}, {v.interval[1]:,.0f}]" for v in ordered]
+    pairs = []
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            tie = not (a.interval[1] < b.interval[0] or b.interval[1] < a.interval[0])
+            pairs.append(f"{a.method} {'and' if tie else '<'} {b.method}" + (" within noise" if tie else " beyond noise"))
+    kl, others = found["kl"], [v for p, v in found.items() if p != "kl"]
+    if all(kl.interval[1] < o.interval[0] for o in others):
+        answer = "yes, beyond noise"
+    elif any(o.interval[1] < kl.interval[0] for o in others):
+        answer = "no: " + ", ".join(o.method for o in others if o.interval[1] < kl.interval[0]) + " beats KL beyond noise"
+    else:
+        answer = "not beyond noise (overlapping intervals)"
+    return ask + f"Answer on this grid: {answer}. Matched gen-PPL, 95 % intervals: {'; '.join(parts)} ({'; '.join(pairs)}).\n"
