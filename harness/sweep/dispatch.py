@@ -11,12 +11,16 @@ Layout of the output folder::
 
     train/<unit id>/      a pathbench run folder (meta.json, checkpoints, metrics.jsonl, ...)
     runs/<run id>/        config.yaml, metrics.json, eval.log, samples.jsonl or generations.jsonl
+    experiments/          every experiment file that ran into the folder, as <name>-<hash of its text>.yaml
+                          (with the plugins it ran with); never overwritten
+    experiment.yaml       the first of them (older folders have only this one)
     submitit/             submitit's job files and logs
     sweep.log             the progress lines of every invocation (harness.sweep.progress)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -117,6 +121,13 @@ def unit_lock(train_dir: Path, rank: int):
         yield
 
 
+def remove_stale_temps(folder: Path) -> None:
+    """Delete the temp files of atomic writes (``.config.yaml.*.tmp``) a killed job left in a run
+    folder; called only where no writer is at work (a complete run, or the job now evaluating it)."""
+    for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
+        leftover.unlink(missing_ok=True)
+
+
 def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
                  reference_store: Path | None = None) -> None:
     """One run of a unit, from the unit's loaded run, into ``run_dir`` (with its eval.log)."""
@@ -124,6 +135,7 @@ def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
     config = spec["config"]
     protocol = spec.get("protocol") or None  # the record its sampler was resolved with
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(run_dir)  # this job holds the unit's lock: no other writer of the folder
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, "generation_protocol": protocol},
                                                               sort_keys=True))
     options = dict(config["task_options"])
@@ -168,6 +180,8 @@ def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
     for unit in exp.units:
         runs = [r for r in exp.runs if r.unit.id == unit.id]
         pending = [r for r in runs if not run_complete(out_dir / "runs" / r.id)]
+        for done in (r for r in runs if r not in pending):  # a complete run is never written again
+            remove_stale_temps(out_dir / "runs" / done.id)
         if pending or not train_complete(out_dir / "train" / unit.id, unit.train["steps"]):
             specs = [_spec(r, exp, out_dir) for r in pending]
             jobs.append(UnitJob(str(out_dir), unit.config(), specs, plugins, device,
@@ -220,6 +234,22 @@ def saved_experiment(text: str, listed: list[str], plugins: tuple[str, ...]) -> 
     return yaml.safe_dump({**raw, "plugins": list(plugins)}, sort_keys=False)
 
 
+def record_experiment(out_dir: Path, name: str, text: str) -> Path:
+    """Keep the record of an experiment that runs into ``out_dir``: ``experiments/<name>-<hash>.yaml``
+    keyed by its content (the same file again is the same record), never overwritten; the
+    folder's ``experiment.yaml`` is written only when it has none (the first experiment's)."""
+    records = out_dir / "experiments"
+    records.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "experiment"
+    record = records / f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.yaml"
+    if not record.exists():
+        atomic_write_text(record, text)
+    first = out_dir / "experiment.yaml"
+    if not first.exists():
+        atomic_write_text(first, text)
+    return record
+
+
 def make_executor(kind: str, folder: Path, settings: dict, threads: int | None = None) -> submitit.AutoExecutor:
     """A submitit executor: ``local`` (subprocesses, explicit timeout), ``slurm`` (job arrays,
     requeued on preemption through UnitJob.checkpoint; requests that fit the partition, see
@@ -256,7 +286,7 @@ def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bo
     if dry_run:
         return {"experiment": exp, "jobs": jobs, "submitted": 0}
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "experiment.yaml", saved_experiment(path.read_text(), exp.plugins, plugins))
+    record_experiment(out_dir, exp.name, saved_experiment(path.read_text(), exp.plugins, plugins))
     # one unit at a time by default: a 2-core laptop; SLURM queues them all (array_parallelism caps)
     parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
     note = (f"{parallel} unit(s) at a time" if kind != "slurm" else "slurm") + \

@@ -49,6 +49,7 @@ from harness.engine.plugins import load_plugins
 from harness.engine.protocol import DEFAULT, build_method, resolve_method_options, resolve_sampler
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig
+from harness.sweep.experiment_schema import check_experiment
 
 TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol",
             "plugins"}
@@ -188,6 +189,7 @@ def load_experiment(path: Path) -> Experiment:
 
 
 def expand(raw: dict, default_name: str = "experiment") -> Experiment:
+    check_experiment(raw)  # the type of every key and axis item, before any of it is used
     _check_keys("experiment", raw, TOP_KEYS)
     plugins = [str(m) for m in _as_list(raw.get("plugins") or [])]
     load_plugins(plugins, needed_by=f"experiment '{raw.get('name', default_name)}'")
