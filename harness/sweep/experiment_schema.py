@@ -67,7 +67,7 @@ def _axis(where: str, value: Any, example: str) -> list:
     if not isinstance(value, list):
         _fail(where, value, f"a list ({example})")
     if not value:
-        raise ConfigError(f"experiment: {where} is empty (an empty axis expands to zero runs); {example}")
+        raise ConfigError(f"experiment has no '{where}' (an empty axis expands to zero runs); {example}")
     return value
 
 
