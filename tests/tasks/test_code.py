@@ -135,6 +135,10 @@ def test_score_true_blocks_and_wrong_blocks(humaneval, he_examples):
     wrong = humaneval.score(few, [[["    return None\n"], ["@@@ not python"]] for _ in few])
     assert wrong["pass@1"] == 0.0 and wrong["passed"] == 0
     assert wrong["compiles@1"] <= 0.5 and wrong["failed"] + wrong["error"] == 8
+    from tasks.sandbox import bwrap_problem  # what ran here is a fact of the result
+    used = "bwrap" if bwrap_problem() is None else "guard"
+    assert right["sandbox"]["isolation"] == used
+    assert (right["sandbox"]["absent_defences"] == []) == (used == "bwrap")
 
 
 def test_pass_at_10_with_ten_candidates(humaneval, he_examples):
