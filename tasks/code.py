@@ -21,7 +21,7 @@
   sandbox and receives plain literals (:mod:`tasks.sandbox.judge`); a problem whose reference
   does not pass through the judge runs whole in the sandbox (``per_example["runner"]``).
   Task options ``timeout_s``, ``memory_mb``, ``workers`` (default: the CPUs this job may use)
-  and ``isolation`` (``auto``/``bwrap``/``guard``: README "Sandbox").
+  and ``isolation`` (``auto``/``bwrap``/``guard``: docs/sandbox.md).
   Identical programs run once. pass@k / compiles@k as in :mod:`tasks.passk`, for the ks that
   fit the number of candidates: the mean over problems of the unbiased per-problem estimator
   1 − C(n−c,k)/C(n,k), each with a seeded percentile bootstrap 95 % interval over problems

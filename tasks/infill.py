@@ -26,7 +26,16 @@ from typing import Any
 from harness.core.errors import ConfigError
 from tasks.base import Example, ExampleTask, check_generations
 from tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
-from tasks.sandbox import ISOLATIONS, ExecResult, JudgeJob, SandboxLimits, entry_points, resolve, run_jobs
+from tasks.sandbox import (
+    ISOLATIONS,
+    ExecResult,
+    JudgeJob,
+    SandboxLimits,
+    absent_defences,
+    entry_points,
+    resolve,
+    run_jobs,
+)
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,8 @@ class InfillTask(ExampleTask):
         metrics.update({s: counts.get(s, 0) for s in ("passed", "failed", "timeout", "error")})
         metrics.update({"examples": len(examples), "candidates": n, "skipped_too_long": self.skipped,
                         "programs_run": len(unique)})
+        used = self.isolation_used()
+        metrics["sandbox"] = {"isolation": used, "absent_defences": absent_defences(used)}
         # raw data last: what every statistic above is recomputed from
         metrics["per_example"] = {"task_id": [e.meta["task_id"] for e in examples], "passed": passed,
                                   "compiles": builds, "status": status,
@@ -195,21 +206,14 @@ class InfillTask(ExampleTask):
                         "solution, start from random.Random(f'{seed}:{task_id}'); slot = its token count, "
                         "generation cut at EOS, a newline appended when lines follow",
                 "mask_fraction": self.mask_fraction, "mask_seed": self.seed,
-                "sandbox": {**self.limits.protocol(), "isolation_used": self.isolation_used(),
-                            "kind": self.SANDBOX_KIND[self.isolation_used()],
+                # what ran on this machine (isolation, absent defences) is a fact of each result:
+                # metrics["sandbox"]; the protocol holds only what is asked, the same everywhere
+                "sandbox": {**self.limits.protocol(),
                             "judge": "tests run in a trusted judge process that calls the entry points in the "
                                      "sandboxed candidate over pipes (JSON lines, plain literals, never pickled); "
                                      "a problem whose reference does not pass through the judge runs as a whole "
                                      "program in the sandbox (per_example runner = 'program')",
                             "pass": "random per-run token printed only after the tests ran without exception"}}
-
-    SANDBOX_KIND = {
-        "bwrap": "bubblewrap: read-only root, private work dir and /tmp, no network, own PID/user/IPC/UTS "
-                 "namespaces (uid 65534), no capabilities, clean env, RLIMIT_CPU/AS/FSIZE, killed on timeout; "
-                 "in-process guards as well",
-        "guard": "separate python -I process, own process group killed on timeout, RLIMIT_CPU/AS/FSIZE/NPROC, "
-                 "temp cwd, stripped env, in-process guards against sockets and destructive calls "
-                 "(not a kernel sandbox)"}
 
     def isolation_used(self) -> str:
         """"bwrap" or "guard": what this task's runs use (detected once per process)."""

@@ -31,6 +31,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import lm_eval.models  # noqa: F401  (lm-eval's own backends: its get_model fills only an empty registry)
 import torch
@@ -108,15 +109,11 @@ class PathbenchLM(LM):
             raise ConfigError("pathbench model args need ckpt=<run folder> (or pretrained=<run folder>)")
         load_all()  # the built-in paths, baselines and tasks, and entry-point plugins
         self._device = pick_device(device)
+        explicit = sampler_keys(sampler, nfe, t_star, top_k, top_p, temperature, grid, final, final_at)
         method, self.model, self.tok, self.meta, _, _ = load_run(Path(str(ckpt)), self._device)
-        explicit = {"name": sampler, "nfe": int(nfe), "t_star": float(t_star), "temperature": float(temperature),
-                    "top_p": None if top_p is None else float(top_p), "grid": grid}
-        if top_k is not None:  # not given: the protocol's; "none": the full vocabulary
-            explicit["top_k"] = None if str(top_k).lower() in ("none", "all") else int(top_k)
-        explicit.update({k: v for k, v in (("final", final), ("final_at", final_at)) if v is not None})
         self.method, self.sampler, self.protocol = sampling_setup(method, self.meta, protocol, explicit)
         self.seq_len = int(self.meta["data"]["seq_len"])
-        self.default_max_gen_toks, self.seed = int(max_gen_toks), int(seed)
+        self.default_max_gen_toks, self.seed = _number("max_gen_toks", max_gen_toks, int), _number("seed", seed, int)
 
     def fit(self, prompt: str, max_gen_toks: int) -> tuple[list[str | int], bool, bool]:
         """The request's parts ``[prompt, n]`` (``[n]`` for an empty prompt) with n =
@@ -172,6 +169,61 @@ class PathbenchLM(LM):
         """What lm-eval records in its results' ``config``: the run and how it was sampled."""
         return {"pathbench_method": self.meta["method"], "pathbench_sampler": dataclasses.asdict(self.sampler),
                 "pathbench_generation_protocol": self.protocol, "pathbench_seq_len": self.seq_len}
+
+
+def _number(key: str, value: Any, kind: type) -> Any:
+    """``value`` as an int or float, or one line naming the model arg."""
+    try:
+        if isinstance(value, bool) or (kind is int and not float(value).is_integer()):
+            raise ValueError
+        return kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"model arg {key}={value!r} must be {'an integer' if kind is int else 'a number'}") from None
+
+
+def sampler_keys(sampler, nfe, t_star, top_k, top_p, temperature, grid, final, final_at) -> dict[str, Any]:
+    """The explicit sampler keys of the model args, their numbers checked."""
+    explicit = {"name": sampler, "nfe": _number("nfe", nfe, int), "t_star": _number("t_star", t_star, float),
+                "temperature": _number("temperature", temperature, float),
+                "top_p": None if top_p is None else _number("top_p", top_p, float), "grid": grid}
+    if top_k is not None:  # not given: the protocol's; "none": the full vocabulary
+        explicit["top_k"] = None if str(top_k).lower() in ("none", "all") else _number("top_k", top_k, int)
+    explicit.update({k: v for k, v in (("final", final), ("final_at", final_at)) if v is not None})
+    return explicit
+
+
+def check_model_args(args: dict[str, Any]) -> None:
+    """Everything about the model args that can be checked before lm-eval starts, without loading
+    the model: the keys, the run folder, the numbers, and the sampler and protocol against the
+    run's method (built from its meta.json, no weights). One ConfigError line for the first fault."""
+    valid = model_args()
+    unknown = sorted(set(args) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown pathbench model arg(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    ckpt, pretrained = args.get("ckpt"), args.get("pretrained")
+    if ckpt is not None and pretrained is not None and str(ckpt) != str(pretrained):
+        raise ConfigError(f"model args ckpt={ckpt} and pretrained={pretrained} name different runs; give one")
+    folder = ckpt if ckpt is not None else pretrained
+    if folder is None:
+        raise ConfigError("pathbench model args need ckpt=<run folder> (or pretrained=<run folder>)")
+    folder = Path(str(folder))
+    if not folder.is_dir():
+        raise ConfigError(f"checkpoint {folder} does not exist (ckpt= or pretrained= names a run folder)")
+    from harness.core.registry import BASELINES
+    from harness.engine.checkpoint import is_export, read_export, read_meta
+    from harness.engine.plugins import load_plugins
+
+    meta = read_export(folder)[0] if is_export(folder) else read_meta(folder)
+    defaults = {name: p.default for name, p in inspect.signature(PathbenchLM.__init__).parameters.items()}
+    given = {**defaults, **args}
+    explicit = sampler_keys(*(given[k] for k in ("sampler", "nfe", "t_star", "top_k", "top_p", "temperature", "grid",
+                                                 "final", "final_at")))
+    for key in ("max_gen_toks", "seed"):
+        _number(key, given[key], int)
+    _batch_size(given["batch_size"])
+    load_all()
+    load_plugins(meta.get("plugins", ()), needed_by=f"run {folder}")
+    sampling_setup(BASELINES.build(meta["method"], **meta["method_options"]), meta, given["protocol"], explicit)
 
 
 def model_args() -> list[str]:

@@ -114,6 +114,9 @@ class Seq2SeqTask(ExampleTask):
             raise ConfigError(f"top_k_list = {top_k_list!r} must be a non-empty list of positive ints")
         self.response_tokens = response_tokens
         self.top_k_list = tuple(top_k_list) if top_k_list is not None else None
+        if self.top_k_list:  # Top-k of k candidates: eval refuses fewer before any model loads
+            self.min_candidates = max(self.top_k_list)
+            self.candidates_reason = f"top_k_list = {list(self.top_k_list)}"
         self.bertscore = bool(bertscore)
         self._bert_options = dict(model=bertscore_model, num_layers=bertscore_layers, lang=bertscore_lang,
                                   rescale_with_baseline=rescale_with_baseline, batch_size=bertscore_batch_size,

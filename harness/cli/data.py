@@ -30,6 +30,9 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     from harness.data.corpus import prepare_data
     from harness.sweep.experiment import load_experiment
 
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers} must be an integer >= 1 (tokenising processes; "
+                          "leave it out for $PATHBENCH_DATA_WORKERS or this job's CPU allocation)")
     overrides = parse_overrides(args.overrides)
     others = [f"{section}.{key}" for section, values in overrides.items() if section != "data" for key in values]
     if others:

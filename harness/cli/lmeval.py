@@ -48,21 +48,55 @@ def lm_eval_argv(ckpt: Path | None, extra: list[str]) -> list[str]:
     return [command, "--model", "pathbench", "--model_args", f"pretrained={ckpt}", *extra]
 
 
+def pathbench_model_args(argv: list[str]) -> dict | None:
+    """The merged ``--model_args`` of an lm-eval ``run`` argv when its model is pathbench (None
+    for another model or another sub-command): what :func:`tasks.lmeval.check_model_args` checks."""
+    from lm_eval.utils import simple_parse_args_string
+
+    if not argv or argv[0] != "run":
+        return None
+    models, merged = [], {}
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if arg in ("--model", "-M", "--model_args", "-a") and i + 1 < len(argv) else None
+        if arg.startswith(("--model=", "--model_args=")):
+            arg, value = arg.split("=", 1)
+        if value is not None and arg in ("--model", "-M"):
+            models.append(value)
+        elif value is not None:
+            try:
+                merged.update(simple_parse_args_string(value) or {})
+            except (ValueError, TypeError) as err:
+                raise ConfigError(f"--model_args {value!r} is not key=value,key=value ({err})") from None
+    return merged if models and all(m == "pathbench" for m in models) else None
+
+
 def cmd_lm_eval(args: argparse.Namespace) -> None:
     from lm_eval.__main__ import cli_evaluate
 
-    import tasks.lmeval  # noqa: F401  (registers the "pathbench" lm-eval model)
+    import tasks.lmeval  # registers the "pathbench" lm-eval model
 
-    saved = sys.argv
-    sys.argv = ["lm-eval", *lm_eval_argv(args.ckpt, args.passed_through)]  # lm-eval's parser reads sys.argv
+    argv = lm_eval_argv(args.ckpt, args.passed_through)
+    model_args = pathbench_model_args(argv)
+    if model_args is not None:  # before lm-eval logs anything or loads the model
+        tasks.lmeval.check_model_args(model_args)
+    saved, saved_error = sys.argv, argparse.ArgumentParser.error
+    sys.argv = ["lm-eval", *argv]  # lm-eval's parser reads sys.argv
+
+    def one_line(parser: argparse.ArgumentParser, message: str) -> None:
+        # lm-eval's parsers print their usage and exit 2: bad input is one line here, as everywhere
+        raise ConfigError(f"lm-eval {parser.prog.split()[-1]}: {message} (see `pathbench lm-eval run --help`)")
+
+    argparse.ArgumentParser.error = one_line  # type: ignore[method-assign]
     try:
         cli_evaluate()
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
         if not _raised_by_lm_eval_config(err):
             raise
-        raise ConfigError(f"lm-eval: {err}") from err  # e.g. "Tasks not found: ...": bad input, one line
+        hint = ("; valid: the tasks `pathbench lm-eval ls tasks` lists (add --include_path DIR for your own)"
+                if "task" in str(err).lower() else "")
+        raise ConfigError(f"lm-eval: {str(err).strip()}{hint}") from err  # e.g. "Tasks not found: ..."
     finally:
-        sys.argv = saved
+        sys.argv, argparse.ArgumentParser.error = saved, saved_error
 
 
 def _raised_by_lm_eval_config(err: BaseException) -> bool:

@@ -69,10 +69,13 @@ def cmd_report(args: argparse.Namespace) -> None:
     if args.experiment:  # one or several files: the runs of any of them
         from harness.sweep.experiment import load_experiment
 
+        from harness.sweep.experiment import read_experiment
         from harness.sweep.tuning import read_tuned
 
-        tuned = read_tuned(args.results_dir)  # a tuned sweep's grid is the one its tuning chose
-        only = {run.id for path in args.experiment for run in load_experiment(path, tuned=tuned).runs}
+        only = set()
+        for path in args.experiment:  # a tuned sweep's grid is the one its tuning chose
+            tuned = read_tuned(args.results_dir, str(read_experiment(path).get("name", path.stem)))
+            only |= {run.id for run in load_experiment(path, tuned=tuned).runs}
     result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)

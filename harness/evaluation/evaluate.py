@@ -56,7 +56,8 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
         raise ConfigError(f"task '{task_name}' has no evaluate(); derive it from tasks.base.Task, or ExampleTask "
                           "(examples + score)")
     if candidates < getattr(task, "min_candidates", 1):
-        raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates, got {candidates}")
+        why = f" ({task.candidates_reason})" if getattr(task, "candidates_reason", "") else ""
+        raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates{why}, got {candidates}")
     created = not out.exists()
     try:
         run = ckpt if isinstance(ckpt, LoadedRun) else load_run(ckpt, device)

@@ -11,12 +11,16 @@ Layout of the output folder::
 
     train/<unit id>/      a pathbench run folder (meta.json, checkpoints, metrics.jsonl, ...)
     runs/<run id>/        config.yaml, metrics.json, eval.log, samples.jsonl or generations.jsonl
+    experiments/          every experiment file that ran into the folder, as <name>-<hash of its text>.yaml
+                          (with the plugins it ran with); never overwritten
+    experiment.yaml       the first of them (older folders have only this one)
     submitit/             submitit's job files and logs
     sweep.log             the progress lines of every invocation (harness.sweep.progress)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,7 +43,15 @@ from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, expand, rea
 from harness.sweep.progress import Progress, run_complete, train_complete
 from harness.sweep.scheduler import run_units
 from harness.sweep.slurm import partition_limits, slurm_parameters
-from harness.sweep.tuning import final_val_loss, parse_tune, read_tuned, select, tuning_experiment, write_tuning
+from harness.sweep.tuning import (
+    final_val_loss,
+    parse_tune,
+    read_tuned,
+    select,
+    tuning_dir,
+    tuning_experiment,
+    write_tuning,
+)
 
 __all__ = ["UnitJob", "jobs_for", "make_executor", "run_complete", "sweep", "train_complete"]
 
@@ -119,6 +131,13 @@ def unit_lock(train_dir: Path, rank: int):
         yield
 
 
+def remove_stale_temps(folder: Path) -> None:
+    """Delete the temp files of atomic writes (``.config.yaml.*.tmp``) a killed job left in a run
+    folder; called only where no writer is at work (a complete run, or the job now evaluating it)."""
+    for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
+        leftover.unlink(missing_ok=True)
+
+
 def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
                  reference_store: Path | None = None) -> None:
     """One run of a unit, from the unit's loaded run, into ``run_dir`` (with its eval.log)."""
@@ -126,6 +145,7 @@ def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
     config = spec["config"]
     protocol = spec.get("protocol") or None  # the record its sampler was resolved with
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(run_dir)  # this job holds the unit's lock: no other writer of the folder
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, "generation_protocol": protocol},
                                                               sort_keys=True))
     options = dict(config["task_options"])
@@ -170,6 +190,8 @@ def jobs_for(exp: Experiment, out_dir: Path, plugins: tuple[str, ...] = (),
     for unit in exp.units:
         runs = [r for r in exp.runs if r.unit.id == unit.id]
         pending = [r for r in runs if not run_complete(out_dir / "runs" / r.id)]
+        for done in (r for r in runs if r not in pending):  # a complete run is never written again
+            remove_stale_temps(out_dir / "runs" / done.id)
         if pending or not train_complete(out_dir / "train" / unit.id, unit.train["steps"]):
             specs = [_spec(r, exp, out_dir) for r in pending]
             jobs.append(UnitJob(str(out_dir), unit.config(), specs, plugins, device,
@@ -222,6 +244,22 @@ def saved_experiment(text: str, listed: list[str], plugins: tuple[str, ...]) -> 
     return yaml.safe_dump({**raw, "plugins": list(plugins)}, sort_keys=False)
 
 
+def record_experiment(out_dir: Path, name: str, text: str) -> Path:
+    """Keep the record of an experiment that runs into ``out_dir``: ``experiments/<name>-<hash>.yaml``
+    keyed by its content (the same file again is the same record), never overwritten; the
+    folder's ``experiment.yaml`` is written only when it has none (the first experiment's)."""
+    records = out_dir / "experiments"
+    records.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "experiment"
+    record = records / f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.yaml"
+    if not record.exists():
+        atomic_write_text(record, text)
+    first = out_dir / "experiment.yaml"
+    if not first.exists():
+        atomic_write_text(first, text)
+    return record
+
+
 def make_executor(kind: str, folder: Path, settings: dict, threads: int | None = None) -> submitit.AutoExecutor:
     """A submitit executor: ``local`` (subprocesses, explicit timeout), ``slurm`` (job arrays,
     requeued on preemption through UnitJob.checkpoint; requests that fit the partition, see
@@ -255,7 +293,8 @@ def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], de
     spec = parse_tune(raw.get("tune"), [m if isinstance(m, str) else str(m.get("name")) for m in raw["methods"]])
     if spec is None:
         return {"tuned": None, "jobs": [], "failed": []}
-    done = read_tuned(out_dir) or {}
+    name = str(raw.get("name", "experiment"))
+    done = read_tuned(out_dir, name) or {}
     names = [m if isinstance(m, str) else m.get("name") for m in raw["methods"]]
     if all(n in spec.chosen or n in done or not spec.covers(n) for n in names):
         return {"tuned": done or None, "jobs": [], "failed": []}
@@ -280,7 +319,7 @@ def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], de
         check = read_check(folder)
         row["learned"] = None if check is None else check.get("learned")
     chosen = select(rows, spec)
-    write_tuning(out_dir / "tuning", rows, chosen, spec)
+    write_tuning(tuning_dir(out_dir, name), rows, chosen, spec)
     return {"tuned": {m: c["keys"] for m, c in chosen.items()}, "jobs": jobs, "failed": failed}
 
 
@@ -303,7 +342,7 @@ def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bo
     if dry_run:
         return {"experiment": exp, "jobs": jobs, "submitted": 0}
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "experiment.yaml", saved_experiment(path.read_text(), exp.plugins, plugins))
+    record_experiment(out_dir, exp.name, saved_experiment(path.read_text(), exp.plugins, plugins))
     # one unit at a time by default: a 2-core laptop; SLURM queues them all (array_parallelism caps)
     parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
     note = (f"{parallel} unit(s) at a time" if kind != "slurm" else "slurm") + \

@@ -55,6 +55,7 @@ from harness.engine.protocol import (
 )
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig
+from harness.sweep.experiment_schema import check_experiment
 from harness.sweep.tuning import TuneSpec, parse_tune
 
 TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol",
@@ -193,6 +194,7 @@ def read_experiment(path: Path) -> dict:
         raise ConfigError(f"experiment file {path} is not valid YAML: {str(err).splitlines()[0]}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"experiment file {path} must be a mapping of keys")
+    check_experiment(raw)  # a sweep reads its tune block before the grid is expanded
     return raw
 
 
@@ -203,6 +205,7 @@ def load_experiment(path: Path, tuned: dict[str, dict] | None = None) -> Experim
 
 
 def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] | None = None) -> Experiment:
+    check_experiment(raw)  # the type of every key and axis item, before any of it is used
     _check_keys("experiment", raw, TOP_KEYS)
     plugins = [str(m) for m in _as_list(raw.get("plugins") or [])]
     load_plugins(plugins, needed_by=f"experiment '{raw.get('name', default_name)}'")

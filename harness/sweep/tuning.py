@@ -240,9 +240,14 @@ def _is_student(entry: Any) -> bool:
     return isinstance(teacher, str) and teacher.startswith("@")
 
 
-def read_tuned(folder: Path) -> dict[str, dict] | None:
-    """The chosen train keys per method of a sweep folder's tuning, or None."""
-    path = Path(folder) / "tuning" / "tuning.json"
+def tuning_dir(sweep_dir: Path, experiment: str) -> Path:
+    """Where a sweep folder keeps one experiment's tuning (two experiments may share a folder)."""
+    return Path(sweep_dir) / "tuning" / "".join(c if c.isalnum() or c in "-_." else "-" for c in experiment)
+
+
+def read_tuned(sweep_dir: Path, experiment: str) -> dict[str, dict] | None:
+    """The chosen train keys per method of one experiment's tuning in a sweep folder, or None."""
+    path = tuning_dir(sweep_dir, experiment) / "tuning.json"
     if not path.is_file():
         return None
     return {m: c["keys"] for m, c in json.loads(path.read_text())["chosen"].items()}

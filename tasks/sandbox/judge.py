@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from tasks.sandbox.cleanup import remove_tree
 from tasks.sandbox.isolation import clean_env, resolve
 from tasks.sandbox.limits import STATUSES, ExecResult, SandboxLimits
 from tasks.sandbox.process import SITE_PATHS, TAIL, child_script, kill_group, python, spawn, tail
@@ -80,9 +81,9 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
     isolation = resolve(limits.isolation)
     token = secrets.token_hex(16)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="pathbench-sandbox-") as top:
-        work, judge_dir = os.path.join(top, "work"), os.path.join(top, "judge")
-        os.mkdir(work)
+    top = tempfile.mkdtemp(prefix="pathbench-sandbox-")
+    try:
+        judge_dir = os.path.join(top, "judge")
         os.mkdir(judge_dir)
         to_judge, to_worker = os.pipe(), os.pipe()
         procs: list[subprocess.Popen] = []
@@ -90,10 +91,12 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
         try:
             # the verdict comes back through a pipe, not a file a candidate could find and append to
             with open(os.path.join(top, "worker.err"), "wb") as werr:
-                procs.append(spawn(WORKER, work, isolation, to_worker[0], to_judge[1], werr, site=False))
+                procs.append(spawn(WORKER, top, isolation, limits, to_worker[0], to_judge[1], werr, site=False))
                 payload = {"token": token, "program": job.program, "setup": job.setup, "test": job.test,
                            "entry": list(job.entry), "guard": True, "fd_in": to_judge[0], "fd_out": to_worker[1],
-                           "call_timeout": limits.call_timeout, "path": SITE_PATHS, **child_limits(limits)}
+                           "call_timeout": limits.call_timeout, "max_message": limits.message_bytes,
+                           "path": SITE_PATHS, "worker_path": SITE_PATHS if isolation != "bwrap" else [],
+                           **child_limits(limits)}
                 procs.append(_start_judge(judge_dir, (to_judge[0], to_worker[1])))
                 for fd in (*to_judge, *to_worker):  # the children hold their ends; EOF reaches them
                     os.close(fd)
@@ -113,6 +116,8 @@ def run_judged(job: JudgeJob, limits: SandboxLimits = SandboxLimits()) -> ExecRe
         duration = time.monotonic() - start
         status, detail = ("timeout", "") if timed_out else _verdict(out.decode(errors="replace"), token)
         worker_err, judge_err = tail(os.path.join(top, "worker.err")), err[-TAIL:].decode(errors="replace")
+    finally:
+        remove_tree(top)  # whatever the candidate left there (guard); never raises
     unsupported = status == "unsupported"
     if status not in STATUSES:
         status = "error" if unsupported or not detail else "failed"

@@ -15,10 +15,13 @@ ISOLATIONS = ("auto", "bwrap", "guard")
 @dataclass(frozen=True)
 class SandboxLimits:
     timeout_s: float = 10.0            # wall clock of the whole run; every process is killed after it
-    memory_bytes: int = 1 << 30        # RLIMIT_AS
+    memory_bytes: int = 1 << 30        # RLIMIT_AS (of its one process: RLIMIT_NPROC = 0, no fork, no thread)
     file_size_bytes: int = 16 << 20    # RLIMIT_FSIZE (also caps captured stdout/stderr)
+    disk_bytes: int = 64 << 20         # bubblewrap: size of its work dir (a tmpfs, so memory too)
+    tmp_bytes: int = 16 << 20          # bubblewrap: size of each of its /tmp and /dev/shm (tmpfs)
     isolation: str = "auto"            # one of ISOLATIONS (requested; ExecResult says what was used)
     call_timeout_s: float | None = None  # one judge call; None = timeout_s
+    message_bytes: int = 16 << 20      # the largest reply the judge reads from a candidate (larger: failed)
 
     def protocol(self) -> dict[str, float | str | None]:
         return asdict(self)

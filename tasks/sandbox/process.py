@@ -2,10 +2,11 @@
 
 A child is ``python -I -c SCRIPT`` where SCRIPT joins the sources of :mod:`tasks.sandbox.child`
 modules (they are self-contained) and a call of their entry function. Every child runs in
-its own session with a fresh work directory as cwd and HOME and :func:`clean_env`; under
-bubblewrap it is wrapped by :func:`tasks.sandbox.isolation.bwrap_command`. The end of a run
-kills the child's process group (SIGKILL), which under bubblewrap also ends its PID namespace
-and so every process the program started.
+its own session with a work directory as cwd and HOME and :func:`clean_env`: under bubblewrap
+(:func:`tasks.sandbox.isolation.bwrap_command`) a size-limited tmpfs, ``/work``, that never
+touches the host disk; under the guard ``<run folder>/work``. The end of a run kills the
+child's process group (SIGKILL), which under bubblewrap also ends its PID namespace and so
+every process the program started.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from tasks.sandbox.isolation import bwrap_command, clean_env
+from tasks.sandbox.isolation import bwrap_command, bwrap_python, clean_env
+from tasks.sandbox.limits import SandboxLimits
+from tasks.sandbox.mounts import WORK, write_etc
+from tasks.sandbox.seccomp import filter_fd
 
 CHILD = Path(__file__).resolve().parent / "child"
 #: the harness interpreter's package folders (so a candidate can import what it could before)
@@ -38,15 +42,28 @@ def python(script: str, site: bool = True) -> list[str]:
     return [sys.executable, "-I", *([] if site else ["-S"]), "-c", script]
 
 
-def spawn(script: str, work: str, isolation: str, stdin: Any, stdout: IO | int, stderr: IO | int,
-          site: bool = True, **popen: Any) -> subprocess.Popen:
-    """Start an untrusted child in ``work`` under ``isolation`` ("bwrap" or "guard")."""
-    env = clean_env(work)
-    command = python(script, site)
-    if isolation == "bwrap":
-        command = bwrap_command(work, env) + command
-    return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr, cwd=work, env=env,
-                            start_new_session=True, close_fds=True, **popen)
+def spawn(script: str, top: str, isolation: str, limits: SandboxLimits, stdin: Any, stdout: IO | int,
+          stderr: IO | int, site: bool = True, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Start an untrusted child of the run whose host folder is ``top`` under ``isolation``
+    ("bwrap" or "guard"); under the guard its work dir is ``top/work`` (made here)."""
+    if isolation != "bwrap":
+        work = os.path.join(top, "work")
+        os.makedirs(work, exist_ok=True)
+        env = clean_env(work)
+        return subprocess.Popen(python(script, site), stdin=stdin, stdout=stdout, stderr=stderr, cwd=work, env=env,
+                                start_new_session=True, close_fds=True, pass_fds=pass_fds)
+    etc = os.path.join(top, "etc")
+    if not os.path.isdir(etc):
+        write_etc(top)
+    seccomp = filter_fd()
+    try:
+        command = bwrap_command(etc, clean_env(WORK), limits.disk_bytes, limits.tmp_bytes, seccomp)
+        return subprocess.Popen(command + bwrap_python(script, site), stdin=stdin, stdout=stdout, stderr=stderr,
+                                cwd=top, env={"PATH": "/usr/bin:/bin"}, start_new_session=True, close_fds=True,
+                                pass_fds=(*pass_fds, *(() if seccomp is None else (seccomp,))))
+    finally:
+        if seccomp is not None:
+            os.close(seccomp)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from tasks.sandbox.cleanup import remove_tree
 from tasks.sandbox.isolation import resolve
 from tasks.sandbox.limits import ExecResult, SandboxLimits, allocated_cpus
 from tasks.sandbox.process import child_script, kill_group, spawn, tail
@@ -41,14 +42,13 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> ExecRe
     token = secrets.token_hex(16)
     payload = json.dumps({"token": token, "program": program, **child_limits(limits)})
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="pathbench-sandbox-") as top:
-        work = os.path.join(top, "work")
-        os.mkdir(work)
+    top = tempfile.mkdtemp(prefix="pathbench-sandbox-")
+    try:
         out_path, err_path = os.path.join(top, "stdout"), os.path.join(top, "stderr")
         timed_out = False
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
-                proc = spawn(RUNNER, work, isolation, subprocess.PIPE, out, err)
+                proc = spawn(RUNNER, top, isolation, limits, subprocess.PIPE, out, err)
             except OSError as error:
                 return ExecResult("error", f"sandbox could not start: {error}", time.monotonic() - start,
                                   isolation=isolation)
@@ -56,11 +56,15 @@ def run_program(program: str, limits: SandboxLimits = SandboxLimits()) -> ExecRe
                 proc.communicate(payload.encode("utf-8"), timeout=limits.timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
+            except OSError:  # the child closed its stdin early (it is judged by its exit and output)
+                pass
             finally:
                 kill_group(proc)  # strays left by the program, and the program itself on a timeout
         duration = time.monotonic() - start
         code = proc.returncode
         stdout_tail, stderr_tail = tail(out_path), tail(err_path)
+    finally:
+        remove_tree(top)  # whatever the program left there (guard); never raises
     if timed_out or code == -signal.SIGXCPU:
         status = "timeout"
     elif code == 0 and stdout_tail.rstrip("\n").endswith(token):

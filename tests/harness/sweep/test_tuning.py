@@ -34,14 +34,14 @@ def test_a_sweep_tunes_first_then_trains_every_seed_with_each_methods_choice(tmp
     grid = {"lr": [1e-3, 1e-2], "optimizer": ["adamw", "kl-flow-muon"]}
     path, out = tuned_grid(tmp_path, data_cache, tiny_lm, {"grid": grid, "steps": 3}), tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out)]) == 0
-    record = json.loads((out / "tuning" / "tuning.json").read_text())
+    record = json.loads((out / "tuning" / "t" / "tuning.json").read_text())
     assert len(record["rows"]) == 8 and {r["method"] for r in record["rows"]} == {"kl", "ar"}
     for method in ("kl", "ar"):
         mine = [r for r in record["rows"] if r["method"] == method]
         best = min(mine, key=lambda r: r["val_loss"])  # the rule: lowest held-out loss, within the method
         assert record["chosen"][method]["keys"] == {"lr": best["lr"], "optimizer": best["optimizer"]}
     for name in ("tuning.csv", "tuning.md", "tuning.png"):
-        assert (out / "tuning" / name).stat().st_size > 0
+        assert (out / "tuning" / "t" / name).stat().st_size > 0
     metrics = [json.loads(p.read_text()) for p in (out / "runs").glob("*/metrics.json")]
     assert len(metrics) == 4
     for result in metrics:  # every seed trained with its method's choice, and the record says so

@@ -1,0 +1,110 @@
+"""Bad experiment files are one line, exit 2, before anything is written; a sweep folder keeps
+the record of every experiment that ran into it; a resumed sweep leaves no temp file."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.core.errors import ConfigError
+from harness.engine.plugins import load_all
+from harness.sweep.dispatch import record_experiment, remove_stale_temps
+from harness.sweep.experiment import expand
+from harness.sweep.experiment_schema import check_experiment
+
+load_all()
+GOOD = {"name": "x", "data": {"corpus": "bbc", "vocab_size": 64, "seq_len": 16}, "train": {"steps": 2},
+        "methods": ["kl"], "samplers": [{"name": "basic", "nfe": [2, 4]}], "seeds": [0],
+        "tasks": [{"name": "unconditional", "n": 2}]}
+BAD = [
+    ({"seeds": ["zero"]}, "seeds[0] = 'zero' must be an integer >= 0"),
+    ({"seeds": "zero"}, "seeds = 'zero' must be an integer >= 0"),
+    ({"seeds": [True]}, "seeds[0] = True must be an integer"),
+    ({"methods": 7}, "methods = 7 must be a list"),
+    ({"methods": "kl"}, "methods = 'kl' must be a list"),
+    ({"methods": [["kl"]]}, "methods[0] = ['kl'] must be a method name or a mapping"),
+    ({"methods": [{"name": "kl", "options": [1]}]}, "methods[0].options = [1] must be a mapping"),
+    ({"samplers": {"name": "basic"}}, "samplers = {'name': 'basic'} must be a list"),
+    ({"samplers": ["basic"]}, "samplers[0] = 'basic' must be a mapping"),
+    ({"samplers": [{"nfe": 4}]}, "samplers[0].name = None must be a sampler name"),
+    ({"samplers": [{"name": "basic", "nfe": [4, "x"]}]}, "samplers[0].nfe[1] = 'x' must be an integer"),
+    ({"samplers": [{"name": "basic", "top_k": {"a": 1}}]}, "samplers[0].top_k = {'a': 1} must be an integer or null"),
+    ({"tasks": "unconditional"}, "tasks = 'unconditional' must be a list"),
+    ({"tasks": [{"name": "unconditional", "n": "two"}]}, "tasks[0].n = 'two' must be an integer >= 1"),
+    ({"tasks": [{"name": "unconditional", "scorers": 3}]}, "tasks[0].scorers = 3 must be a string or a list"),
+    ({"tasks": [{"name": "unconditional", "options": "k=1"}]}, "tasks[0].options = 'k=1' must be a mapping"),
+    ({"data": 5}, "data = 5 must be a mapping"),
+    ({"train": ["steps"]}, "train = ['steps'] must be a mapping"),
+    ({"tune": 3}, "tune = 3 must be a mapping"),
+    ({"name": 3}, "name = 3 must be a non-empty string"),
+    ({"protocol": 3}, "protocol = 3 must be a string or a list of strings"),
+    ({"plugins": [1]}, "plugins[0] = 1 must be a non-empty string"),
+    ({"executor": {"slurm": {"partition": ["a", "b"]}}}, "executor.slurm.partition = ['a', 'b'] must be a single"),
+    ({"executor": "local"}, "executor = 'local' must be a mapping"),
+    ({"methods": []}, "has no 'methods'"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD)
+def test_every_key_and_axis_item_is_type_checked(change, message):
+    with pytest.raises(ConfigError, match="^experiment.*" + message.replace("[", r"\[").replace("(", r"\(")):
+        expand({**GOOD, **change})
+
+
+def test_a_good_file_passes_and_tune_is_left_to_its_own_checks():
+    check_experiment({**GOOD, "tune": {"anything": [1, 2]}})
+    assert len(expand(GOOD).runs) == 2
+
+
+@pytest.mark.parametrize("change, message", BAD[:4] + BAD[7:8] + BAD[12:13])
+def test_the_cli_says_one_line_exits_2_and_changes_no_byte(change, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "runs" / "abc").mkdir(parents=True)
+    kept = {out / "experiment.yaml": b"name: first\n", out / "runs" / "abc" / "config.yaml": b"a: 1\n"}
+    for path, data in kept.items():
+        path.write_bytes(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, **change}))
+    for args in (["sweep", str(path), "--out", str(out)], ["sweep", str(path), "--out", str(out), "--dry-run"],
+                 ["prepare", "--experiment", str(path)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (args, err)
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["experiment.yaml", "runs", "runs/abc",
+                                                                             "runs/abc/config.yaml"]
+
+
+def test_prepare_refuses_fewer_than_one_worker(capsys):
+    for workers in ("0", "-3"):
+        assert main(["prepare", "--workers", workers]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--workers {workers} must be an integer >= 1" in err[0]
+
+
+def test_every_experiment_run_into_a_folder_keeps_its_record(tmp_path):
+    first, second = "name: a\nmethods: [kl]\n", "name: b\nmethods: [linear]\n"
+    one = record_experiment(tmp_path, "a", first)
+    two = record_experiment(tmp_path, "b", second)
+    again = record_experiment(tmp_path, "a", first)  # the same file again is the same record
+    changed = record_experiment(tmp_path, "a", first + "seeds: [1]\n")  # same name, new content: a new record
+    assert one == again and len({one, two, changed}) == 3
+    assert one.name == f"a-{hashlib.sha1(first.encode()).hexdigest()[:12]}.yaml"
+    assert [one.read_text(), two.read_text()] == [first, second]
+    assert (tmp_path / "experiment.yaml").read_text() == first  # the first's, never overwritten
+    assert sorted(p.name for p in (tmp_path / "experiments").iterdir()) == sorted([one.name, two.name, changed.name])
+
+
+def test_a_resumed_sweep_removes_the_temp_files_a_kill_left(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    leftovers = [run / ".config.yaml.k2j3.tmp", run / ".metrics.json.x9.tmp"]
+    for path in leftovers:
+        path.write_text("half")
+    remove_stale_temps(run)
+    remove_stale_temps(tmp_path / "runs" / "missing")  # a folder not made yet: nothing to do
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.json"]
+    assert Path(run / "metrics.json").read_text() == "{}"
