@@ -67,9 +67,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     only = None
     if args.experiment:  # one or several files: the runs of any of them
-        from harness.sweep.experiment import load_experiment
-
-        from harness.sweep.experiment import read_experiment
+        from harness.sweep.experiment import load_experiment, read_experiment
         from harness.sweep.tuning import read_tuned
 
         only = set()

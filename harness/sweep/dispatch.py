@@ -35,10 +35,10 @@ import yaml
 
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_text, exclusive
+from harness.engine.learning import read_check
 from harness.engine.plugins import load_all
 from harness.engine.run import LoadedRun, load_run, train_run
 from harness.evaluation.evaluate import eval_run
-from harness.engine.learning import read_check
 from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, expand, read_experiment
 from harness.sweep.progress import Progress, run_complete, train_complete
 from harness.sweep.scheduler import run_units

@@ -217,7 +217,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
     check_data_spec(data["corpus"], data["tokenizer"], data["seq_len"])  # before any unit is submitted
     data["cache_dir"] = str(Path(data["cache_dir"]).resolve())  # jobs may start elsewhere
     shared_train = canonical_keys(TrainConfig, dict(raw.get("train") or {}), "train")  # the keys as given
-    train = asdict(apply_overrides(TrainConfig(), shared_train, "train"))
+    apply_overrides(TrainConfig(), shared_train, "train")  # a bad shared key fails here, once
     seeds = [int(s) for s in _as_list(raw.get("seeds", [0]))]
     if not seeds:
         raise ConfigError("experiment has no seeds (an empty axis expands to zero runs)")
