@@ -52,7 +52,7 @@ class FlowMapMethod(PathMethod):
 
     samplers = ("flowmap",)
     two_time = True
-    sampling_bsv = 3.5  # z and the model input in place, the logits (as the sampler driver)
+    sampling_bsv = 3.5  # z and the model input in place, the logits (bench sample at V = 50,257: 3.0)
 
     def __init__(self, teacher: str | None = None, path: str | None = None,
                  path_options: dict | None = None, diag_fraction: float = 0.25, init: str = "teacher") -> None:

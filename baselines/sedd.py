@@ -67,7 +67,7 @@ class SEDD(TokenMethod):
 
     samplers = ("tweedie", "euler")
     extra_tokens = 1  # the absorbing state, the last id of the backbone's vocabulary
-    sampling_bsv = 11.0  # float64 log-probabilities and the draw over V + 1 (bench sample at V = 50,257)
+    sampling_bsv = 1.5  # the logits and float64 blocks of the draw (bench sample at V = 50,257: 1.0)
 
     def __init__(self, eps: float = 1e-3) -> None:
         super().__init__(eps=eps)
