@@ -10,7 +10,7 @@ from baselines.dfm import DFM
 from harness.engine.generate import generate
 from harness.engine.generation_cost import measure_generation, timed_sample
 from harness.engine.sampling import SamplerConfig
-from tests.baselines.test_fast_samplers import V, TokenToy
+from tests.baselines.test_fast_samplers import TokenToy, V
 
 
 class Letters:
