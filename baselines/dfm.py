@@ -85,7 +85,7 @@ class DFM(TokenMethod):
         """The expected share of positions each call's step draws a token at: those that jump,
         then all of them at the last step."""
         grid = torch.linspace(0.0, 1.0, cfg.nfe + 1, dtype=torch.float64).tolist()
-        return [self.jump_probability(t, h - t) for t, h in zip(grid[:-2], grid[1:-1])] + [1.0]
+        return [self.jump_probability(t, after - t) for t, after in zip(grid[:-2], grid[1:-1])] + [1.0]
 
     @torch.no_grad()
     def sample(self, model, batch_size, seq_len, cfg, *, given_ids=None, given_mask=None,
