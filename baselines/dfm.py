@@ -2,9 +2,11 @@
 
     x_t^i = x1^i with probability κ_t, else [MASK];      κ_t = t^n   or   κ_t = 2t - t²
 
-The denoiser predicts p_θ(x1^i | x_t) with cross-entropy; sampling runs the CTMC Euler
-solver of the ``flow-matching`` package (probability velocity κ'_t/(1-κ_t)·(δ_{x1} - δ_{x_t}))
-with every categorical draw in float64. The quadratic κ = 2t - t² is the schedule of the
+The denoiser predicts p_θ(x1^i | x_t) with cross-entropy (the package's mixture path draws
+x_t); sampling is the CTMC Euler step of the package's MixtureDiscreteEulerSolver (probability
+velocity κ'_t/(1-κ_t)·(δ_{x1} - δ_{x_t})) in law, with every categorical draw in float64, made
+only at the positions that jump (:mod:`baselines.unmask`; the solver itself stays the reference
+of the tests). The quadratic κ = 2t - t² is the schedule of the
 KL-flow reference code; κ = t^n is the package's polynomial scheduler.
 """
 
@@ -14,15 +16,13 @@ import torch
 from flow_matching.path import MixtureDiscreteProbPath
 from flow_matching.path.scheduler import ConvexScheduler, PolynomialConvexScheduler
 from flow_matching.path.scheduler.scheduler import SchedulerOutput
-from flow_matching.solver import MixtureDiscreteEulerSolver
-from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
+from baselines.unmask import reveal_
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES
-from harness.core.rng import RowGenerators
 from harness.engine.methods import TokenMethod, backbone_config, masked_cross_entropy
-from harness.engine.sampling import check_sampler, denoiser_log_probs
+from harness.engine.sampling import check_sampler
 
 SCHEDULERS = ("quadratic", "polynomial")
 
@@ -47,23 +47,6 @@ def seeded(generator: torch.Generator | None) -> int:
     return int(torch.randint(2**62, (1,), generator=generator, device=generator.device).item())
 
 
-class _Posterior(ModelWrapper):
-    """The backbone as the solver wants it: probabilities over data tokens, float64."""
-
-    def __init__(self, model, mask_id, cfg, given_ids=None, given_mask=None) -> None:
-        super().__init__(model)
-        self.mask_id, self.cfg, self.given_ids, self.given_mask = mask_id, cfg, given_ids, given_mask
-
-    def forward(self, x: Tensor, t: Tensor, **extras) -> Tensor:
-        logits = self.model(x, t.float())  # (B, S, V+1)
-        logits[..., self.mask_id] = float("-inf")  # the denoiser never predicts the mask
-        probs = denoiser_log_probs(logits, self.cfg.top_k, self.cfg.temperature, self.cfg.top_p).exp()
-        if self.given_mask is not None:  # a given token is certain: no jump ever leaves it
-            onehot = torch.nn.functional.one_hot(self.given_ids, probs.shape[-1]).to(probs.dtype)
-            probs = torch.where(self.given_mask.unsqueeze(-1), onehot, probs)
-        return probs
-
-
 @BASELINES.register("dfm", "discrete_flow_matching")
 class DFM(TokenMethod):
     """Discrete Flow Matching, mask source (Gat et al. 2024), via the flow-matching package."""
@@ -71,7 +54,7 @@ class DFM(TokenMethod):
     time_direction = "noise at 0, data at 1"  # flow_matching's mixture path: x_0 = mask, x_1 = data
     samplers = ("euler",)
     extra_tokens = 1  # the mask token, the last id of the backbone's vocabulary
-    sampling_bsv = 13.0  # the package's float64 posteriors and draws (bench sample at V = 50,257)
+    sampling_bsv = 1.5  # the logits and float64 blocks of the draw (bench sample at V = 50,257: 1.2)
 
     def __init__(self, scheduler: str = "quadratic", n: float = 1.0) -> None:
         super().__init__(scheduler=scheduler, n=n)
@@ -92,25 +75,38 @@ class DFM(TokenMethod):
         logits = model(x_t, t)  # (B, S, V+1)
         return masked_cross_entropy(logits[..., :mask_id], ids, given)
 
+    def jump_probability(self, t: float, h: float) -> float:
+        """P(a position jumps in a step of size h from t): 1 - exp(-h·κ'_t/(1-κ_t)), the
+        package's CTMC Euler step (its rate toward x1 ≠ x_t)."""
+        out = self.path.scheduler(torch.tensor(t, dtype=torch.float64))
+        return float(-torch.expm1(-h * out.d_alpha_t / (1 - out.alpha_t)))
+
+    def draw_shares(self, cfg) -> list[float]:
+        """The expected share of positions each call's step draws a token at: those that jump,
+        then all of them at the last step."""
+        grid = torch.linspace(0.0, 1.0, cfg.nfe + 1, dtype=torch.float64).tolist()
+        return [self.jump_probability(t, after - t) for t, after in zip(grid[:-2], grid[1:-1])] + [1.0]
+
+    @torch.no_grad()
     def sample(self, model, batch_size, seq_len, cfg, *, given_ids=None, given_mask=None,
                generator=None):
+        """The package's MixtureDiscreteEulerSolver in law (float64 draws), drawing x1 only where
+        a position jumps. A step from t draws x1 ~ p_θ(· | x_t) and, where x1 ≠ x_t, jumps to it
+        with probability q_t; "jump with probability q_t to y ~ p_θ" is the same law (a jump to
+        x_t itself changes nothing). The last step sets every position to its draw (q = 1)."""
         check_sampler("dfm", cfg, self.samplers)
-        if isinstance(generator, RowGenerators):
-            # the package draws from torch's global stream for the whole batch: per-sample
-            # streams are honoured by sampling row by row (B solver runs of one row each)
-            return torch.cat([self.sample(model, 1, seq_len, cfg, generator=g,
-                                          given_ids=None if given_ids is None else given_ids[r:r + 1],
-                                          given_mask=None if given_mask is None else given_mask[r:r + 1])
-                              for r, g in enumerate(generator.generators)])
         device = next(model.parameters()).device
-        vocab = backbone_config(model).vocab_size
-        x_init = torch.full((batch_size, seq_len), vocab - 1, device=device)
-        if given_mask is not None:
-            x_init = torch.where(given_mask, given_ids, x_init)
-        solver = MixtureDiscreteEulerSolver(_Posterior(model, vocab - 1, cfg, given_ids, given_mask),
-                                            self.path, vocabulary_size=vocab)
-        grid = torch.linspace(0.0, 1.0, cfg.nfe + 1, dtype=torch.float64, device=device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seeded(generator))
-            return solver.sample(x_init=x_init, step_size=None, time_grid=grid,
-                                 dtype_categorical=torch.float64)
+        mask_id = backbone_config(model).vocab_size - 1
+        x = torch.full((batch_size, seq_len), mask_id, device=device)
+        movable = torch.ones_like(x, dtype=torch.bool)
+        if given_mask is not None:  # a given token is certain: it never jumps
+            x = torch.where(given_mask, given_ids, x)
+            movable = ~given_mask
+        grid = torch.linspace(0.0, 1.0, cfg.nfe + 1, dtype=torch.float64).tolist()
+        for n in range(cfg.nfe):
+            t, h = grid[n], grid[n + 1] - grid[n]
+            logits = model(x, torch.full((batch_size,), t, device=device))  # (B, S, V+1)
+            q = 1.0 if n == cfg.nfe - 1 else self.jump_probability(t, h)
+            reveal_(x, logits, movable, q, cfg, mask_id, generator)  # the mask is never drawn
+            del logits  # before the next call allocates its own
+        return x

@@ -41,7 +41,7 @@ from harness.engine.checkpoint import read_meta
 from harness.engine.methods import PathMethod, backbone_config
 from harness.engine.run import load_run, require_complete
 from harness.engine.sampling import SamplerConfig, draw_tokens
-from paths.base import AffineTargetPath
+from paths.base import AffineTargetPath, TokenAffinePath, softmax_into
 
 INITS = ("teacher", "random")  # the student's starting weights: a copy of the teacher, or fresh
 
@@ -52,7 +52,7 @@ class FlowMapMethod(PathMethod):
 
     samplers = ("flowmap",)
     two_time = True
-    sampling_bsv = 6.0  # a float64 state, its model input, the logits and their softmax
+    sampling_bsv = 3.5  # z and the model input in place, the logits (bench sample at V = 50,257: 3.0)
 
     def __init__(self, teacher: str | None = None, path: str | None = None,
                  path_options: dict | None = None, diag_fraction: float = 0.25, init: str = "teacher") -> None:
@@ -157,27 +157,48 @@ class FlowMapMethod(PathMethod):
         keep = (~given).float()
         return (kl * keep).sum() / keep.sum().clamp_min(1.0)
 
+    def jump_(self, z: Tensor, w: Tensor, s: float, t: float) -> Tensor:
+        """z ← Z_{s,t}(z) in place for δ = w (B,S,V), which it may overwrite: for a path with
+        two target levels a few fused passes (as the sampler driver's ODE step), else :meth:`jump`."""
+        if not isinstance(self.path, TokenAffinePath):
+            at = lambda v: torch.tensor([v], dtype=torch.float64, device=z.device)  # noqa: E731
+            return z.copy_(self.jump(z, w, at(s), at(t)))
+        lo, hi = self.path.target_levels(z.shape[-1])
+        frac = (t - s) / (1.0 - s)  # the flow map's own fraction, not the path's τ-Euler one
+        z.mul_(1.0 - frac).add_(w, alpha=frac * (hi - lo))
+        return z if self.path.shift_invariant else z.add_(frac * lo)
+
     @torch.no_grad()
     def sample(self, model, batch_size, seq_len, cfg: SamplerConfig, *, given_ids=None, given_mask=None,
                generator=None):
+        """N jumps in place on two (B,S,V) buffers — the state z and the model input, later the
+        softmax's scratch — as :func:`harness.engine.sampling.sample_path` does: the state is
+        float32 (or the model's float64), every draw float64."""
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
+        work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
         vocab = model.config.vocab_size
-        times = self.time_grid(self.path, cfg.nfe, cfg.grid).to(device)
-        z = self.path.sample_prior((batch_size, seq_len, vocab), generator=generator, device=device)
+        times = self.time_grid(self.path, cfg.nfe, cfg.grid).tolist()
+        z = self.path.prior_(torch.empty((batch_size, seq_len, vocab), dtype=work, device=device), generator)
+        buffer = torch.empty_like(z)  # the model input, then scratch once the model has read it
         clamp = given_mask is not None and bool(given_mask.any())
         if clamp:
-            mask = given_mask.to(device).unsqueeze(-1)
-            z_given = self.path.target(given_ids.to(device), vocab)
-            z = torch.where(mask, z_given, z)
+            mask, given_ids = given_mask.to(device), given_ids.to(device)
+            z_given = self.path.target(given_ids[mask], vocab, work)  # (n_given, V)
+            z[mask] = z_given
         for n in range(cfg.nfe):
-            s = times[n].expand(batch_size)
-            t = times[n + 1].expand(batch_size)
-            logits = model(self.path.model_input(z).to(dtype), s.float(), t_end=t.float())
+            s = torch.full((batch_size,), times[n], device=device)
+            t = torch.full((batch_size,), times[n + 1], device=device)
+            logits = model(self.path.model_input_(z, buffer).to(dtype), s, t_end=t)  # (B, S, V)
             if n == cfg.nfe - 1:  # temperature, top-k and top-p shape only a drawn final token
                 ids = logits.argmax(-1) if cfg.final == "argmax" else draw_tokens(logits, cfg, generator)
-                return torch.where(given_mask.to(device), given_ids.to(device), ids) if clamp else ids
-            z = self.jump(z, logits.to(z.dtype).softmax(-1), s, t)  # a jump uses the full δ
+                return torch.where(mask, given_ids, ids) if clamp else ids
+            if logits.dtype == z.dtype and logits.is_contiguous():
+                w = torch.ops.aten._softmax.out(logits, -1, False, out=logits)  # in place: no softmax copy
+            else:  # e.g. bfloat16 logits: the full δ in the state's dtype, in the free buffer
+                w = softmax_into(buffer.copy_(logits), buffer)
+            self.jump_(z, w, times[n], times[n + 1])  # a jump uses the full δ
+            del logits, w  # before the next call allocates its own
             if clamp:
-                z = torch.where(mask, z_given, z)
+                z[mask] = z_given
         raise AssertionError("unreachable: the loop returns on its last call")

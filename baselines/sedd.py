@@ -15,7 +15,8 @@ score is parametrised as log softmax(logits) + log r, which makes Σ_y e^{s_y} =
 Sampling runs τ from 1 to ε: ``tweedie`` (the exact τ-leaping/Tweedie step of the absorbing
 process: a masked token is revealed as y with probability p_θ(y)·(e^{-σ̄'} - e^{-σ̄})/(1 - e^{-σ̄})
 and stays masked otherwise) or ``euler`` (reverse rates Δσ̄·e^{s_y}, clipped to a distribution),
-and ends with one denoising call that fills every position still masked.
+and ends with one denoising call that fills every position still masked. A step draws the
+token (float64, inverse CDF) only at the positions it reveals (:mod:`baselines.unmask`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import math
 import torch
 from torch import Tensor
 
+from baselines.unmask import reveal_
 from harness.core.errors import ConfigError
 from harness.core.registry import BASELINES
 from harness.engine.methods import TokenMethod
-from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+from harness.engine.sampling import check_sampler
 
 
 def total_noise(tau: Tensor, eps: float) -> Tensor:
@@ -65,7 +67,7 @@ class SEDD(TokenMethod):
 
     samplers = ("tweedie", "euler")
     extra_tokens = 1  # the absorbing state, the last id of the backbone's vocabulary
-    sampling_bsv = 11.0  # float64 log-probabilities and the draw over V + 1 (bench sample at V = 50,257)
+    sampling_bsv = 1.5  # the logits and float64 blocks of the draw (bench sample at V = 50,257: 1.0)
 
     def __init__(self, eps: float = 1e-3) -> None:
         super().__init__(eps=eps)
@@ -94,6 +96,24 @@ class SEDD(TokenMethod):
         weighted = noise_rate(tau, self.eps)[:, None] * entropy
         return weighted.sum() / (~given).sum().clamp_min(1)
 
+    def reveal_probability(self, sampler: str, tau: Tensor, tau_next: Tensor) -> float:
+        """P(a masked token is revealed) in a step from τ to τ_next (< τ)."""
+        sigma, sigma_next = total_noise(tau, self.eps).item(), total_noise(tau_next, self.eps).item()
+        if sampler == "tweedie":
+            return (math.exp(-sigma_next) - math.exp(-sigma)) / -math.expm1(-sigma)
+        # Euler on the reverse rates Δσ̄·e^{s_y} = Δσ̄·r·p_y, clipped to a probability
+        return min(1.0, (sigma - sigma_next) / math.expm1(sigma))
+
+    def draw_shares(self, cfg) -> list[float]:
+        """The expected share of positions each call's step draws a token at (an unconditional
+        run): the reveals of the masked share, then the final fill (its argmax or draw)."""
+        taus = torch.linspace(1.0, self.eps, cfg.nfe + 1, dtype=torch.float64)
+        masked, shares = 1.0, []
+        for n in range(cfg.nfe - 1):
+            shares.append(masked * self.reveal_probability(cfg.name, taus[n], taus[n + 1]))
+            masked -= shares[-1]
+        return shares + [masked]
+
     @torch.no_grad()
     def sample(self, model, batch_size, seq_len, cfg, *, given_ids=None, given_mask=None,
                generator=None):
@@ -105,20 +125,14 @@ class SEDD(TokenMethod):
             x = torch.where(given_mask, given_ids, x)
         taus = torch.linspace(1.0, self.eps, cfg.nfe + 1, dtype=torch.float64, device=device)
         for n in range(cfg.nfe):
-            tau = taus[n].expand(batch_size).float()
-            logits = model(x, tau)[..., :mask_id]
-            log_p = denoiser_log_probs(logits, cfg.top_k, cfg.temperature, cfg.top_p)  # (B,S,V) float64
+            logits = model(x, taus[n].expand(batch_size).float())  # (B, S, V+1)
             masked = x == mask_id
             if n == cfg.nfe - 1:  # final denoise: fill what is still masked
-                fill = log_p.argmax(-1) if cfg.final == "argmax" else gumbel_categorical(log_p, generator)
-                return torch.where(masked, fill, x)
-            sigma, sigma_next = (total_noise(taus[n], self.eps).item(),
-                                 total_noise(taus[n + 1], self.eps).item())
-            if cfg.name == "tweedie":
-                reveal = (math.exp(-sigma_next) - math.exp(-sigma)) / -math.expm1(-sigma)
-            else:  # Euler on the reverse rates Δσ̄·e^{s_y} = Δσ̄·r·p_y, clipped to a probability
-                reveal = min(1.0, (sigma - sigma_next) / math.expm1(sigma))
-            stay = torch.full_like(log_p[..., :1], math.log1p(-reveal) if reveal < 1 else float("-inf"))
-            choice = gumbel_categorical(torch.cat([log_p + math.log(reveal), stay], -1), generator)
-            x = torch.where(masked, choice, x)  # choice == V is the mask id: stays masked
+                if cfg.final == "argmax":  # temperature, top-k and top-p keep the argmax
+                    return torch.where(masked, logits[..., :mask_id].argmax(-1), x)
+                return reveal_(x, logits, masked, 1.0, cfg, mask_id, generator)
+            # a masked token is revealed with probability `reveal`, as y ~ p_θ (float64 draw)
+            reveal_(x, logits, masked, self.reveal_probability(cfg.name, taus[n], taus[n + 1]), cfg, mask_id,
+                    generator)
+            del logits  # before the next call allocates its own
         raise AssertionError("unreachable: the loop returns on its last call")

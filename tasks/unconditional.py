@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
 from harness.core.registry import METRICS, TASKS
 from harness.engine.checkpoint import read_meta
+from harness.engine.generation_cost import GenerationCost, add_cost, measure_generation
 from harness.engine.run import LoadedRun, draw_samples, environment, write_samples
 from tasks.base import EvalSettings, Task
 from tasks.causal_lm import CausalScorer, check_placement
@@ -156,7 +157,7 @@ def reference_texts(sequences: np.ndarray, tokenizer, n: int, length: int) -> li
 # Unconditional samples are a deterministic function of (checkpoint, sampler, n, seed, batch):
 # runs that differ only in their scorer reuse one draw instead of sampling twice. Small: a
 # sweep job evaluates its runs in grid order, so the scorers of one sampler are neighbours.
-_samples_cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+_samples_cache: OrderedDict[str, tuple[list[dict[str, Any]], GenerationCost]] = OrderedDict()
 _SAMPLES_CACHE_SIZE = 4
 
 
@@ -221,14 +222,18 @@ def cached_samples(run: LoadedRun, settings: EvalSettings) -> list[dict[str, Any
                      sort_keys=True, default=str)
     if key in _samples_cache:
         _samples_cache.move_to_end(key)
-    else:
-        _samples_cache[key] = draw_samples(run.method, run.model, run.tokenizer, run.meta, run.step, settings.n,
-                                           settings.sampler, seed=settings.seed, batch_size=settings.batch_size,
-                                           device=settings.device, protocol=settings.protocol,
-                                           seeding=settings.seeding, memory_gb=settings.memory_gb)
-        while len(_samples_cache) > _SAMPLES_CACHE_SIZE:
-            _samples_cache.popitem(last=False)
-    return _samples_cache[key]
+        records, cost = _samples_cache[key]
+        add_cost(replace(cost, reused=True))  # a reused draw reports what drawing it cost
+        return records
+    with measure_generation() as cost:
+        records = draw_samples(run.method, run.model, run.tokenizer, run.meta, run.step, settings.n,
+                               settings.sampler, seed=settings.seed, batch_size=settings.batch_size,
+                               device=settings.device, protocol=settings.protocol,
+                               seeding=settings.seeding, memory_gb=settings.memory_gb)
+    _samples_cache[key] = records, cost
+    while len(_samples_cache) > _SAMPLES_CACHE_SIZE:
+        _samples_cache.popitem(last=False)
+    return records
 
 
 def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, out: Path | None = None,

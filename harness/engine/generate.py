@@ -20,6 +20,7 @@ from harness.core.errors import ConfigError
 from harness.core.rng import RowGenerators, check_seeding, generator_for, row_seed
 from harness.data.tokenizer import Tokenizer
 from harness.engine.contract import check_sample
+from harness.engine.generation_cost import timed_sample
 from harness.engine.memory import fit_batch, memory_budget
 from harness.engine.methods import Method
 from harness.engine.sampling import SamplerConfig
@@ -97,7 +98,7 @@ def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, reque
                 generator = RowGenerators.seeded([row_seed(request_seeds[i], 0, c) for i in index], device)
             else:
                 generator = generator_for(seeding, seed, index, c, device)
-            with inference_autocast(device):
+            with inference_autocast(device), timed_sample(model, len(index), seq_len, given):
                 sampled = method.sample(model, len(index), seq_len, sampler, given_ids=ids, given_mask=given,
                                         generator=generator)
             sampled = check_sample(type(method).__name__, sampled, len(index), seq_len, tokenizer.vocab_size,

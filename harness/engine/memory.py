@@ -3,7 +3,7 @@
 A sampler's peak memory grows linearly in the batch: per sample row it holds its (S, V) state
 tensors and the model's logits — counted by each method as ``Method.sampling_bsv``, float32
 (S, V) units measured with ``pathbench bench sample`` (a simplex path: z, the model input and
-the logits, ≈ 3.4; dfm ≈ 13 and sedd ≈ 11, whose draws work on float64 copies) — plus the
+the logits, ≈ 3.4; dfm and sedd ≈ 1.2, the logits and the float64 blocks of their draws) — plus the
 backbone's activations for one forward pass:
 
     bytes per row ≈ 4·S·V·sampling_bsv + b·S·(d·(6 + 2·mlp_ratio) + n_head·S)

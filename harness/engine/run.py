@@ -42,6 +42,7 @@ from harness.engine.checkpoint import (
     write_meta,
 )
 from harness.engine.contract import check_sample
+from harness.engine.generation_cost import timed_sample
 from harness.engine.learning import run_check
 from harness.engine.memory import fit_batch, memory_budget
 from harness.engine.methods import Method
@@ -255,7 +256,7 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
         generator = generator_for(seeding, seed, rows, device=device)
         seeds = [row_seed(seed, i) for i in rows] if seeding == "row" else [batch_seed(seed, first)] * size
         given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
-        with inference_autocast(device):
+        with inference_autocast(device), timed_sample(model, size, seq_len, given.get("given_mask")):
             ids = method.sample(model, size, seq_len, sampler, generator=generator, **given)
         ids = check_sample(meta["method"], ids, size, seq_len, tokenizer.vocab_size, **given).cpu()
         for row, sample_ids in enumerate(ids.tolist()):

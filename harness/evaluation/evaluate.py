@@ -3,7 +3,9 @@
 ``pathbench eval`` loads a run folder (or takes a run a sweep unit already loaded: one load for
 all its runs), resolves the sampler under the generation protocol, and hands the loaded run to
 the task's :meth:`~tasks.base.Task.evaluate`, which generates, writes what it generated and
-scores it. Every result is written atomically with both protocols and the environment.
+scores it. Every result is written atomically with both protocols, the environment and the
+measured cost of its generation (``generation``: the sampler's wall time, samples/s, tokens/s,
+NFE, batch, device, precision, threads; :mod:`harness.engine.generation_cost`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
 from harness.core.registry import TASKS, accepted_options
 from harness.core.rng import check_seeding
+from harness.engine.generation_cost import measure_generation
 from harness.engine.learning import ensure_check
 from harness.engine.memory import check_memory_gb
 from harness.engine.protocol import for_sampling, sampling_setup
@@ -119,7 +122,9 @@ def _eval_run(task, run: LoadedRun, task_name: str, out: Path, sampler: dict, op
                               **({"seeding": "row"} if settings["seeding"] == "row" else {}),
                               **({"inference_precision": inference_precision(settings["device"])}
                                  if inference_precision(settings["device"]) else {})}
-    result.update(task.evaluate(run._replace(method=method), EvalSettings(cfg, record, **settings), out))
+    with measure_generation() as cost:  # the sampler's own time: scoring is not counted
+        result.update(task.evaluate(run._replace(method=method), EvalSettings(cfg, record, **settings), out))
+    result["generation"] = cost.record(run.model, settings["device"])
     result["protocol"] = task.protocol()  # the metric protocol; generation_protocol is the sampling one
     result["training_recipe"] = training_recipe(meta)
     # did the model learn at all? (a run that did not is flagged wherever its samples are read)

@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from baselines.unmask import draw_rows
 from harness.core.registry import BASELINES
 from harness.engine.memory import bytes_per_row, fit_batch, memory_budget
 from harness.engine.methods import Method, PathMethod
@@ -30,7 +31,8 @@ from harness.engine.sampling import SamplerConfig, draw_tokens, grid_intervals, 
 from harness.studies.bench import PeakMemory, bsv_units, sync, timed_forward
 from paths.base import softmax_into
 
-TARGETS = {"basic": 0.75, "semi": 2.0, "sampling": 2.0, "hybrid": 2.0}  # outside-model time / call
+TARGETS = {"basic": 0.75, "semi": 2.0, "sampling": 2.0, "hybrid": 2.0,  # outside-model time / call
+           "flowmap": 1.0, "euler": 1.0, "tweedie": 1.0}  # flowmap's jumps; dfm's and sedd's steps
 MEMORY_TARGET = 3.0  # float32 (B,S,V) tensors beyond the model's logits
 
 
@@ -58,8 +60,23 @@ def _floors(method: PathMethod, logits: torch.Tensor, top_k: int | None, device:
             "sampling": prior + draw + model_input}
 
 
+def _token_floor(method: Method, logits: torch.Tensor, cfg: SamplerConfig, device: str) -> float:
+    """Seconds a step of a mask-source sampler (dfm, sedd) cannot avoid, on average: its float64
+    draw at the expected share of positions that move (``draw_shares``), each measured as a
+    share of one draw over every position, and one uniform per position."""
+    flat = logits.reshape(-1, logits.shape[-1])
+    rows, vocab = torch.arange(flat.shape[0], device=flat.device), logits.shape[-1] - method.extra_tokens
+    u = torch.rand(flat.shape[0], dtype=torch.float64, device=flat.device)
+    draw = _median_seconds(lambda: draw_rows(flat, rows, u, cfg, vocab), device)
+    uniform = _median_seconds(lambda: torch.rand(flat.shape[0], dtype=torch.float64, device=flat.device), device)
+    shares = method.draw_shares(cfg)
+    return (sum(shares) * draw + len(shares) * uniform) / len(shares)
+
+
 def _step_mix(method: PathMethod, cfg: SamplerConfig) -> tuple[int, int]:
     """(ODE steps, drawing steps) of a run of ``cfg``; the decoding call has no step."""
+    if cfg.name == "flowmap":  # NFE - 1 jumps, each an ODE-like step on the full δ
+        return cfg.nfe - 1, 0
     steps = grid_intervals(cfg)
     times = method.time_grid(method.path, steps, cfg.grid)[:steps].tolist()
     ode = sum(scheme_at(cfg, t) == "basic" for t in times)
@@ -74,7 +91,7 @@ def _variants(method: Method, samplers, nfes, top_ks) -> list[tuple[str, int, in
     out = []
     for nfe in nfes:
         for name in names:
-            draws = isinstance(method, PathMethod) and name != "basic"
+            draws = isinstance(method, PathMethod) and name not in ("basic", "flowmap")
             out += [(name, nfe, k) for k in (top_ks if draws else (None,))]
     return out
 
@@ -96,11 +113,15 @@ def bench_sample(method_name: str = "kl", preset: str = "tiny", vocab: int = 819
 
 def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_ks, protocol, device,
                   memory_gb=None) -> list[dict]:
-    options, record = resolve_method_options(name, protocol, {})
+    # a flow-map student is timed on an untrained kl teacher's path under the same protocol
+    teacher = {"teacher": "@kl", "path_options": resolve_method_options("kl", protocol, {})[0]} \
+        if BASELINES.canonical(name) == "flowmap" else {}
+    options, record = resolve_method_options(name, protocol, teacher)
     method: Method = BASELINES.build(name, **options)
     torch.manual_seed(0)
     model = Transformer(model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
-                                     time_cond=method.time_cond)).to(device).eval()
+                                     time_cond=method.time_cond, **({"two_time": True} if method.two_time else {})
+                                     )).to(device).eval()
     budget = memory_budget(memory_gb, device)
     per_row = bytes_per_row(method, model, seq_len)
     if budget is not None:
@@ -144,11 +165,14 @@ def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_
                **({"budget_gb": budget / 1e9} if budget is not None else {})}
         line = (f"  NFE {nfe:>4}  {sampler:<9} top-k {str(cfg.top_k):<4} {row['samples_per_s']:>7.2f} samples/s "
                 f"{row['tokens_per_s']:>8,.0f} tokens/s  model {100 * row['model_share']:>3.0f}%")
-        if isinstance(method, PathMethod) and call_s:
+        if call_s and (isinstance(method, PathMethod) or hasattr(method, "draw_shares")):
             per_call = watch.seconds / max(watch.calls, 1)
-            ode, drawn = _step_mix(method, cfg)
-            floors = _floors(method, logits, cfg.top_k, device)
-            floor = (ode * floors["basic"] + drawn * floors["semi" if sampler == "semi" else "sampling"]) / nfe
+            if isinstance(method, PathMethod):
+                ode, drawn = _step_mix(method, cfg)
+                floors = _floors(method, logits, cfg.top_k, device)
+                floor = (ode * floors["basic"] + drawn * floors["semi" if sampler == "semi" else "sampling"]) / nfe
+            else:
+                floor = _token_floor(method, logits, cfg, device)
             row.update(outside_per_step=(seconds - watch.seconds) / nfe / per_call, floor_per_step=floor / per_call,
                        target=TARGETS[sampler])
             line += (f"  outside/step {row['outside_per_step']:.2f}x a call (target <= {TARGETS[sampler]}x, "

@@ -175,6 +175,13 @@ def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_
     second = evaluate.eval_run(run, "unconditional", tmp_path / "b", sampler, n=3,
                                task_options={"scorer": f"hf:{tiny_lm}", "batch_size": 1})
     assert len(calls) == 1  # the second run (another scorer setting) reused the draw
+    cost = first["generation"]  # measured: the sampler's own time, scoring excluded
+    assert cost["samples"] == 3 and cost["tokens"] == 3 * 32 and cost["nfe"] == 3 and cost["model_calls"] == 3
+    assert cost["seconds"] > 0 and cost["samples_per_s"] == pytest.approx(3 / cost["seconds"])
+    assert cost["tokens_per_s"] == pytest.approx(96 / cost["seconds"]) and cost["batch_size"] == 3
+    assert cost["device"] == "cpu" and cost["precision"] == "float32" and cost["threads"] >= 1
+    assert second["generation"]["reused_draw"] and second["generation"]["seconds"] == cost["seconds"]
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["generation"] == cost
     assert (tmp_path / "a" / "samples.jsonl").read_text() == (tmp_path / "b" / "samples.jsonl").read_text()
     assert first["metrics"]["gen_ppl"] == pytest.approx(second["metrics"]["gen_ppl"], rel=1e-9)
     evaluate.eval_run(run, "unconditional", tmp_path / "c", {**sampler, "nfe": 4}, n=3,

@@ -1,0 +1,83 @@
+"""The quality–speed frontier on a synthetic results folder with known answers."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from harness.report.frontier import quality_speed_frontier
+from harness.report.leaderboard import load
+
+CPU = {"device": "cpu", "device_name": "cpu", "precision": "float32", "threads": 2}
+
+
+def write(root, run_id, method, sampler, nfe, ppl, interval, speed, entropy=4.4, seed=0, generation=CPU, top_k=None):
+    record = {"run_id": run_id, "method": method, "task": "unconditional", "scorer": "smollm2", "seed": seed,
+              "status": "complete", "preset": "tiny",
+              "sampler": {"name": sampler, "nfe": nfe, "top_k": top_k, "final": "argmax"},
+              "metrics": {"gen_ppl": ppl, "gen_ppl_ci95": list(interval), "entropy": entropy,
+                          "entropy_ci95": [entropy - 0.1, entropy + 0.1]},
+              **({"generation": {**generation, "samples_per_s": speed, "tokens_per_s": 128 * speed}}
+                 if speed is not None else {})}
+    (root / run_id).mkdir(parents=True)
+    (root / run_id / "metrics.json").write_text(json.dumps(record))
+
+
+@pytest.fixture
+def results(tmp_path):
+    write(tmp_path, "kl8", "kl", "basic", 8, 60.0, (55, 65), 6.0)
+    write(tmp_path, "kl1", "kl", "basic", 1, 300.0, (280, 320), 40.0)
+    write(tmp_path, "fm1", "flowmap", "flowmap", 1, 70.0, (62, 78), 48.0)
+    write(tmp_path, "fm8", "flowmap", "flowmap", 8, 58.0, (54, 62), 6.0)
+    write(tmp_path, "dfm", "dfm", "euler", 8, 90.0, (85, 95), 4.0)
+    write(tmp_path, "ar", "ar", "ancestral", 127, 50.0, (47, 53), 12.0)
+    write(tmp_path, "lin", "linear", "basic", 8, 70.0, (60, 80), None)  # evaluated before costs were measured
+    return tmp_path
+
+
+def test_rows_carry_quality_speed_and_the_device(results, tmp_path):
+    df, problems, records = load(results)
+    assert not problems
+    out = quality_speed_frontier(df, records, tmp_path / "frontier.png")
+    rows = out.rows.set_index("method", drop=False)
+    assert list(out.rows["samples_per_s"].iloc[:2]) == [48.0, 40.0]  # fastest first
+    assert rows.loc["ar", "autoregressive"] and not rows.loc["dfm", "autoregressive"]
+    assert (rows.loc["dfm", "gen_ppl"], rows.loc["dfm", "gen_ppl_lo"], rows.loc["dfm", "gen_ppl_hi"]) == (90, 85, 95)
+    assert rows.loc["dfm", "entropy"] == 4.4 and rows.loc["dfm", "tokens_per_s"] == 512
+    assert rows.loc["dfm", "device"] == "cpu, float32, 2 threads"
+    assert rows.loc["linear", "device"] == "not measured" and pd.isna(rows.loc["linear", "samples_per_s"])
+    assert out.plot == tmp_path / "frontier.png" and out.plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_speedup_columns_of_the_few_step_table(results):
+    out = quality_speed_frontier(*load(results)[::2])
+    rows = out.rows.set_index(["method", "nfe"])
+    assert rows.loc[("flowmap", 1), "speedup_vs_nfe8"] == pytest.approx(8.0)
+    assert rows.loc[("flowmap", 1), "speedup_vs_ar"] == pytest.approx(4.0)
+    assert rows.loc[("kl", 8), "speedup_vs_nfe8"] == pytest.approx(1.0)
+    assert rows.loc[("dfm", 8), "speedup_vs_ar"] == pytest.approx(4 / 12)  # slower than AR: below 1
+    assert pd.isna(rows.loc[("ar", 127), "speedup_vs_ar"])  # AR is the baseline itself
+
+
+def test_sentences_say_faster_and_better_only_with_disjoint_intervals(results):
+    sentences = quality_speed_frontier(*load(results)[::2]).sentences
+    text = "\n".join(sentences)
+    # flowmap NFE 1 (48/s, 70 [62, 78]) beats dfm (4/s, 90 [85, 95]) outright
+    assert ("flowmap (flowmap, NFE 1) is both faster and better than dfm (euler, NFE 8): 48 against 4 samples/s "
+            "(12.0x), gen-PPL 70.0 [62.0, 78.0] at entropy 4.40 against gen-PPL 90.0 [85.0, 95.0] at entropy 4.40"
+            ) in text
+    # the AR baseline (12/s, 50 [47, 53]) is faster and better than kl at NFE 8 (6/s, 60 [55, 65])
+    assert "ar (ancestral, KV cache) is both faster and better than kl (basic, NFE 8): 12 against 6 samples/s" in text
+    # flowmap NFE 1 is faster than AR but worse (62 > 53): no sentence claims it beats AR
+    assert not any(s.startswith("flowmap") and "than ar" in s for s in sentences)
+    # flowmap NFE 1 is faster than kl NFE 8 and their intervals overlap (70 [62, 78], 60 [55, 65])
+    assert "flowmap (flowmap, NFE 1) is faster than, and within noise of, kl (basic, NFE 8)" in text
+    assert not any("linear" in s for s in sentences)  # no measured speed: not compared
+
+
+def test_speeds_measured_on_different_devices_are_not_compared(tmp_path):
+    gpu = {"device": "cuda:0", "device_name": "NVIDIA H100", "precision": "bf16", "threads": 16}
+    write(tmp_path, "a", "kl", "basic", 8, 40.0, (38, 42), 500.0, generation=gpu)
+    write(tmp_path, "b", "dfm", "euler", 8, 90.0, (85, 95), 4.0)
+    out = quality_speed_frontier(*load(tmp_path)[::2])
+    assert out.sentences == [] and len(out.rows) == 2 and out.plot is None
