@@ -50,8 +50,8 @@ def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm,
     assert lines[1].endswith("| rest: estimate after the first unit")
     done = [line for line in lines if ": done in " in line]
     assert len(done) == 2 and "units 1/2, runs 2/4 | kl seed 0 kl-flow: done in" in done[0]
-    assert "units 2/2, runs 4/4 | linear seed 0 kl-flow: done in" in done[1] and done[1].endswith("| rest 0s")
-    assert "| rest ~" in next(line for line in lines if "linear seed 0 kl-flow: started" in line)  # kl's time
+    assert "units 2/2, runs 4/4 | linear seed 0: done in" in done[1] and done[1].endswith("| rest 0s")
+    assert "| rest ~" in next(line for line in lines if "linear seed 0: started" in line)  # kl's time
     assert lines[-1].startswith("all done: 2/2 units, 4/4 runs complete in ")
     logged = (out / "sweep.log").read_text().splitlines()
     assert [line.split(" ", 1)[1] for line in logged] == lines  # the same lines, time-stamped
@@ -127,8 +127,8 @@ def test_parallel_units_write_the_same_bytes_and_wait_for_their_scorer(tmp_path,
         lines = capsys.readouterr().err.strip().splitlines()
         assert lines[0].endswith(f"starting; {parallel} unit(s) at a time, 1 thread(s) each")
         started = [line.split("| ")[1].split(":")[0] for line in lines if ": started, " in line]
-        assert started == ["ar seed 0 kl-flow", "kl seed 0 kl-flow"]
-        assert "kl seed 0 kl-flow: waits for ar seed 0 kl-flow to finish training" in lines[1]
+        assert started == ["ar seed 0", "kl seed 0 kl-flow"]
+        assert "kl seed 0 kl-flow: waits for ar seed 0 to finish training" in lines[1]
         assert lines[-1].startswith("all done: 2/2 units, 2/2 runs complete")
         files[parallel] = {p.relative_to(out): same_commit(p) for p in (out / "runs").glob("*/*")
                            if p.name in ("metrics.json", "samples.jsonl")}
@@ -347,7 +347,7 @@ def test_units_keep_parallel_in_flight_and_start_after_the_units_they_use(tmp_pa
         most = max(most, in_flight)
     assert most == 2
     err = capsys.readouterr().err
-    assert "flowmap seed 0 kl-flow: waits for kl seed 0 kl-flow to finish training" in err
+    assert "flowmap seed 0: waits for kl seed 0 kl-flow to finish training" in err
     assert "units 4/4, runs" in err.strip().splitlines()[-1]
 
 
@@ -358,8 +358,8 @@ def test_a_unit_whose_scorer_unit_failed_is_not_run(tmp_path, capsys):
     assert log == [("start", "ar"), ("end", "ar")]  # ar scores its own runs: no wait on itself
     assert len(failed) == 2 and "boom" in failed[0] and "not run" in failed[1]
     err = capsys.readouterr().err
-    assert "ar seed 0 kl-flow: FAILED after 0s: boom" in err
-    assert "kl seed 0 kl-flow: not run, ar seed 0 kl-flow did not finish training" in err
+    assert "ar seed 0: FAILED after 0s: boom" in err
+    assert "kl seed 0 kl-flow: not run, ar seed 0 did not finish training" in err
 
 
 def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, capsys):
@@ -370,7 +370,7 @@ def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, ca
     log, failed = fake_sweep(tmp_path, raw, 2, {"ar": 2, "kl": 1, "linear": 1})
     assert not failed
     assert log[:2] == [("start", "ar"), ("end", "ar")] and ("start", "kl") in log and ("start", "linear") in log
-    assert "kl seed 0 kl-flow: waits for ar seed 0 kl-flow to finish training" in capsys.readouterr().err
+    assert "kl seed 0 kl-flow: waits for ar seed 0 to finish training" in capsys.readouterr().err
 
 
 def test_an_experiment_names_its_plugins_and_the_sweep_saves_the_ones_it_ran_with(tmp_path, monkeypatch):
