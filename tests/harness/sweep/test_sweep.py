@@ -370,7 +370,8 @@ def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, ca
     log, failed = fake_sweep(tmp_path, raw, 2, {"ar": 2, "kl": 1, "linear": 1})
     assert not failed
     assert log[:2] == [("start", "ar"), ("end", "ar")] and ("start", "kl") in log and ("start", "linear") in log
-    assert "kl seed 0 kl-flow: waits for ar seed 0 to finish training" in capsys.readouterr().err
+    assert ("2 units wait for the models they use to finish training: kl seed 0 kl-flow, linear seed 0 kl-flow "
+            "for ar seed 0") in capsys.readouterr().err
 
 
 def test_an_experiment_names_its_plugins_and_the_sweep_saves_the_ones_it_ran_with(tmp_path, monkeypatch):
