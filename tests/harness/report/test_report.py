@@ -13,13 +13,13 @@ FIXTURE = Path(__file__).parents[2] / "fixtures" / "results"
 
 BOARD = "Unconditional leaderboard (scorer smollm2)"
 LEADERBOARD = """\
-| method    | sampler   | NFE |   t* | top-k | seeds |        gen PPL |       entropy |
-|:----------|:----------|----:|-----:|------:|------:|---------------:|--------------:|
-| real text | -         |   - |    - |     - |     - |          35.20 |         4.520 |
-| kl        | hybrid    |  64 | 0.28 |     5 |     2 | 200.20 ± 14.28 | 4.300 ± 0.014 |
-| kl        | hybrid    | 128 | 0.28 |     5 |     1 |         150.50 |         4.350 |
-| linear    | ancestral |  64 |    - |     - |     1 |         320.75 |         4.410 |
-| linear    | ancestral | 128 |    - |     - |     1 |         250.00 |         4.450 |
+| method    | sampler   | NFE |   t* | top-k | seeds |                 gen PPL |              entropy |
+|:----------|:----------|----:|-----:|------:|------:|------------------------:|---------------------:|
+| real text | -         |   - |    - |     - |     - |                   35.20 |                4.520 |
+| kl        | hybrid    |  64 | 0.28 |     5 |     2 | 200.20 [190.10, 210.30] | 4.300 [4.290, 4.310] |
+| kl        | hybrid    | 128 | 0.28 |     5 |     1 |                  150.50 |                4.350 |
+| linear    | ancestral |  64 |    - |     - |     1 |                  320.75 |                4.410 |
+| linear    | ancestral | 128 |    - |     - |     1 |                  250.00 |                4.450 |
 """
 
 
@@ -49,7 +49,8 @@ def test_collect_rows_and_problems():
 
 
 def test_seed_average_and_pinned_leaderboard():
-    """Without per-sample data (old results) two seeds are one row: mean ± std over them."""
+    """Without per-sample data (old results) two seeds are one row: mean [lowest, highest] over them
+    (the one interval notation of the report)."""
     df, _ = collect(FIXTURE)
     seeds = df[(df["method"] == "kl") & (df["nfe"] == 64) & (df["task"] == "unconditional")]
     assert sorted(seeds["seed"]) == [0, 1]
@@ -60,7 +61,8 @@ def test_seed_average_and_pinned_leaderboard():
     assert row["gen_ppl"] == pytest.approx(seeds["gen_ppl"].mean()) == pytest.approx((210.3 + 190.1) / 2)
     assert row["entropy"] == pytest.approx((4.31 + 4.29) / 2)
     assert markdown_table(found[BOARD]) == LEADERBOARD
-    assert "mean ± std over seeds" in found["_captions"][BOARD]
+    assert "several seeds without per-sample data to pool: mean [lowest, highest] over the seeds" in \
+        found["_captions"][BOARD]
     seq = found["Seq2seq (headline_lead)"]
     assert seq[["method", "seeds"]].iloc[0].tolist() == ["kl", "1"]
     assert seq[["BLEU Top-1", "BLEU Avg", "ROUGE-L Top-4"]].iloc[0].tolist() == ["11.75", "10.50", "0.402"]
@@ -71,7 +73,8 @@ def test_seed_average_and_pinned_leaderboard():
 def test_write_report_files(report):
     out = report["out_dir"]
     assert report["runs"] == 6 and report["problems"] == 2
-    assert set(report["plots"]) == {"ppl_vs_nfe", "ppl_entropy_frontier", "t_star_sweep", "kl_curves"}
+    # every hybrid setting has the one t* 0.28: no t* plot of single points, said in words instead
+    assert set(report["plots"]) == {"ppl_vs_nfe", "ppl_entropy_frontier", "kl_curves"}
     for path in [report["leaderboard_md"], report["leaderboard_csv"], report["report_html"], *report["plots"].values()]:
         assert Path(path).is_file() and Path(path).stat().st_size > 0
     assert not list(out.glob(".*.tmp"))
@@ -79,13 +82,14 @@ def test_write_report_files(report):
     assert LEADERBOARD in md and "runs/kl-hybrid-256-partial/metrics.json" in md
     assert (out / "leaderboard.csv").read_text().count("\n") == 7  # header + 6 runs
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 3
+    assert "No t* plot: each hybrid setting was sampled at one t* only (0.28" in md and "No t* plot" in page
     assert 'src="http' not in page and "<link" not in page and "<script src" not in page and "http" not in page
     assert page.count("<script>") == 1 and 'class="sortable settings"' in page  # the inline sort script
     assert "fixture &lt;report&gt;" in page
     assert "runs/linear-ancestral-256-corrupt/metrics.json" in page
     assert "exp(total NLL / scored tokens)" in page and "sacrebleu" in page  # the unique protocols
-    assert "200.20 ± 14.28" in page
+    assert "200.20 [190.10, 210.30]" in page and "±" not in page + md  # one interval notation
 
 
 def test_code_rows_and_empty_pathbench_folder(tmp_path):
