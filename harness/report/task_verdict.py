@@ -42,7 +42,7 @@ def _ties_in_words(names: list[str], intervals: list[tuple[float, float] | None]
                and intervals[i] and intervals[j] and intervals[i][0] <= intervals[j][1]
                and intervals[j][0] <= intervals[i][1]]
     if len(names) > 1 and len(overlap) == len(names) * (len(names) - 1) // 2:
-        return f"all {len(names)} within noise of one another"
+        return "the two within noise" if len(names) == 2 else f"all {len(names)} within noise of one another"
     if not overlap:
         return "no two within noise"
     return "within noise: " + "; ".join(f"{a} and {b}" for a, b in overlap)

@@ -408,3 +408,47 @@ def test_html_tables_are_sortable_offline(sweep):
     assert page.count("<caption>") == len(result["tables"]) and "two-stage percentile bootstrap" in page
     assert page.count('<th scope="col" tabindex="0">') > 10 and "addEventListener(\"click\"" in page
     assert "http" not in page and "<link" not in page and "<script src" not in page
+
+
+# ----------------------------------------------------------------------------- task verdicts, reading order
+
+def test_a_task_verdict_ranks_by_intervals_and_says_ties_in_words():
+    import pandas as pd
+
+    from harness.report.task_verdict import task_verdict
+
+    agg = pd.DataFrame({"method": ["a", "b", "c"], "sampler": ["basic"] * 3, "nfe": [8] * 3,
+                        "pass@1": [0.1, 0.5, 0.45], "pass@1_lo": [0.0, 0.4, 0.35], "pass@1_hi": [0.2, 0.6, 0.55],
+                        "compiles@1": [0.9, 0.9, 0.9], "compiles@1_lo": [0.8] * 3, "compiles@1_hi": [1.0] * 3})
+    table, words = task_verdict(agg, ["pass@1", "compiles@1"])
+    # b and c overlap (both #1); a's interval lies wholly below both: #3
+    assert table["method"].tolist() == ["b", "c", "a"]
+    assert table["Pass@1"].tolist() == ["0.500 [0.400, 0.600] (#1)", "0.450 [0.350, 0.550] (#1)",
+                                        "0.100 [0.000, 0.200] (#3)"]
+    assert words == "Pass@1: b #1, c #1, a #3; within noise: b and c; Compiles@1: all 3 within noise of one another."
+
+
+def test_conditional_and_code_reports_open_with_their_own_verdict(tmp_path):
+    root = write_runs(tmp_path / "res")
+    for run in (root / "runs").glob("u*"):
+        shutil.rmtree(run)  # only the seq2seq and code runs: no unconditional sample
+    result = write_report(root, tmp_path / "out")
+    assert result["sections"][:2] == ["Verdict: Seq2seq (headline_lead)", "Verdict: Code infilling (humaneval_infill)"]
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "No matched-entropy verdict" not in md and "## Plots" not in md  # no non-verdict, no empty heading
+    assert md.split("\n## ")[-1].startswith("Metric protocol") and "<details>" in md  # folded, last
+
+
+def test_the_shown_protocol_does_not_depend_on_the_sandbox_the_machine_had(tmp_path):
+    pages = []
+    for kind in ("bwrap", "guard"):
+        (tmp_path / kind).mkdir()
+        root = write_runs(tmp_path / kind / "res", seeds=(0,), scorers=("smollm2",))  # one folder name: the page names it
+        for path in (root / "runs").glob("c-*/metrics.json"):
+            record = json.loads(path.read_text())
+            record["protocol"] = {"task": "humaneval_infill", "sandbox": {"timeout_s": 5.0, "isolation_used": kind,
+                                                                         "kind": f"{kind} prose"}}
+            path.write_text(json.dumps(record))
+        write_report(root, tmp_path / f"out-{kind}", title="t")
+        pages.append([(tmp_path / f"out-{kind}" / name).read_bytes() for name in ("report.html", "leaderboard.md")])
+    assert pages[0] == pages[1] and b"prose" not in pages[0][0] and b'timeout_s' in pages[0][0]

@@ -169,3 +169,23 @@ def test_a_screenshot_of_the_report(rendered, tmp_path):
     run("--hide-scrollbars", "--window-size=1280,2000", f"--screenshot={shot}", result["report_html"].resolve().as_uri())
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a page with tables, not a blank one
+
+
+def test_conditional_and_code_pages_open_with_their_own_verdict_and_scroll_wide_tables(rendered, tmp_path):
+    _, run, _ = rendered
+    root = write_runs(tmp_path / "res")
+    for folder in (root / "runs").glob("u*"):
+        shutil.rmtree(folder)  # a conditional + code sweep: no unconditional sample to rank
+    result = write_report(root, tmp_path / "out", title="tasks")
+    dom = Dom(run("--dump-dom", result["report_html"].resolve().as_uri()).stdout)
+    assert dom.order[0] == ("h2", "Verdict: Seq2seq (headline_lead)")
+    first = next(item for kind, item in dom.order if kind == "table")
+    assert "verdict" in first["class"].split() and first["headers"][0] == "method"
+    assert all(re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\] \(#\d\)", cell) for row in first["rows"] for cell in row[1:])
+    titles = [item for kind, item in dom.order if kind == "h2"]
+    assert titles[1] == "Verdict: Code infilling (humaneval_infill)" and "Plots" not in titles  # no empty heading
+    assert not dom.images
+    # every table sits in a box that scrolls sideways; the protocol is folded
+    page = result["report_html"].read_text()
+    assert page.count('<div class="scroll"><table') == len(dom.tables) and "overflow-x:auto" in page
+    assert "<details><summary>" in page
