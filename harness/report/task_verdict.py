@@ -66,7 +66,8 @@ def task_verdict(agg: pd.DataFrame, metrics: list[str]) -> tuple[pd.DataFrame, s
         order = sorted(range(len(names)), key=lambda i: (ranks[m][i] is None, ranks[m][i] or 0, -agg[m].iloc[i]))
         ties = _ties_in_words([names[i] for i in order], [intervals[i] for i in order])
         ranking = ", ".join(f"{names[i]} #{ranks[m][i]}" for i in order if ranks[m][i] is not None)
-        words.append(f"{header(m)}: {ties}" if ties.startswith("all ") else f"{header(m)}: {ranking}; {ties}")
+        every_pair = ties.startswith(("all ", "the two "))  # nothing to rank: say only that
+        words.append(f"{header(m)}: {ties}" if every_pair else f"{header(m)}: {ranking}; {ties}")
     first = shown[0]
     order = sorted(range(len(names)), key=lambda i: (ranks[first][i] is None, ranks[first][i] or 0,
                                                      -agg[first].iloc[i], names[i]))
