@@ -50,8 +50,8 @@ def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm,
     assert lines[1].endswith("| rest: estimate after the first unit")
     done = [line for line in lines if ": done in " in line]
     assert len(done) == 2 and "units 1/2, runs 2/4 | kl seed 0 kl-flow: done in" in done[0]
-    assert "units 2/2, runs 4/4 | linear seed 0: done in" in done[1] and done[1].endswith("| rest 0s")
-    assert "| rest ~" in next(line for line in lines if "linear seed 0: started" in line)  # kl's time
+    assert "units 2/2, runs 4/4 | linear seed 0 kl-flow: done in" in done[1] and done[1].endswith("| rest 0s")
+    assert "| rest ~" in next(line for line in lines if "linear seed 0 kl-flow: started" in line)  # kl's time
     assert lines[-1].startswith("all done: 2/2 units, 4/4 runs complete in ")
     logged = (out / "sweep.log").read_text().splitlines()
     assert [line.split(" ", 1)[1] for line in logged] == lines  # the same lines, time-stamped
