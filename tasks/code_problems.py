@@ -35,7 +35,7 @@ behaviour. Construction, all deterministic:
    and 1, temp cwd, CPU and memory limits); a function whose cases or checked lines differ
    between the two is dropped. Problems are ordered by sha256 of their id (``limit`` takes a
    spread of files). The result is cached on disk (``$PATHBENCH_CACHE``, default
-   ``.cache/pathbench``), keyed by the code of this module and of the recorder, the
+   the user cache folder, harness.core.cache), keyed by the code of this module and of the recorder, the
    interpreter, the settings and the held-out texts with their files' (size, mtime). The
    time limits (:data:`CALL_SECONDS`, :data:`MUTANT_SECONDS`) are the one machine-dependent
    part: a call that takes ~0.5 s would be dropped on a slow machine (none of the kept ones
@@ -52,7 +52,6 @@ import builtins
 import functools
 import hashlib
 import json
-import os
 import symtable
 import sys
 import sysconfig
@@ -62,6 +61,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import tasks.code_recorder
+from harness.core.cache import cache_root
 from harness.core.errors import ConfigError
 from harness.core.io import cached_json
 from harness.data.code_corpus import stdlib_function_sources
@@ -232,7 +232,7 @@ def candidate(file: str, text: str, max_chars: int) -> dict | None:
 
 
 def _cache_path(key: str) -> Path:
-    folder = Path(os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+    folder = cache_root()
     return folder / f"stdlib-infill-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 

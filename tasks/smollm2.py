@@ -4,7 +4,7 @@ transformers from that GGUF file.
 
 De-quantising the GGUF file takes ≈20-30 s, paid by every process that scores (each sweep
 unit is one), so the first load saves the de-quantised float32 model and its tokenizer under
-``$PATHBENCH_CACHE/scorers/`` (default ``.cache/pathbench``; keyed by the GGUF file's size
+``$PATHBENCH_CACHE/scorers/`` (default: the user cache folder, harness.core.cache; keyed by the GGUF file's size
 and mtime and the transformers and gguf versions) and later ones load that folder (≈1 s).
 The weights are the same float32 tensors, so the scores are identical.
 """
@@ -21,6 +21,7 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from harness.core.cache import cache_root
 from harness.core.errors import ConfigError
 from harness.core.io import exclusive
 from tasks.causal_lm import HFScorer
@@ -51,7 +52,7 @@ def smollm2_cache_dir(gguf: Path, root: Path | None = None) -> Path:
     stat = gguf.stat()
     key = json.dumps([SCORER_CACHE_VERSION, gguf.name, stat.st_size, stat.st_mtime_ns,
                       _version("transformers"), _version("gguf")])
-    root = Path(root) if root is not None else Path(os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+    root = Path(root) if root is not None else cache_root()
     return root / "scorers" / f"smollm2-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 

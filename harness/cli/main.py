@@ -8,6 +8,7 @@ code 2, never a traceback. ``list`` lives here: it shows what the registries hol
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from harness.cli import data, evaluate, export, fewstep, lmeval, studies, sweep, train
@@ -60,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pathbench {args.command}: error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:
-        from harness.engine.trainer import TrainingDiverged  # imports torch
+        from harness.engine.trainer import TrainingDiverged, TrainingStopped  # imports torch
 
+        if isinstance(err, TrainingStopped):
+            again = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+            resume = "" if "--resume" in again.split() else " --resume"
+            print(f"pathbench {args.command}: {err}; resume with: pathbench {again}{resume}", file=sys.stderr)
+            return err.exit_code
         if not isinstance(err, TrainingDiverged):
             raise
         print(f"pathbench {args.command}: error: {err}", file=sys.stderr)

@@ -65,16 +65,20 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from harness.report.leaderboard import write_report
 
-    only = None
+    only, scorers = None, None
     if args.experiment:  # one or several files: the runs of any of them
         from harness.sweep.experiment import load_experiment, read_experiment
         from harness.sweep.tuning import read_tuned
 
-        only = set()
+        runs = []
         for path in args.experiment:  # a tuned sweep's grid is the one its tuning chose
             tuned = read_tuned(args.results_dir, str(read_experiment(path).get("name", path.stem)))
-            only |= {run.id for run in load_experiment(path, tuned=tuned).runs}
-    result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only)
+            runs += load_experiment(path, tuned=tuned).runs
+        only = {run.id for run in runs}
+        # the scorers as the experiment lists them: its first is its primary scorer, shown first
+        scorers = list(dict.fromkeys(str(run.scorer) for run in runs if run.scorer is not None))
+    result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only,
+                          scorer_order=scorers)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)
     board = Path(result["leaderboard_md"]).read_text()

@@ -10,12 +10,12 @@ is converted to the type of its default, and an unknown key lists the valid ones
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import yaml
 
+from harness.core.cache import cache_root
 from harness.core.errors import ConfigError
 
 SECTIONS = ("train", "model", "data", "method")
@@ -38,8 +38,8 @@ class DataConfig:
     given: str = "none"
     line_mask_min: float = 0.1
     line_mask_max: float = 0.9
-    cache_dir: str = dataclasses.field(
-        default_factory=lambda: os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+    #: $PATHBENCH_CACHE or the user cache folder (harness.core.cache); not part of a run's id
+    cache_dir: str = dataclasses.field(default_factory=lambda: str(cache_root()))
     #: the token budget: training tokens to prepare (the corpus is read only until the training
     #: split holds them); None: the whole corpus. A run needs steps × batch_size × grad_accum ×
     #: ranks × seq_len; more repeats no data, less repeats epochs (harness.data.corpus)

@@ -9,7 +9,7 @@ evaluation (:func:`stdlib_function_sources` names each one's file).
 
 Parsing the whole stdlib takes ~25 s on one core (the files are parsed by a process per core,
 up to 8), so the harvest is cached on disk as JSON in ``$PATHBENCH_CACHE`` (default
-``.cache/pathbench``), built by one process at a time, keyed by the harvest rules' version,
+the user cache folder, harness.core.cache), built by one process at a time, keyed by the harvest rules' version,
 the interpreter version, the stdlib folder and every file's (path, size, mtime); a changed
 file or interpreter makes a new key. The cache is written atomically and only read back when
 its key matches, so it never changes what is harvested.
@@ -22,7 +22,6 @@ import functools
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
 import sysconfig
 import textwrap
@@ -31,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
+from harness.core.cache import cache_root
 from harness.core.errors import ConfigError
 from harness.core.io import cached_json
 from harness.data.stream import allocated_cpus
@@ -126,7 +126,7 @@ def _cache_file(root: Path, files: list[Path], val_percent: int) -> Path:
             continue
         stats.append((p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
     key = json.dumps([HARVEST_VERSION, sys.version, str(root), val_percent, stats])
-    folder = Path(os.environ.get("PATHBENCH_CACHE", os.path.join(".cache", "pathbench")))
+    folder = cache_root()
     return folder / f"stdlib-functions-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 

@@ -7,7 +7,7 @@ Specs (``build_tokenizer``):
 * ``hf:<name or local path>``: ``transformers.AutoTokenizer.from_pretrained``; saved with
   ``save_pretrained`` so a run never needs the hub again;
 * ``gpt2``: tiktoken's ``r50k_base`` (vocabulary 50,257, EOS 50,256). Offline it needs the
-  BPE file in tiktoken's cache; :func:`setup_gpt2_bpe` puts it there from ``openai-whisper``;
+  BPE file in tiktoken's cache; :func:`setup_gpt2_bpe` puts it there from openai-whisper's asset file;
 * ``oracle:<V>``: the identity tokenizer of the oracle corpus (:mod:`harness.data.oracle`),
   whose data are token ids already: id i is a fixed pseudo-word, EOS is id V.
 
@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from harness.core.cache import cache_root
 from harness.core.errors import ConfigError
 
 EOS = "<|endoftext|>"
@@ -209,7 +210,12 @@ def tiktoken_cache_dir() -> Path:
 
 
 def whisper_gpt2_asset() -> Path | None:
-    """``whisper/assets/gpt2.tiktoken`` of an installed ``openai-whisper`` (found, not imported)."""
+    """The r50k_base file ``scripts/install.sh`` takes from openai-whisper's source archive
+    (``<pathbench cache>/gpt2.tiktoken``), else ``whisper/assets/gpt2.tiktoken`` of an installed
+    ``openai-whisper`` (found, not imported)."""
+    extracted = cache_root() / "gpt2.tiktoken"
+    if extracted.is_file():
+        return extracted
     spec = importlib.util.find_spec("whisper")
     if spec is None or spec.origin is None:
         return None
@@ -229,9 +235,9 @@ def setup_gpt2_bpe() -> Path:
         asset = whisper_gpt2_asset()
         if asset is None:
             raise ConfigError(
-                f"tokenizer 'gpt2' needs tiktoken's r50k_base file at {target}; offline, run "
-                "`pip install --no-deps openai-whisper==20250625` (pathbench copies its "
-                f"whisper/assets/gpt2.tiktoken there) or copy that file to {target} yourself")
+                f"tokenizer 'gpt2' needs tiktoken's r50k_base file at {target}; run scripts/install.sh "
+                "(it takes whisper/assets/gpt2.tiktoken from openai-whisper==20250625's source archive into "
+                f"{cache_root() / 'gpt2.tiktoken'}) or copy that file to {target} yourself")
         if hashlib.sha256(asset.read_bytes()).hexdigest() != GPT2_SHA256:
             raise ConfigError(f"tokenizer 'gpt2': {asset} is not the r50k_base file (sha256 mismatch)")
         cache.mkdir(parents=True, exist_ok=True)

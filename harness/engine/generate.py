@@ -24,6 +24,7 @@ from harness.engine.generation_cost import timed_sample
 from harness.engine.memory import fit_batch, memory_budget
 from harness.engine.methods import Method
 from harness.engine.sampling import SamplerConfig
+from harness.engine.step_progress import StepProgress, denoiser_progress
 
 Part = str | int
 
@@ -90,23 +91,34 @@ def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, reque
     batch_size = fit_batch(method, model, seq_len, batch_size, memory_budget(memory_gb, device), seeding)
     layouts = [layout(tokenizer, parts, seq_len) for parts in requests]
     out: list[list[list[str]]] = [[] for _ in requests]
-    for index in _batches(layouts, batch_size, by_prefix=method.requires_prefix):
-        ids = torch.stack([layouts[i].ids for i in index]).to(device)
-        given = torch.stack([layouts[i].given for i in index]).to(device)
-        for c in range(candidates):
-            if request_seeds is not None:
-                generator = RowGenerators.seeded([row_seed(request_seeds[i], 0, c) for i in index], device)
-            else:
-                generator = generator_for(seeding, seed, index, c, device)
-            with inference_autocast(device), timed_sample(model, len(index), seq_len, given):
-                sampled = method.sample(model, len(index), seq_len, sampler, given_ids=ids, given_mask=given,
-                                        generator=generator)
-            sampled = check_sample(type(method).__name__, sampled, len(index), seq_len, tokenizer.vocab_size,
-                                   given_ids=ids, given_mask=given).cpu()
-            for row, i in enumerate(index):
-                tokens = sampled[row].tolist()
-                out[i].append([decode_slot(tokenizer, tokens[a:b]) for a, b in layouts[i].slots])
+    batches = _batches(layouts, batch_size, by_prefix=method.requires_prefix)
+    with denoiser_progress(model, f"generate {sampler.name}", len(batches) * candidates, sampler.nfe) as progress:
+        for index in batches:
+            _fill_batch(method, model, tokenizer, layouts, index, sampler, seq_len, candidates, seed, seeding,
+                        request_seeds, device, out, progress)
     return out
+
+
+def _fill_batch(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, layouts: list[Layout],
+                index: list[int], sampler: SamplerConfig, seq_len: int, candidates: int, seed: int, seeding: str,
+                request_seeds: list[int] | None, device, out: list[list[list[str]]], progress: StepProgress) -> None:
+    """Every candidate of the requests ``index`` (one batch of :func:`generate`), appended to ``out``."""
+    ids = torch.stack([layouts[i].ids for i in index]).to(device)
+    given = torch.stack([layouts[i].given for i in index]).to(device)
+    for c in range(candidates):
+        if request_seeds is not None:
+            generator = RowGenerators.seeded([row_seed(request_seeds[i], 0, c) for i in index], device)
+        else:
+            generator = generator_for(seeding, seed, index, c, device)
+        with inference_autocast(device), timed_sample(model, len(index), seq_len, given):
+            sampled = method.sample(model, len(index), seq_len, sampler, given_ids=ids, given_mask=given,
+                                    generator=generator)
+        sampled = check_sample(type(method).__name__, sampled, len(index), seq_len, tokenizer.vocab_size,
+                               given_ids=ids, given_mask=given).cpu()
+        for row, i in enumerate(index):
+            tokens = sampled[row].tolist()
+            out[i].append([decode_slot(tokenizer, tokens[a:b]) for a, b in layouts[i].slots])
+        progress.batch_done()
 
 
 def _batches(layouts: list[Layout], batch_size: int, by_prefix: bool) -> list[list[int]]:

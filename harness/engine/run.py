@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from tqdm import tqdm
 
 from harness.core.config import DataConfig, apply_overrides, canonical_keys, line_infill_option
 from harness.core.devices import inference_autocast
@@ -58,6 +57,7 @@ from harness.engine.protocol import (
 )
 from harness.engine.recipes import recipe_record
 from harness.engine.sampling import SamplerConfig
+from harness.engine.step_progress import denoiser_progress
 from harness.engine.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
 
 TRACKED = ("torch", "numpy", "tokenizers", "transformers", "datasets", "safetensors")
@@ -250,24 +250,36 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
                           f"{model.config.max_seq_len}")
     batch_size = fit_batch(method, model, seq_len, batch_size, memory_budget(memory_gb, device), seeding)
     records = []
-    for first in tqdm(range(0, n, batch_size), desc=f"sample {sampler.name}"):
-        size = min(batch_size, n - first)
-        rows = list(range(first, first + size))
-        generator = generator_for(seeding, seed, rows, device=device)
-        seeds = [row_seed(seed, i) for i in rows] if seeding == "row" else [batch_seed(seed, first)] * size
-        given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
-        with inference_autocast(device), timed_sample(model, size, seq_len, given.get("given_mask")):
-            ids = method.sample(model, size, seq_len, sampler, generator=generator, **given)
-        ids = check_sample(meta["method"], ids, size, seq_len, tokenizer.vocab_size, **given).cpu()
-        for row, sample_ids in enumerate(ids.tolist()):
-            records.append({
-                "index": first + row, "text": tokenizer.decode(sample_ids), "ids": sample_ids,
-                "seed": seeds[row], "row_in_batch": row, "batch_size": size,
-                **({"seeding": "row"} if seeding == "row" else {}),
-                "method": meta["method"], "method_options": method.options(),
-                "sampler": dataclasses.asdict(sampler), "checkpoint_step": step,
-                **({"generation_protocol": protocol} if protocol is not None else {}),
-            })
+    starts = range(0, n, batch_size)
+    with denoiser_progress(model, f"sample {sampler.name}", len(starts), sampler.nfe) as progress:
+        for first in starts:
+            records += _draw_batch(method, model, tokenizer, meta, step, sampler, first, min(batch_size, n - first),
+                                   seed=seed, seq_len=seq_len, device=device, protocol=protocol, seeding=seeding)
+            progress.batch_done()
+    return records
+
+
+def _draw_batch(method: Method, model: torch.nn.Module, tokenizer, meta: dict, step: int, sampler: SamplerConfig,
+                first: int, size: int, *, seed: int, seq_len: int, device: str, protocol: dict | None,
+                seeding: str) -> list[dict[str, Any]]:
+    """The records of one batch of :func:`draw_samples`: rows ``first`` .. ``first + size - 1``."""
+    records = []
+    rows = list(range(first, first + size))
+    generator = generator_for(seeding, seed, rows, device=device)
+    seeds = [row_seed(seed, i) for i in rows] if seeding == "row" else [batch_seed(seed, first)] * size
+    given = method.unconditional_given(size, seq_len, tokenizer.eos_id, device)
+    with inference_autocast(device), timed_sample(model, size, seq_len, given.get("given_mask")):
+        ids = method.sample(model, size, seq_len, sampler, generator=generator, **given)
+    ids = check_sample(meta["method"], ids, size, seq_len, tokenizer.vocab_size, **given).cpu()
+    for row, sample_ids in enumerate(ids.tolist()):
+        records.append({
+            "index": first + row, "text": tokenizer.decode(sample_ids), "ids": sample_ids,
+            "seed": seeds[row], "row_in_batch": row, "batch_size": size,
+            **({"seeding": "row"} if seeding == "row" else {}),
+            "method": meta["method"], "method_options": method.options(),
+            "sampler": dataclasses.asdict(sampler), "checkpoint_step": step,
+            **({"generation_protocol": protocol} if protocol is not None else {}),
+        })
     return records
 
 

@@ -16,8 +16,12 @@ import json
 import logging
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -43,6 +47,47 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class TrainingStopped(RuntimeError):
+    """Ctrl-C or SIGTERM: the step under way finished, a checkpoint was written, training stopped."""
+
+    def __init__(self, step: int, steps: int, signum: int, run_dir: Path) -> None:
+        self.step, self.steps, self.run_dir = step, steps, run_dir
+        self.exit_code = 128 + signum  # what the shell reports for a process ended by that signal
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step} of {steps}; "
+                         f"checkpoint written to {run_dir}")
+
+
+@contextmanager
+def _stop_requests(enabled: bool) -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM ask the loop to stop after its current step (a list that receives the
+    signal's number) instead of killing it mid-step with nothing saved. The first signal only
+    asks; the handlers are then the old ones again, so a second one stops at once. Left alone:
+    other threads (no handlers there), several ranks (one rank stopping alone would hang the
+    others), and a SIGTERM someone else handles (submitit's preemption handler)."""
+    asked: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+    wanted = [signal.SIGINT] + ([signal.SIGTERM] if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else [])
+    previous = {signum: signal.getsignal(signum) for signum in wanted}
+
+    def ask(signum, _frame) -> None:
+        asked.append(signum)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    for signum in wanted:
+        signal.signal(signum, ask)
+    try:
+        yield asked
+    finally:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is ask:
+                signal.signal(signum, handler)
 
 
 @dataclass
@@ -206,7 +251,9 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
         (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     # metrics.jsonl and the optional logger: one record stream, written by rank 0
     sinks = open_sinks(cfg.logger, run_dir, start) if rank == 0 else None
+    signals = ExitStack()  # the stop-request handlers, removed in the finally below
     try:
+        stopping = signals.enter_context(_stop_requests(world == 1))
         loss_value, val_loss, seen_tokens, t0 = float("nan"), None, 0, time.perf_counter()
         peak = bf16_peak_flops(device) if bf16 else None  # MFU only against a known bf16 peak
         flops_per_token = getattr(model, "flops_per_token", None)
@@ -258,7 +305,7 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
                 bar.set_postfix(loss=f"{loss_value:.3f}", **({"val": f"{val_loss:.3f}"} if val_loss else {}))
                 log.info("step %d loss %.4f%s", done, loss_value,
                          f" val {val_loss:.4f}" if "val_loss" in record else "")
-            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            if done % cfg.ckpt_every == 0 or done == cfg.steps or stopping:
                 rng = _rng_state(generator)
                 ranks = [rng]
                 if world > 1:  # every rank's generator, so that a resumed rank draws its own t and noise
@@ -267,9 +314,12 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
                 save_training_checkpoint(run_dir, done, model, optimizers,
                                          {"rng": rng, "rng_ranks": ranks, "data": train_batches.state_dict()},
                                          sharded=parallel.sharded_checkpoints, rank=rank)
+            if stopping and done < cfg.steps:
+                raise TrainingStopped(done, cfg.steps, stopping[0], run_dir)
         elapsed = time.perf_counter() - t0
         return TrainResult(cfg.steps, loss_value, val_loss, seen_tokens / max(elapsed, 1e-9))
     finally:
+        signals.close()
         if sinks is not None:
             sinks.close()
 

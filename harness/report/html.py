@@ -29,7 +29,9 @@ STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;
          "th,td{border:1px solid #bbb;padding:2px 8px}td.num{text-align:right}td.txt{text-align:left}"
          "th{background:#eee;cursor:pointer;user-select:none;white-space:nowrap}"
          'th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}'
-         "img{max-width:100%}pre{background:#f4f4f4;padding:.5em}")
+         "img{max-width:100%}pre{background:#f4f4f4;padding:.5em}"
+         # a wide table scrolls inside its box instead of widening the page
+         "div.scroll{overflow-x:auto;max-width:100%}summary{cursor:pointer}")
 
 SCRIPT = r"""
 (function () {
@@ -118,27 +120,28 @@ def table_html(table: pd.DataFrame, caption: str | None = None, kind: str = "set
             "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
 
 
-def page(title: str, summary: str, sections: list[dict], plots: list[tuple[bytes, str]],
-         problems: list[str], protocols: list[tuple[str, list[str], int]]) -> str:
-    """The whole page. ``sections``: dicts with ``title``, ``text`` (a paragraph before the
-    table), ``caption`` (the table's own caption), ``table`` (or None) and ``kind``."""
+def page(title: str, summary: str, legend: str, sections: list) -> str:
+    """The whole page: the sections of :mod:`harness.report.sections` in their order (a
+    section's paragraph, its table in a horizontally scrolling box, its figures, notes and
+    folded ``<details>``)."""
     esc = html.escape
-    body = [f"<h1>{esc(title)}</h1>", f"<p>{esc(summary)}</p>"]
+    body = [f"<h1>{esc(title)}</h1>", f"<p>{esc(summary)}</p>", f"<p>{esc(legend)}</p>"]
     for s in sections:
-        body.append(f"<h2>{esc(s['title'])}</h2>")
-        if s.get("text"):
-            body.append(f"<p>{esc(s['text'].strip())}</p>")
-        if s.get("table") is not None:
-            body.append(table_html(s["table"], s.get("caption"), s.get("kind", "settings")))
-    body.append("<h2>Plots</h2>")
-    for png, cap in plots:
-        data = base64.b64encode(png).decode("ascii")
-        body.append(f'<figure><img alt="{esc(cap)}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{esc(cap)}</figcaption></figure>")
-    body += ["<h2>Problems</h2>", "<ul>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>"
-             if problems else "<p>none</p>", "<h2>Metric protocol</h2>"]
-    for text, tasks, count in protocols:
-        body.append(f"<p>tasks {esc(', '.join(tasks))} ({count} run(s)):</p><pre>{esc(text)}</pre>")
+        body.append(f"<h2>{esc(s.title)}</h2>")
+        if s.text:
+            body.append(f"<p>{esc(s.text.strip())}</p>")
+        if s.table is not None:
+            body.append(f'<div class="scroll">{table_html(s.table, s.caption, s.kind)}</div>')
+        for figure in s.figures:
+            data = base64.b64encode(figure.png).decode("ascii")
+            body.append(f'<figure><img alt="{esc(figure.caption)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
+        if s.kind == "problems" and s.notes:
+            body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in s.notes) + "</ul>")
+        else:
+            body += [f"<p>{esc(n)}</p>" for n in s.notes]
+        body += [f"<details><summary>{esc(summary_)}</summary><pre>{esc(text)}</pre></details>"
+                 for summary_, text in s.folded]
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) +
             f"\n<script>{SCRIPT}</script>\n</body></html>\n")

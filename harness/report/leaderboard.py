@@ -8,7 +8,8 @@ the unconditional task and one per other task, each number once: runs that diffe
 are one row (gen-PPL and entropy pooled over the seeds' samples with their interval,
 :func:`harness.core.stats.seed_pooled`); the other views (PPL vs NFE, t* sweep, few-step) are plots.
 :func:`write_report` writes ``leaderboard.md``, ``leaderboard.csv``, ``report.html`` (one
-self-contained file with sortable tables and base64 plots, :mod:`harness.report.html`) and the PNGs.
+self-contained file with sortable tables and base64 plots, :mod:`harness.report.html`) and the PNGs;
+what they show, in which order, is :mod:`harness.report.sections`' list of section builders.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import pandas as pd
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_text
 from harness.report.html import markdown_table, page
-from harness.report.plots import load_kl_curves, make_plots
+from harness.report.plots import load_kl_curves
+from harness.report.sections import ReportInput, build_sections, markdown
 from harness.report.tables import BASE, PROTOCOL, SAMPLER_FIELDS, metric_key, tables
-from harness.report.verdict_tables import verdict_sections
 
 __all__ = ["collect", "load", "markdown_table", "tables", "write_report"]
 
@@ -137,15 +138,6 @@ def collect(results_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
 # ----------------------------------------------------------------------------- render
 
 
-def _protocols(records: list[dict]) -> list[tuple[str, list[str], int]]:
-    seen: dict[str, tuple[set, int]] = {}
-    for r in records:
-        text = json.dumps(r.get("protocol") or {}, sort_keys=True, indent=2, default=str)
-        tasks, count = seen.get(text, (set(), 0))
-        seen[text] = (tasks | {str(r.get("task"))}, count + 1)
-    return [(text, sorted(tasks), count) for text, (tasks, count) in seen.items()]
-
-
 def _shown(folder: Path) -> str:
     """A folder as a committed report may name it: relative to the working directory when it
     lies under it, else its own name — never an absolute path of the machine that made it."""
@@ -157,37 +149,31 @@ def _shown(folder: Path) -> str:
 
 
 def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None = None,
-                 kl_curve_csv: str | Path | None = None, only: set[str] | None = None) -> dict[str, Any]:
-    """Write leaderboard.md/.csv, report.html and the PNG plots into ``out_dir``."""
+                 kl_curve_csv: str | Path | None = None, only: set[str] | None = None,
+                 scorer_order: list[str] | None = None) -> dict[str, Any]:
+    """Write leaderboard.md/.csv, report.html and the PNG plots into ``out_dir``; the sections
+    are those of :data:`harness.report.sections.SECTION_BUILDERS`; ``scorer_order``: the experiment's
+    scorers as listed (its first is the primary scorer, shown first; default SmolLM2)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if kl_curve_csv is not None and not Path(kl_curve_csv).is_file():
         raise ConfigError(f"KL curve CSV {kl_curve_csv} does not exist")
     df, problems, records = load(results_dir, only)
     title = title or f"pathbench report: {results_dir.resolve().name}"
     found = tables(df, records)
-    captions, agg, ref = found.pop("_captions"), found.pop("_agg"), found.pop("_ref")
+    captions, agg, ref, task_aggs = found.pop("_captions"), found.pop("_agg"), found.pop("_ref"), found.pop("_tasks")
     kl = load_kl_curves(results_dir, kl_curve_csv, problems)
-    plots = make_plots(agg, ref, kl, out_dir)  # name -> (path, png bytes, caption)
+    data = ReportInput(df, records, problems, found, captions, agg, ref, task_aggs, kl, out_dir, scorer_order)
+    sections = build_sections(data)
 
     summary = f"{len(df)} complete run(s) from `{_shown(results_dir)}`; {len(problems)} problem(s)."
-    md = [f"# {title}\n", summary + "\n", "PPL = generative perplexity; entropy in nats; `value [low, high]`: "
-          "the value with its 95 % interval (each table's caption says which interval); `seeds`: runs pooled "
-          "into a row.\n"]
-    sections = [{"title": name, "text": text, "table": table, "kind": "verdict"}  # what a reader looks at first
-                for name, table, text in verdict_sections(records)]
-    sections += [{"title": name, "caption": captions[name], "table": table, "kind": "settings"}
-                 for name, table in found.items()]
-    for s in sections:
-        md += [f"## {s['title']}\n"] + [s[k].strip() + "\n" for k in ("text", "caption") if s.get(k)]
-        md += [markdown_table(s["table"])] if s["table"] is not None else []
-    md += [f"![{cap}]({path.name})\n" for path, _, cap in plots.values()]
-    md += ["## Problems\n", "".join(f"- {p}\n" for p in problems) or "none\n"]
-    atomic_write_text(out_dir / "leaderboard.md", "\n".join(md))
+    legend = ("PPL = generative perplexity; entropy in nats; `value [low, high]`: the value with its interval "
+              "(each table's caption says which); `seeds`: runs pooled into a row.")
+    atomic_write_text(out_dir / "leaderboard.md", markdown(title, summary, legend, sections))
     atomic_write_text(out_dir / "leaderboard.csv", df.to_csv(index=False))
-    atomic_write_text(out_dir / "report.html", page(title, summary, sections, [(png, cap) for _, png, cap in plots.values()],
-                                                    problems, _protocols(records)))
+    atomic_write_text(out_dir / "report.html", page(title, summary, legend, sections))
     return {"out_dir": out_dir, "leaderboard_md": out_dir / "leaderboard.md",
             "leaderboard_csv": out_dir / "leaderboard.csv", "report_html": out_dir / "report.html",
-            "plots": {name: path for name, (path, _, _) in plots.items()}, "runs": len(df),
-            "verdict": [s["title"] for s in sections if s["kind"] == "verdict"],
+            "plots": data.extra.get("plots", {}), "runs": len(df),
+            "verdict": [s.title for s in sections if s.kind == "verdict"],
+            "sections": [s.title for s in sections],
             "problems": len(problems), "problem_list": problems, "tables": list(found)}

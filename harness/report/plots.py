@@ -94,7 +94,10 @@ def _reference_lines(ax, ref: pd.DataFrame, column: str) -> None:
 
 
 def ppl_vs_nfe(agg: pd.DataFrame, ref: pd.DataFrame, plt):
-    methods = sorted(agg["method"].unique())
+    """One panel per method that was sampled at two NFEs or more (a panel of one point says nothing)."""
+    data = agg.dropna(subset=["nfe", "gen_ppl"])
+    methods = sorted(m for m in data["method"].unique()
+                     if not _one_value_each(data[data["method"] == m], "nfe", SETTING_KEYS))
     fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), squeeze=False)
     for ax, method in zip(axes[0], methods):
         part = agg[agg["method"] == method].dropna(subset=["nfe", "gen_ppl"])
@@ -175,12 +178,43 @@ def frontier(agg: pd.DataFrame, ref: pd.DataFrame, plt):
     return fig
 
 
+def _one_value_each(part: pd.DataFrame, column: str, keys: list[str]) -> bool:
+    """Whether every line of a plot over ``column`` would be a single point (no curve to draw)."""
+    return all(line[column].nunique() < 2 for _, line in _lines(part, keys))
+
+
+def single_point_notes(agg: pd.DataFrame) -> list[str]:
+    """The plots left out because each of their lines would have one x value, said in words."""
+    notes = []
+    data = agg.dropna(subset=["nfe", "gen_ppl"]) if not agg.empty else agg
+    if not data.empty and all(_one_value_each(data[data["method"] == m], "nfe", SETTING_KEYS)
+                              for m in data["method"].unique()):
+        nfes = ", ".join(str(int(v)) for v in sorted(data["nfe"].unique()))
+        notes.append(f"No gen-PPL-vs-NFE plot: each setting was sampled at one NFE only ({nfes}); "
+                     "the tables give its value.")
+    hybrid = _hybrid(agg)
+    if not hybrid.empty and _one_value_each(hybrid, "t_star", T_STAR_LINE_KEYS):
+        stars = ", ".join(f"{v:g}" for v in sorted(hybrid["t_star"].unique()))
+        notes.append(f"No t* plot: each hybrid setting was sampled at one t* only ({stars}; t* = the time at which "
+                     "the hybrid sampler switches from ODE steps to sampling); the tables give its value.")
+    return notes
+
+
+T_STAR_LINE_KEYS = ["method", "nfe", "top_k", "top_p", "temperature", "grid", "final", "scorer"]
+
+
+def _hybrid(agg: pd.DataFrame) -> pd.DataFrame:
+    if agg.empty or "t_star" not in agg:
+        return agg.iloc[0:0]
+    return agg[(agg["sampler"] == "hybrid") & agg["t_star"].notna()]
+
+
 def t_star_sweep(agg: pd.DataFrame, ref: pd.DataFrame, plt):
-    hybrid = agg[(agg["sampler"] == "hybrid") & agg["t_star"].notna()] if "t_star" in agg else agg.iloc[0:0]
-    if hybrid.empty:
+    hybrid = _hybrid(agg)
+    if hybrid.empty or _one_value_each(hybrid, "t_star", T_STAR_LINE_KEYS):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    groups = list(_lines(hybrid, ["method", "nfe", "top_k", "top_p", "temperature", "grid", "final", "scorer"]))
+    groups = list(_lines(hybrid, T_STAR_LINE_KEYS))
     for ax, column, ylabel in ((axes[0], "gen_ppl", "generative perplexity"), (axes[1], "entropy", "entropy [nats]")):
         for i, (label, line) in enumerate(groups):
             line = line.sort_values("t_star")
@@ -234,15 +268,19 @@ def load_kl_curves(results_dir: Path, kl_curve_csv: str | Path | None, problems:
 
 def make_plots(agg: pd.DataFrame, ref: pd.DataFrame, kl: pd.DataFrame | None,
                out_dir: Path) -> dict[str, tuple[Path, bytes, str]]:
-    """name -> (PNG path, PNG bytes, caption) for each plot that has data."""
+    """name -> (PNG path, PNG bytes, caption) for each plot that has data and more than one x
+    value on some line (:func:`single_point_notes` says the others in words)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figures = {}
+    single = single_point_notes(agg)
     if not agg.empty and agg["gen_ppl"].notna().any():
-        figures["ppl_vs_nfe"] = (ppl_vs_nfe(agg, ref, plt), "Generative perplexity vs NFE per method")
+        if not any(note.startswith("No gen-PPL-vs-NFE") for note in single):
+            figures["ppl_vs_nfe"] = (ppl_vs_nfe(agg, ref, plt), "Generative perplexity vs NFE (denoiser calls "
+                                     "per sample) per method")
         figures["ppl_entropy_frontier"] = (frontier(agg, ref, plt), "PPL–entropy frontier per scorer: bars are 95 % "
                                            "intervals (pooled over seeds where several), dotted line the target "
                                            "entropy, star: real text")
@@ -251,7 +289,8 @@ def make_plots(agg: pd.DataFrame, ref: pd.DataFrame, kl: pd.DataFrame | None,
             figures["few_step"] = (steps, "Few-step regime: gen PPL and entropy at NFE ≤ 16")
         sweep = t_star_sweep(agg, ref, plt)
         if sweep is not None:
-            figures["t_star_sweep"] = (sweep, "Gen PPL and entropy vs t* (hybrid sampler)")
+            figures["t_star_sweep"] = (sweep, "Gen PPL and entropy vs t* (the hybrid sampler's switch from ODE "
+                                       "steps to sampling)")
     if kl is not None and not kl.empty:
         figures["kl_curves"] = (kl_curves(kl, plt), "KL(x1 ‖ x_t) along each path")
     out = {}

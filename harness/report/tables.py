@@ -91,8 +91,8 @@ def settings(df: pd.DataFrame, records: list[dict], metrics: list[str], pooled: 
     :func:`harness.core.stats.seed_pooled` (all seeds' samples pooled; two-stage bootstrap with
     several seeds). Otherwise one run shows its stored ``m_ci95``, several the mean ± std."""
     config = config_columns(df)
-    columns = [*config, *[f"{m}{s}" for m in metrics for s in ("", "_lo", "_hi", "_std")], "seeds", "interval",
-               "pooled"]
+    columns = [*config, *[f"{m}{s}" for m in metrics for s in ("", "_lo", "_hi", "_std", "_min", "_max")], "seeds",
+               "interval", "pooled"]
     if df.empty:
         return pd.DataFrame(columns=columns)
     by_id = {r["run_id"]: r for r in records}
@@ -113,6 +113,7 @@ def settings(df: pd.DataFrame, records: list[dict], metrics: list[str], pooled: 
                 continue
             values = part[m].astype(float)
             row[m], row[f"{m}_std"] = values.mean(), values.std() if len(part) > 1 else math.nan
+            row[f"{m}_min"], row[f"{m}_max"] = (values.min(), values.max()) if len(part) > 1 else (math.nan, math.nan)
             ci = _interval(((runs[0] or {}).get("metrics") or {}).get(f"{m}_ci95")) if len(part) == 1 else None
             if ci is not None and pd.notna(row[m]):
                 row[f"{m}_lo"], row[f"{m}_hi"] = ci
@@ -124,7 +125,8 @@ def settings(df: pd.DataFrame, records: list[dict], metrics: list[str], pooled: 
 def references(df: pd.DataFrame) -> pd.DataFrame:
     """The real-text reference per scorer: its value and stored interval where the runs share
     one reference, else the mean ± std over their ``seeds`` distinct references."""
-    columns = ["scorer", *[f"{m}{s}" for m in PE for s in ("", "_lo", "_hi", "_std")], "seeds", "interval"]
+    columns = ["scorer", *[f"{m}{s}" for m in PE for s in ("", "_lo", "_hi", "_std", "_min", "_max")], "seeds",
+               "interval"]
     ref = [c for c in df.columns if c.startswith("ref_")]
     if "ref_gen_ppl" not in df.columns or df["ref_gen_ppl"].isna().all():
         return pd.DataFrame(columns=columns)
@@ -135,6 +137,7 @@ def references(df: pd.DataFrame) -> pd.DataFrame:
         for m in PE:
             values = part[f"ref_{m}"].astype(float) if f"ref_{m}" in part else pd.Series([math.nan])
             row[m], row[f"{m}_std"] = values.mean(), values.std() if len(part) > 1 else math.nan
+            row[f"{m}_min"], row[f"{m}_max"] = (values.min(), values.max()) if len(part) > 1 else (math.nan, math.nan)
             ci = _interval(part[f"ref_{m}_ci95"].iloc[0]) if len(part) == 1 and f"ref_{m}_ci95" in part else None
             if ci is not None:
                 row[f"{m}_lo"], row[f"{m}_hi"] = ci
@@ -164,14 +167,17 @@ def _fmt_key(value: Any) -> str:
 
 
 def _cell(row: pd.Series, name: str) -> str:
-    """``value [low, high]`` with an interval, ``mean ± std`` over seeds, else the value."""
+    """``value [low, high]``: the 95 % interval where there is one, else (several seeds without
+    per-sample data) ``mean [lowest, highest]`` over the seeds — one notation, the caption says
+    which; else the value."""
     value, p = row.get(name), _precision(name)
     if value is None or pd.isna(value):
         return MISSING
-    lo, hi, std = row.get(f"{name}_lo"), row.get(f"{name}_hi"), row.get(f"{name}_std")
-    if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
-        return f"{value:.{p}f} [{lo:.{p}f}, {hi:.{p}f}]"
-    return f"{value:.{p}f}" if std is None or pd.isna(std) else f"{value:.{p}f} ± {std:.{p}f}"
+    for low, high in (("_lo", "_hi"), ("_min", "_max")):
+        lo, hi = row.get(f"{name}{low}"), row.get(f"{name}{high}")
+        if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+            return f"{value:.{p}f} [{lo:.{p}f}, {hi:.{p}f}]"
+    return f"{value:.{p}f}"
 
 
 def header(name: str) -> str:
@@ -215,11 +221,20 @@ def _caption(agg: pd.DataFrame, metrics: list[str], unconditional: bool, referen
              if unconditional and agg["pooled"].fillna(False).astype(bool).any() else ". ")
     text += ("Cells: value [95 % interval]; interval: " + "; ".join(intervals) + "." if intervals else
              "No interval is stored with these runs.")
+    text += " NFE: denoiser calls per sample (function evaluations)."
     if "t_star" in agg and agg["t_star"].notna().any():
-        text += " t* is shown only for the hybrid sampler (the only one that switches at t*)."
-    if agg[[f"{m}_std" for m in metrics]].notna().any().any():
-        text += " `a ± b`: mean ± std over seeds (runs without per-sample data to pool)."
+        text += (" t*: the time at which the hybrid sampler switches from ODE steps to sampling; shown only for "
+                 "the hybrid sampler (the only one that switches at it).")
+    if agg[[f"{m}_min" for m in metrics]].notna().any().any():
+        text += " Rows of several seeds without per-sample data to pool: mean [lowest, highest] over the seeds."
     return text + (" First row: real text under this scorer." if reference else "")
+
+
+def reference_caption(ref: pd.DataFrame) -> str:
+    """What the real-text row's brackets are where several seeds' scorers gave it (self:@ar)."""
+    several = ref[ref["seeds"] > 1] if "seeds" in ref else ref.iloc[0:0]
+    return (" Real text scored by each seed's own model: mean [lowest, highest] over those "
+            f"{int(several['seeds'].max())} scorers." if not several.empty else "")
 
 
 def _names(values: pd.Series) -> pd.Series:
@@ -237,6 +252,7 @@ def tables(df: pd.DataFrame, records: list[dict] | None = None) -> dict[str, Any
     config, metrics = config_columns(df), metric_columns(df)
     out: dict[str, Any] = {}
     captions: dict[str, str] = {}
+    task_aggs: dict[str, tuple[pd.DataFrame, list[str]]] = {}
     # runs of samples scored against real text (gen-PPL and a reference row), whatever their task
     scored = [c for c in ("gen_ppl", "ref_gen_ppl") if c in df]
     samples = df[df[scored].notna().any(axis=1)] if scored else df.iloc[0:0]
@@ -248,7 +264,8 @@ def tables(df: pd.DataFrame, records: list[dict] | None = None) -> dict[str, Any
         mine = unc[_names(unc["scorer"]) == scorer]
         title = f"Unconditional leaderboard (scorer {scorer})"
         real = ref[_names(ref["scorer"]) == scorer]
-        out[title], captions[title] = _display(mine, config, PE, real), _caption(mine, PE, True, not real.empty)
+        out[title] = _display(mine, config, PE, real)
+        captions[title] = _caption(mine, PE, True, not real.empty) + reference_caption(real)
     rest = df.drop(samples.index)
     for task in sorted(_names(rest["task"]).unique()):
         runs = rest[_names(rest["task"]) == task]
@@ -265,5 +282,7 @@ def tables(df: pd.DataFrame, records: list[dict] | None = None) -> dict[str, Any
             agg = _without_unused_t_star(settings(part, records, shown))
             title = f"{kind} ({task}" + (f", scorer {scorer})" if scorer else ")")
             out[title], captions[title] = _display(agg, config, shown), _caption(agg, shown, unconditional=False)
+            task_aggs[title] = (agg.sort_values("method", kind="stable").reset_index(drop=True), shown)
     out["_captions"], out["_agg"], out["_ref"] = captions, unc.reset_index(drop=True), ref
+    out["_tasks"] = task_aggs  # title -> (numeric settings, metrics shown): the task verdicts read them
     return out

@@ -54,9 +54,27 @@ def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Settin
     return out
 
 
-def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None, str]]:
-    """(title, table or None, text) per scorer, the verdict first then the pairwise shares."""
-    groups = _groups(records)
+#: the default scorer, first in a report unless the experiment lists another first
+PRIMARY_SCORER = "smollm2"
+
+
+def scorer_rank(order: list[str] | None):
+    """A sort key putting the experiment's scorers in their listed order (its first = its primary
+    scorer), else SmolLM2 first, then the rest by name."""
+    order = list(order or [])
+
+    def key(scorer: str) -> tuple:
+        if scorer in order:
+            return (0, order.index(scorer), "")
+        return (1, 0 if scorer == PRIMARY_SCORER else 1, scorer)
+    return key
+
+
+def verdict_sections(records: list[dict], scorer_order: list[str] | None = None
+                     ) -> list[tuple[str, pd.DataFrame | None, str]]:
+    """(title, table or None, text) per scorer — the primary scorer first (:func:`scorer_rank`) —
+    the verdict first then the pairwise shares."""
+    groups = dict(sorted(_groups(records).items(), key=lambda item: scorer_rank(scorer_order)(item[0])))
     if not groups:
         if not any("gen_ppl" in (r.get("metrics") or {}) for r in records):  # a conditional or code sweep
             return [("Verdict", None, "No matched-entropy verdict: no unconditional run here (it ranks "
@@ -69,9 +87,9 @@ def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None
         n_seeds = max(len(v.seeds) for v in verdicts)
         rows = []
         for v in verdicts:
+            value = f"{v.matched_ppl:.2f}" if v.matched_ppl else "not reached"
             row = {"rank": v.rank if v.rank is not None else "-", "method": v.method,
-                   "matched gen PPL": f"{v.matched_ppl:.2f}" if v.matched_ppl else "not reached",
-                   "95 % interval": f"[{v.interval[0]:.2f}, {v.interval[1]:.2f}]" if v.interval else "-",
+                   "matched gen PPL": value + (f" [{v.interval[0]:.2f}, {v.interval[1]:.2f}]" if v.interval else ""),
                    "reached in": f"{100 * v.reached_share:.0f} % of resamples"}
             if n_seeds > 1:
                 row["per seed"] = ", ".join(f"{x:.0f}" if x is not None else "not reached"
@@ -83,9 +101,12 @@ def verdict_sections(records: list[dict]) -> list[tuple[str, pd.DataFrame | None
         ties = [f"{a.method} and {b.method}" for i, a in enumerate(reached) for b in reached[i + 1:]
                 if within_noise(a, b)]
         how = stats.describe(seeds=n_seeds) + (" (seeds pooled per setting)" if n_seeds > 1 else " within each setting")
-        text = (f"Target entropy {target:.3f} nats (real text under {scorer}); gen-PPL interpolated in "
-                f"log-PPL on each method's PPL–entropy frontier, never extrapolated; interval: {how}. "
-                "Rank ties where intervals overlap. "
+        text = (f"Matched entropy: each method's gen-PPL read off its PPL–entropy frontier (its sampler settings) "
+                f"at the entropy of real text, {target:.3f} nats under {scorer}, so that less diverse text cannot "
+                "buy a lower perplexity; interpolated in log-PPL between settings below and above the target, never "
+                f"extrapolated ('not reached': no setting on one side). Cells: value [95 % interval]; interval: {how}. "
+                "'reached in N % of resamples': the share of bootstrap resamples whose settings still bracket the "
+                "target — the interval is taken over those. Rank ties where intervals overlap. "
                 + (f"Within noise (overlapping intervals): {'; '.join(ties)}." if ties else
                    "No two methods that reach the target are within noise.") + "\n")
         sections.append((f"Verdict: gen-PPL at matched entropy ({scorer})", pd.DataFrame(rows), text))

@@ -10,7 +10,13 @@ first incomplete run of a trained unit is the one being evaluated.
 A line reads ``[elapsed] units done/total, runs done/total | event | rest ~estimate``; the
 estimate is the mean wall time of the units finished in this invocation, per kind (method,
 and whether it trains or only evaluates) where that kind has finished once, spread over the
-units that run at a time.
+units that run at a time. Units that start waiting in one round share one line. A unit's label
+names its protocol only where the protocol applies (simplex paths, not dfm, sedd or ar).
+
+Where stderr is a terminal the same state is drawn in place instead (rich): a bar over units
+and runs with the elapsed time and the estimate, then one line per running unit (training
+step, or which run it evaluates); the unit events (started, done, failed, waiting) print above
+it. ``sweep.log`` always gets every line.
 """
 
 from __future__ import annotations
@@ -20,6 +26,12 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 #: seconds between two "training step" lines of one unit (a line per logged step would flood)
 TRAIN_LINE_EVERY_S = 30.0
@@ -86,7 +98,7 @@ class Progress:
     """Counts, events and the estimate of one ``pathbench sweep`` invocation."""
 
     def __init__(self, exp, out_dir: Path, pending: list[str], parallel: int, note: str = "",
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, console: Console | None = None) -> None:
         self.exp, self.out, self.parallel, self.clock = exp, Path(out_dir), max(1, parallel), clock
         self.units = {u.id: u for u in exp.units}
         self.runs = {u.id: [r for r in exp.runs if r.unit.id == u.id] for u in exp.units}
@@ -104,6 +116,11 @@ class Progress:
         self.durations: list[tuple[tuple, float]] = []
         self.note, self.t0 = note, clock()
         self.log_path = self.out / "sweep.log"
+        self.queued_waits: dict[tuple[str, ...], list[str]] = {}  # this round's new waiters, by blockers
+        self.doing: dict[str, str] = {}        # what each running unit does now (the live lines)
+        # a terminal gets the live view; a log (a pipe, a file, a test's capture) the event lines
+        self.console = console if console is not None else (Console(stderr=True) if sys.stderr.isatty() else None)
+        self.live: Live | None = None
 
     def _train(self, uid: str) -> Path:
         return self.out / "train" / uid
@@ -112,6 +129,8 @@ class Progress:
         labels = {}
         for uid, unit in self.units.items():
             protocol = unit.protocol.get("name")
+            if "method" in unit.protocol.get("not_applied", {}):  # dfm, sedd, ar: the protocol does not reach them
+                protocol = None
             labels[uid] = f"{unit.method} seed {unit.seed}" + (f" {protocol}" if protocol else "")
         seen = list(labels.values())
         # two students of one method (other teachers) would read alike: the id tells them apart
@@ -121,19 +140,38 @@ class Progress:
         return self.labels[uid]
 
     # -- lines --------------------------------------------------------------------------------
-    def say(self, message: str) -> None:
-        stream = sys.stderr  # looked up per line: a test's capture replaces it
-        print(message, file=stream, flush=True)
+    def say(self, message: str, *, live_too: bool = True) -> None:
+        """One line to stderr and sweep.log; in the live view only where ``live_too`` (the
+        phase lines are drawn in place there instead)."""
+        if self.console is None:
+            print(message, file=sys.stderr, flush=True)  # looked up per line: a test's capture replaces it
+        elif live_too:
+            self.console.print(message, markup=False, highlight=False, soft_wrap=True)
         try:
             with open(self.log_path, "a", encoding="utf-8") as handle:
                 handle.write(f"{datetime.now().isoformat(timespec='seconds')} {message}\n")
         except OSError:  # a log that cannot be written must not stop the sweep
             pass
 
-    def event(self, message: str) -> None:
+    def event(self, message: str, *, live_too: bool = True) -> None:
         head = (f"[{duration(self.clock() - self.t0)}] units {len(self.done_units)}/{len(self.units)}, "
                 f"runs {len(self.done_runs)}/{len(self.exp.runs)}")
-        self.say(f"{head} | {message} | {self.estimate()}")
+        self.say(f"{head} | {message} | {self.estimate()}", live_too=live_too)
+        self.redraw()
+
+    # -- the live view (a terminal only) ------------------------------------------------------
+    def view(self) -> Group:
+        units, runs = len(self.units), len(self.exp.runs)
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(Text("sweep"), ProgressBar(total=max(1, units), completed=len(self.done_units), width=30),
+                    Text(f"units {len(self.done_units)}/{units}, runs {len(self.done_runs)}/{runs}, "
+                         f"elapsed {duration(self.clock() - self.t0)}, {self.estimate()}"))
+        lines = [Text(f"  {self.label(uid)}: {self.doing.get(uid, 'starting')}") for uid in self.started]
+        return Group(bar, *lines)
+
+    def redraw(self) -> None:
+        if self.live is not None:
+            self.live.update(self.view(), refresh=True)
 
     def begin(self) -> None:
         units, runs = len(self.units), len(self.exp.runs)
@@ -148,8 +186,15 @@ class Progress:
         else:
             state = "starting"
         self.say(f"{head}; {state}{'; ' + self.note if self.note else ''}")
+        if self.console is not None:
+            self.live = Live(self.view(), console=self.console, auto_refresh=False, transient=True)
+            self.live.start()
 
     def end(self, failed: list[str]) -> None:
+        self.flush_waits()
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
         counts = (f"{len(self.done_units)}/{len(self.units)} units, {len(self.done_runs)}/{len(self.exp.runs)} "
                   f"runs complete in {duration(self.clock() - self.t0)}")
         if not self.pending:
@@ -161,12 +206,29 @@ class Progress:
 
     # -- unit events --------------------------------------------------------------------------
     def waiting(self, uid: str, blockers: list[str]) -> None:
+        """Noted now, said with the round's other new waiters (:meth:`flush_waits`)."""
         if uid not in self.said_waiting:
             self.said_waiting.add(uid)
+            self.queued_waits.setdefault(tuple(blockers), []).append(uid)
+
+    def flush_waits(self) -> None:
+        """One line for the units that began waiting in this round (12 'waits for ar seed N'
+        lines read as one fact)."""
+        groups, self.queued_waits = self.queued_waits, {}
+        if not groups:
+            return
+        if len(groups) == 1 and len(next(iter(groups.values()))) == 1:
+            [(blockers, [uid])] = groups.items()
             names = ", ".join(self.label(b) for b in blockers)
             self.event(f"{self.label(uid)}: waits for {names} to finish training (it uses that model)")
+            return
+        parts = [f"{', '.join(self.label(u) for u in uids)} for {', '.join(self.label(b) for b in blockers)}"
+                 for blockers, uids in groups.items()]
+        count = sum(len(uids) for uids in groups.values())
+        self.event(f"{count} units wait for the models they use to finish training: {'; '.join(parts)}")
 
     def start(self, uid: str) -> None:
+        self.flush_waits()
         self.started[uid] = self.clock()
         unit, runs = self.units[uid], self.runs[uid]
         todo = sum(r.id not in self.done_runs for r in runs)
@@ -178,12 +240,15 @@ class Progress:
             what = f"trained; evaluates {todo} of {len(runs)} runs"
         self.phase[uid] = ("start",)
         self.said_at[uid] = self.clock()
+        self.doing[uid] = what
         self.event(f"{self.label(uid)}: started, {what}")
 
     def finish(self, uid: str, error: str | None = None) -> None:
+        self.flush_waits()
         self._look(uid, final=True)
         took = self.clock() - self.started.pop(uid, self.clock())
         self.phase.pop(uid, None)
+        self.doing.pop(uid, None)
         if error is None:
             self.done_units.add(uid)
             self.durations.append((self._kind(uid), took))
@@ -193,13 +258,16 @@ class Progress:
             self.event(f"{self.label(uid)}: FAILED after {duration(took)}: {error}")
 
     def skip(self, uid: str, blockers: list[str]) -> None:
+        self.flush_waits()
         self.gone.add(uid)
         names = ", ".join(self.label(b) for b in blockers)
         self.event(f"{self.label(uid)}: not run, {names} did not finish training")
 
     def poll(self) -> None:
+        self.flush_waits()
         for uid in list(self.started):
             self._look(uid)
+        self.redraw()  # the elapsed time and the running units' lines move even without an event
 
     def _look(self, uid: str, final: bool = False) -> None:
         """Read one running unit's files; print a line when its phase moved on."""
@@ -209,10 +277,12 @@ class Progress:
         unit = self.units[uid]
         if not train_complete(self._train(uid), unit.train["steps"]):
             step = last_logged_step(self._train(uid))
+            if step and not final:
+                self.doing[uid] = f"training step {step}/{unit.train['steps']}"
             due = self.clock() - self.said_at.get(uid, 0.0) >= TRAIN_LINE_EVERY_S
             if step and due and self.phase.get(uid) != ("train", step) and not final:
                 self.phase[uid], self.said_at[uid] = ("train", step), self.clock()
-                self.event(f"{self.label(uid)}: training step {step}/{unit.train['steps']}")
+                self.event(f"{self.label(uid)}: training step {step}/{unit.train['steps']}", live_too=False)
             return
         pending = [i for i, r in enumerate(runs) if r.id not in self.done_runs]
         if final or not pending:
@@ -220,7 +290,8 @@ class Progress:
         index = pending[0]
         if self.phase.get(uid) != ("eval", index):
             self.phase[uid] = ("eval", index)
-            self.event(f"{self.label(uid)}: evaluating run {index + 1} of {len(runs)} ({run_label(runs[index])})")
+            self.doing[uid] = f"evaluating run {index + 1} of {len(runs)} ({run_label(runs[index])})"
+            self.event(f"{self.label(uid)}: {self.doing[uid]}", live_too=False)
 
     # -- the estimate -------------------------------------------------------------------------
     def _kind(self, uid: str) -> tuple:

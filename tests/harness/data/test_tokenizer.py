@@ -83,11 +83,13 @@ def hide_whisper(monkeypatch):
 
 def test_gpt2_without_its_bpe_file_says_how_to_provide_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PATHBENCH_CACHE", str(tmp_path / "empty-cache"))
     hide_whisper(monkeypatch)
     with pytest.raises(ConfigError) as err:
         build_tokenizer("gpt2")
     message = str(err.value)
-    assert "\n" not in message and "pip install --no-deps openai-whisper==20250625" in message
+    assert "\n" not in message and "run scripts/install.sh" in message and "openai-whisper==20250625" in message
+    assert str(tmp_path / "empty-cache" / "gpt2.tiktoken") in message
     assert str(tmp_path / GPT2_CACHE_NAME) in message
 
 
@@ -98,14 +100,26 @@ def test_gpt2_setup_checks_the_whisper_asset(tmp_path, monkeypatch):
     (fake / "assets" / "gpt2.tiktoken").write_text("not the real file")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATHBENCH_CACHE", str(tmp_path / "pathbench-cache"))
     assert whisper_gpt2_asset() == fake / "assets" / "gpt2.tiktoken"
     with pytest.raises(ConfigError, match="is not the r50k_base file"):
         setup_gpt2_bpe()
     assert not (tmp_path / "cache" / GPT2_CACHE_NAME).exists()
 
 
+def test_gpt2_the_file_install_extracts_comes_first_and_is_checked(tmp_path, monkeypatch):
+    # scripts/install.sh puts whisper/assets/gpt2.tiktoken from the sdist into the pathbench cache
+    monkeypatch.setenv("PATHBENCH_CACHE", str(tmp_path / "pathbench-cache"))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "pathbench-cache").mkdir()
+    (tmp_path / "pathbench-cache" / "gpt2.tiktoken").write_text("truncated")
+    assert whisper_gpt2_asset() == tmp_path / "pathbench-cache" / "gpt2.tiktoken"
+    with pytest.raises(ConfigError, match="is not the r50k_base file"):
+        setup_gpt2_bpe()
+
+
 def test_gpt2_from_whisper_asset(tmp_path, monkeypatch):
-    # scripts/install.sh installs openai-whisper --no-deps for this file (DATA.md)
+    # scripts/install.sh extracts this file from openai-whisper's sdist (an older venv: the package)
     assert whisper_gpt2_asset() is not None, "openai-whisper is not installed: run scripts/install.sh"
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     tok = build_tokenizer("gpt2", save_dir=tmp_path / "saved")

@@ -13,13 +13,13 @@ FIXTURE = Path(__file__).parents[2] / "fixtures" / "results"
 
 BOARD = "Unconditional leaderboard (scorer smollm2)"
 LEADERBOARD = """\
-| method    | sampler   | NFE |   t* | top-k | seeds |        gen PPL |       entropy |
-|:----------|:----------|----:|-----:|------:|------:|---------------:|--------------:|
-| real text | -         |   - |    - |     - |     - |          35.20 |         4.520 |
-| kl        | hybrid    |  64 | 0.28 |     5 |     2 | 200.20 ± 14.28 | 4.300 ± 0.014 |
-| kl        | hybrid    | 128 | 0.28 |     5 |     1 |         150.50 |         4.350 |
-| linear    | ancestral |  64 |    - |     - |     1 |         320.75 |         4.410 |
-| linear    | ancestral | 128 |    - |     - |     1 |         250.00 |         4.450 |
+| method    | sampler   | NFE |   t* | top-k | seeds |                 gen PPL |              entropy |
+|:----------|:----------|----:|-----:|------:|------:|------------------------:|---------------------:|
+| real text | -         |   - |    - |     - |     - |                   35.20 |                4.520 |
+| kl        | hybrid    |  64 | 0.28 |     5 |     2 | 200.20 [190.10, 210.30] | 4.300 [4.290, 4.310] |
+| kl        | hybrid    | 128 | 0.28 |     5 |     1 |                  150.50 |                4.350 |
+| linear    | ancestral |  64 |    - |     - |     1 |                  320.75 |                4.410 |
+| linear    | ancestral | 128 |    - |     - |     1 |                  250.00 |                4.450 |
 """
 
 
@@ -49,7 +49,8 @@ def test_collect_rows_and_problems():
 
 
 def test_seed_average_and_pinned_leaderboard():
-    """Without per-sample data (old results) two seeds are one row: mean ± std over them."""
+    """Without per-sample data (old results) two seeds are one row: mean [lowest, highest] over them
+    (the one interval notation of the report)."""
     df, _ = collect(FIXTURE)
     seeds = df[(df["method"] == "kl") & (df["nfe"] == 64) & (df["task"] == "unconditional")]
     assert sorted(seeds["seed"]) == [0, 1]
@@ -60,7 +61,8 @@ def test_seed_average_and_pinned_leaderboard():
     assert row["gen_ppl"] == pytest.approx(seeds["gen_ppl"].mean()) == pytest.approx((210.3 + 190.1) / 2)
     assert row["entropy"] == pytest.approx((4.31 + 4.29) / 2)
     assert markdown_table(found[BOARD]) == LEADERBOARD
-    assert "mean ± std over seeds" in found["_captions"][BOARD]
+    assert "several seeds without per-sample data to pool: mean [lowest, highest] over the seeds" in \
+        found["_captions"][BOARD]
     seq = found["Seq2seq (headline_lead)"]
     assert seq[["method", "seeds"]].iloc[0].tolist() == ["kl", "1"]
     assert seq[["BLEU Top-1", "BLEU Avg", "ROUGE-L Top-4"]].iloc[0].tolist() == ["11.75", "10.50", "0.402"]
@@ -71,7 +73,8 @@ def test_seed_average_and_pinned_leaderboard():
 def test_write_report_files(report):
     out = report["out_dir"]
     assert report["runs"] == 6 and report["problems"] == 2
-    assert set(report["plots"]) == {"ppl_vs_nfe", "ppl_entropy_frontier", "t_star_sweep", "kl_curves"}
+    # every hybrid setting has the one t* 0.28: no t* plot of single points, said in words instead
+    assert set(report["plots"]) == {"ppl_vs_nfe", "ppl_entropy_frontier", "kl_curves"}
     for path in [report["leaderboard_md"], report["leaderboard_csv"], report["report_html"], *report["plots"].values()]:
         assert Path(path).is_file() and Path(path).stat().st_size > 0
     assert not list(out.glob(".*.tmp"))
@@ -79,13 +82,14 @@ def test_write_report_files(report):
     assert LEADERBOARD in md and "runs/kl-hybrid-256-partial/metrics.json" in md
     assert (out / "leaderboard.csv").read_text().count("\n") == 7  # header + 6 runs
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 3
+    assert "No t* plot: each hybrid setting was sampled at one t* only (0.28" in md and "No t* plot" in page
     assert 'src="http' not in page and "<link" not in page and "<script src" not in page and "http" not in page
     assert page.count("<script>") == 1 and 'class="sortable settings"' in page  # the inline sort script
     assert "fixture &lt;report&gt;" in page
     assert "runs/linear-ancestral-256-corrupt/metrics.json" in page
     assert "exp(total NLL / scored tokens)" in page and "sacrebleu" in page  # the unique protocols
-    assert "200.20 ± 14.28" in page
+    assert "200.20 [190.10, 210.30]" in page and "±" not in page + md  # one interval notation
 
 
 def test_code_rows_and_empty_pathbench_folder(tmp_path):
@@ -404,3 +408,47 @@ def test_html_tables_are_sortable_offline(sweep):
     assert page.count("<caption>") == len(result["tables"]) and "two-stage percentile bootstrap" in page
     assert page.count('<th scope="col" tabindex="0">') > 10 and "addEventListener(\"click\"" in page
     assert "http" not in page and "<link" not in page and "<script src" not in page
+
+
+# ----------------------------------------------------------------------------- task verdicts, reading order
+
+def test_a_task_verdict_ranks_by_intervals_and_says_ties_in_words():
+    import pandas as pd
+
+    from harness.report.task_verdict import task_verdict
+
+    agg = pd.DataFrame({"method": ["a", "b", "c"], "sampler": ["basic"] * 3, "nfe": [8] * 3,
+                        "pass@1": [0.1, 0.5, 0.45], "pass@1_lo": [0.0, 0.4, 0.35], "pass@1_hi": [0.2, 0.6, 0.55],
+                        "compiles@1": [0.9, 0.9, 0.9], "compiles@1_lo": [0.8] * 3, "compiles@1_hi": [1.0] * 3})
+    table, words = task_verdict(agg, ["pass@1", "compiles@1"])
+    # b and c overlap (both #1); a's interval lies wholly below both: #3
+    assert table["method"].tolist() == ["b", "c", "a"]
+    assert table["Pass@1"].tolist() == ["0.500 [0.400, 0.600] (#1)", "0.450 [0.350, 0.550] (#1)",
+                                        "0.100 [0.000, 0.200] (#3)"]
+    assert words == "Pass@1: b #1, c #1, a #3; within noise: b and c; Compiles@1: all 3 within noise of one another."
+
+
+def test_conditional_and_code_reports_open_with_their_own_verdict(tmp_path):
+    root = write_runs(tmp_path / "res")
+    for run in (root / "runs").glob("u*"):
+        shutil.rmtree(run)  # only the seq2seq and code runs: no unconditional sample
+    result = write_report(root, tmp_path / "out")
+    assert result["sections"][:2] == ["Verdict: Seq2seq (headline_lead)", "Verdict: Code infilling (humaneval_infill)"]
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "No matched-entropy verdict" not in md and "## Plots" not in md  # no non-verdict, no empty heading
+    assert md.split("\n## ")[-1].startswith("Metric protocol") and "<details>" in md  # folded, last
+
+
+def test_the_shown_protocol_does_not_depend_on_the_sandbox_the_machine_had(tmp_path):
+    pages = []
+    for kind in ("bwrap", "guard"):
+        (tmp_path / kind).mkdir()
+        root = write_runs(tmp_path / kind / "res", seeds=(0,), scorers=("smollm2",))  # one folder name: the page names it
+        for path in (root / "runs").glob("c-*/metrics.json"):
+            record = json.loads(path.read_text())
+            record["protocol"] = {"task": "humaneval_infill", "sandbox": {"timeout_s": 5.0, "isolation_used": kind,
+                                                                         "kind": f"{kind} prose"}}
+            path.write_text(json.dumps(record))
+        write_report(root, tmp_path / f"out-{kind}", title="t")
+        pages.append([(tmp_path / f"out-{kind}" / name).read_bytes() for name in ("report.html", "leaderboard.md")])
+    assert pages[0] == pages[1] and b"prose" not in pages[0][0] and b'timeout_s' in pages[0][0]

@@ -127,8 +127,8 @@ def test_parallel_units_write_the_same_bytes_and_wait_for_their_scorer(tmp_path,
         lines = capsys.readouterr().err.strip().splitlines()
         assert lines[0].endswith(f"starting; {parallel} unit(s) at a time, 1 thread(s) each")
         started = [line.split("| ")[1].split(":")[0] for line in lines if ": started, " in line]
-        assert started == ["ar seed 0 kl-flow", "kl seed 0 kl-flow"]
-        assert "kl seed 0 kl-flow: waits for ar seed 0 kl-flow to finish training" in lines[1]
+        assert started == ["ar seed 0", "kl seed 0 kl-flow"]
+        assert "kl seed 0 kl-flow: waits for ar seed 0 to finish training" in lines[1]
         assert lines[-1].startswith("all done: 2/2 units, 2/2 runs complete")
         files[parallel] = {p.relative_to(out): same_commit(p) for p in (out / "runs").glob("*/*")
                            if p.name in ("metrics.json", "samples.jsonl")}
@@ -352,7 +352,7 @@ def test_units_keep_parallel_in_flight_and_start_after_the_units_they_use(tmp_pa
         most = max(most, in_flight)
     assert most == 2
     err = capsys.readouterr().err
-    assert "flowmap seed 0 kl-flow: waits for kl seed 0 kl-flow to finish training" in err
+    assert "flowmap seed 0: waits for kl seed 0 kl-flow to finish training" in err
     assert "units 4/4, runs" in err.strip().splitlines()[-1]
 
 
@@ -363,8 +363,8 @@ def test_a_unit_whose_scorer_unit_failed_is_not_run(tmp_path, capsys):
     assert log == [("start", "ar"), ("end", "ar")]  # ar scores its own runs: no wait on itself
     assert len(failed) == 2 and "boom" in failed[0] and "not run" in failed[1]
     err = capsys.readouterr().err
-    assert "ar seed 0 kl-flow: FAILED after 0s: boom" in err
-    assert "kl seed 0 kl-flow: not run, ar seed 0 kl-flow did not finish training" in err
+    assert "ar seed 0: FAILED after 0s: boom" in err
+    assert "kl seed 0 kl-flow: not run, ar seed 0 did not finish training" in err
 
 
 def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, capsys):
@@ -375,7 +375,8 @@ def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, ca
     log, failed = fake_sweep(tmp_path, raw, 2, {"ar": 2, "kl": 1, "linear": 1})
     assert not failed
     assert log[:2] == [("start", "ar"), ("end", "ar")] and ("start", "kl") in log and ("start", "linear") in log
-    assert "kl seed 0 kl-flow: waits for ar seed 0 kl-flow to finish training" in capsys.readouterr().err
+    assert ("2 units wait for the models they use to finish training: kl seed 0 kl-flow, linear seed 0 kl-flow "
+            "for ar seed 0") in capsys.readouterr().err
 
 
 def test_an_experiment_names_its_plugins_and_the_sweep_saves_the_ones_it_ran_with(tmp_path, monkeypatch):
