@@ -1,5 +1,5 @@
 """A baseline that lives only in tests/ registers, trains, samples and is listed — through the
-CLI, with nothing in the packages edited. The README's example is this very file."""
+CLI, with nothing in the packages edited. The "Add a baseline" guide's example is this very file."""
 
 import json
 import os
@@ -82,8 +82,8 @@ def test_an_unknown_method_option_lists_the_valid_ones(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_readme_example_is_the_tested_plugin():
-    readme = (ROOT / "README.md").read_text()
+def test_the_guides_example_is_the_tested_plugin():
+    readme = (ROOT / "docs" / "guides" / "add-a-baseline.md").read_text()
     block = re.search(r"```python\n# tests/plugins/unigram_plugin.py\n(.*?)```", readme, re.S)
-    assert block, "README lost its 'Add a baseline' example"
+    assert block, "docs/guides/add-a-baseline.md lost its example"
     assert block.group(1) == (PLUGINS / "unigram_plugin.py").read_text()
