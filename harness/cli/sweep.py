@@ -29,6 +29,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     rp.add_argument("--kl-curve", type=Path, default=None, help="a kl_curve.csv to plot beside the runs")
     rp.add_argument("--experiment", type=Path, action="append", default=None,
                     help="report only this experiment file's runs (when sweeps share a folder; repeatable)")
+    rp.add_argument("--denoiser-gap", type=Path, default=None,
+                    help="a denoiser_gap.json (oracle corpora): its Bayes-optimal curve beside the held-out CE")
     rp.set_defaults(func=cmd_report)
 
 
@@ -64,26 +66,37 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from harness.report.leaderboard import write_report
+    from harness.sweep.tuning import tuning_dir
 
     only, scorers = None, None
+    tuning = sorted(p for p in (args.results_dir / "tuning").glob("*") if (p / "tuning.json").is_file())
+    if args.denoiser_gap is not None and not args.denoiser_gap.is_file():
+        raise ConfigError(f"--denoiser-gap {args.denoiser_gap} does not exist (pathbench denoiser-gap writes it)")
     if args.experiment:  # one or several files: the runs of any of them
         from harness.sweep.experiment import load_experiment, read_experiment
         from harness.sweep.tuning import read_tuned
 
-        runs = []
+        runs, tuning = [], []
         for path in args.experiment:  # a tuned sweep's grid is the one its tuning chose
-            tuned = read_tuned(args.results_dir, str(read_experiment(path).get("name", path.stem)))
+            raw = read_experiment(path)
+            name = str(raw.get("name", path.stem))
+            tuned = read_tuned(args.results_dir, name)
             runs += load_experiment(path, tuned=tuned).runs
+            pinned = Path(str((raw.get("tune") or {}).get("from", ""))).parent  # the table the pins came from
+            if (tuning_dir(args.results_dir, name) / "tuning.json").is_file():
+                tuning.append(tuning_dir(args.results_dir, name))
+            elif (raw.get("tune") or {}).get("from") and (pinned / "tuning.json").is_file():
+                tuning.append(pinned)
         only = {run.id for run in runs}
         # the scorers as the experiment lists them: its first is its primary scorer, shown first
         scorers = list(dict.fromkeys(str(run.scorer) for run in runs if run.scorer is not None))
     result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only,
-                          scorer_order=scorers)
+                          scorer_order=scorers, tuning=tuning, denoiser_gap=args.denoiser_gap)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)
     board = Path(result["leaderboard_md"]).read_text()
     for section in board.split("\n## ")[1:]:  # the verdict first, as the report shows it
-        if section.startswith(("Verdict", "Pairwise")):
+        if section.startswith(("The paper's question", "Did every model", "Verdict", "Pairwise")):
             print(section.rstrip() + "\n")
     print(f"{result['runs']} runs, {result['problems']} problems; wrote {result['leaderboard_md']}, "
           f"{result['leaderboard_csv']}, {result['report_html']}")

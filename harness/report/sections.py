@@ -14,59 +14,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import pandas as pd
-
+from harness.report.frontier_section import quality_and_speed
 from harness.report.html import markdown_table
 from harness.report.plots import make_plots, single_point_notes
+from harness.report.section_types import Figure, ReportInput, Section
 from harness.report.task_verdict import task_verdict
+from harness.report.training_sections import learning, paper_question_first, tuning
 from harness.report.verdict_tables import scorer_rank, verdict_sections
 
 #: protocol keys whose text depends on the machine (which optional packages it has), not on the
 #: result: left out of the shown protocol so that a report's bytes do not vary with them (each
 #: run's metrics.json records the fact)
 MACHINE_DEPENDENT = {"sandbox": ("kind", "isolation_used")}
-
-
-@dataclass
-class Figure:
-    path: Path
-    png: bytes
-    caption: str
-
-
-@dataclass
-class Section:
-    title: str
-    text: str = ""                      # a paragraph before the table
-    table: pd.DataFrame | None = None
-    caption: str = ""                   # the table's own caption
-    kind: str = "settings"              # "verdict" | "settings" | "plots" | "problems" | "protocol"
-    figures: list[Figure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)      # one paragraph each (after the figures)
-    folded: list[tuple[str, str]] = field(default_factory=list)  # (summary, preformatted text) in <details>
-
-
-@dataclass
-class ReportInput:
-    """Everything the builders read: the runs (flat table and raw records), the problems, the
-    tables of :func:`harness.report.tables.tables` and where the PNGs go."""
-
-    df: pd.DataFrame
-    records: list[dict]
-    problems: list[str]
-    tables: dict[str, pd.DataFrame]
-    captions: dict[str, str]
-    agg: pd.DataFrame                   # unconditional settings (numeric)
-    ref: pd.DataFrame                   # real text per scorer
-    task_aggs: dict[str, tuple[pd.DataFrame, list[str]]]
-    kl: pd.DataFrame | None
-    out_dir: Path
-    scorer_order: list[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # for builders added later
 
 
 def unconditional_verdicts(data: ReportInput) -> list[Section]:
@@ -139,7 +99,10 @@ def metric_protocol(data: ReportInput) -> list[Section]:
 
 
 SECTION_BUILDERS: list[Callable[[ReportInput], list[Section]]] = [
-    unconditional_verdicts, task_verdicts, leaderboards, plots, problems, metric_protocol]
+    paper_question_first, unconditional_verdicts, task_verdicts, learning, tuning, quality_and_speed, leaderboards,
+    plots, problems, metric_protocol]
+
+__all__ = ["SECTION_BUILDERS", "Figure", "ReportInput", "Section", "build_sections", "markdown"]
 
 
 def build_sections(data: ReportInput) -> list[Section]:

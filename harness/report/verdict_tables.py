@@ -70,6 +70,37 @@ def scorer_rank(order: list[str] | None):
     return key
 
 
+def learned_by_method(records: list[dict]) -> dict[str, str]:
+    """method name (as the verdict names it) -> 'yes', 'NO: did not learn (k of n seeds)' or
+    'not checked', from each trained model's learning check (harness.engine.learning)."""
+    several = len({_protocol(r) for r in records} - {None}) > 1
+    models: dict[str, dict[str, bool | None]] = defaultdict(dict)
+    for r in records:
+        check = r.get("learning_check")
+        if check is None:
+            continue
+        name = r["method"] + (f" [{_protocol(r)}]" if several and _protocol(r) else "")
+        models[name][str(r.get("checkpoint"))] = check.get("learned")
+    out = {}
+    for name, found in models.items():
+        failed = sum(v is False for v in found.values())
+        if failed:
+            what = "read x_t" if name.split(" [")[0] != "ar" else "predict the next token"
+            out[name] = f"NO: did not learn to {what} ({failed} of {len(found)} seeds)"
+        else:
+            out[name] = "yes" if all(v is True for v in found.values()) else "not checked"
+    return out
+
+
+def primary_verdicts(records: list[dict], scorer_order: list[str] | None = None):
+    """(scorer, its MethodVerdicts) under the primary scorer, or None without a verdict."""
+    groups = sorted(_groups(records).items(), key=lambda item: scorer_rank(scorer_order)(item[0]))
+    if not groups:
+        return None
+    scorer, (target, methods) = groups[0]
+    return scorer, judge(methods, target)
+
+
 def verdict_sections(records: list[dict], scorer_order: list[str] | None = None
                      ) -> list[tuple[str, pd.DataFrame | None, str]]:
     """(title, table or None, text) per scorer — the primary scorer first (:func:`scorer_rank`) —
@@ -82,6 +113,7 @@ def verdict_sections(records: list[dict], scorer_order: list[str] | None = None
         return [("Verdict", None, "No verdict: no unconditional run here carries per-sample data "
                  "(results made before per-sample storage); re-run the sweep to get one.\n")]
     sections = []
+    learned = learned_by_method(records)
     for scorer, (target, methods) in groups.items():
         verdicts = judge(methods, target)
         n_seeds = max(len(v.seeds) for v in verdicts)
@@ -95,7 +127,8 @@ def verdict_sections(records: list[dict], scorer_order: list[str] | None = None
                 row["per seed"] = ", ".join(f"{x:.0f}" if x is not None else "not reached"
                                             for x in v.seed_values.values())
             row.update({"best setting reaching the target": v.best_setting or "none",
-                        "settings": len({s.label for s in methods[v.method]}), "seeds": len(v.seeds)})
+                        "settings": len({s.label for s in methods[v.method]}), "seeds": len(v.seeds),
+                        "learned": learned.get(v.method, "not checked")})
             rows.append(row)
         reached = [v for v in verdicts if v.interval is not None]
         ties = [f"{a.method} and {b.method}" for i, a in enumerate(reached) for b in reached[i + 1:]

@@ -188,14 +188,17 @@ def test_the_report_opens_with_the_matched_entropy_verdict(tmp_path):
     result = write_report(tmp_path / "res", tmp_path / "out")
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     sections = [line for line in md.splitlines() if line.startswith("## ")]
-    assert sections[0] == "## Verdict: gen-PPL at matched entropy (smollm2)"
-    assert sections[1].startswith("## Pairwise")
+    # first the paper's question, answered from the verdict below (here: no fisher_rao run to compare)
+    assert sections[0] == "## The paper's question: KL vs Fisher-Rao vs linear at matched entropy"
+    assert "cannot answer it: it has no fisher_rao run" in md.split(sections[1])[0]
+    assert sections[1] == "## Verdict: gen-PPL at matched entropy (smollm2)"
+    assert sections[2].startswith("## Pairwise")
     verdict = md.split("## Verdict")[1].split("## Pairwise")[0]
     rows = [line for line in verdict.splitlines() if line.startswith("| ") and "method" not in line]
     assert [r.split("|")[2].strip() for r in rows] == ["kl", "linear", "euclidean"]  # rank order
     assert "not reached" in rows[2] and "173." in rows[0]  # √(100·300) at H* = 3.5
     assert "No two methods that reach the target are within noise" in verdict
-    assert result["verdict"][0].startswith("Verdict")
+    assert result["verdict"][0].startswith("The paper's question") and result["verdict"][1].startswith("Verdict")
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.index("Verdict: gen-PPL at matched entropy") < html.index("Unconditional leaderboard")
     assert html.index('<table class="sortable verdict">') < html.index('<table class="sortable settings">')

@@ -118,7 +118,8 @@ def test_the_rendered_page_opens_with_the_verdict_and_every_plot_decodes(rendere
     result, _, dump = rendered
     dom = dump()
     # the primary scorer (SmolLM2 by default) first, the sweep's own AR scorer after it
-    assert dom.order[0] == ("h2", "Verdict: gen-PPL at matched entropy (smollm2)")
+    assert dom.order[0] == ("h2", "The paper's question: KL vs Fisher-Rao vs linear at matched entropy")
+    assert ("h2", "Verdict: gen-PPL at matched entropy (smollm2)") in dom.order[:3]
     first_table = next(item for kind, item in dom.order if kind == "table")
     assert "verdict" in first_table["class"].split()
     assert first_table["headers"][:3] == ["rank", "method", "matched gen PPL"] and len(first_table["rows"]) == 3

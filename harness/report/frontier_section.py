@@ -1,0 +1,30 @@
+"""The report's quality–speed section: gen-PPL against measured samples/s per method and sampler
+setting, the autoregressive baseline on the same axes (:mod:`harness.report.frontier`)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.report.frontier import quality_speed_frontier
+from harness.report.section_types import Figure, ReportInput, Section
+
+
+def quality_and_speed(data: ReportInput) -> list[Section]:
+    result = quality_speed_frontier(data.df, data.records, data.out_dir / "quality_speed.png")
+    rows = result.rows
+    if rows.empty or rows["samples_per_s"].isna().all():
+        return []
+    table = pd.DataFrame({
+        "method": rows["method"], "sampler": rows["sampler"], "NFE": rows["nfe"], "scorer": rows["scorer"],
+        "gen PPL": [f"{p:.1f}" + (f" [{lo:.1f}, {hi:.1f}]" if not (math.isnan(lo) or math.isnan(hi)) else "")
+                    for p, lo, hi in zip(rows["gen_ppl"], rows["gen_ppl_lo"], rows["gen_ppl_hi"])],
+        "entropy": [f"{e:.2f}" for e in rows["entropy"]],
+        "samples/s": [f"{v:.2f}" if not math.isnan(v) else "-" for v in rows["samples_per_s"]],
+        "device": rows["device"]})
+    figures = [Figure(result.plot, result.plot.read_bytes(), "gen-PPL against measured samples/s (log axes); the "
+                      "autoregressive baseline starred")] if result.plot is not None else []
+    text = ("Generation cost as measured (the sampler's own wall time, scoring excluded; a timing, so it varies "
+            "from run to run and machine to machine). " + " ".join(result.sentences))
+    return [Section("Quality and speed", text, table, figures=figures)]
