@@ -48,10 +48,10 @@ main: install
 		--kl-curve results/kl_curve/kl_curve.csv --title "Geodesic ablation on BBC News (CPU, $(ABLATION))"
 	$(BIN)/pathbench sweep experiments/conditional_cpu$(SIZE).yaml --out runs/conditional_cpu$(SIZE)
 	$(BIN)/pathbench report runs/conditional_cpu$(SIZE) --out results/conditional_cpu$(SIZE) \
-		--title "Conditional generation: BBC headline -> lead (CPU, conditional_cpu$(SIZE))"
+		--experiment experiments/conditional_cpu$(SIZE).yaml --title "Conditional generation: BBC headline -> lead (CPU, conditional_cpu$(SIZE))"
 	$(BIN)/pathbench sweep experiments/code_cpu$(SIZE).yaml --out runs/code_cpu$(SIZE)
 	$(BIN)/pathbench report runs/code_cpu$(SIZE) --out results/code_cpu$(SIZE) \
-		--title "Code infilling on held-out stdlib functions (CPU, code_cpu$(SIZE))"
+		--experiment experiments/code_cpu$(SIZE).yaml --title "Code infilling on held-out stdlib functions (CPU, code_cpu$(SIZE))"
 
 # The protocol comparison: the quick ablation under kl-flow (already complete after `make main`:
 # nothing is re-run) and again under `plain` (the baselines are shared, in the same folder),
@@ -71,19 +71,19 @@ full: install
 
 # The geodesic ablation on the oracle language (README "Oracle language"): data from a hidden
 # Markov model, gen-PPL by its exact likelihood, the same law at V = 64 (control) and V = 8192,
-# each followed by its report, then the denoiser gap of every simplex run against the
-# Bayes-optimal denoiser.
+# then the denoiser gap of every simplex run against the Bayes-optimal denoiser, then each report
+# (the V = 8,192 one draws the Bayes curve beside each method's held-out cross-entropy).
 oracle: install
 	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu_small_v.yaml --out runs/oracle_ablation_cpu_small_v
+	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu.yaml --out runs/oracle_ablation_cpu
+	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu --protocol kl-flow \
+		--out results/oracle_ablation_cpu/denoiser_gap
 	$(BIN)/pathbench report runs/oracle_ablation_cpu_small_v --out results/oracle_ablation_cpu/v64 \
 		--experiment experiments/oracle_ablation_cpu_small_v.yaml \
 		--title "Geodesic ablation on the oracle language, V = 64 (the control; CPU)"
-	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu.yaml --out runs/oracle_ablation_cpu
 	$(BIN)/pathbench report runs/oracle_ablation_cpu --out results/oracle_ablation_cpu/v8192 \
-		--experiment experiments/oracle_ablation_cpu.yaml \
+		--experiment experiments/oracle_ablation_cpu.yaml --denoiser-gap results/oracle_ablation_cpu/denoiser_gap/denoiser_gap.json \
 		--title "Geodesic ablation on the oracle language, V = 8,192 (CPU)"
-	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu --protocol kl-flow \
-		--out results/oracle_ablation_cpu/denoiser_gap
 
 # The same oracle grids under the `plain` protocol (the baselines are shared, in the same
 # folders), reported beside kl-flow, and the denoiser gap of both protocols' simplex runs.
