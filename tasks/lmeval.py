@@ -41,8 +41,10 @@ from tqdm import tqdm
 
 from harness.core.devices import resolve_device
 from harness.core.errors import ConfigError
+from harness.core.registry import BASELINES
+from harness.engine.checkpoint import is_export, read_export, read_meta
 from harness.engine.generate import generate
-from harness.engine.plugins import load_all
+from harness.engine.plugins import load_all, load_plugins
 from harness.engine.protocol import sampling_setup
 from harness.engine.run import load_run
 
@@ -209,10 +211,6 @@ def check_model_args(args: dict[str, Any]) -> None:
     folder = Path(str(folder))
     if not folder.is_dir():
         raise ConfigError(f"checkpoint {folder} does not exist (ckpt= or pretrained= names a run folder)")
-    from harness.core.registry import BASELINES
-    from harness.engine.checkpoint import is_export, read_export, read_meta
-    from harness.engine.plugins import load_plugins
-
     meta = read_export(folder)[0] if is_export(folder) else read_meta(folder)
     defaults = {name: p.default for name, p in inspect.signature(PathbenchLM.__init__).parameters.items()}
     given = {**defaults, **args}

@@ -48,8 +48,8 @@ def frontier_rows(df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
     """The frontier table of the gathered results (``df``, ``records`` as
     :func:`harness.report.leaderboard.load` returns them): unconditional runs with gen-PPL."""
     by_id = {r["run_id"]: r for r in records}
-    part = df[(df.get("task") == "unconditional") & df.get("gen_ppl", pd.Series(dtype=float)).notna()] \
-        if "gen_ppl" in df else df.iloc[0:0]
+    # the runs scored by generative perplexity (a task that reports gen_ppl; no task named here)
+    part = df[df["gen_ppl"].notna()] if "gen_ppl" in df else df.iloc[0:0]
     if part.empty:
         return pd.DataFrame(columns=COLUMNS)
     agg = settings(part, records, ["gen_ppl", "entropy"], pooled=True)

@@ -65,7 +65,7 @@ def error_of(args, capsys):
 
 def test_train_bad_input(tmp_path, data_cache, capsys):
     base = ["train", "--steps", "2", "--out", str(tmp_path / "r")]
-    assert "unknown method 'kll'; known: ar, dfm, euclidean, fisher_rao, flowmap, kl, linear, sedd" in error_of(
+    assert "unknown method 'kll'; known: ar, dfm, euclidean, fisher_rao, fisher_rao_ref, flowmap, kl, linear, sedd" in error_of(
         [*base, "--method", "kll"], capsys)
     assert "unknown preset 'huge'; known: paper-1.5b, paper-150m, small, tiny" in error_of(
         [*base, "--method", "kl", "--preset", "huge", *data_args(data_cache)], capsys)

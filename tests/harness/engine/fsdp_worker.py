@@ -25,7 +25,8 @@ out, cache, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 base = [f"data.cache_dir={cache}", "data.vocab_size=512", "data.seq_len=32", "batch_size=4", "grad_accum=2",
         "lr=3e-3", "warmup=10",  # warm-up past the last step: the schedule does not depend on ``steps``
         "eval_every=4", "eval_batches=2", "log_every=1", "ckpt_every=2", "progress=false"]
-FSDP = ("parallel=fsdp", "model.activation_checkpointing=true")
+# AdamW: fsdp shards matrices, so the Muon recipes kl-flow trains paths with are refused under it
+FSDP = ("parallel=fsdp", "model.activation_checkpointing=true", "optimizer=adamw")
 
 
 def run(name: str, steps: int, *extra: str, resume: bool = False) -> None:
@@ -47,7 +48,7 @@ if mode == "kill":
     BatchLoader.__next__ = dying_next
     run("killed", 4, *FSDP)
 else:
-    run("ddp", 4, "parallel=ddp")
+    run("ddp", 4, "parallel=ddp", "optimizer=adamw")  # the same recipe as the fsdp run it is compared with
     run("fsdp", 4, *FSDP)
     if dist.get_rank() == 0:
         torn = out / "killed" / "checkpoints" / ".step-00000004.partial" / "dcp"

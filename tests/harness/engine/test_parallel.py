@@ -100,7 +100,7 @@ def test_a_checkpoint_resumes_only_under_the_parallel_that_wrote_it(runs):
 def test_fsdp_refuses_muon_and_unknown_strategies(capsys):
     assert main(["train", "--method", "kl", "--steps", "1", "--out", "unused", "optimizer=muon",
                  "parallel=fsdp"]) == 2
-    assert "optimizer 'muon' does not work with parallel 'fsdp'" in capsys.readouterr().err
+    assert "recipe 'muon' does not work with parallel 'fsdp'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown parallel 'zero3'; known: ddp, fsdp"):
         TrainConfig(parallel="zero3")
 
