@@ -78,7 +78,7 @@ def test_kl_path_keeps_kl_several_times_higher_at_large_vocab(curve):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--paths", "linear,kll"], "unknown path 'kll'; known: euclidean, fisher_rao, kl, linear"),
+        (["--paths", "linear,kll"], "unknown path 'kll'; known: euclidean, fisher_rao, fisher_rao_ref, kl, linear"),
         (["--vocab", "1"], "vocab = 1 must be >= 2"),
         (["--paths", "kl", "--beta", "0"], "path 'kl': beta = 0.0 is outside (0, 1)"),
         (["--beta", "1.2"], "beta = 1.2 is outside [0, 1)"),
