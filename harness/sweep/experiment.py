@@ -46,6 +46,7 @@ from harness.core.registry import BASELINES, PROTOCOLS, TASKS
 from harness.core.rng import check_seeding
 from harness.data.corpus import check_data_spec
 from harness.engine.memory import check_memory_gb
+from harness.engine.model import model_config
 from harness.engine.plugins import load_plugins
 from harness.engine.protocol import (
     DEFAULT,
@@ -54,7 +55,6 @@ from harness.engine.protocol import (
     resolve_sampler,
     resolve_train_options,
 )
-from harness.engine.model import model_config
 from harness.engine.sampling import SamplerConfig
 from harness.engine.trainer import TrainConfig
 from harness.sweep.experiment_schema import check_experiment
