@@ -31,9 +31,9 @@ def test_study_lists_every_diagnostic(capsys):
 
 def test_an_old_name_runs_the_study_and_says_where_it_moved(tmp_path, capsys):
     args = ["--vocab", "10", "--samples", "4", "--points", "5", "--paths", "linear"]
-    assert main(["kl-curve", *args, "--out", str(tmp_path / "old")]) == 0
+    assert main(["kl-curve", *args, "--out", str(tmp_path / "old")]) == 0  # keep: old name
     moved = capsys.readouterr().err.strip().splitlines()[0]
-    assert moved == "pathbench kl-curve: moved to 'pathbench study kl-curve' (the old name still works)"
+    assert moved == "pathbench kl-curve: moved to 'pathbench study kl-curve' (the old name still works)"  # keep: old name
     assert main(["study", "kl-curve", *args, "--out", str(tmp_path / "new")]) == 0
     assert "moved" not in capsys.readouterr().err
     assert (tmp_path / "old" / "kl_curve.csv").read_bytes() == (tmp_path / "new" / "kl_curve.csv").read_bytes()
