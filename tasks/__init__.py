@@ -1,11 +1,12 @@
 """Task adapters and metrics: unconditional (gen-PPL, entropy), seq2seq (BLEU/ROUGE-L/
 BERTScore), code infilling (Pass@k, Compiles@k); scorers: causal LMs and the oracle HMM.
 
-Importing this package registers each task into ``harness.core.registry.TASKS`` and its metrics and
-scorers into ``METRICS`` / ``SCORERS``. Tasks reach methods only through the registry.
+Importing this package registers each task into ``harness.core.registry.TASKS`` and each scorer
+kind into ``SCORERS``. A task computes its metrics itself (the functions of its modules): no
+metric is looked up by name. Tasks reach methods only through the registry.
 
 It also registers the lm-evaluation-harness model ``pathbench`` (:mod:`tasks.lmeval`) when lm-eval
-is installed, so ``lm_eval.simple_evaluate(model="pathbench", ...)`` works after ``import tasks``
+is installed, so ``lm_eval.simple_evaluate(model="pathbench", ...)`` works after the import
 with no other call.
 """
 

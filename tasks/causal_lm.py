@@ -44,6 +44,14 @@ class CausalScorer(ABC):
     eos_id: int
     max_length: int
 
+    @classmethod
+    def load(cls, spec: str, device: str = "cpu", dtype: str = "float32",
+             device_map: str | None = None) -> "CausalScorer":
+        """The scorer a whole ``spec`` names (its kind is the part before ':'), placed on ``device``;
+        what :func:`tasks.scorers.load_scorer` calls on the kind registered in ``SCORERS``. The
+        project's own models (self:, oracle:) take the device only."""
+        return cls(spec, device)
+
     @abstractmethod
     def encode(self, text: str) -> list[int]:
         """The scorer's tokens for ``text`` (no special tokens)."""
@@ -138,6 +146,10 @@ class HFScorer(CausalScorer):
         self.context_id = separator if separator is not None else (bos if bos is not None else self.eos_id)
         self.max_length = int(getattr(self.model.config, "max_position_embeddings", 1024))
 
+    @classmethod
+    def load(cls, spec, device="cpu", dtype="float32", device_map=None):
+        return cls(spec.partition(":")[2], device=device, dtype=dtype, device_map=device_map)
+
     def encode(self, text):
         return self.tokenizer.encode(text, add_special_tokens=False)
 
@@ -162,6 +174,10 @@ class SelfScorer(CausalScorer):
         self.device = torch.device(device)
         self.eos_id = self.context_id = tokenizer.eos_id
         self.max_length = model.config.max_seq_len
+
+    @classmethod
+    def load(cls, spec, device="cpu", dtype="float32", device_map=None):
+        return cls(spec.partition(":")[2], device)
 
     def encode(self, text):
         return self.tokenizer.encode(text)

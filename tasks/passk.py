@@ -21,12 +21,10 @@ from collections.abc import Sequence
 
 from harness.core import stats
 from harness.core.errors import ConfigError
-from harness.core.registry import METRICS
 
 FORMULA = "pass@k = mean over tasks of 1 - C(n-c,k)/C(n,k) = 1 - prod_{i=n-c+1}^{n} (1 - k/i) (Chen et al. 2021)"
 
 
-@METRICS.register("pass_at_k")
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Probability that at least one of k samples drawn from n (c correct) is correct."""
     if n < 1:
@@ -60,7 +58,6 @@ def compiles(source: str) -> bool:
     return True
 
 
-@METRICS.register("compiles_at_k")
 def compiles_at_k(sources: Sequence[Sequence[str]], k: int) -> float:
     """Mean Compiles@k over tasks; ``sources[task][sample]`` are completed programs."""
     return mean_pass_at_k([[compiles(s) for s in row] for row in sources], k)

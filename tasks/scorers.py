@@ -12,7 +12,7 @@ from __future__ import annotations
 from harness.core.errors import ConfigError
 from harness.core.registry import SCORERS
 from tasks.causal_lm import CausalScorer, HFScorer, SelfScorer, check_placement
-from tasks.smollm2 import smollm2_scorer
+from tasks.smollm2 import SmolLM2Scorer
 
 _cache: dict[tuple, CausalScorer] = {}
 
@@ -47,18 +47,11 @@ def load_scorer(spec: str, device: str = "cpu", dtype: str = "float32",
     check_placement(dtype, device_map)
     key = (spec, str(device), dtype, device_map)
     if key not in _cache:
-        kind = _kind(check_spec(spec))
-        if spec == "smollm2":
-            _cache[key] = smollm2_scorer(device, dtype=dtype, device_map=device_map)
-        elif kind == "hf":
-            _cache[key] = HFScorer(spec[3:], device=device, dtype=dtype, device_map=device_map)
-        elif kind == "self":
-            _cache[key] = SelfScorer(spec[5:], device)
-        else:  # a registered kind (oracle:...) built from its whole spec
-            _cache[key] = SCORERS.get(kind)(spec, device)
+        # every kind, built-in or a plugin's, is a CausalScorer class registered under its kind
+        _cache[key] = SCORERS.get(_kind(check_spec(spec))).load(spec, device, dtype, device_map)
     return _cache[key]
 
 
-SCORERS.add("smollm2", HFScorer)
+SCORERS.add("smollm2", SmolLM2Scorer)
 SCORERS.add("hf", HFScorer)
 SCORERS.add("self", SelfScorer)

@@ -122,3 +122,11 @@ def _save_dequantised(scorer: HFScorer, gguf: Path, cached: Path) -> None:
         log.warning("could not cache the de-quantised %s in %s: %s", gguf.name, cached, err)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class SmolLM2Scorer(HFScorer):
+    """The offline default scorer (spec ``smollm2``): SmolLM2-135M from its de-quantised cache."""
+
+    @classmethod
+    def load(cls, spec, device="cpu", dtype="float32", device_map=None):
+        return smollm2_scorer(device, dtype=dtype, device_map=device_map)

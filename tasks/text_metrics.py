@@ -38,7 +38,6 @@ import numpy as np
 
 from harness.core import stats
 from harness.core.errors import ConfigError
-from harness.core.registry import METRICS
 
 _BERT_CACHE: dict[tuple, Any] = {}
 
@@ -63,14 +62,12 @@ def _bleu(sentence: bool):
     return BLEU(effective_order=True) if sentence else BLEU()
 
 
-@METRICS.register("bleu", "corpus_bleu")
 def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
     """Corpus BLEU (0-100) with sacrebleu's defaults, one reference per hypothesis."""
     check_pairs(hypotheses, references)
     return float(_bleu(False).corpus_score(hypotheses, [references]).score)
 
 
-@METRICS.register("sentence_bleu")
 def sentence_bleu(hypotheses: list[str], references: list[str]) -> list[float]:
     """Per-pair sentence BLEU (0-100), effective order (= ``sacrebleu.sentence_bleu``)."""
     check_pairs(hypotheses, references)
@@ -112,7 +109,6 @@ def bleu_signatures() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- ROUGE-L
-@METRICS.register("rougeL", "rouge_l")
 def rouge_l(hypotheses: list[str], references: list[str]) -> list[float]:
     """Per-pair ROUGE-L F1 (0-1), Porter stemmer on (average with ``sum(...)/len``)."""
     from rouge_score import rouge_scorer
@@ -204,7 +200,6 @@ class BertScoreF1:
                 "statistic": "F1 per pair (blank hypothesis or reference -> 0)"}
 
 
-@METRICS.register("bertscore_f1")
 def bertscore_f1(hypotheses: list[str], references: list[str], model: str | None = None,
                  num_layers: int | None = None, **options: Any) -> list[float]:
     """Per-pair BERTScore F1 (see :class:`BertScoreF1`; the scorer is cached per setting)."""

@@ -28,7 +28,7 @@ import numpy as np
 from harness.core import stats
 from harness.core.errors import ConfigError
 from harness.core.io import atomic_write_json
-from harness.core.registry import METRICS, TASKS
+from harness.core.registry import TASKS
 from harness.engine.checkpoint import read_meta
 from harness.engine.generation_cost import GenerationCost, add_cost, measure_generation
 from harness.engine.run import LoadedRun, draw_samples, environment, write_samples
@@ -42,7 +42,6 @@ PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-samp
             "held-out text of the same length, same scorer")
 
 
-@METRICS.register("entropy")
 def unigram_entropy(ids: list[int]) -> float:
     """-Σ p ln p of the token frequencies of one sample, in nats (0 for a constant sample)."""
     if not ids:
@@ -52,7 +51,6 @@ def unigram_entropy(ids: list[int]) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-@METRICS.register("gen_ppl")
 def generative_perplexity(nlls: list[np.ndarray]) -> dict[str, float]:
     """Token-pooled and per-sample-mean perplexity from per-token NLLs (float64)."""
     if not nlls:

@@ -14,20 +14,6 @@ from harness.core.errors import ConfigError
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
-    sc = sub.add_parser("score", parents=[common],
-                        help="gen-PPL and entropy of a sample file (JSONL with 'text', a .json array of strings "
-                             "or of objects with 'text', or one sample per line)")
-    sc.add_argument("file", type=Path)
-    sc.add_argument("--scorer", default="smollm2",
-                    help="smollm2 (default: SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF), hf:<name or path>, "
-                         "self:<ar run folder>")
-    sc.add_argument("--reference-run", type=Path, default=None,
-                    help="run folder whose held-out text gives the real-data reference row")
-    sc.add_argument("--batch-size", type=int, default=8)
-    sc.add_argument("--device", default=None)
-    sc.add_argument("--out", type=Path, default=None, help="write the result as JSON")
-    sc.set_defaults(func=cmd_score)
-
     ev = sub.add_parser("eval", parents=[common], help="generate for a task from a run and score it")
     ev.add_argument("--ckpt", type=Path, required=True)
     ev.add_argument("--task", required=True, help="a registered task (see pathbench list)")
@@ -43,6 +29,20 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     ev.add_argument("--overwrite", action="store_true", help="replace an evaluation already in --out")
     ev.add_argument("options", nargs="*", metavar="KEY=VALUE", help="task options, e.g. scorer=smollm2")
     ev.set_defaults(func=cmd_eval)
+
+    sc = sub.add_parser("score", parents=[common],
+                        help="gen-PPL and entropy of a sample file (JSONL with 'text', a .json array of strings "
+                             "or of objects with 'text', or one sample per line)")
+    sc.add_argument("file", type=Path)
+    sc.add_argument("--scorer", default="smollm2",
+                    help="smollm2 (default: SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF), hf:<name or path>, "
+                         "self:<ar run folder>")
+    sc.add_argument("--reference-run", type=Path, default=None,
+                    help="run folder whose held-out text gives the real-data reference row")
+    sc.add_argument("--batch-size", type=int, default=8)
+    sc.add_argument("--device", default=None)
+    sc.add_argument("--out", type=Path, default=None, help="write the result as JSON")
+    sc.set_defaults(func=cmd_score)
 
 
 def cmd_score(args: argparse.Namespace) -> None:

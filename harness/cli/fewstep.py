@@ -1,5 +1,6 @@
-"""``pathbench`` commands for the few-step regime: ``reparam``, ``tune-tstar``, ``posterior-gap``,
-``distill`` ``flowmap-gap`` (the parsers and their one-call handlers; :mod:`harness.cli.main` mounts them)."""
+"""``pathbench`` commands for the few-step regime: ``distill``, and the diagnostics under ``pathbench
+study``: ``reparam``, ``tune-tstar``, ``posterior-gap``, ``flowmap-gap`` (the parsers and their
+one-call handlers; :mod:`harness.cli.main` mounts them)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ from harness.core.devices import resolve_device
 
 
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
+    di = sub.add_parser("distill", parents=[common],
+                        help="train a flow-map student of a trained path run (= train --method flowmap)")
+    di.add_argument("--teacher", type=Path, required=True, help="run folder of a trained linear/kl/euclidean")
+    di.add_argument("--steps", type=int, required=True)
+    di.add_argument("--out", type=Path, required=True)
+    di.add_argument("--resume", action="store_true")
+    di.add_argument("--device", default=None)
+    di.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. lr=1e-3 method.diag_fraction=0.5")
+    di.set_defaults(func=cmd_distill)
+
+
+def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
+    """The few-step diagnostics, under ``pathbench study``."""
     rp = sub.add_parser("reparam", parents=[common],
                         help="measure decoding error vs t on held-out data; store the time warp (grid=error)")
     rp.add_argument("--ckpt", type=Path, required=True)
@@ -49,16 +63,6 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     pg.add_argument("--seed", type=int, default=0)
     pg.add_argument("--out", type=Path, required=True)
     pg.set_defaults(func=cmd_posterior_gap)
-
-    di = sub.add_parser("distill", parents=[common],
-                        help="train a flow-map student of a trained path run (= train --method flowmap)")
-    di.add_argument("--teacher", type=Path, required=True, help="run folder of a trained linear/kl/euclidean")
-    di.add_argument("--steps", type=int, required=True)
-    di.add_argument("--out", type=Path, required=True)
-    di.add_argument("--resume", action="store_true")
-    di.add_argument("--device", default=None)
-    di.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. lr=1e-3 method.diag_fraction=0.5")
-    di.set_defaults(func=cmd_distill)
 
     fg = sub.add_parser("flowmap-gap", parents=[common],
                         help="a flow-map student against its teacher's K-step flow map, by jump (s, t)")

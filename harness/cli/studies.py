@@ -1,4 +1,4 @@
-"""``pathbench kl-curve``, ``pathbench denoiser-gap`` and ``pathbench bench``: the KL-flow paper's
+"""``pathbench study kl-curve``, ``study denoiser-gap`` and ``study bench``: the KL-flow paper's
 Figure 2 diagnostic, the oracle corpus's denoiser gap and the throughput figures."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from harness.core.errors import ConfigError
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
 
-def add_commands(sub, common: argparse.ArgumentParser) -> None:
+def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
+    """The diagnostics of this module, under ``pathbench study``."""
     kl = sub.add_parser("kl-curve", parents=[common],
                         help="KL(x1‖x_t) against t per path and vocabulary size (CSV + plot)")
     kl.add_argument("--vocab", type=int, nargs="+", default=[10, 10000], metavar="V")

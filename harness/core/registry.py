@@ -119,7 +119,6 @@ PATHS: Registry = Registry("path")
 BASELINES: Registry = Registry("method", " (a plugin's? load its module: --plugin MODULE, or plugins: [MODULE] "
                                           "in an experiment file)")
 TASKS: Registry = Registry("task")
-METRICS: Registry = Registry("metric")
 SCORERS: Registry = Registry("scorer")
 #: named generation protocols (harness.engine.protocol registers kl-flow and plain)
 PROTOCOLS: Registry = Registry("protocol")
@@ -132,7 +131,6 @@ ALL: dict[str, Registry] = {
     "paths": PATHS,
     "methods": BASELINES,
     "tasks": TASKS,
-    "metrics": METRICS,
     "scorers": SCORERS,
     "protocols": PROTOCOLS,
     "recipes": RECIPES,

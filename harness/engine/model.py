@@ -53,13 +53,28 @@ def model_config(preset: str, vocab_size: int, max_seq_len: int, **overrides) ->
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; known: {', '.join(sorted(PRESETS))}")
     known = {f.name for f in fields(ModelConfig)} - {"vocab_size", "max_seq_len"}
-    for key in overrides:
+    for key, value in overrides.items():
         if key not in known:
             raise ConfigError(f"unknown model option '{key}'; known: {', '.join(sorted(known))}")
+        _check_type(key, value)
     cfg = ModelConfig(vocab_size=vocab_size, max_seq_len=max_seq_len, **{**PRESETS[preset], **overrides})
     if cfg.d_model % cfg.n_head or (cfg.d_model // cfg.n_head) % 2:
         raise ConfigError(f"d_model = {cfg.d_model} must split into {cfg.n_head} heads of even width")
     return cfg
+
+
+KIND_WORDS = {bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _check_type(key: str, value: object) -> None:
+    """An override of the type of its field's default (an int where a float is asked is one), so
+    that a string from an experiment file fails here, not in the middle of a training step."""
+    default = next(f.default for f in fields(ModelConfig) if f.name == key)
+    kind = type(default)
+    ok = isinstance(value, bool) if kind is bool else \
+        (isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int)))
+    if not ok:
+        raise ConfigError(f"model option {key} = {value!r} must be {KIND_WORDS[kind]}")
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float) -> tuple[Tensor, Tensor]:

@@ -95,7 +95,7 @@ class UnitJob(submitit.helpers.Checkpointable):
         # SIGTERM, as SLURM sends it before the kill) must finish before a new one continues
         with unit_lock(train_dir, rank):
             if not train_complete(train_dir, unit.train["steps"]):
-                overrides = {"train": unit.train, "data": unit.data, "model": {}, "method": self.train_options}
+                overrides = {"train": unit.train, "data": unit.data, "model": unit.model, "method": self.train_options}
                 # the options are already resolved under the unit's protocol: pass its record as is
                 train_run(unit.method, unit.preset, train_dir, overrides,
                           resume=(train_dir / "checkpoint.json").exists(), device=device,

@@ -2,6 +2,7 @@
 
     name: tiny-ablation
     preset: tiny
+    model: {n_layer: 2, d_model: 64}                            # harness.engine.model.ModelConfig fields
     data: {corpus: bbc, vocab_size: 512, seq_len: 32}          # harness.core.config.DataConfig keys
     train: {steps: 200, batch_size: 16, lr: 3.0e-3}             # harness.engine.trainer.TrainConfig keys
     methods: [kl, linear, {name: dfm, options: {scheduler: quadratic}},
@@ -45,6 +46,7 @@ from harness.core.registry import BASELINES, PROTOCOLS, TASKS
 from harness.core.rng import check_seeding
 from harness.data.corpus import check_data_spec
 from harness.engine.memory import check_memory_gb
+from harness.engine.model import model_config
 from harness.engine.plugins import load_plugins
 from harness.engine.protocol import (
     DEFAULT,
@@ -58,8 +60,8 @@ from harness.engine.trainer import TrainConfig
 from harness.sweep.experiment_schema import check_experiment
 from harness.sweep.tuning import TuneSpec, parse_tune
 
-TOP_KEYS = {"name", "preset", "data", "train", "methods", "samplers", "seeds", "tasks", "executor", "protocol",
-            "plugins", "tune"}
+TOP_KEYS = {"name", "preset", "model", "data", "train", "methods", "samplers", "seeds", "tasks", "executor",
+            "protocol", "plugins", "tune"}
 TASK_KEYS = {"name", "n", "scorers", "candidates", "limit", "options", "batch_size", "seeding", "memory_gb"}
 METHOD_KEYS = {"name", "options", "train"}
 EXECUTOR_KEYS = {"kind", "timeout_min", "slurm", "parallel", "threads"}
@@ -88,6 +90,8 @@ class TrainUnit:
     seed: int
     #: the generation-protocol record; not hashed: the options it resolved to are
     protocol: dict = field(default_factory=dict)
+    #: the file's ``model:`` overrides of the preset's ModelConfig fields (n_layer, d_model, ...)
+    model: dict = field(default_factory=dict)
 
     def config(self) -> dict:
         return asdict(self)
@@ -98,6 +102,8 @@ class TrainUnit:
         committed results are in it only when they differ from their defaults."""
         config = self.config()
         del config["protocol"]
+        if not config["model"]:  # in the id only when given: every unit without one keeps its id
+            del config["model"]
         # nor does an unset token budget (units keep the ids they had before data.max_tokens existed)
         config["data"] = {k: v for k, v in config["data"].items()
                           if k != "cache_dir" and not (k == "max_tokens" and v is None)}
@@ -215,6 +221,8 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
     preset = raw.get("preset", "tiny")
     data = asdict(apply_overrides(DataConfig(), raw.get("data") or {}, "data"))
     check_data_spec(data["corpus"], data["tokenizer"], data["seq_len"])  # before any unit is submitted
+    model = dict(raw.get("model") or {})
+    model_config(preset, 2, data["seq_len"], **model)  # a bad preset, key or width fails here, once
     data["cache_dir"] = str(Path(data["cache_dir"]).resolve())  # jobs may start elsewhere
     shared_train = canonical_keys(TrainConfig, dict(raw.get("train") or {}), "train")  # the keys as given
     apply_overrides(TrainConfig(), shared_train, "train")  # a bad shared key fails here, once
@@ -262,7 +270,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
             own_train = asdict(apply_overrides(TrainConfig(), resolved, f"{name}.train"))
             for seed in seeds:
                 unit = TrainUnit(BASELINES.canonical(name), method.options(), preset, data,
-                                 {**own_train, "seed": seed}, seed, record)
+                                 {**own_train, "seed": seed}, seed, record, model)
                 units.setdefault(unit.id, unit)
                 for explicit in _samplers_for(method, samplers, data["seq_len"]):
                     spec, run_record = resolve_sampler(method, record, explicit)

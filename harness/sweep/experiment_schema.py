@@ -155,7 +155,7 @@ def check_experiment(raw: Any) -> None:
     for key in ("name", "preset"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             _fail(key, raw[key], "a non-empty string")
-    for key in ("data", "train", "tune"):  # tune: its inner keys are the tuner's to check
+    for key in ("model", "data", "train", "tune"):  # tune: its inner keys are the tuner's to check
         if raw.get(key) is not None:
             _mapping(key, raw[key])
     for key in ("methods", "samplers", "tasks"):

@@ -116,11 +116,11 @@ def test_distillation_loss_falls_on_the_tiny_preset(kl_run, tmp_path, data_cache
     ids = method.sample(student, 3, 32, SamplerConfig("flowmap", nfe=1), generator=torch.Generator().manual_seed(0))
     assert ids.shape == (3, 32) and int(ids.max()) < 512
 
-    assert main(["flowmap-gap", "--ckpt", str(out), "--steps", "4"]) == 0
+    assert main(["study", "flowmap-gap", "--ckpt", str(out), "--steps", "4"]) == 0
     rows = (out / "flowmap_gap.csv").read_text().splitlines()
     assert rows[0] == "s,t,kl,teacher_entropy,student_entropy,student_accuracy" and len(rows) == 1 + len(JUMPS)
     assert all(float(r.split(",")[2]) >= 0 for r in rows[1:])
-    assert main(["flowmap-gap", "--ckpt", str(kl_run)]) == 2  # a teacher is not a student
+    assert main(["study", "flowmap-gap", "--ckpt", str(kl_run)]) == 2  # a teacher is not a student
 
 
 class SoftTeacher(torch.nn.Module):

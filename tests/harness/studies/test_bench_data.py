@@ -28,5 +28,5 @@ def test_bench_data_prepares_the_corpus_and_reports_throughput_and_memory(capsys
 
 
 def test_bench_data_refuses_bad_workers(capsys):
-    assert main(["bench", "data", "--workers", "0", "--size-gb", "0.001"]) == 2
+    assert main(["study", "bench", "data", "--workers", "0", "--size-gb", "0.001"]) == 2
     assert "data workers = 0 must be >= 1" in capsys.readouterr().err

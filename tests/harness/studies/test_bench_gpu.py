@@ -14,14 +14,14 @@ from harness.engine.plugins import load_all
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_without_cuda_it_exits_2_with_one_line(tmp_path, capsys):
-    assert main(["bench", "gpu", "--out", str(tmp_path / "g")]) == 2
+    assert main(["study", "bench", "gpu", "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs a CUDA device" in err
     assert not (tmp_path / "g").exists()
 
 
 def test_cpu_needs_tiny(tmp_path, capsys):
-    assert main(["bench", "gpu", "--device", "cpu", "--out", str(tmp_path / "g")]) == 2
+    assert main(["study", "bench", "gpu", "--device", "cpu", "--out", str(tmp_path / "g")]) == 2
     assert "--device cpu needs --tiny" in capsys.readouterr().err
 
 
@@ -39,7 +39,7 @@ def test_tiny_cpu_run_has_every_method_and_sampler(tmp_path, capsys, one_thread)
     # the project's methods (other tests register throw-away ones, e.g. one whose loss explodes)
     names = [n for n in BASELINES.names() if BASELINES.get(n).__module__.split(".")[0] in ("harness", "paths", "baselines")]
     out = tmp_path / "g"
-    assert main(["bench", "gpu", "--device", "cpu", "--tiny", "--budget-s", "600", "--method", ",".join(names),
+    assert main(["study", "bench", "gpu", "--device", "cpu", "--tiny", "--budget-s", "600", "--method", ",".join(names),
                  "--out", str(out)]) == 0
     assert "0 failed" in capsys.readouterr().out
     record = json.loads((out / "gpu_check.json").read_text())
@@ -63,5 +63,5 @@ def test_tiny_cpu_run_has_every_method_and_sampler(tmp_path, capsys, one_thread)
     assert probe["status"] == "ok" and probe["preset"] == "tiny" and probe["no_checkpointing"] > 0
     table = (out / "gpu_check.md").read_text()
     assert "| kl/hybrid | ok |" in table and "## Scorer" in table
-    assert main(["bench", "gpu", "--device", "cpu", "--tiny", "--out", str(out)]) == 2  # never over a result
+    assert main(["study", "bench", "gpu", "--device", "cpu", "--tiny", "--out", str(out)]) == 2  # never over a result
     assert "already holds a gpu check" in capsys.readouterr().err

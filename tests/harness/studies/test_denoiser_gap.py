@@ -58,6 +58,6 @@ def test_runs_without_a_known_law_are_refused(oracle_runs, kl_run, tmp_path):
         write_denoiser_gap([kl_run], tmp_path, progress=False)
     with pytest.raises(ConfigError, match="neither a run folder"):
         write_denoiser_gap([tmp_path], tmp_path, progress=False)
-    assert main(["denoiser-gap", str(oracle_runs / "train" / "ar"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["study", "denoiser-gap", str(oracle_runs / "train" / "ar"), "--out", str(tmp_path / "x")]) == 2
     with pytest.raises(ConfigError, match="no run in .* was trained under protocol 'plain'"):
         write_denoiser_gap([oracle_runs / "train" / "kl"], tmp_path, protocol="plain", progress=False)

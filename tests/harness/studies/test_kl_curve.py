@@ -32,7 +32,7 @@ def independent_kl(path, vocab, t, samples=4000, beta=0.01, seed=123):
 @pytest.fixture(scope="module")
 def curve(tmp_path_factory):
     out = tmp_path_factory.mktemp("klc")
-    rc = main(["kl-curve", "--vocab", "10", "10000", "--paths", "linear,fisher_rao,kl",
+    rc = main(["study", "kl-curve", "--vocab", "10", "10000", "--paths", "linear,fisher_rao,kl",
                "--samples", "256", "--beta", "0.01", "--out", str(out)])
     assert rc == 0
     with open(out / "kl_curve.csv") as handle:
@@ -78,7 +78,7 @@ def test_kl_path_keeps_kl_several_times_higher_at_large_vocab(curve):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--paths", "linear,kll"], "unknown path 'kll'; known: euclidean, fisher_rao, kl, linear"),
+        (["--paths", "linear,kll"], "unknown path 'kll'; known: euclidean, fisher_rao, fisher_rao_ref, kl, linear"),
         (["--vocab", "1"], "vocab = 1 must be >= 2"),
         (["--paths", "kl", "--beta", "0"], "path 'kl': beta = 0.0 is outside (0, 1)"),
         (["--beta", "1.2"], "beta = 1.2 is outside [0, 1)"),
@@ -89,7 +89,7 @@ def test_kl_path_keeps_kl_several_times_higher_at_large_vocab(curve):
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     try:
-        rc = main(["kl-curve", *args, "--out", str(tmp_path / "o")])
+        rc = main(["study", "kl-curve", *args, "--out", str(tmp_path / "o")])
     except SystemExit as stop:  # argparse's own type errors
         rc = stop.code
     err = capsys.readouterr().err.strip()

@@ -50,7 +50,7 @@ def test_reparam_stores_the_curve_and_grid_error_samples_with_it(kl_run, tmp_pat
     assert main(["sample", "--ckpt", str(kl_run), "--grid", "error", "--nfe", "4", "--n", "2",
                  "--out", str(out)]) == 2
     assert "run `pathbench reparam --ckpt DIR` first" in capsys.readouterr().err
-    assert main(["reparam", "--ckpt", str(kl_run), "--points", "9", "--batches", "2"]) == 0
+    assert main(["study", "reparam", "--ckpt", str(kl_run), "--points", "9", "--batches", "2"]) == 0
     stored = json.loads((kl_run / "calibration.json").read_text())["time_warp"]
     assert len(stored["times"]) == 9 and stored["step"] == 60
     assert stored["error"][0] > stored["error"][-1] + 1.0  # the trained denoiser decodes late t well

@@ -51,7 +51,7 @@ def test_tune_tstar_end_to_end_stores_the_choice_and_sampler_tuned_uses_it(kl_ru
     out = tmp_path / "s.jsonl"
     assert main(["sample", "--ckpt", str(kl_run), "--sampler", "tuned", "--n", "1", "--out", str(out)]) == 2
     assert "run `pathbench tune-tstar --ckpt DIR` first" in capsys.readouterr().err
-    assert main(["tune-tstar", "--ckpt", str(kl_run), "--scorer", f"hf:{tiny_lm}", "--t-stars", "0.1,0.5",
+    assert main(["study", "tune-tstar", "--ckpt", str(kl_run), "--scorer", f"hf:{tiny_lm}", "--t-stars", "0.1,0.5",
                  "--top-k", "5", "--nfe", "4", "--n", "4", "--margin", "10"]) == 0
     printed = capsys.readouterr().out
     tuned = json.loads((kl_run / "calibration.json").read_text())["tuned_sampler"]
