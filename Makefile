@@ -41,7 +41,7 @@ ABLATION ?= geodesic_ablation_cpu_quick
 RESULTS ?= results/geodesic_ablation_cpu
 SIZE ?= _quick
 main: install
-	$(BIN)/pathbench kl-curve --vocab 10 10000 --paths linear,fisher_rao,kl --samples 128 \
+	$(BIN)/pathbench study kl-curve --vocab 10 10000 --paths linear,fisher_rao,kl --samples 128 \
 		--beta 0.01 --out results/kl_curve
 	$(BIN)/pathbench sweep experiments/$(ABLATION).yaml --out runs/$(ABLATION)
 	$(BIN)/pathbench report runs/$(ABLATION) --out $(RESULTS) --experiment experiments/$(ABLATION).yaml \
@@ -76,7 +76,7 @@ full: install
 oracle: install
 	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu_small_v.yaml --out runs/oracle_ablation_cpu_small_v
 	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu.yaml --out runs/oracle_ablation_cpu
-	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu --protocol kl-flow \
+	$(BIN)/pathbench study denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu --protocol kl-flow \
 		--out results/oracle_ablation_cpu/denoiser_gap
 	$(BIN)/pathbench report runs/oracle_ablation_cpu_small_v --out results/oracle_ablation_cpu/v64 \
 		--experiment experiments/oracle_ablation_cpu_small_v.yaml \
@@ -97,7 +97,7 @@ oracle-protocols: oracle
 	$(BIN)/pathbench report runs/oracle_ablation_cpu --out results/oracle_ablation_cpu/protocols/v8192 \
 		--experiment experiments/oracle_ablation_cpu.yaml --experiment experiments/oracle_ablation_cpu_plain.yaml \
 		--title "Oracle language, V = 8,192: kl-flow vs plain protocol (CPU)"
-	$(BIN)/pathbench denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu \
+	$(BIN)/pathbench study denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu \
 		--out results/oracle_ablation_cpu/protocols/denoiser_gap
 
 few-step: install

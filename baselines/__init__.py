@@ -1,8 +1,8 @@
 """Trainable generators that are not simplex paths: dfm, sedd, ar, and flowmap (a student
 distilled from a trained path).
 
-Importing this package registers each into ``harness.core.registry.BASELINES``; they train on the
+Importing this package registers each into ``pathbench.core.registry.METHODS``; they train on the
 shared backbone with the shared trainer and sample through ``pathbench sample``.
 """
 
-from baselines import ar, dfm, flowmap, sedd  # noqa: F401  (registration side effects)
+from pathbench.baselines import ar, dfm, flowmap, sedd  # noqa: F401  (registration side effects)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES
-from harness.engine.methods import Method, masked_cross_entropy
-from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS
+from pathbench.engine.methods import Method, masked_cross_entropy
+from pathbench.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
 
 
 def prefix_length(given_mask: torch.Tensor | None) -> int:
@@ -29,7 +29,7 @@ def prefix_length(given_mask: torch.Tensor | None) -> int:
     return int(lengths[0])
 
 
-@BASELINES.register("ar", "gpt2", "autoregressive")
+@METHODS.register("ar", "gpt2", "autoregressive")
 class Autoregressive(Method):
     """Causal GPT-2-style transformer on the shared backbone, next-token cross-entropy."""
 

@@ -5,7 +5,7 @@
 The denoiser predicts p_θ(x1^i | x_t) with cross-entropy (the package's mixture path draws
 x_t); sampling is the CTMC Euler step of the package's MixtureDiscreteEulerSolver (probability
 velocity κ'_t/(1-κ_t)·(δ_{x1} - δ_{x_t})) in law, with every categorical draw in float64, made
-only at the positions that jump (:mod:`baselines.unmask`; the solver itself stays the reference
+only at the positions that jump (:mod:`pathbench.baselines.unmask`; the solver itself stays the reference
 of the tests). The quadratic κ = 2t - t² is the schedule of the
 KL-flow reference code; κ = t^n is the package's polynomial scheduler.
 """
@@ -18,11 +18,11 @@ from flow_matching.path.scheduler import ConvexScheduler, PolynomialConvexSchedu
 from flow_matching.path.scheduler.scheduler import SchedulerOutput
 from torch import Tensor
 
-from baselines.unmask import reveal_
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES
-from harness.engine.methods import TokenMethod, backbone_config, masked_cross_entropy
-from harness.engine.sampling import check_sampler
+from pathbench.baselines.unmask import reveal_
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS
+from pathbench.engine.methods import TokenMethod, backbone_config, masked_cross_entropy
+from pathbench.engine.sampling import check_sampler
 
 SCHEDULERS = ("quadratic", "polynomial")
 
@@ -47,7 +47,7 @@ def seeded(generator: torch.Generator | None) -> int:
     return int(torch.randint(2**62, (1,), generator=generator, device=generator.device).item())
 
 
-@BASELINES.register("dfm", "discrete_flow_matching")
+@METHODS.register("dfm", "discrete_flow_matching")
 class DFM(TokenMethod):
     """Discrete Flow Matching, mask source (Gat et al. 2024), via the flow-matching package."""
 

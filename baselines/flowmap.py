@@ -35,18 +35,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES, PATHS
-from harness.engine.checkpoint import read_meta
-from harness.engine.methods import PathMethod, backbone_config
-from harness.engine.run import load_run, require_complete
-from harness.engine.sampling import SamplerConfig, draw_tokens
-from paths.base import AffineTargetPath, TokenAffinePath, softmax_into
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS, PATHS
+from pathbench.engine.checkpoint import read_meta
+from pathbench.engine.methods import PathMethod, backbone_config
+from pathbench.engine.run import load_run, require_complete
+from pathbench.engine.sampling import SamplerConfig, draw_tokens
+from pathbench.paths.base import AffineTargetPath, TokenAffinePath, softmax_into
 
 INITS = ("teacher", "random")  # the student's starting weights: a copy of the teacher, or fresh
 
 
-@BASELINES.register("flowmap", "fmlm")
+@METHODS.register("flowmap", "fmlm")
 class FlowMapMethod(PathMethod):
     """Two-time flow-map student distilled from a trained simplex-path teacher (FMLM)."""
 
@@ -172,7 +172,7 @@ class FlowMapMethod(PathMethod):
     def sample(self, model, batch_size, seq_len, cfg: SamplerConfig, *, given_ids=None, given_mask=None,
                generator=None):
         """N jumps in place on two (B,S,V) buffers — the state z and the model input, later the
-        softmax's scratch — as :func:`harness.engine.sampling.sample_path` does: the state is
+        softmax's scratch — as :func:`pathbench.engine.sampling.sample_path` does: the state is
         float32 (or the model's float64), every draw float64."""
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype

@@ -16,7 +16,7 @@ Sampling runs τ from 1 to ε: ``tweedie`` (the exact τ-leaping/Tweedie step of
 process: a masked token is revealed as y with probability p_θ(y)·(e^{-σ̄'} - e^{-σ̄})/(1 - e^{-σ̄})
 and stays masked otherwise) or ``euler`` (reverse rates Δσ̄·e^{s_y}, clipped to a distribution),
 and ends with one denoising call that fills every position still masked. A step draws the
-token (float64, inverse CDF) only at the positions it reveals (:mod:`baselines.unmask`).
+token (float64, inverse CDF) only at the positions it reveals (:mod:`pathbench.baselines.unmask`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import math
 import torch
 from torch import Tensor
 
-from baselines.unmask import reveal_
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES
-from harness.engine.methods import TokenMethod
-from harness.engine.sampling import check_sampler
+from pathbench.baselines.unmask import reveal_
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS
+from pathbench.engine.methods import TokenMethod
+from pathbench.engine.sampling import check_sampler
 
 
 def total_noise(tau: Tensor, eps: float) -> Tensor:
@@ -61,7 +61,7 @@ def score_entropy(log_score: Tensor, x0: Tensor, masked: Tensor, sigma: Tensor) 
     return torch.where(masked, pos - neg + const, torch.zeros_like(pos))
 
 
-@BASELINES.register("sedd", "score_entropy")
+@METHODS.register("sedd", "score_entropy")
 class SEDD(TokenMethod):
     """Score-entropy discrete diffusion, absorbing state, log-linear noise (Lou et al. 2024)."""
 

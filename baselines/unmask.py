@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from harness.core.rng import Generator, rand
-from harness.engine.sampling import DRAW_BLOCK, SamplerConfig, denoiser_log_probs, inverse_cdf_categorical
+from pathbench.core.rng import Generator, rand
+from pathbench.engine.sampling import DRAW_BLOCK, SamplerConfig, denoiser_log_probs, inverse_cdf_categorical
 
 
 def draw_rows(logits: Tensor, rows: Tensor, u: Tensor, cfg: SamplerConfig, vocab: int) -> Tensor:
@@ -27,7 +27,7 @@ def draw_rows(logits: Tensor, rows: Tensor, u: Tensor, cfg: SamplerConfig, vocab
 
     logits: (R_all, V') with V' ≥ vocab (columns from ``vocab`` on — the mask — are never
     drawn); rows: (R,) row indices; u: (R,) float64 uniforms. p is softmax(logits / T) cut to
-    the top-k and top-p sets, as :func:`harness.engine.sampling.denoiser_log_probs`.
+    the top-k and top-p sets, as :func:`pathbench.engine.sampling.denoiser_log_probs`.
     Returns (R,) int64 ids.
     """
     out = torch.empty(rows.shape[0], dtype=torch.long, device=logits.device)

@@ -33,8 +33,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from harness.core.rng import Generator, rand, uniform_
+from pathbench.core.errors import ConfigError
+from pathbench.core.rng import Generator, rand, uniform_
 
 TimeLike = float | Tensor
 GRIDS = ("uniform", "log")
@@ -211,7 +211,7 @@ class SimplexPath(ABC):
     def token_log_likelihood(self, z_t: Tensor, t: float) -> Tensor:
         """log p(z_t | x1 = i) up to a constant per position, (N, V) -> (N, V) float64: what the
         state says about its token, the observation model of the Bayes-optimal denoiser
-        (``pathbench denoiser-gap``). Paths whose prior makes it tractable override this."""
+        (``pathbench study denoiser-gap``). Paths whose prior makes it tractable override this."""
         raise ConfigError(f"path {type(self).__name__} has no tractable single-token likelihood p(z_t | x1)")
 
     # --- in-place operations of the hot loops ------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from paths.base import SimplexPath
+from pathbench.core.errors import ConfigError
+from pathbench.paths.base import SimplexPath
 
 
 def kl_to_target(path: SimplexPath, vocab_size: int, times: Tensor, samples: int, *,

@@ -28,8 +28,8 @@ import math
 import torch
 from torch import Tensor
 
-from harness.core.registry import PATHS
-from paths.base import SimplexPath, expand_time, exponential_, one_hot, sample_log_dirichlet1, smooth
+from pathbench.core.registry import PATHS
+from pathbench.paths.base import SimplexPath, expand_time, exponential_, one_hot, sample_log_dirichlet1, smooth
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:

@@ -30,9 +30,9 @@ import math
 import torch
 from torch import Tensor
 
-from harness.core.registry import PATHS
-from paths.base import SimplexPath, expand_time
-from paths.fisher_rao import FisherRaoPath, _dot, _slerp_coefficients, sphere_exp_
+from pathbench.core.registry import PATHS
+from pathbench.paths.base import SimplexPath, expand_time
+from pathbench.paths.fisher_rao import FisherRaoPath, _dot, _slerp_coefficients, sphere_exp_
 
 
 def reference_fraction(cos: Tensor, t: Tensor) -> Tensor:

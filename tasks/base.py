@@ -4,7 +4,7 @@ Every task implements :meth:`Task.evaluate`: generate from the run (loaded once 
 caller, shared by all the runs of a sweep unit), write what was generated into the result
 folder, and return the metrics. Most tasks are :class:`ExampleTask`s: they turn a tokenizer and
 a length into :class:`Example` requests — lists of parts where a ``str`` is given text and an
-``int`` a number of free positions (see harness.engine.generate) — and score the filled slots
+``int`` a number of free positions (see pathbench.engine.generate) — and score the filled slots
 against references; ``generations[e][c][s]`` is the text of slot ``s`` of candidate ``c`` for
 example ``e``. Every task writes its metric protocol (library versions, signatures, model
 names) into the result, so numbers say how they were made.
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open
-from harness.engine.generate import generate
-from harness.engine.run import LoadedRun
-from harness.engine.sampling import SamplerConfig
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open
+from pathbench.engine.generate import generate
+from pathbench.engine.run import LoadedRun
+from pathbench.engine.sampling import SamplerConfig
 
 
 @dataclass
@@ -50,7 +50,7 @@ class EvalSettings:
     #: "batch" (one random stream per batch) or "row" (one per sample: independent of the batch)
     seeding: str = "batch"
     #: the sampler's memory budget in GB ("auto": 90 % of a CUDA device's free memory; see
-    #: harness.engine.memory), which may cut the batch
+    #: pathbench.engine.memory), which may cut the batch
     memory_gb: float | str | None = None
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.core.devices import inference_autocast, inference_precision
-from harness.core.errors import ConfigError
-from harness.engine.run import load_run, require_complete
+from pathbench.core.devices import inference_autocast, inference_precision
+from pathbench.core.errors import ConfigError
+from pathbench.engine.run import load_run, require_complete
 
 EOS_MARKER = "<|endoftext|>"
 
@@ -48,7 +48,7 @@ class CausalScorer(ABC):
     def load(cls, spec: str, device: str = "cpu", dtype: str = "float32",
              device_map: str | None = None) -> "CausalScorer":
         """The scorer a whole ``spec`` names (its kind is the part before ':'), placed on ``device``;
-        what :func:`tasks.scorers.load_scorer` calls on the kind registered in ``SCORERS``. The
+        what :func:`pathbench.tasks.scorers.load_scorer` calls on the kind registered in ``SCORERS``. The
         project's own models (self:, oracle:) take the device only."""
         return cls(spec, device)
 

@@ -10,28 +10,28 @@
   tokenizer; the model fills exactly N positions, the text is cut at the first EOS.
 * ``stdlib_infill``: held-out functions of the interpreter's standard library (files never
   trained on under ``data.corpus=stdlib``), one checked line masked, tested against the
-  function's own recorded behaviour (:mod:`tasks.code_problems`).
+  function's own recorded behaviour (:mod:`pathbench.tasks.code_problems`).
 * Scoring: the completed solution is prompt + before + generation + after; a generation that
   does not end in a newline gets one when lines follow it (a block of lines ends at a line
   break). *Compiles* = the completed solution compiles on its own. *Pass* = it compiles and
-  the program (solution + tests) runs in :mod:`tasks.sandbox` to the end without an
+  the program (solution + tests) runs in :mod:`pathbench.tasks.sandbox` to the end without an
   exception; a candidate that does not compile is not run (status ``error``, as the sandbox
   reports a compile failure), so test code can never close a string the fill left open.
   The tests run in a trusted judge process that calls the candidate's entry points in the
-  sandbox and receives plain literals (:mod:`tasks.sandbox.judge`); a problem whose reference
+  sandbox and receives plain literals (:mod:`pathbench.tasks.sandbox.judge`); a problem whose reference
   does not pass through the judge runs whole in the sandbox (``per_example["runner"]``).
   Task options ``timeout_s``, ``memory_mb``, ``workers`` (default: the CPUs this job may use)
   and ``isolation`` (``auto``/``bwrap``/``guard``: docs/sandbox.md).
-  Identical programs run once. pass@k / compiles@k as in :mod:`tasks.passk`, for the ks that
+  Identical programs run once. pass@k / compiles@k as in :mod:`pathbench.tasks.passk`, for the ks that
   fit the number of candidates: the mean over problems of the unbiased per-problem estimator
   1 − C(n−c,k)/C(n,k), each with a seeded percentile bootstrap 95 % interval over problems
-  (``pass@k_ci95``, ``compiles@k_ci95``; :func:`tasks.passk.interval_metrics`), and
+  (``pass@k_ci95``, ``compiles@k_ci95``; :func:`pathbench.tasks.passk.interval_metrics`), and
   ``per_example`` (last) holds every problem's task id and per-candidate pass/compile booleans
   and sandbox statuses, from which each number is recomputed.
 * Training data for infilling: ``data.corpus=stdlib data.given=lines`` (see
-  :mod:`harness.data.code_corpus` and :func:`harness.data.corpus.line_infill_given`).
+  :mod:`pathbench.data.code_corpus` and :func:`pathbench.data.corpus.line_infill_given`).
 
-The shared machinery (masking, program building, scoring) is :mod:`tasks.infill`; this module
+The shared machinery (masking, program building, scoring) is :mod:`pathbench.tasks.infill`; this module
 holds the registered tasks and re-exports its names.
 """
 
@@ -43,10 +43,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import ConfigError
-from harness.core.registry import TASKS
-from tasks.code_problems import POOL, PROBLEMS_VERSION, check_program, stdlib_problems
-from tasks.infill import InfillTask, Problem, build_program, fill, mask_block, mask_line  # noqa: F401 (re-exported)
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import TASKS
+from pathbench.tasks.code_problems import POOL, PROBLEMS_VERSION, check_program, stdlib_problems
+from pathbench.tasks.infill import InfillTask, Problem, build_program, fill, mask_block, mask_line  # noqa: F401 (re-exported)
 
 MBPP_KEYS = ("task_id", "text", "code", "test_list")
 MBPP_TEST_IDS = (11, 510)
@@ -143,7 +143,7 @@ class MBPPInfill(InfillTask):
 class StdlibInfill(InfillTask):
     """Held-out stdlib functions: one checked line masked, tested on the original's recorded behaviour.
 
-    The problems (:func:`tasks.code_problems.stdlib_problems`) are the self-contained pure
+    The problems (:func:`pathbench.tasks.code_problems.stdlib_problems`) are the self-contained pure
     functions of the stdlib files that ``data.corpus=stdlib`` holds out (never trained on),
     docstring removed, at most ``max_chars`` characters with the import/constant lines they
     need as the prompt. The masked block is one line, chosen by ``random.Random(f"{seed}:{id}")``
@@ -186,10 +186,10 @@ class StdlibInfill(InfillTask):
         return [Problem(p.task_id, p.prompt, p.source, check_program(p), p.checked) for p in self.stdlib_problems()]
 
     def protocol(self) -> dict[str, Any]:
-        # the protocol's words are frozen (results carry them): "harness.code_corpus" is the
-        # module's name when the protocol was written, today harness.data.code_corpus
+        # the protocol's words are frozen (results carry them): "pathbench.code_corpus" is the
+        # module's name when the protocol was written, today pathbench.data.code_corpus
         return {**super().protocol(), "data": f"held-out stdlib functions of Python {sys.version.split()[0]} "
-                f"(harness.code_corpus val split: files never trained on), {len(self.stdlib_problems())} problems "
+                f"(pathbench.code_corpus val split: files never trained on), {len(self.stdlib_problems())} problems "
                 f"before the seq_len fit ({self.skipped} skipped as too long in the last examples() call)",
                 "selection": {**self.selection, "version": PROBLEMS_VERSION, "argument_pool": list(POOL)},
                 "mask": "one line: random.Random(f'{seed}:{task_id}').choice(checked lines), a checked line "

@@ -1,7 +1,7 @@
 """Problems for ``stdlib_infill``: held-out stdlib functions, their behaviour on recorded inputs.
 
 The KL-flow paper's Table 6 fills masked lines of HumanEval/MBPP solutions. A tiny CPU model
-trained for a minute on :mod:`harness.data.code_corpus` cannot solve those, so this module builds a
+trained for a minute on :mod:`pathbench.data.code_corpus` cannot solve those, so this module builds a
 problem set from the *held-out* stdlib functions instead (same distribution as the training
 functions, never trained on, held out by file), with tests made from the functions' own
 behaviour. Construction, all deterministic:
@@ -24,7 +24,7 @@ behaviour. Construction, all deterministic:
    ``repr((result, args_after))``. A case whose result (or, when the call changed its
    arguments, whole expected value) was already seen is skipped, so the kept cases have
    distinct outputs: the first ``max_cases``; a function needs ``min_cases`` of them (2: not
-   constant on its cases). The recorder is :mod:`tasks.code_recorder`.
+   constant on its cases). The recorder is :mod:`pathbench.tasks.code_recorder`.
 3. **Checked lines** (the negative control, per line): a maskable line is a single-line simple
    statement alone on its line (not the docstring, not ``pass``). It is *checked* when the
    function with that line replaced by ``pass`` fails at least one case (wrong value, an
@@ -35,7 +35,7 @@ behaviour. Construction, all deterministic:
    and 1, temp cwd, CPU and memory limits); a function whose cases or checked lines differ
    between the two is dropped. Problems are ordered by sha256 of their id (``limit`` takes a
    spread of files). The result is cached on disk (``$PATHBENCH_CACHE``, default
-   the user cache folder, harness.core.cache), keyed by the code of this module and of the recorder, the
+   the user cache folder, pathbench.core.cache), keyed by the code of this module and of the recorder, the
    interpreter, the settings and the held-out texts with their files' (size, mtime). The
    time limits (:data:`CALL_SECONDS`, :data:`MUTANT_SECONDS`) are the one machine-dependent
    part: a call that takes ~0.5 s would be dropped on a slow machine (none of the kept ones
@@ -60,12 +60,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import tasks.code_recorder
-from harness.core.cache import cache_root
-from harness.core.errors import ConfigError
-from harness.core.io import cached_json
-from harness.data.code_corpus import stdlib_function_sources
-from tasks.code_recorder import record
+import pathbench.tasks.code_recorder
+from pathbench.core.cache import cache_root
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import cached_json
+from pathbench.data.code_corpus import stdlib_function_sources
+from pathbench.tasks.code_recorder import record
 
 PROBLEMS_VERSION = 1
 #: argument values, as Python literals (small: no call on them can build anything large)
@@ -247,7 +247,7 @@ def _cache_key(sources: list[tuple[str, str]], cfg: dict) -> str:
             files.append((file, st.st_size, st.st_mtime_ns))
         except OSError:
             files.append((file, None, None))
-    code = [hashlib.sha1(Path(m).read_bytes()).hexdigest() for m in (__file__, tasks.code_recorder.__file__)]
+    code = [hashlib.sha1(Path(m).read_bytes()).hexdigest() for m in (__file__, pathbench.tasks.code_recorder.__file__)]
     digest = hashlib.sha1(json.dumps(sources).encode()).hexdigest()
     return json.dumps([PROBLEMS_VERSION, code, sys.version, cfg, digest, files], sort_keys=True)
 

@@ -3,9 +3,9 @@
 :data:`RECORDER` runs in its own interpreter (``python -s -c``; temp cwd and HOME, a minimal
 environment with a fixed ``PYTHONHASHSEED``; RLIMIT_AS 2 GiB, RLIMIT_CPU 600 s, RLIMIT_FSIZE
 1 MiB, no core). The functions it runs were chosen statically to be self-contained and pure
-(:mod:`tasks.code_problems`); they are the interpreter's own stdlib code, not model output, so
+(:mod:`pathbench.tasks.code_problems`); they are the interpreter's own stdlib code, not model output, so
 this is a guard against hangs and blow-ups, not a sandbox for untrusted code (that is
-:mod:`tasks.sandbox`, which runs the filled programs).
+:mod:`pathbench.tasks.sandbox`, which runs the filled programs).
 
 For each job: the function is defined (prompt + source, real builtins), each argument
 combination is called twice under a repeating ``ITIMER_REAL`` alarm (``call_s``; a swallowed
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 RECORDER = r'''
 import ast, builtins, json, random, resource, signal, sys

@@ -1,13 +1,13 @@
-"""The shared machinery of the code-infilling tasks (see :mod:`tasks.code` for the tasks).
+"""The shared machinery of the code-infilling tasks (see :mod:`pathbench.tasks.code` for the tasks).
 
 A :class:`Problem` is a prompt, a reference solution continuing it and test code. One block
 of the solution is masked (:func:`mask_block`: a random run of lines; :func:`mask_line`: one
 of the problem's named lines), the model fills the block's token count, and
 :meth:`InfillTask.score` compiles and runs each completed program (:func:`build_program`)
-in :mod:`tasks.sandbox`: pass@k, compiles@k, their bootstrap intervals over problems and the
-per-problem raw data (the rules are in :mod:`tasks.code`'s docstring).
+in :mod:`pathbench.tasks.sandbox`: pass@k, compiles@k, their bootstrap intervals over problems and the
+per-problem raw data (the rules are in :mod:`pathbench.tasks.code`'s docstring).
 
-Candidates are judged outside their own process (:mod:`tasks.sandbox.judge`): the tests run
+Candidates are judged outside their own process (:mod:`pathbench.tasks.sandbox.judge`): the tests run
 in a trusted judge that calls the problem's entry points in the sandboxed candidate and
 receives plain literals. A problem whose tests the judge cannot express is known from its
 reference solution: the reference is judged once per problem, and when it does not pass
@@ -23,10 +23,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from harness.core.errors import ConfigError
-from tasks.base import Example, ExampleTask, check_generations
-from tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
-from tasks.sandbox import (
+from pathbench.core.errors import ConfigError
+from pathbench.tasks.base import Example, ExampleTask, check_generations
+from pathbench.tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
+from pathbench.tasks.sandbox import (
     ISOLATIONS,
     ExecResult,
     JudgeJob,

@@ -2,7 +2,7 @@
 generative tasks run on every method.
 
 How lm-eval finds it: pyproject.toml declares the entry point ``lm_eval.models: pathbench =
-tasks.lmeval:PathbenchLM``, which lm-eval releases with plugin discovery (upstream #4013, after
+pathbench.tasks.lmeval:PathbenchLM``, which lm-eval releases with plugin discovery (upstream #4013, after
 0.4.13) resolve lazily, so ``lm_eval run --model pathbench`` works unchanged there. lm-eval
 0.4.13 scans no entry points: ``pathbench lm-eval ...`` is lm-eval's own CLI with this module
 imported first (every lm-eval flag, its results_*.json / samples_*.jsonl layout).
@@ -13,7 +13,7 @@ does not fit before them keeps its last tokens, as lm-eval's HF model does (it l
 the context to max_length - max_gen_toks), and a warning says how many prompts were cut.
 The text is cut at the first ``until`` string. Requests are sampled ``batch_size`` at a time,
 each from its own random stream seeded from ``seed`` and the request's content (plus its
-repeat number; :class:`harness.core.rng.RowGenerators`), so an answer never depends on
+repeat number; :class:`pathbench.core.rng.RowGenerators`), so an answer never depends on
 lm-eval's batch size, request order or ``--limit``.
 Log-likelihood requests need an exact likelihood, which flow and diffusion samplers do not
 give: they fail with a message saying so.
@@ -39,14 +39,14 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from harness.core.devices import resolve_device
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES
-from harness.engine.checkpoint import is_export, read_export, read_meta
-from harness.engine.generate import generate
-from harness.engine.plugins import load_all, load_plugins
-from harness.engine.protocol import sampling_setup
-from harness.engine.run import load_run
+from pathbench.core.devices import resolve_device
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS
+from pathbench.engine.checkpoint import is_export, read_export, read_meta
+from pathbench.engine.generate import generate
+from pathbench.engine.plugins import load_all, load_plugins
+from pathbench.engine.protocol import sampling_setup
+from pathbench.engine.run import load_run
 
 log = logging.getLogger("pathbench.lmeval")
 
@@ -221,7 +221,7 @@ def check_model_args(args: dict[str, Any]) -> None:
     _batch_size(given["batch_size"])
     load_all()
     load_plugins(meta.get("plugins", ()), needed_by=f"run {folder}")
-    sampling_setup(BASELINES.build(meta["method"], **meta["method_options"]), meta, given["protocol"], explicit)
+    sampling_setup(METHODS.build(meta["method"], **meta["method_options"]), meta, given["protocol"], explicit)
 
 
 def model_args() -> list[str]:

@@ -20,18 +20,18 @@ import math
 import numpy as np
 import torch
 
-from harness.core.errors import ConfigError
-from harness.core.registry import SCORERS
-from harness.data.oracle import HMM, OracleSpec, is_oracle
-from harness.data.tokenizer import EOS, WordTokenizer
-from tasks.causal_lm import CausalScorer
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import SCORERS
+from pathbench.data.oracle import HMM, OracleSpec, is_oracle
+from pathbench.data.tokenizer import EOS, WordTokenizer
+from pathbench.tasks.causal_lm import CausalScorer
 
 #: Monte-Carlo sequences behind the reference row's entropies (standard error ≈ 0.3 % of them)
 TRUTH_SEQUENCES = 1024
 
 
 class OracleScorer(CausalScorer):
-    """Exact −log p(x_t | x_<t) under an :class:`~harness.data.oracle.HMM`."""
+    """Exact −log p(x_t | x_<t) under an :class:`~pathbench.data.oracle.HMM`."""
 
     def __init__(self, spec: str, device: str = "cpu") -> None:
         if not spec.startswith("oracle:"):

@@ -8,7 +8,7 @@ same estimator with "success" = the completed program compiles.
 Intervals over problems (:func:`interval_metrics`): with p_j(k) = 1 − C(n−c_j,k)/C(n,k) the
 unbiased estimate for problem j of J, the reported figure is θ = (1/J) Σ_j p_j(k). Its 95 %
 interval is the percentile bootstrap of θ over problems: R ≥ 1000 resamples of J problem
-indices drawn with replacement from a seeded NumPy generator (``harness.core.stats``: R = 2000,
+indices drawn with replacement from a seeded NumPy generator (``pathbench.core.stats``: R = 2000,
 seed 0 by default), θ recomputed on each, the 2.5 and 97.5 percentiles. The candidates of a
 problem stay together (the problem is the unit resampled); one problem has no interval.
 """
@@ -19,8 +19,8 @@ import math
 import warnings
 from collections.abc import Sequence
 
-from harness.core import stats
-from harness.core.errors import ConfigError
+from pathbench.core import stats
+from pathbench.core.errors import ConfigError
 
 FORMULA = "pass@k = mean over tasks of 1 - C(n-c,k)/C(n,k) = 1 - prod_{i=n-c+1}^{n} (1 - k/i) (Chen et al. 2021)"
 
@@ -86,7 +86,7 @@ def interval_metrics(families: dict[str, Sequence[Sequence[bool]]], ks: Sequence
                      **options) -> tuple[dict[str, list[float]], str]:
     """({f"{name}@{k}_ci95": [low, high]}, description) for every family (e.g. ``pass``,
     ``compiles``: successes[problem][candidate]) and k; no interval for a single problem.
-    ``options`` are :func:`harness.core.stats.bootstrap_interval`'s (resamples, seed, level)."""
+    ``options`` are :func:`pathbench.core.stats.bootstrap_interval`'s (resamples, seed, level)."""
     sizes = {len(rows) for rows in families.values()}
     if sizes == {1}:
         return {}, "none: a single problem (no spread over problems to resample)"

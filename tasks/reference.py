@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from harness.core.io import cached_json
-from harness.data.corpus import prepare_stored
+from pathbench.core.io import cached_json
+from pathbench.data.corpus import prepare_stored
 
 _reference_cache: dict[tuple[str, str], dict[str, float]] = {}
 

@@ -4,7 +4,7 @@ transformers from that GGUF file.
 
 De-quantising the GGUF file takes ≈20-30 s, paid by every process that scores (each sweep
 unit is one), so the first load saves the de-quantised float32 model and its tokenizer under
-``$PATHBENCH_CACHE/scorers/`` (default: the user cache folder, harness.core.cache; keyed by the GGUF file's size
+``$PATHBENCH_CACHE/scorers/`` (default: the user cache folder, pathbench.core.cache; keyed by the GGUF file's size
 and mtime and the transformers and gguf versions) and later ones load that folder (≈1 s).
 The weights are the same float32 tensors, so the scores are identical.
 """
@@ -21,10 +21,10 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from harness.core.cache import cache_root
-from harness.core.errors import ConfigError
-from harness.core.io import exclusive
-from tasks.causal_lm import HFScorer
+from pathbench.core.cache import cache_root
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import exclusive
+from pathbench.tasks.causal_lm import HFScorer
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: bumped when what the scorer cache holds changes shape

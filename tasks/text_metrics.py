@@ -17,7 +17,7 @@ an empty hypothesis is scored (it gets 0), never dropped.
   ``top{k}`` = mean over examples of the best per-candidate score among candidates 0..k-1 and
   ``avg`` = mean over all examples and all n candidates.
 * Intervals over prompts (:func:`top_k_avg_intervals`, :func:`corpus_bleu_interval`): a
-  percentile bootstrap (``harness.core.stats``) resampling whole examples (a prompt with all its
+  percentile bootstrap (``pathbench.core.stats``) resampling whole examples (a prompt with all its
   candidates). top{k} and avg are means over examples of per-example values
   m_e = max_{c<k} s_{e,c} and a_e = (1/n) Σ_c s_{e,c}, so their interval is the interval of a
   mean. Corpus BLEU is not a mean: it is recomputed on each resample from the drawn examples'
@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.core import stats
-from harness.core.errors import ConfigError
+from pathbench.core import stats
+from pathbench.core.errors import ConfigError
 
 _BERT_CACHE: dict[tuple, Any] = {}
 
@@ -90,7 +90,7 @@ def corpus_bleu_from_stats(rows: list[list[int]] | np.ndarray) -> float:
 
 def corpus_bleu_interval(rows: list[list[int]], **options: Any) -> list[float]:
     """Bootstrap interval of corpus BLEU over examples: each resample sums the drawn examples'
-    statistics and scores the sum (options: ``harness.core.stats.bootstrap_interval``'s)."""
+    statistics and scores the sum (options: ``pathbench.core.stats.bootstrap_interval``'s)."""
     table, metric = np.asarray(rows, dtype=np.int64), _bleu(False)
 
     def statistic(index: np.ndarray) -> np.ndarray:  # (R, n) -> (R,)
@@ -240,7 +240,7 @@ def per_example_values(scores: list[list[float]], k: int | None) -> list[float]:
 def top_k_avg_intervals(scores: list[list[float]], ks: list[int] | tuple[int, ...], prefix: str,
                         **options: Any) -> dict[str, list[float]]:
     """``{prefix}_top{k}_ci95`` and ``{prefix}_avg_ci95``: bootstrap intervals over examples of
-    the :func:`top_k_avg` numbers (options: ``harness.core.stats.bootstrap_interval``'s)."""
+    the :func:`top_k_avg` numbers (options: ``pathbench.core.stats.bootstrap_interval``'s)."""
     top_k_avg(scores, ks, prefix)  # the same checks
     out = {f"{prefix}_top{k}_ci95": stats.mean_interval(per_example_values(scores, k), **options) for k in ks}
     out[f"{prefix}_avg_ci95"] = stats.mean_interval(per_example_values(scores, None), **options)
@@ -255,7 +255,7 @@ def table5(per_example: dict[str, list], ks: list[int] | tuple[int, ...], **opti
     """Corpus BLEU and the Top-k/Avg numbers of every per-candidate metric in ``per_example``
     (keys of :data:`TABLE5_METRICS`, ``corpus_bleu_stats`` for corpus BLEU), each followed by
     its ``_ci95`` over examples, and ``interval`` saying how those were made (no interval for
-    a single example). ``options``: resamples, seed, level of ``harness.core.stats``."""
+    a single example). ``options``: resamples, seed, level of ``pathbench.core.stats``."""
     rows = per_example["corpus_bleu_stats"]
     spread = len(rows) >= 2  # one example has no spread to resample
     out: dict[str, Any] = {"bleu": corpus_bleu_from_stats(rows)}

@@ -1,7 +1,7 @@
 """Unconditional generation: generative perplexity with entropy beside it, always.
 
 * gen-PPL (token-pooled) = exp(Σ_tokens NLL / Σ_tokens) over all samples under a scorer
-  (see tasks.scorers for the retokenisation protocol); the per-sample mean
+  (see pathbench.tasks.scorers for the retokenisation protocol); the per-sample mean
   mean_i exp(mean NLL_i) is reported too, with the number of scored tokens.
 * entropy = per-sample unigram entropy of token ids, -Σ_v p_v ln p_v in nats with p the
   sample's token frequencies, averaged over samples; computed on the scorer's tokens (one
@@ -11,7 +11,7 @@
   the yardstick for both numbers (low PPL with entropy far below it means repetition).
 * uncertainty: per-sample NLL sums, scored-token counts and entropies are stored under
   ``per_sample`` so any statistic can be recomputed, and gen-PPL and entropy carry a seeded
-  bootstrap 95 % interval over samples (``harness.core.stats``).
+  bootstrap 95 % interval over samples (``pathbench.core.stats``).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from harness.core import stats
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_json
-from harness.core.registry import TASKS
-from harness.engine.checkpoint import read_meta
-from harness.engine.generation_cost import GenerationCost, add_cost, measure_generation
-from harness.engine.run import LoadedRun, draw_samples, environment, write_samples
-from tasks.base import EvalSettings, Task
-from tasks.causal_lm import CausalScorer, check_placement
-from tasks.reference import reference_row
-from tasks.scorers import load_scorer, scorer_for_data
+from pathbench.core import stats
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_json
+from pathbench.core.registry import TASKS
+from pathbench.engine.checkpoint import read_meta
+from pathbench.engine.generation_cost import GenerationCost, add_cost, measure_generation
+from pathbench.engine.run import LoadedRun, draw_samples, environment, write_samples
+from pathbench.tasks.base import EvalSettings, Task
+from pathbench.tasks.causal_lm import CausalScorer, check_placement
+from pathbench.tasks.reference import reference_row
+from pathbench.tasks.scorers import load_scorer, scorer_for_data
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
             "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "

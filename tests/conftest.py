@@ -18,7 +18,7 @@ def data_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bbc_small(data_cache):
-    from harness.data.corpus import prepare_data
+    from pathbench.data.corpus import prepare_data
 
     return prepare_data("bbc", "bpe", SMALL["seq_len"], data_cache, vocab_size=SMALL["vocab_size"])
 
@@ -28,8 +28,8 @@ def tiny_lm(tmp_path_factory):
     """A small random Llama with a BPE tokenizer, saved as a local folder (hf:<path>)."""
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from harness.data.corpus import load_corpus
-    from harness.data.tokenizer import build_tokenizer
+    from pathbench.data.corpus import load_corpus
+    from pathbench.data.tokenizer import build_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-lm")
     bpe = build_tokenizer("bpe", load_corpus("bbc")[:100], vocab_size=300)
@@ -46,7 +46,7 @@ def tiny_lm(tmp_path_factory):
 @pytest.fixture(scope="session")
 def kl_run(tmp_path_factory, data_cache, bbc_small):
     """A kl run trained for 60 tiny steps on the small BBC packing (a teacher, a tuning subject)."""
-    from harness.cli import main
+    from pathbench.cli import main
 
     folder = tmp_path_factory.mktemp("kl-run") / "kl"
     assert main(["train", "--method", "kl", "--steps", "60", "--out", str(folder), f"data.cache_dir={data_cache}",

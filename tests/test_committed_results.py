@@ -23,7 +23,7 @@ def fresh(tmp_path_factory):
     work = tmp_path_factory.mktemp("make-main")
     for argv in (["sweep", str(ROOT / "experiments" / "code_cpu_quick.yaml"), "--out", "runs/code_cpu_quick"],
                  ["report", "runs/code_cpu_quick", "--out", "results/code_cpu_quick", "--title", TITLE]):
-        done = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=work, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", "pathbench.cli", *argv], cwd=work, capture_output=True, text=True,
                               timeout=1200, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, done.stderr[-3000:]
     return work / "results" / "code_cpu_quick"

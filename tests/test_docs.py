@@ -31,9 +31,9 @@ ELSEWHERE = {
     "pathbench report runs/tiny-sweep": "tests/harness/sweep/test_sweep.py::test_two_by_two_sweep_runs_locally_end_to_end",
     "pathbench sweep experiments/gpu/geodesic_ablation_gpu_10min.yaml":
         "tests/harness/sweep/test_gpu_10min.py::test_its_grid_runs_end_to_end_on_the_cpu_at_a_tiny_size",
-    "torchrun --nproc_per_node 8 -m harness.cli train":
+    "torchrun --nproc_per_node 8 -m pathbench.cli train":
         "tests/harness/cli/test_cli_run.py::test_torchrun_ddp_on_two_cpu_processes",
-    "pathbench bench sample --method kl,sedd,dfm,flowmap":
+    "pathbench study bench sample --method kl,sedd,dfm,flowmap":
         "tests/harness/studies/test_bench.py::test_bench_sample_reports_model_share_floor_and_memory",
     "pathbench lm-eval --ckpt runs/kl": "tests/tasks/test_lmeval.py::test_pathbench_lm_eval_passes_lm_eval_flags_through",
     "pathbench export --ckpt runs/kl --out hf/kl --force --push-to-hub":  # before the plain export: first match wins
@@ -45,7 +45,7 @@ EXPECT = [
     ("README.md", "pathbench list", "fisher_rao"),
     ("README.md", "pathbench sweep experiments/tiny_sweep.yaml --dry-run", "2 training units, 4 runs"),  # 2 paths x 2 NFE
     ("docs/guides/add-a-path.md", "pathbench list", "power"),
-    ("docs/guides/add-a-path.md", "pathbench kl-curve", "power"),
+    ("docs/guides/add-a-path.md", "pathbench study kl-curve", "power"),
     ("docs/guides/add-a-baseline.md", "pathbench list", "unigram"),
     ("docs/guides/add-a-task.md", "pathbench eval", "exact_match"),
     ("docs/guides/add-a-scorer.md", "pathbench score", "gen-PPL     257.00"),
@@ -116,7 +116,7 @@ def _cli_reference():
 def test_the_command_reference_is_the_parsers_help():
     module = _cli_reference()
     assert module.PAGE.read_text() == module.render(), "run `python docs/tools/cli_reference.py` and commit"
-    from harness.cli.main import build_parser
+    from pathbench.cli.main import build_parser
 
     action = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
     for name in action.choices:
@@ -124,7 +124,7 @@ def test_the_command_reference_is_the_parsers_help():
 
 
 def test_the_path_contract_table_is_the_code():
-    from paths.base import SimplexPath
+    from pathbench.paths.base import SimplexPath
 
     text = (DOCS / "concepts" / "paths.md").read_text()
     section = text.split("## The path contract")[1]
@@ -169,11 +169,11 @@ def test_make_test_is_lint_imports_and_pytest():
 
 
 def test_make_main_runs_the_shipped_sweeps_that_dry_run_here(tmp_path, capsys):
-    from harness.cli import main
+    from pathbench.cli import main
 
     proc = subprocess.run(["make", "-n", "main", "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True)
     sweeps = re.findall(r"pathbench sweep (experiments/\S+\.yaml)", proc.stdout)
-    assert len(sweeps) == 3 and "pathbench kl-curve" in proc.stdout and proc.stdout.count("pathbench report") == 3
+    assert len(sweeps) == 3 and "pathbench study kl-curve" in proc.stdout and proc.stdout.count("pathbench report") == 3
     for experiment in sweeps:
         assert main(["sweep", str(ROOT / experiment), "--dry-run", "--out", str(tmp_path / Path(experiment).stem)]) == 0
         assert "runs" in capsys.readouterr().out
@@ -208,7 +208,7 @@ def test_the_commands_a_page_shows_run(page, tmp_path, data_cache, bbc_small, ti
     (tmp_path / "experiments").symlink_to(ROOT / "experiments")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "pathbench").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m harness.cli "$@"\n')
+    (bin_dir / "pathbench").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pathbench.cli "$@"\n')
     (bin_dir / "pathbench").chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), str(PLUGINS)])}

@@ -15,7 +15,7 @@ LAYERS = {"core", "data", "engine", "evaluation", "sweep", "report", "studies", 
 # The in-function imports of project modules that are allowed, each because the module it
 # loads imports torch and the importer is light without it: the CLI's command bodies (so
 # `pathbench --help` does not wait for torch) and load_all (imported by the CLI's main).
-DEFERRED = {("harness/engine/plugins.py", "harness.engine.methods")}
+DEFERRED = {("harness/engine/plugins.py", "pathbench.engine.methods")}
 
 
 def test_harness_is_its_layers():
@@ -59,8 +59,8 @@ def test_no_project_import_inside_a_function_except_to_defer_torch():
 def test_no_task_is_special_cased_by_name_outside_tasks():
     """The evaluation hands a loaded run to every task alike: no harness module compares a task
     name (or builds a task) by a literal name; what a task needs it declares (takes_scorers)."""
-    from harness.core.registry import TASKS
-    from harness.engine.plugins import load_all
+    from pathbench.core.registry import TASKS
+    from pathbench.engine.plugins import load_all
 
     load_all()
     registered = set(TASKS.names()) | {alias for name in TASKS.names() for alias in TASKS.aliases_of(name)}

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.engine.plugins import load_all
-from harness.sweep.experiment import expand, load_experiment
+from pathbench.engine.plugins import load_all
+from pathbench.sweep.experiment import expand, load_experiment
 
 load_all()
 ROOT = Path(__file__).parents[1]

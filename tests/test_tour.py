@@ -6,7 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
-from harness.cli import main
+from pathbench.cli import main
 from tests.conftest import SMALL
 
 README = (Path(__file__).parents[1] / "README.md").read_text()

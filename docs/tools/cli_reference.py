@@ -21,7 +21,7 @@ WIDTH = "100"
 
 HEADER = """# Command reference
 
-Generated from the parser (`harness.cli.main.build_parser`) by `python docs/tools/cli_reference.py`;
+Generated from the parser (`pathbench.cli.main.build_parser`) by `python docs/tools/cli_reference.py`;
 `tests/test_docs.py` fails when this page and the parser disagree. Every command also takes
 `--plugin some.module` (repeatable) to register third-party components first; bad input is one
 line naming the value and the valid choices, exit code 2.
@@ -45,7 +45,7 @@ def render() -> str:
     os.environ["COLUMNS"] = WIDTH
     try:
         sys.path.insert(0, str(ROOT))
-        from harness.cli.main import build_parser
+        from pathbench.cli.main import build_parser
 
         parser = build_parser()
         parts = [HEADER, "## pathbench\n", "```text\n" + parser.format_help().rstrip() + "\n```\n"]

@@ -1,6 +1,6 @@
-"""The ``pathbench`` command line (:mod:`harness.cli.main`; one module per command group).
-``python -m harness.cli`` runs it too (for torchrun)."""
+"""The ``pathbench`` command line (:mod:`pathbench.cli.main`; one module per command group).
+``python -m pathbench.cli`` runs it too (for torchrun)."""
 
-from harness.cli.main import main
+from pathbench.cli.main import main
 
 __all__ = ["main"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
@@ -26,9 +26,9 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from harness.core.config import DataConfig, apply_overrides, parse_overrides
-    from harness.data.corpus import prepare_data
-    from harness.sweep.experiment import load_experiment
+    from pathbench.core.config import DataConfig, apply_overrides, parse_overrides
+    from pathbench.data.corpus import prepare_data
+    from pathbench.sweep.experiment import load_experiment
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers} must be an integer >= 1 (tokenising processes; "

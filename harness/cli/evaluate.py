@@ -1,14 +1,14 @@
 """``pathbench score`` and ``eval``: scoring sample files and evaluating a run on a registered
-task (lm-evaluation-harness tasks: :mod:`harness.cli.lmeval`)."""
+task (lm-evaluation-harness tasks: :mod:`pathbench.cli.lmeval`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from harness.cli.args import draw_flags, explicit_sampler, print_scores, sampler_flags
-from harness.core.devices import resolve_device
-from harness.core.errors import ConfigError
+from pathbench.cli.args import draw_flags, explicit_sampler, print_scores, sampler_flags
+from pathbench.core.devices import resolve_device
+from pathbench.core.errors import ConfigError
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
@@ -46,7 +46,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from tasks.unconditional import score_file
+    from pathbench.tasks.unconditional import score_file
 
     result = score_file(args.file, args.scorer, reference_run=args.reference_run, out=args.out,
                         batch_size=args.batch_size, device=resolve_device(args.device))
@@ -57,8 +57,8 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from harness.core.config import parse_value
-    from harness.evaluation.evaluate import eval_run
+    from pathbench.core.config import parse_value
+    from pathbench.evaluation.evaluate import eval_run
 
     options = {}
     for item in args.options:

@@ -1,4 +1,4 @@
-"""``pathbench export``: a run folder as a Hugging Face Hub model folder (:mod:`harness.engine.hub`)."""
+"""``pathbench export``: a run folder as a Hugging Face Hub model folder (:mod:`pathbench.engine.hub`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from harness.engine.hub import export_run, push_to_hub
+    from pathbench.engine.hub import export_run, push_to_hub
 
     done = export_run(args.ckpt, args.out, eval_metrics=args.metrics, force=args.force, repo_id=args.push_to_hub)
     print(f"exported {args.ckpt} (step {done.step}) to {done.folder}: {', '.join(done.files)}")

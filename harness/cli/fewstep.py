@@ -1,14 +1,14 @@
 """``pathbench`` commands for the few-step regime: ``distill``, and the diagnostics under ``pathbench
 study``: ``reparam``, ``tune-tstar``, ``posterior-gap``, ``flowmap-gap`` (the parsers and their
-one-call handlers; :mod:`harness.cli.main` mounts them)."""
+one-call handlers; :mod:`pathbench.cli.main` mounts them)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from harness.cli.args import float_list, top_k_list
-from harness.core.devices import resolve_device
+from pathbench.cli.args import float_list, top_k_list
+from pathbench.core.devices import resolve_device
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
@@ -75,7 +75,7 @@ def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_reparam(args: argparse.Namespace) -> None:
-    from harness.studies.time_warp import fit_time_warp
+    from pathbench.studies.time_warp import fit_time_warp
 
     out = args.ckpt / "time_warp.png"
     warp = fit_time_warp(args.ckpt, points=args.points, batches=args.batches, batch_size=args.batch_size,
@@ -88,7 +88,7 @@ def cmd_reparam(args: argparse.Namespace) -> None:
 
 
 def cmd_tune_tstar(args: argparse.Namespace) -> None:
-    from harness.studies.tune_tstar import read_start, tune_tstar
+    from pathbench.studies.tune_tstar import read_start, tune_tstar
 
     start = read_start(args.start) if args.start is not None else None
     result = tune_tstar(args.ckpt, scorer=args.scorer, t_stars=args.t_stars, top_ks=args.top_k, nfe=args.nfe,
@@ -106,7 +106,7 @@ def cmd_tune_tstar(args: argparse.Namespace) -> None:
 
 
 def cmd_posterior_gap(args: argparse.Namespace) -> None:
-    from harness.studies.posterior_gap import write_posterior_gap
+    from pathbench.studies.posterior_gap import write_posterior_gap
 
     priors = tuple(p.strip() for p in args.priors.split(",") if p.strip())
     result = write_posterior_gap(args.out, vocab=args.vocab, priors=priors, n_samples=args.samples,
@@ -120,10 +120,10 @@ def cmd_posterior_gap(args: argparse.Namespace) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    from harness.core.config import parse_overrides
-    from harness.engine.checkpoint import read_meta
-    from harness.engine.protocol import protocol_name_of
-    from harness.engine.run import train_run
+    from pathbench.core.config import parse_overrides
+    from pathbench.engine.checkpoint import read_meta
+    from pathbench.engine.protocol import protocol_name_of
+    from pathbench.engine.run import train_run
 
     teacher = read_meta(args.teacher)
     overrides = parse_overrides(args.overrides)
@@ -139,7 +139,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
 
 def cmd_flowmap_gap(args: argparse.Namespace) -> None:
-    from harness.studies.flowmap_gap import write_flowmap_gap
+    from pathbench.studies.flowmap_gap import write_flowmap_gap
 
     rows = write_flowmap_gap(args.ckpt, steps=args.steps, batches=args.batches, batch_size=args.batch_size,
                              device=resolve_device(args.device))

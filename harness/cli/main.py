@@ -5,7 +5,7 @@
 lm-eval, list, prepare, distill); the research diagnostics are one verb, ``pathbench study NAME``.
 Their old top-level names still work, unlisted, and say on stderr where they moved.
 
-Bad input (:class:`harness.core.errors.ConfigError`) becomes one line on stderr and exit
+Bad input (:class:`pathbench.core.errors.ConfigError`) becomes one line on stderr and exit
 code 2, never a traceback. ``list`` lives here: it shows what the registries hold.
 """
 
@@ -15,11 +15,11 @@ import argparse
 import shlex
 import sys
 
-from harness.cli import data, evaluate, export, fewstep, lmeval, studies, sweep, train
-from harness.cli.args import Parser, common_options
-from harness.core.errors import ConfigError
-from harness.core.registry import ALL
-from harness.engine.plugins import load_all
+from pathbench.cli import data, evaluate, export, fewstep, lmeval, studies, sweep, train
+from pathbench.cli.args import Parser, common_options
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import ALL
+from pathbench.engine.plugins import load_all
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
@@ -67,8 +67,8 @@ def command_name(args: argparse.Namespace) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    import harness.engine.loggers  # noqa: F401  (registers the live-curve loggers)
-    import harness.engine.protocol  # noqa: F401  (registers the generation protocols; imports torch)
+    import pathbench.engine.loggers  # noqa: F401  (registers the live-curve loggers)
+    import pathbench.engine.protocol  # noqa: F401  (registers the generation protocols; imports torch)
 
     for kind, registry in ALL.items():
         print(f"{kind}:")
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pathbench {command_name(args)}: error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:
-        from harness.engine.trainer import TrainingDiverged, TrainingStopped  # imports torch
+        from pathbench.engine.trainer import TrainingDiverged, TrainingStopped  # imports torch
 
         if isinstance(err, TrainingStopped):
             again = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))

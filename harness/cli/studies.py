@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.args import comma_list, memory_gb, top_k
-from harness.core.devices import resolve_device
-from harness.core.errors import ConfigError
+from pathbench.cli.args import comma_list, memory_gb, top_k
+from pathbench.core.devices import resolve_device
+from pathbench.core.errors import ConfigError
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
@@ -74,7 +74,7 @@ def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_kl_curve(args: argparse.Namespace) -> None:
-    from harness.studies.kl_curve import run_kl_curve
+    from pathbench.studies.kl_curve import run_kl_curve
 
     rows = run_kl_curve(args.paths, args.vocab, args.out, samples=args.samples, beta=args.beta,
                         points=args.points, seed=args.seed)
@@ -87,7 +87,7 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
 
 
 def cmd_denoiser_gap(args: argparse.Namespace) -> None:
-    from harness.studies.denoiser_gap import write_denoiser_gap
+    from pathbench.studies.denoiser_gap import write_denoiser_gap
 
     result = write_denoiser_gap(args.runs, args.out, cells=args.cells, sequences=args.sequences, seed=args.seed,
                                 device=resolve_device(args.device), protocol=args.protocol)
@@ -106,7 +106,7 @@ def cmd_denoiser_gap(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from harness.studies import bench, bench_data, bench_sample
+    from pathbench.studies import bench, bench_data, bench_sample
 
     if args.what == "data":  # --vocab applies to a bpe tokenizer, --seq-len to the packing
         bench_data.bench_data(size_gb=args.size_gb, tokenizer=args.tokenizer, vocab_size=args.vocab,
@@ -126,10 +126,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_gpu(args: argparse.Namespace) -> None:
-    from harness.studies.bench_gpu import gpu_check
+    from pathbench.studies.bench_gpu import gpu_check
 
     if args.out is None:
-        raise ConfigError("pathbench bench gpu needs --out FOLDER (it writes gpu_check.json and gpu_check.md)")
+        raise ConfigError("pathbench study bench gpu needs --out FOLDER (it writes gpu_check.json and gpu_check.md)")
     record = gpu_check(args.out, device=args.device or "cuda", tiny=args.tiny, budget_s=args.budget_s,
                        batch_size=args.batch_size, methods=args.method and args.method.split(","))
     failed = [f"{section}/{key}" for section in ("train", "sample") for key, row in record[section].items()

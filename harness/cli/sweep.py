@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 # Command bodies import their work when called: it imports torch or matplotlib, which --help should not wait for.
 
@@ -35,8 +35,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from harness.sweep.dispatch import run_complete, sweep
-    from harness.sweep.experiment import read_experiment
+    from pathbench.sweep.dispatch import run_complete, sweep
+    from pathbench.sweep.experiment import read_experiment
 
     out = args.out or Path("runs") / str(read_experiment(args.file).get("name", args.file.stem))
     result = sweep(args.file, out, executor=args.executor, dry_run=args.dry_run, plugins=tuple(args.plugin),
@@ -65,16 +65,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from harness.report.leaderboard import write_report
-    from harness.sweep.tuning import tuning_dir
+    from pathbench.report.leaderboard import write_report
+    from pathbench.sweep.tuning import tuning_dir
 
     only, scorers = None, None
     tuning = sorted(p for p in (args.results_dir / "tuning").glob("*") if (p / "tuning.json").is_file())
     if args.denoiser_gap is not None and not args.denoiser_gap.is_file():
-        raise ConfigError(f"--denoiser-gap {args.denoiser_gap} does not exist (pathbench denoiser-gap writes it)")
+        raise ConfigError(f"--denoiser-gap {args.denoiser_gap} does not exist (pathbench study denoiser-gap writes it)")
     if args.experiment:  # one or several files: the runs of any of them
-        from harness.sweep.experiment import load_experiment, read_experiment
-        from harness.sweep.tuning import read_tuned
+        from pathbench.sweep.experiment import load_experiment, read_experiment
+        from pathbench.sweep.tuning import read_tuned
 
         runs, tuning = [], []
         for path in args.experiment:  # a tuned sweep's grid is the one its tuning chose

@@ -7,8 +7,8 @@ import argparse
 import os
 from pathlib import Path
 
-from harness.cli.args import PROTOCOL_HELP, draw_flags, explicit_sampler, sampler_flags
-from harness.core.devices import resolve_device
+from pathbench.cli.args import PROTOCOL_HELP, draw_flags, explicit_sampler, sampler_flags
+from pathbench.core.devices import resolve_device
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
 
@@ -42,8 +42,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from harness.core.config import parse_overrides
-    from harness.engine.run import train_run
+    from pathbench.core.config import parse_overrides
+    from pathbench.engine.run import train_run
 
     overrides = parse_overrides(args.overrides)
     if args.steps is not None:
@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     print(f"trained {args.method} to step {result.step}: loss {result.train_loss:.4f}{val}, "
           f"{result.tokens_per_s:,.0f} tokens/s; run folder {args.out}")
-    from harness.engine.learning import read_check
+    from pathbench.engine.learning import read_check
 
     check = read_check(args.out)
     if check is not None:
@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from harness.engine.run import sample_run
+    from pathbench.engine.run import sample_run
 
     records = sample_run(args.ckpt, args.out, args.n, explicit_sampler(args), seed=args.seed,
                          batch_size=args.batch_size, seq_len=args.seq_len,

@@ -4,7 +4,7 @@ the de-quantised SmolLM2 scorer, the stdlib harvest and the code problems' recor
 ``$PATHBENCH_CACHE`` when set, else the platform's user cache folder (platformdirs; on Linux
 ``$XDG_CACHE_HOME/pathbench``, by default ``~/.cache/pathbench``). One absolute folder, not one
 relative to the working directory, so a run from any folder reuses what another one built.
-The cache holds no results: it is left out of every run id (harness.sweep.experiment).
+The cache holds no results: it is left out of every run id (pathbench.sweep.experiment).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from harness.core.cache import cache_root
-from harness.core.errors import ConfigError
+from pathbench.core.cache import cache_root
+from pathbench.core.errors import ConfigError
 
 SECTIONS = ("train", "model", "data", "method")
 T = TypeVar("T")
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 @dataclass
 class DataConfig:
-    """Where the tokens come from (see harness.data.corpus)."""
+    """Where the tokens come from (see pathbench.data.corpus)."""
 
     corpus: str = "bbc"
     tokenizer: str = "bpe"
@@ -34,15 +34,15 @@ class DataConfig:
     #: "none" (unconditional), "lines" (hide a block of 10–90 % of each sequence's lines and
     #: give the rest: the code-infilling training objective) or "headline" (one row per
     #: document from its first token, its first line and the line breaks after it given, the
-    #: rest generated: the headline -> lead objective; see harness.data.batches)
+    #: rest generated: the headline -> lead objective; see pathbench.data.batches)
     given: str = "none"
     line_mask_min: float = 0.1
     line_mask_max: float = 0.9
-    #: $PATHBENCH_CACHE or the user cache folder (harness.core.cache); not part of a run's id
+    #: $PATHBENCH_CACHE or the user cache folder (pathbench.core.cache); not part of a run's id
     cache_dir: str = dataclasses.field(default_factory=lambda: str(cache_root()))
     #: the token budget: training tokens to prepare (the corpus is read only until the training
     #: split holds them); None: the whole corpus. A run needs steps × batch_size × grad_accum ×
-    #: ranks × seq_len; more repeats no data, less repeats epochs (harness.data.corpus)
+    #: ranks × seq_len; more repeats no data, less repeats epochs (pathbench.data.corpus)
     max_tokens: int | None = None
 
     def __post_init__(self) -> None:
@@ -63,7 +63,7 @@ GIVEN_POLICIES = ("none", "lines", "headline")
 
 @dataclass(frozen=True)
 class HeadlineGiven:
-    """The ``data.given=headline`` policy as a BatchLoader option (rows: harness.data.batches.DocumentRows).
+    """The ``data.given=headline`` policy as a BatchLoader option (rows: pathbench.data.batches.DocumentRows).
 
     It trains on the training split only, the documents with ``not is_validation(doc,
     data.val_fraction)``; a ``headline_lead`` evaluation whose val_fraction is <= the run's (both

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 
 def resolve_device(name: str | None) -> str:

@@ -8,7 +8,7 @@ Components register themselves where they are defined::
 and are looked up by string only (``PATHS.get("kl")``). Unknown names fail with the list
 of known ones; a second registration of a taken name fails and names the first owner.
 This module imports no component: the packages ``paths``, ``baselines`` and ``tasks``
-import it (see :mod:`harness.engine.plugins` for how they and third-party plugins get loaded).
+import it (see :mod:`pathbench.engine.plugins` for how they and third-party plugins get loaded).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -116,20 +116,22 @@ class Registry(Generic[T]):
 
 
 PATHS: Registry = Registry("path")
-BASELINES: Registry = Registry("method", " (a plugin's? load its module: --plugin MODULE, or plugins: [MODULE] "
+METHODS: Registry = Registry("method", " (a plugin's? load its module: --plugin MODULE, or plugins: [MODULE] "
                                           "in an experiment file)")
+#: deprecated: the methods registry's old name (it holds every method, not only baselines)
+BASELINES = METHODS
 TASKS: Registry = Registry("task")
 SCORERS: Registry = Registry("scorer")
-#: named generation protocols (harness.engine.protocol registers kl-flow and plain)
+#: named generation protocols (pathbench.engine.protocol registers kl-flow and plain)
 PROTOCOLS: Registry = Registry("protocol")
-#: training recipes, ``train.optimizer=<name>`` (harness.engine.recipes registers adamw, muon, kl-flow-muon)
+#: training recipes, ``train.optimizer=<name>`` (pathbench.engine.recipes registers adamw, muon, kl-flow-muon)
 RECIPES: Registry = Registry("training recipe")
-#: live-curve sinks beside metrics.jsonl, ``train.logger=<name>`` (harness.engine.loggers)
+#: live-curve sinks beside metrics.jsonl, ``train.logger=<name>`` (pathbench.engine.loggers)
 LOGGERS: Registry = Registry("logger")
 
 ALL: dict[str, Registry] = {
     "paths": PATHS,
-    "methods": BASELINES,
+    "methods": METHODS,
     "tasks": TASKS,
     "scorers": SCORERS,
     "protocols": PROTOCOLS,

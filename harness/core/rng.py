@@ -21,7 +21,7 @@ from typing import Union
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 #: the two ways of seeding an evaluation's draws (``seeding`` in a task of an experiment file)
 SEEDINGS = ("batch", "row")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 RESAMPLES = 2000
 SEED = 0

@@ -1,24 +1,24 @@
 """Batches of a packed split, and what a row gives and generates: the ``data.given`` policies.
 
 :class:`BatchLoader` (resumable, DDP-split batches of :class:`Batch`) reads the (N, S) arrays
-harness.data.corpus prepares (and re-exports these names).
+pathbench.data.corpus prepares (and re-exports these names).
 
 A row's ``given`` (B,S) positions are context (clamped while sampling, no loss); the rest are
-generated (harness.engine.methods.masked_cross_entropy). Policies (``harness.core.config.GIVEN_POLICIES``):
+generated (pathbench.engine.methods.masked_cross_entropy). Policies (``pathbench.core.config.GIVEN_POLICIES``):
 
 * ``none``: packed rows, nothing given (unconditional).
 * ``lines`` (:func:`line_infill_given`): packed rows, one block of whole lines hidden per row
   and the rest given — the code-infilling objective.
 * ``headline`` (:class:`DocumentRows`): rows aligned to documents, the headline given, the body
   generated — the conditional (headline -> lead) objective. The packed stream (every document
-  followed by EOS, cut into (N, S); harness.data.corpus.pack) is read back flat as x. Document d
+  followed by EOS, cut into (N, S); pathbench.data.corpus.pack) is read back flat as x. Document d
   starts at a_d (0, then one past each EOS) and its row is x[a_d : a_d + S]; a document shorter
   than S runs on into the next, as packed rows do. Its headline is the text up to the first
   line break plus the line breaks after it ("h\\n\\nBody" -> the tokens of h, "\\n", "\\n"): with
   p_d the first position >= a_d whose token contains a line break and q_d the first position
   > p_d whose token does not, g_d = q_d - a_d positions are given, [0, g_d) of the row. That is
-  ``tasks.seq2seq.split_headline``'s headline and the separator, tokenised as
-  ``HeadlineLead`` lays out its prompts (``tasks.seq2seq.document_parts``), so training and
+  ``pathbench.tasks.seq2seq.split_headline``'s headline and the separator, tokenised as
+  ``HeadlineLead`` lays out its prompts (``pathbench.tasks.seq2seq.document_parts``), so training and
   evaluation give the same tokens. Kept: documents with a line break before their EOS,
   g_d < S (one generated position at least) and a_d + S inside the stream (the last, cut
   document may drop). One row per document: training sees each document's first S tokens.
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harness.core.config import HeadlineGiven
-from harness.core.errors import ConfigError
+from pathbench.core.config import HeadlineGiven
+from pathbench.core.errors import ConfigError
 
 
 def line_infill_given(ids: np.ndarray, is_newline: np.ndarray, rng: np.random.Generator,
@@ -59,7 +59,7 @@ def line_infill_given(ids: np.ndarray, is_newline: np.ndarray, rng: np.random.Ge
 
 def packed_eos(sequences: np.ndarray) -> int | None:
     """The EOS id of a packed split read from its cache folder's meta.json (a memmap of
-    harness.data.corpus.prepare_data knows its file), else None."""
+    pathbench.data.corpus.prepare_data knows its file), else None."""
     name = getattr(sequences, "filename", None)
     meta = Path(name).parent / "meta.json" if name else None
     if meta is None or not meta.is_file():
@@ -131,7 +131,7 @@ class BatchLoader:
     position (epoch, rows consumed), so a resumed run sees exactly the same next batches.
     :meth:`epoch` is one ordered, complete pass (the last batch may be short) for validation.
 
-    ``line_infill`` is the ``data.given`` policy (harness.core.config.line_infill_option): None,
+    ``line_infill`` is the ``data.given`` policy (pathbench.core.config.line_infill_option): None,
     (low, high) line-mask fractions, or :class:`HeadlineGiven`, under which the rows are the
     split's documents (:class:`DocumentRows`; ``eos_id`` defaults to the packed cache's).
     """

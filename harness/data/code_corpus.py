@@ -9,7 +9,7 @@ evaluation (:func:`stdlib_function_sources` names each one's file).
 
 Parsing the whole stdlib takes ~25 s on one core (the files are parsed by a process per core,
 up to 8), so the harvest is cached on disk as JSON in ``$PATHBENCH_CACHE`` (default
-the user cache folder, harness.core.cache), built by one process at a time, keyed by the harvest rules' version,
+the user cache folder, pathbench.core.cache), built by one process at a time, keyed by the harvest rules' version,
 the interpreter version, the stdlib folder and every file's (path, size, mtime); a changed
 file or interpreter makes a new key. The cache is written atomically and only read back when
 its key matches, so it never changes what is harvested.
@@ -30,10 +30,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness.core.cache import cache_root
-from harness.core.errors import ConfigError
-from harness.core.io import cached_json
-from harness.data.stream import allocated_cpus
+from pathbench.core.cache import cache_root
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import cached_json
+from pathbench.data.stream import allocated_cpus
 
 HARVEST_VERSION = 1  # bump when the harvest rules change (invalidates the disk cache)
 

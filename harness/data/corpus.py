@@ -1,6 +1,6 @@
 """The one data pipeline: corpus -> tokenizer -> packed fixed-length sequences -> batches
-(:mod:`harness.data.sources`: the corpus specs, streamed; :mod:`harness.data.stream`: the
-parallel tokenisation; :mod:`harness.data.batches`: the loader and the ``data.given``
+(:mod:`pathbench.data.sources`: the corpus specs, streamed; :mod:`pathbench.data.stream`: the
+parallel tokenisation; :mod:`pathbench.data.batches`: the loader and the ``data.given``
 policies; the names used elsewhere are re-exported here).
 
 Documents go to train or validation by a hash of their text (stable across runs, orderings
@@ -15,7 +15,7 @@ where the hash covers the corpus, the tokenizer, ``seq_len``, the split and the 
 Built once per cluster: the first process takes the cache entry's file lock and builds it,
 the others wait on the lock and then map what it wrote; a process that must not build (a DDP
 rank other than its node's first: ``builder=False``) waits for the folder instead. The build
-streams the corpus in shards through a pool of worker processes (harness.data.stream) into a
+streams the corpus in shards through a pool of worker processes (pathbench.data.stream) into a
 ``.building-data-<hash>`` folder, recording after every shard how far it got, so a killed build
 resumes where it stopped; it is renamed into place when complete, so a reader never sees half
 a cache. A build that fails with an error (or Ctrl-C) removes its folder.
@@ -39,14 +39,14 @@ from typing import IO, Any
 import numpy as np
 from tqdm import tqdm
 
-from harness.core.errors import ConfigError
-from harness.core.io import exclusive, is_locked
-from harness.data.batches import Batch, BatchLoader, line_infill_given  # noqa: F401 (re-exported)
-from harness.data.oracle import is_oracle
-from harness.data.oracle_data import build_oracle, check_data_spec, oracle_spec  # noqa: F401
-from harness.data.sources import CORPUS_FORMS, corpus_identity, iter_documents, load_corpus  # noqa: F401
-from harness.data.stream import SHARD_CHARS, BuildProgress, ShardTokens, data_workers, is_validation, tokenised_shards
-from harness.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_identity
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import exclusive, is_locked
+from pathbench.data.batches import Batch, BatchLoader, line_infill_given  # noqa: F401 (re-exported)
+from pathbench.data.oracle import is_oracle
+from pathbench.data.oracle_data import build_oracle, check_data_spec, oracle_spec  # noqa: F401
+from pathbench.data.sources import CORPUS_FORMS, corpus_identity, iter_documents, load_corpus  # noqa: F401
+from pathbench.data.stream import SHARD_CHARS, BuildProgress, ShardTokens, data_workers, is_validation, tokenised_shards
+from pathbench.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_identity
 
 CACHE_VERSION = 3  # 3: the bpe tokenizer is trained on at most BPE_TRAIN_CHARS; the budget in the key
 BPE_TRAIN_CHARS = 2**30  # a bounded sample: a tokenizer's statistics settle long before 1 G characters

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 PREFIX = "oracle"
 BLOCK = 1024  # sequences per random stream

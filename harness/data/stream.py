@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_json
-from harness.data.tokenizer import Tokenizer, load_tokenizer
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_json
+from pathbench.data.tokenizer import Tokenizer, load_tokenizer
 
 SHARD_CHARS = 8 * 2**20  # characters of text per shard: ≈ 2 M tokens, a few tens of MB while tokenised
 WORKERS_ENV = "PATHBENCH_DATA_WORKERS"

@@ -8,7 +8,7 @@ Specs (``build_tokenizer``):
   ``save_pretrained`` so a run never needs the hub again;
 * ``gpt2``: tiktoken's ``r50k_base`` (vocabulary 50,257, EOS 50,256). Offline it needs the
   BPE file in tiktoken's cache; :func:`setup_gpt2_bpe` puts it there from openai-whisper's asset file;
-* ``oracle:<V>``: the identity tokenizer of the oracle corpus (:mod:`harness.data.oracle`),
+* ``oracle:<V>``: the identity tokenizer of the oracle corpus (:mod:`pathbench.data.oracle`),
   whose data are token ids already: id i is a fixed pseudo-word, EOS is id V.
 
 Every tokenizer saves ``pathbench_tokenizer.json`` (spec, vocabulary size, EOS id) next to its
@@ -27,8 +27,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from harness.core.cache import cache_root
-from harness.core.errors import ConfigError
+from pathbench.core.cache import cache_root
+from pathbench.core.errors import ConfigError
 
 EOS = "<|endoftext|>"
 SPEC_FILE = "pathbench_tokenizer.json"

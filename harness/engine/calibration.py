@@ -3,8 +3,8 @@
 A run folder may hold, next to ``meta.json``, one ``calibration.json`` with a section per
 fitted quantity, each tagged with the checkpoint step it was measured on:
 
-* ``time_warp``      the decoding-error curve behind the sampler grid ``error`` (``pathbench reparam``)
-* ``tuned_sampler``  the hybrid t* / top-k chosen by ``pathbench tune-tstar`` (sampler ``tuned``)
+* ``time_warp``      the decoding-error curve behind the sampler grid ``error`` (``pathbench study reparam``)
+* ``tuned_sampler``  the hybrid t* / top-k chosen by ``pathbench study tune-tstar`` (sampler ``tuned``)
 
 Sections are replaced one at a time with an atomic write, so fitting one never loses another.
 """
@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_json
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_json
 
 CALIBRATION = "calibration.json"
 

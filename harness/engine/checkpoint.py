@@ -9,7 +9,7 @@ Layout of a run folder::
 A checkpoint folder is written completely before the pointer moves to it, so the pointer
 always names a whole checkpoint; older folders are pruned only after the pointer moved.
 
-A Hub export (``pathbench export``, :mod:`harness.engine.hub`) is a second layout of the same
+A Hub export (``pathbench export``, :mod:`pathbench.engine.hub`) is a second layout of the same
 run: ``config.json`` (meta.json plus ``model_type: pathbench`` and the checkpoint step) and
 ``model.safetensors`` at the top; :func:`read_export` reads it.
 """
@@ -26,8 +26,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open, atomic_write_json
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open, atomic_write_json
 
 POINTER = "checkpoint.json"
 META = "meta.json"

@@ -7,7 +7,7 @@ rule, not pass a mask id into samples.jsonl or a float tensor into BLEU:
   *tokenizer's* vocabulary (an absorbing/mask state or padding id is the backbone's extra
   token ``V``, never an output), and positions in ``given_mask`` keep their ``given_ids``;
 * ``loss()`` returns a scalar (0-dimensional) floating tensor; a non-finite value is the
-  trainer's :class:`~harness.engine.trainer.TrainingDiverged`, with the last checkpoint named.
+  trainer's :class:`~pathbench.engine.trainer.TrainingDiverged`, with the last checkpoint named.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 
 class MethodContractError(ConfigError):

@@ -1,13 +1,13 @@
 """A training run's checkpoint on one or many ranks, in the format its ``train.parallel`` asks for.
 
-ddp (and one process): rank 0 writes the layout of :mod:`harness.engine.checkpoint` with the
+ddp (and one process): rank 0 writes the layout of :mod:`pathbench.engine.checkpoint` with the
 optimizers' state dicts in ``state.pt`` — every rank holds all of it anyway.
 
 fsdp: no rank holds the whole optimizer, so every rank writes its shards of the weights and
 AdamW moments as one distributed checkpoint (``torch.distributed.checkpoint``, DCP) in
 ``dcp/``; rank 0 adds ``model.safetensors``, the whole float32 weights gathered shard by shard
 on its CPU, and ``state.pt`` (every rank's generator, the data position, no optimizer). So
-every checkpoint folder loads with :func:`~harness.engine.checkpoint.load_checkpoint` and
+every checkpoint folder loads with :func:`~pathbench.engine.checkpoint.load_checkpoint` and
 sampling, evaluation and sweeps read an fsdp run exactly as any other. The folder is written
 as ``checkpoints/.step-N.partial`` and renamed to ``step-N`` once complete; only then does the
 pointer (``checkpoint.json``, the marker of a finished checkpoint) move to it, so a rank killed
@@ -33,9 +33,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open
-from harness.engine.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, publish, save_checkpoint
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open
+from pathbench.engine.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, publish, save_checkpoint
 
 DCP_DIR = "dcp"
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from harness.core.devices import inference_autocast
-from harness.core.errors import ConfigError
-from harness.core.rng import RowGenerators, check_seeding, generator_for, row_seed
-from harness.data.tokenizer import Tokenizer
-from harness.engine.contract import check_sample
-from harness.engine.generation_cost import timed_sample
-from harness.engine.memory import fit_batch, memory_budget
-from harness.engine.methods import Method
-from harness.engine.sampling import SamplerConfig
-from harness.engine.step_progress import StepProgress, denoiser_progress
+from pathbench.core.devices import inference_autocast
+from pathbench.core.errors import ConfigError
+from pathbench.core.rng import RowGenerators, check_seeding, generator_for, row_seed
+from pathbench.data.tokenizer import Tokenizer
+from pathbench.engine.contract import check_sample
+from pathbench.engine.generation_cost import timed_sample
+from pathbench.engine.memory import fit_batch, memory_budget
+from pathbench.engine.methods import Method
+from pathbench.engine.sampling import SamplerConfig
+from pathbench.engine.step_progress import StepProgress, denoiser_progress
 
 Part = str | int
 
@@ -80,7 +80,7 @@ def generate(method: Method, model: torch.nn.Module, tokenizer: Tokenizer, reque
     ``"row"``: candidate c of request r has its own stream (seed, c, r), so nothing depends on
     the batch; ``request_seeds``: row streams seeded from each request's own seed (an lm-eval
     request's, from its content) instead of its position. The batch is cut to fit ``memory_gb``
-    (:mod:`harness.engine.memory`).
+    (:mod:`pathbench.engine.memory`).
     """
     if candidates < 1:
         raise ConfigError(f"candidates = {candidates} must be >= 1")

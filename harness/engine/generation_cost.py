@@ -1,7 +1,7 @@
 """The measured cost of generation: what an evaluation's sampler took, scoring excluded.
 
-Every call of a method's sampler made by :func:`harness.engine.generate.generate` and
-:func:`harness.engine.run.draw_samples` runs inside :func:`timed_sample`, which times it (the
+Every call of a method's sampler made by :func:`pathbench.engine.generate.generate` and
+:func:`pathbench.engine.run.draw_samples` runs inside :func:`timed_sample`, which times it (the
 device synchronised before and after, so queued GPU work is counted where it is done), counts
 the model's forward calls (NFE, measured: the AR baseline's decode steps, a path's denoiser
 calls) and the tokens it produced, and adds them to every :class:`GenerationCost` opened by
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.core.devices import inference_precision
+from pathbench.core.devices import inference_precision
 
 _open: list[GenerationCost] = []  # the meters being filled (nested evaluations: each gets all)
 

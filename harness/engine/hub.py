@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData, PyTorchModelHubMixin, snapshot_download
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_json
-from harness.engine.calibration import CALIBRATION
-from harness.engine.checkpoint import (
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_json
+from pathbench.engine.calibration import CALIBRATION
+from pathbench.engine.checkpoint import (
     EXPORT_CONFIG,
     EXPORT_FORMAT,
     EXPORT_WEIGHTS,
@@ -43,9 +43,9 @@ from harness.engine.checkpoint import (
     latest_checkpoint,
     read_export,
 )
-from harness.engine.plugins import load_all
-from harness.engine.protocol import sampling_setup
-from harness.engine.run import LoadedRun, draw_samples, load_run
+from pathbench.engine.plugins import load_all
+from pathbench.engine.protocol import sampling_setup
+from pathbench.engine.run import LoadedRun, draw_samples, load_run
 
 CARD_TAGS = ["pathbench", "non-autoregressive", "pytorch_model_hub_mixin", "model_hub_mixin"]
 
@@ -110,7 +110,7 @@ def push_to_hub(folder: Path, repo_id: str, *, private: bool = False) -> str:
 
 
 def load_exported(folder: Path, device: str = "cpu", method_name: str | None = None) -> LoadedRun:
-    """The run in export ``folder``: what :func:`harness.engine.run.load_run` gives for the run it
+    """The run in export ``folder``: what :func:`pathbench.engine.run.load_run` gives for the run it
     came from (same method, weights, tokenizer, meta and step). ``load_run`` reads an export
     too; this one refuses anything else, and registers the built-in components itself."""
     read_export(folder)  # one clear error for a folder that is no export
@@ -168,7 +168,7 @@ def model_card(meta: dict, step: int, training: dict, results: list[dict], locat
         f"A `{meta['method']}` model trained with pathbench to step {step}, "
         "exported by `pathbench export`. With pathbench installed (`pip install -e .` in its checkout), "
         "load it with huggingface_hub's `PyTorchModelHubMixin` (a folder path or a Hub repo id) and sample:", "",
-        "```python", "from harness.engine.hub import PathbenchModel", "",
+        "```python", "from pathbench.engine.hub import PathbenchModel", "",
         f"model = PathbenchModel.from_pretrained({json.dumps(location)})",
         "for record in model.sample(4, seed=0):  # the sampler of the generation protocol below",
         '    print(record["text"])', "```", "",

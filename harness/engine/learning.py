@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.core.config import DataConfig, line_infill_option
-from harness.core.io import atomic_write_json
-from harness.data.corpus import BatchLoader, PackedData, prepare_stored
-from harness.engine.methods import Method, PathMethod, masked_cross_entropy
+from pathbench.core.config import DataConfig, line_infill_option
+from pathbench.core.io import atomic_write_json
+from pathbench.data.corpus import BatchLoader, PackedData, prepare_stored
+from pathbench.engine.methods import Method, PathMethod, masked_cross_entropy
 
 FILE = "learning_check.json"
 #: how far below the marginal a run's best held-out cross-entropy must reach (nats per token)

@@ -6,7 +6,7 @@ Every sink is handed the very record the trainer appends to ``metrics.jsonl`` (`
 order, so a curve in TensorBoard, W&B or MLflow is that file drawn, never a second
 bookkeeping that could disagree with it. A logger only observes: nothing it does reaches the
 model, the data order or any random draw, and a sweep leaves ``logger`` out of a unit's
-identity (:meth:`harness.sweep.experiment.TrainUnit.identity`), so turning it on changes
+identity (:meth:`pathbench.sweep.experiment.TrainUnit.identity`), so turning it on changes
 neither the run id nor a number.
 
 The loggers' libraries are optional (``pip install 'pathbench[logging]'`` for TensorBoard,
@@ -24,9 +24,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text
-from harness.core.registry import LOGGERS
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_text
+from pathbench.core.registry import LOGGERS
 
 
 class MetricSink(Protocol):

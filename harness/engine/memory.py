@@ -2,7 +2,7 @@
 
 A sampler's peak memory grows linearly in the batch: per sample row it holds its (S, V) state
 tensors and the model's logits — counted by each method as ``Method.sampling_bsv``, float32
-(S, V) units measured with ``pathbench bench sample`` (a simplex path: z, the model input and
+(S, V) units measured with ``pathbench study bench sample`` (a simplex path: z, the model input and
 the logits, ≈ 3.4; dfm and sedd ≈ 1.2, the logits and the float64 blocks of their draws) — plus the
 backbone's activations for one forward pass:
 
@@ -14,7 +14,7 @@ kernel; fused kernels need less). The sampler's batch is the requested one, cut 
 by default, 90 % of the free memory of the CUDA device when sampling starts; on the CPU the
 default is no cap (a batch is what was asked). The estimate is a formula of the sizes alone,
 so the same budget always gives the same batch (draws that follow the batch size stay
-reproducible); ``pathbench bench sample --memory-gb`` prints the measured peak beside it.
+reproducible); ``pathbench study bench sample --memory-gb`` prints the measured peak beside it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 
 import torch
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

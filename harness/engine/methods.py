@@ -2,7 +2,7 @@
 
 A *method* is anything trainable on the shared backbone: every simplex path (wrapped here by
 :class:`PathMethod`) and every baseline in ``baselines/``. All of them live in the
-``BASELINES`` registry; :func:`register_path_methods` adds one method per registered path, so
+``METHODS`` registry; :func:`register_path_methods` adds one method per registered path, so
 a path added through a plugin is trainable and comparable with nothing else written.
 """
 
@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES, PATHS
-from harness.engine.calibration import read_calibration
-from harness.engine.sampling import SAMPLERS, SamplerConfig, check_sampler, grid_intervals, sample_path
-from harness.engine.schedule import TimeWarp
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS, PATHS
+from pathbench.engine.calibration import read_calibration
+from pathbench.engine.sampling import SAMPLERS, SamplerConfig, check_sampler, grid_intervals, sample_path
+from pathbench.engine.schedule import TimeWarp
 
 
 class Method(ABC):
@@ -46,7 +46,7 @@ class Method(ABC):
     #: the backbone is a two-time flow map (start and end time), see baselines/flowmap.py
     two_time: ClassVar[bool] = False
     #: peak memory of the sampler per sample row in float32 (S, V) units, the model's logits
-    #: included (measured with ``pathbench bench sample``; harness.engine.memory sizes batches by it)
+    #: included (measured with ``pathbench study bench sample``; pathbench.engine.memory sizes batches by it)
     sampling_bsv: ClassVar[float] = 4.0
 
     def __init__(self, **options: object) -> None:
@@ -63,7 +63,7 @@ class Method(ABC):
 
     def sampling_bytes_per_row(self, config, seq_len: int) -> float:
         """Bytes the sampler holds per sample row beyond the backbone's activations (see
-        :mod:`harness.engine.memory`): ``sampling_bsv`` float32 (S, V) tensors."""
+        :mod:`pathbench.engine.memory`): ``sampling_bsv`` float32 (S, V) tensors."""
         return 4.0 * seq_len * config.vocab_size * self.sampling_bsv
 
     def sampler_config(self, method_name: str, spec: SamplerConfig | dict) -> SamplerConfig:
@@ -71,14 +71,14 @@ class Method(ABC):
         ``name`` gets the method's default sampler."""
         if isinstance(spec, dict):
             spec = SamplerConfig(**{**spec, "name": spec.get("name") or self.samplers[0]})
-        if spec.name == "tuned":  # the choice `pathbench tune-tstar` stored with the checkpoint
+        if spec.name == "tuned":  # the choice `pathbench study tune-tstar` stored with the checkpoint
             if "tuned_sampler" not in self.calibration:
-                raise ConfigError("sampler 'tuned' needs a tuned t*: run `pathbench tune-tstar --ckpt DIR` first")
+                raise ConfigError("sampler 'tuned' needs a tuned t*: run `pathbench study tune-tstar --ckpt DIR` first")
             spec = SamplerConfig(**self.calibration["tuned_sampler"]["sampler"])
         check_sampler(method_name, spec, self.samplers)
         if spec.grid == "error" and "time_warp" not in self.calibration:
             raise ConfigError("time grid 'error' needs the checkpoint's decoding-error curve: "
-                              "run `pathbench reparam --ckpt DIR` first")
+                              "run `pathbench study reparam --ckpt DIR` first")
         return spec
 
     def time_grid(self, path, nfe: int, grid: str | None) -> Tensor:
@@ -156,11 +156,11 @@ class TokenMethod(Method):
 
 
 def load_time_warp(run_dir: str):
-    """The decoding-error curve ``pathbench reparam`` stored with another run (FLM's reparameterisation)."""
+    """The decoding-error curve ``pathbench study reparam`` stored with another run (FLM's reparameterisation)."""
     section = read_calibration(Path(run_dir)).get("time_warp")
     if section is None:
         raise ConfigError(f"time_warp={run_dir}: that run has no fitted decoding-error curve; "
-                          f"run `pathbench reparam --ckpt {run_dir}` first")
+                          f"run `pathbench study reparam --ckpt {run_dir}` first")
     return TimeWarp.from_dict(section)
 
 
@@ -257,7 +257,7 @@ class PathMethod(Method):
 def register_path_methods() -> None:
     """Register a :class:`PathMethod` under every path name not already a method."""
     for name in PATHS.names():
-        if name in BASELINES:
+        if name in METHODS:
             continue
         doc = (PATHS.get(name).__doc__ or "").strip().splitlines()
         cls = type(f"{PATHS.get(name).__name__}Method", (PathMethod,), {
@@ -266,4 +266,4 @@ def register_path_methods() -> None:
                        + (f" ({doc[0].rstrip('.')})" if doc else ""),
             "__module__": __name__,
         })
-        BASELINES.add(name, cls, *PATHS.aliases_of(name))
+        METHODS.add(name, cls, *PATHS.aliases_of(name))

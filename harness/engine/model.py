@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 
 @dataclass

@@ -12,7 +12,7 @@ the tests) everything stays float32.
 
 fsdp is never chosen automatically: an experiment file asks for it (``experiments/gpu/
 tinystories_1p5b.yaml``), so that a run's checkpoint format is what its file says.
-fsdp checkpoints are distributed checkpoints (:mod:`harness.engine.dist_checkpoint`).
+fsdp checkpoints are distributed checkpoints (:mod:`pathbench.engine.dist_checkpoint`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 PARALLEL = ("ddp", "fsdp")
 

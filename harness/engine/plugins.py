@@ -12,7 +12,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 BUILTIN_PACKAGES = ("paths", "baselines", "tasks")
 ENTRY_POINT_GROUP = "pathbench.plugins"
@@ -76,7 +76,7 @@ def _import_plugins(modules: list[str] | tuple[str, ...], needed_by: str | None 
 
 
 def _register_path_methods() -> None:
-    from harness.engine.methods import register_path_methods  # imports torch: not for --help
+    from pathbench.engine.methods import register_path_methods  # imports torch: not for --help
 
     register_path_methods()  # every path, plugin paths included, is a trainable method
 

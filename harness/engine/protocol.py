@@ -3,7 +3,7 @@
 * ``kl-flow`` — the KL-flow reference code (EgorSevriugov/KL-Flow), the default for new runs.
   Training draws t ~ U[0, t_max] with t_max = 0.3 (``method.t_max``) and uses the reference's
   training recipe, Muon on every ≥ 2-D parameter (``train.optimizer=kl-flow-muon``,
-  :mod:`harness.engine.recipes`). Sampling integrates on
+  :mod:`pathbench.engine.recipes`). Sampling integrates on
   [0, t_max] on a grid uniform in τ = −log(1−t) (``method.grid=log``); for the kl path every
   update is l ← (1−Δτ)·l + Δτ·E_w[l1] (``method.update=tau_euler``, kl only). After the last
   update the denoiser is called once more at t_max and its argmax is the sample
@@ -34,10 +34,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES, PROTOCOLS
-from harness.engine.methods import Method, PathMethod
-from harness.engine.sampling import SAMPLERS, SamplerConfig
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS, PROTOCOLS
+from pathbench.engine.methods import Method, PathMethod
+from pathbench.engine.sampling import SAMPLERS, SamplerConfig
 
 DEFAULT = "kl-flow"  # new training runs reproduce the paper's reference code
 LEGACY = "plain"     # what a run recorded before protocols existed was trained with
@@ -73,7 +73,7 @@ PROTOCOLS.add("plain", Protocol(
 def _path_method(method_name: str) -> type | None:
     """The method's class if it is a simplex path trained as a method, else None (a flow-map
     student is a PathMethod without a path of its own: its path options come from its teacher)."""
-    cls = BASELINES.get(method_name)
+    cls = METHODS.get(method_name)
     return cls if isinstance(cls, type) and issubclass(cls, PathMethod) and cls.path_name else None
 
 
@@ -83,7 +83,7 @@ def resolve_method_options(method_name: str, protocol_name: str, explicit: dict)
     cls = _path_method(method_name)
     record: dict[str, Any] = {"name": protocol.name, "method": {}, "sampler": {}, "overridden": {}}
     if cls is None:
-        record["not_applied"] = {"method": f"'{BASELINES.canonical(method_name)}' is not a simplex-path "
+        record["not_applied"] = {"method": f"'{METHODS.canonical(method_name)}' is not a simplex-path "
                                            "method; it keeps its own options, training recipe and sampler defaults"}
         return dict(explicit), record
     takes = cls.option_names()
@@ -94,7 +94,7 @@ def resolve_method_options(method_name: str, protocol_name: str, explicit: dict)
             record["method"][key] = value
         else:
             record.setdefault("not_applied", {})[f"method.{key}"] = (
-                f"'{BASELINES.canonical(method_name)}' takes no '{key}'")
+                f"'{METHODS.canonical(method_name)}' takes no '{key}'")
     record["sampler"] = dict(protocol.sampler)  # what its path samplers will default to
     return {**record["method"], **explicit}, record
 
@@ -116,9 +116,9 @@ def resolve_train_options(record: dict, explicit: dict) -> tuple[dict, dict]:
 
 
 def build_method(method_name: str, options: dict, record: dict) -> Method:
-    """BASELINES.build, with a hint when a value the protocol set (not the user) is refused."""
+    """METHODS.build, with a hint when a value the protocol set (not the user) is refused."""
     try:
-        return BASELINES.build(method_name, **options)
+        return METHODS.build(method_name, **options)
     except ConfigError as err:
         applied = [f"{k}={v}" for k, v in record.get("method", {}).items() if f"'{v}'" in str(err)]
         if not applied:

@@ -8,7 +8,7 @@ same gradient; AdamW's per-element normalisation moves the columns together, so 
 added alike to every position, swamps the token's signal; Muon's orthogonalised update does not).
 Every recipe is registered (``pathbench list``), chosen by the train key ``optimizer``
 (``recipe`` is the same key), recorded in meta.json and every metrics.json, and searched like
-the learning rate by an experiment's ``tune:`` block (:mod:`harness.sweep.tuning`).
+the learning rate by an experiment's ``tune:`` block (:mod:`pathbench.sweep.tuning`).
 
 ``lr`` (the train key) is the recipe's *primary* learning rate; a recipe that runs two
 optimizers derives the second from it by a fixed ratio, so one lr axis tunes both and the ratio
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.core.errors import ConfigError
-from harness.core.registry import RECIPES
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import RECIPES
 
 #: the recipe a run gets when neither its protocol nor the user names one (the committed ids' value)
 DEFAULT_RECIPE = "adamw"

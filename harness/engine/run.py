@@ -21,16 +21,16 @@ from typing import Any, NamedTuple
 
 import torch
 
-from harness.core.config import DataConfig, apply_overrides, canonical_keys, line_infill_option
-from harness.core.devices import inference_autocast
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open
-from harness.core.registry import BASELINES
-from harness.core.rng import batch_seed, check_seeding, generator_for, row_seed
-from harness.data.corpus import BatchLoader, check_data_spec, prepare_data
-from harness.data.tokenizer import load_tokenizer
-from harness.engine.calibration import read_calibration
-from harness.engine.checkpoint import (
+from pathbench.core.config import DataConfig, apply_overrides, canonical_keys, line_infill_option
+from pathbench.core.devices import inference_autocast
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open
+from pathbench.core.registry import METHODS
+from pathbench.core.rng import batch_seed, check_seeding, generator_for, row_seed
+from pathbench.data.corpus import BatchLoader, check_data_spec, prepare_data
+from pathbench.data.tokenizer import load_tokenizer
+from pathbench.engine.calibration import read_calibration
+from pathbench.engine.checkpoint import (
     EXPORT_WEIGHTS,
     is_export,
     latest_checkpoint,
@@ -40,14 +40,14 @@ from harness.engine.checkpoint import (
     read_meta,
     write_meta,
 )
-from harness.engine.contract import check_sample
-from harness.engine.generation_cost import timed_sample
-from harness.engine.learning import run_check
-from harness.engine.memory import fit_batch, memory_budget
-from harness.engine.methods import Method
-from harness.engine.model import ModelConfig, Transformer, model_config
-from harness.engine.plugins import load_plugins, plugin_modules
-from harness.engine.protocol import (
+from pathbench.engine.contract import check_sample
+from pathbench.engine.generation_cost import timed_sample
+from pathbench.engine.learning import run_check
+from pathbench.engine.memory import fit_batch, memory_budget
+from pathbench.engine.methods import Method
+from pathbench.engine.model import ModelConfig, Transformer, model_config
+from pathbench.engine.plugins import load_plugins, plugin_modules
+from pathbench.engine.protocol import (
     DEFAULT,
     build_method,
     protocol_name_of,
@@ -55,10 +55,10 @@ from harness.engine.protocol import (
     resolve_train_options,
     sampling_setup,
 )
-from harness.engine.recipes import recipe_record
-from harness.engine.sampling import SamplerConfig
-from harness.engine.step_progress import denoiser_progress
-from harness.engine.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
+from pathbench.engine.recipes import recipe_record
+from pathbench.engine.sampling import SamplerConfig
+from pathbench.engine.step_progress import denoiser_progress
+from pathbench.engine.trainer import TrainConfig, TrainResult, distributed_context, ensure_can_start, train
 
 TRACKED = ("torch", "numpy", "tokenizers", "transformers", "datasets", "safetensors")
 
@@ -117,7 +117,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
                              causal=method.causal, time_cond=method.time_cond,
                              **({"two_time": True} if method.two_time else {}), **overrides["model"])
     meta = {
-        "method": BASELINES.canonical(method_name), "method_options": method.options(),
+        "method": METHODS.canonical(method_name), "method_options": method.options(),
         "preset": preset, "model": asdict(model_cfg), "data": asdict(data_cfg),
         "tokenizer": "tokenizer", "train": asdict(train_cfg), "generation_protocol": record,
         "recipe": recipe_record(train_cfg.optimizer, train_cfg.lr, train_cfg.weight_decay),
@@ -148,7 +148,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     result = train(method, model, iter(train_loader),
                    lambda: BatchLoader(data.val, train_cfg.batch_size, shuffle=False, **masks).epoch(),
                    train_cfg, out, resume=resume, device=device)
-    if rank == 0 and train_cfg.parallel != "fsdp":  # did it learn at all? stored before anyone reads its samples (harness.engine.learning)
+    if rank == 0 and train_cfg.parallel != "fsdp":  # did it learn at all? stored before anyone reads its samples (pathbench.engine.learning)
         check = run_check(out, method, model, data, data_cfg, train_cfg.batch_size, device)
         logging.getLogger("pathbench.train").info("learning check: %s", check["verdict"])
     # fsdp: every rank holds a shard; the check is computed from the consolidated copy when evaluated
@@ -186,12 +186,12 @@ def assemble_run(meta: dict, folder: Path, load: Callable[[torch.nn.Module], int
                  method_name: str | None = None) -> LoadedRun:
     """A run from its ``meta`` and a folder holding its tokenizer (``meta["tokenizer"]``) and
     calibration; ``load`` puts the weights into the model and returns their step. A run folder
-    (:func:`load_run`) and a Hub export (:mod:`harness.engine.hub`) differ only in ``load``."""
+    (:func:`load_run`) and a Hub export (:mod:`pathbench.engine.hub`) differ only in ``load``."""
     load_plugins(meta.get("plugins", ()), needed_by=f"run {folder}")
-    if method_name is not None and BASELINES.canonical(method_name) != meta["method"]:
+    if method_name is not None and METHODS.canonical(method_name) != meta["method"]:
         raise ConfigError(f"checkpoint {folder} was trained with method '{meta['method']}', "
                           f"not '{method_name}'")
-    method: Method = BASELINES.build(meta["method"], **meta["method_options"])
+    method: Method = METHODS.build(meta["method"], **meta["method_options"])
     method.calibration = read_calibration(folder)
     model_cfg = ModelConfig(**meta["model"])
     tokenizer = load_tokenizer(folder / meta["tokenizer"])
@@ -238,8 +238,8 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
     and ``protocol``, the generation-protocol record, as ``generation_protocol``).
 
     ``seeding="batch"``: one stream per batch, seeded with (seed, first index) — the samples
-    depend on the batch size; ``"row"``: one stream per sample (:func:`harness.core.rng.row_seed`)
-    — they do not. The batch is cut to fit ``memory_gb`` (:mod:`harness.engine.memory`)."""
+    depend on the batch size; ``"row"``: one stream per sample (:func:`pathbench.core.rng.row_seed`)
+    — they do not. The batch is cut to fit ``memory_gb`` (:mod:`pathbench.engine.memory`)."""
     if n < 1:
         raise ConfigError(f"n = {n} must be >= 1")
     check_seeding(seeding)

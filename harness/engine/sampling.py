@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from harness.core.rng import Generator, RowGenerators, rand
+from pathbench.core.errors import ConfigError
+from pathbench.core.rng import Generator, RowGenerators, rand
 
 SAMPLERS = ("basic", "semi", "sampling", "hybrid")
 FINALS = ("argmax", "sample")
@@ -81,7 +81,7 @@ class SamplerConfig:
 
 def gumbel_categorical(log_probs: Tensor, generator: Generator = None) -> Tensor:
     """One draw per row of ``log_probs`` (..., V) by Gumbel-max, in float64. -> (...) int64.
-    With a :class:`~harness.core.rng.RowGenerators` the first axis is the samples'."""
+    With a :class:`~pathbench.core.rng.RowGenerators` the first axis is the samples'."""
     if log_probs.dtype != torch.float64:
         raise TypeError(f"categorical draws must be made in float64, got {log_probs.dtype}")
     u = rand(log_probs.shape, generator, dtype=torch.float64, device=log_probs.device)
@@ -203,12 +203,12 @@ def sample_path(path, denoise: Denoiser, shape: tuple[int, int, int], cfg: Sampl
     buffers plus float64 blocks of one draw.
 
     Args:
-        path: a :class:`paths.base.SimplexPath`.
+        path: a :class:`pathbench.paths.base.SimplexPath`.
         denoise: the model, (B,S,V) input in ``dtype`` and t (B,) -> logits (B,S,V).
         shape: (B, S, V).
         given_ids, given_mask: (B, S) tokens and the positions that are given (clamped).
         generator: the source of every random draw (prior, categorical), for reproducibility:
-            one stream for the batch, or a :class:`~harness.core.rng.RowGenerators` (one per
+            one stream for the batch, or a :class:`~pathbench.core.rng.RowGenerators` (one per
             sample: the samples then do not depend on the batch they are drawn in).
         times: (grid_intervals(cfg) + 1,) grid to use instead of the path's (e.g. a time warp).
         dtype: the working dtype of the state (float32, or the model's; categorical draws are

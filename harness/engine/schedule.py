@@ -2,7 +2,7 @@
 
 ρ(t) = (e(0) − ẽ(t)) / (e(0) − ẽ(t_max)) with ẽ the running minimum of the measured decoding
 error e(t); piecewise linear between measured points, strictly increasing, so ρ⁻¹ exists.
-``pathbench reparam`` (harness.studies.time_warp) measures it; the sampler's ``grid=error`` and
+``pathbench study reparam`` (pathbench.studies.time_warp) measures it; the sampler's ``grid=error`` and
 training's ``method.time_warp`` read it. A value of the engine: it imports nothing above it.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 
 @dataclass
@@ -69,7 +69,7 @@ class TimeWarp:
             raise ConfigError(f"NFE = {nfe!r} must be an integer >= 1")
         if abs(self.times[0]) > 1e-9 or abs(self.times[-1] - t_max) > 1e-6:
             raise ConfigError(f"the time warp was measured on [{self.times[0]}, {self.times[-1]}], "
-                              f"the path integrates on [0, {t_max}]; run `pathbench reparam` again")
+                              f"the path integrates on [0, {t_max}]; run `pathbench study reparam` again")
         times = self.inverse(torch.linspace(0.0, 1.0, nfe + 1, dtype=torch.float64))
         times[0], times[-1] = 0.0, t_max
         return times

@@ -1,10 +1,10 @@
 """The one trainer every method goes through.
 
-A named training recipe (:mod:`harness.engine.recipes`: AdamW, Muon on the blocks' matrices, or
+A named training recipe (:mod:`pathbench.engine.recipes`: AdamW, Muon on the blocks' matrices, or
 the KL-flow reference's Muon on every matrix), linear warm-up then cosine decay,
 gradient clipping, bf16 autocast and optional torch.compile on CUDA, DDP or FSDP2 under
-torchrun (``parallel``, :mod:`harness.engine.parallel`), a held-out loss, JSONL metrics (and
-optionally TensorBoard, W&B or MLflow curves of the same records: :mod:`harness.engine.loggers`),
+torchrun (``parallel``, :mod:`pathbench.engine.parallel`), a held-out loss, JSONL metrics (and
+optionally TensorBoard, W&B or MLflow curves of the same records: :mod:`pathbench.engine.loggers`),
 a progress bar, and a guard that stops on a non-finite loss with the step number. Checkpoints
 hold weights, optimizer, every RNG and the data position, so ``resume=True`` continues exactly
 where the run stopped (bit-identical losses on CPU).
@@ -30,16 +30,16 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from harness.core.devices import bf16_peak_flops
-from harness.core.errors import ConfigError
-from harness.engine.checkpoint import latest_checkpoint
-from harness.engine.contract import check_loss
-from harness.engine.dist_checkpoint import resume_training_checkpoint, save_training_checkpoint
-from harness.engine.loggers import check_logger, open_sinks
-from harness.engine.methods import Method
-from harness.engine.parallel import check_parallel, parallelize
-from harness.engine.recipes import DEFAULT_RECIPE, get_recipe
-from harness.engine.recipes import build_optimizers as build_recipe_optimizers
+from pathbench.core.devices import bf16_peak_flops
+from pathbench.core.errors import ConfigError
+from pathbench.engine.checkpoint import latest_checkpoint
+from pathbench.engine.contract import check_loss
+from pathbench.engine.dist_checkpoint import resume_training_checkpoint, save_training_checkpoint
+from pathbench.engine.loggers import check_logger, open_sinks
+from pathbench.engine.methods import Method
+from pathbench.engine.parallel import check_parallel, parallelize
+from pathbench.engine.recipes import DEFAULT_RECIPE, get_recipe
+from pathbench.engine.recipes import build_optimizers as build_recipe_optimizers
 
 log = logging.getLogger("pathbench.train")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -99,7 +99,7 @@ class TrainConfig:
     warmup: int = 50
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    #: the training recipe (harness.engine.recipes; ``recipe=`` is the same key): adamw, muon,
+    #: the training recipe (pathbench.engine.recipes; ``recipe=`` is the same key): adamw, muon,
     #: kl-flow-muon; ``lr`` is its primary learning rate
     optimizer: str = DEFAULT_RECIPE
     eval_every: int = 100
@@ -113,7 +113,7 @@ class TrainConfig:
     #: micro-batches per optimizer step (each of ``batch_size``): the step's batch is
     #: grad_accum × batch_size per rank, its loss their mean
     grad_accum: int = 1
-    #: a live-curve logger beside metrics.jsonl (tensorboard, wandb, mlflow; harness.engine.loggers)
+    #: a live-curve logger beside metrics.jsonl (tensorboard, wandb, mlflow; pathbench.engine.loggers)
     #: fed the same records; it only observes, so a sweep leaves it out of a unit's id
     logger: str | None = None
     #: ddp: a full replica per rank; fsdp: weights, gradients and AdamW state sharded over the
@@ -151,7 +151,7 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def build_optimizers(model: torch.nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """The optimizers of ``cfg.optimizer``'s recipe over ``model`` (harness.engine.recipes)."""
+    """The optimizers of ``cfg.optimizer``'s recipe over ``model`` (pathbench.engine.recipes)."""
     return build_recipe_optimizers(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
 
 

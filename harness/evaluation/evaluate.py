@@ -2,10 +2,10 @@
 
 ``pathbench eval`` loads a run folder (or takes a run a sweep unit already loaded: one load for
 all its runs), resolves the sampler under the generation protocol, and hands the loaded run to
-the task's :meth:`~tasks.base.Task.evaluate`, which generates, writes what it generated and
+the task's :meth:`~pathbench.tasks.base.Task.evaluate`, which generates, writes what it generated and
 scores it. Every result is written atomically with both protocols, the environment and the
 measured cost of its generation (``generation``: the sampler's wall time, samples/s, tokens/s,
-NFE, batch, device, precision, threads; :mod:`harness.engine.generation_cost`).
+NFE, batch, device, precision, threads; :mod:`pathbench.engine.generation_cost`).
 """
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.core.devices import inference_precision
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_json
-from harness.core.registry import TASKS, accepted_options
-from harness.core.rng import check_seeding
-from harness.engine.generation_cost import measure_generation
-from harness.engine.learning import ensure_check
-from harness.engine.memory import check_memory_gb
-from harness.engine.protocol import for_sampling, sampling_setup
-from harness.engine.run import LoadedRun, environment, load_run
-from tasks.base import EvalSettings
-from tasks.scorers import check_spec, load_scorer, scorer_for_data
+from pathbench.core.devices import inference_precision
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_json
+from pathbench.core.registry import TASKS, accepted_options
+from pathbench.core.rng import check_seeding
+from pathbench.engine.generation_cost import measure_generation
+from pathbench.engine.learning import ensure_check
+from pathbench.engine.memory import check_memory_gb
+from pathbench.engine.protocol import for_sampling, sampling_setup
+from pathbench.engine.run import LoadedRun, environment, load_run
+from pathbench.tasks.base import EvalSettings
+from pathbench.tasks.scorers import check_spec, load_scorer, scorer_for_data
 
 #: the files an evaluation may write into its folder (metrics.json, and a task's generations)
 OUTPUTS = ("metrics.json", "samples.jsonl", "generations.jsonl")
@@ -44,7 +44,7 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
     record already resolved into ``sampler`` (a sweep's run). ``extra`` (run id, status, ...)
     is merged into the result before its one atomic write; ``reference_store`` is a folder
     where rows shared by a sweep's units are kept (the real-text row). ``seeding`` and
-    ``memory_gb``: see :class:`tasks.base.EvalSettings` (a row-seeded result says so).
+    ``memory_gb``: see :class:`pathbench.tasks.base.EvalSettings` (a row-seeded result says so).
     An evaluation already in ``out`` is refused unless ``overwrite``; a failed evaluation
     leaves no folder behind that it created."""
     # bad names fail before anything is loaded; the record keeps the options as given
@@ -56,7 +56,7 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
         raise ConfigError(f"{out} already holds an evaluation ({', '.join(held)}); pass --overwrite to "
                           "replace it or choose another --out (nothing was overwritten)")
     if not callable(getattr(task, "evaluate", None)):
-        raise ConfigError(f"task '{task_name}' has no evaluate(); derive it from tasks.base.Task, or ExampleTask "
+        raise ConfigError(f"task '{task_name}' has no evaluate(); derive it from pathbench.tasks.base.Task, or ExampleTask "
                           "(examples + score)")
     if candidates < getattr(task, "min_candidates", 1):
         why = f" ({task.candidates_reason})" if getattr(task, "candidates_reason", "") else ""

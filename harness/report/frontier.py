@@ -2,9 +2,9 @@
 
 Non-autoregressive generation exists to be faster than autoregressive decoding, so a method's
 quality is shown beside what it cost: per method and sampler setting of the unconditional task,
-gen-PPL with its 95 % interval and entropy (as every table: :func:`harness.report.tables.settings`,
+gen-PPL with its 95 % interval and entropy (as every table: :func:`pathbench.report.tables.settings`,
 pooled over seeds) against the samples/s its evaluations measured (``generation`` of
-metrics.json, :mod:`harness.engine.generation_cost`), the autoregressive baseline (KV cache) on
+metrics.json, :mod:`pathbench.engine.generation_cost`), the autoregressive baseline (KV cache) on
 the same axes. Speeds are comparable only on one device, precision and thread count: the
 device note says which, and the sentences compare settings measured on the same one.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.core.io import atomic_open
-from harness.report.tables import config_columns, settings
+from pathbench.core.io import atomic_open
+from pathbench.report.tables import config_columns, settings
 
 AR = "ar"
 #: the columns of a frontier row, in order
@@ -46,7 +46,7 @@ def _device(generation: dict) -> str:
 
 def frontier_rows(df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
     """The frontier table of the gathered results (``df``, ``records`` as
-    :func:`harness.report.leaderboard.load` returns them): unconditional runs with gen-PPL."""
+    :func:`pathbench.report.leaderboard.load` returns them): unconditional runs with gen-PPL."""
     by_id = {r["run_id"]: r for r in records}
     # the runs scored by generative perplexity (a task that reports gen_ppl; no task named here)
     part = df[df["gen_ppl"].notna()] if "gen_ppl" in df else df.iloc[0:0]

@@ -1,5 +1,5 @@
 """The report's quality–speed section: gen-PPL against measured samples/s per method and sampler
-setting, the autoregressive baseline on the same axes (:mod:`harness.report.frontier`)."""
+setting, the autoregressive baseline on the same axes (:mod:`pathbench.report.frontier`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from harness.report.frontier import quality_speed_frontier
-from harness.report.section_types import Figure, ReportInput, Section
+from pathbench.report.frontier import quality_speed_frontier
+from pathbench.report.section_types import Figure, ReportInput, Section
 
 
 def quality_and_speed(data: ReportInput) -> list[Section]:

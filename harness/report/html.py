@@ -121,7 +121,7 @@ def table_html(table: pd.DataFrame, caption: str | None = None, kind: str = "set
 
 
 def page(title: str, summary: str, legend: str, sections: list) -> str:
-    """The whole page: the sections of :mod:`harness.report.sections` in their order (a
+    """The whole page: the sections of :mod:`pathbench.report.sections` in their order (a
     section's paragraph, its table in a horizontally scrolling box, its figures, notes and
     folded ``<details>``)."""
     esc = html.escape

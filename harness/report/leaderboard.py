@@ -3,13 +3,13 @@
 :func:`collect` reads every ``metrics.json`` under a results folder (recursively) into one flat
 pandas table (one row per complete run); files that are not valid JSON, lack the required keys
 or are not ``status: complete`` are left out and listed as problems, never averaged in.
-:func:`tables` makes, after the verdict (:mod:`harness.report.verdict_tables`), one table per scorer for
+:func:`tables` makes, after the verdict (:mod:`pathbench.report.verdict_tables`), one table per scorer for
 the unconditional task and one per other task, each number once: runs that differ only in seed
 are one row (gen-PPL and entropy pooled over the seeds' samples with their interval,
-:func:`harness.core.stats.seed_pooled`); the other views (PPL vs NFE, t* sweep, few-step) are plots.
+:func:`pathbench.core.stats.seed_pooled`); the other views (PPL vs NFE, t* sweep, few-step) are plots.
 :func:`write_report` writes ``leaderboard.md``, ``leaderboard.csv``, ``report.html`` (one
-self-contained file with sortable tables and base64 plots, :mod:`harness.report.html`) and the PNGs;
-what they show, in which order, is :mod:`harness.report.sections`' list of section builders.
+self-contained file with sortable tables and base64 plots, :mod:`pathbench.report.html`) and the PNGs;
+what they show, in which order, is :mod:`pathbench.report.sections`' list of section builders.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text
-from harness.report.html import markdown_table, page
-from harness.report.plots import load_kl_curves
-from harness.report.sections import ReportInput, build_sections, markdown
-from harness.report.tables import BASE, PROTOCOL, SAMPLER_FIELDS, metric_key, tables
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_text
+from pathbench.report.html import markdown_table, page
+from pathbench.report.plots import load_kl_curves
+from pathbench.report.sections import ReportInput, build_sections, markdown
+from pathbench.report.tables import BASE, PROTOCOL, SAMPLER_FIELDS, metric_key, tables
 
 __all__ = ["collect", "load", "markdown_table", "tables", "write_report"]
 
@@ -153,9 +153,9 @@ def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None
                  scorer_order: list[str] | None = None, tuning: list[Path] | None = None,
                  denoiser_gap: Path | None = None) -> dict[str, Any]:
     """Write leaderboard.md/.csv, report.html and the PNG plots into ``out_dir``; the sections
-    are those of :data:`harness.report.sections.SECTION_BUILDERS`; ``scorer_order``: the experiment's
+    are those of :data:`pathbench.report.sections.SECTION_BUILDERS`; ``scorer_order``: the experiment's
     scorers as listed (its first is the primary scorer, shown first; default SmolLM2); ``tuning``: folders
-    holding a tuning result (harness.sweep.tuning) the runs' recipes came from; ``denoiser_gap``: a
+    holding a tuning result (pathbench.sweep.tuning) the runs' recipes came from; ``denoiser_gap``: a
     denoiser_gap.json whose Bayes-optimal curve is drawn beside the held-out cross-entropy."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if kl_curve_csv is not None and not Path(kl_curve_csv).is_file():

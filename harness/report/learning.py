@@ -4,12 +4,12 @@ and what the grid answers to the paper's question.
 * :func:`learning_table` — one row per trained model (method, protocol, seed, recipe and lr, the
   data's marginal cross-entropy, the best held-out cross-entropy over t, learned or not), from
   the ``learning_check`` and ``training_recipe`` every metrics.json carries
-  (:mod:`harness.engine.learning`). A model that did not learn is named in words on the first
+  (:mod:`pathbench.engine.learning`). A model that did not learn is named in words on the first
   screen: its samples say nothing about its method.
 * :func:`held_out_plot` — held-out cross-entropy against t per method (mean over seeds), the
   marginal beside it, and on an oracle corpus the Bayes-optimal denoiser's curve
   (``denoiser_gap.json`` of ``pathbench study denoiser-gap``) when given.
-* :func:`tuning_section` — the tuning table (harness.sweep.tuning) the runs' recipes came from.
+* :func:`tuning_section` — the tuning table (pathbench.sweep.tuning) the runs' recipes came from.
 * :func:`paper_question` — KL vs Fisher-Rao vs linear at matched entropy, with intervals, or why
   this grid cannot answer it.
 """
@@ -132,7 +132,7 @@ def tuning_section(folder: Path | None) -> str | None:
 
 def paper_question(verdicts: list, failed: list[str]) -> str:
     """KL vs Fisher-Rao vs linear at matched entropy, in words, with intervals (``verdicts``:
-    harness.report.verdict.MethodVerdict of one scorer)."""
+    pathbench.report.verdict.MethodVerdict of one scorer)."""
     found = {v.method.split(" [")[0]: v for v in verdicts if v.method.split(" [")[0] in PAPER_PATHS}
     ask = ("The paper's question: at the same sample entropy, does the KL path give lower generative perplexity "
            "than the Fisher-Rao and linear paths? ")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.core.io import atomic_open
+from pathbench.core.io import atomic_open
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
 

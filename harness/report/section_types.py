@@ -1,5 +1,5 @@
 """The records a report is built from and made of: a :class:`ReportInput` in, :class:`Section` s
-(with their :class:`Figure` s) out (harness.report.sections lists the builders)."""
+(with their :class:`Figure` s) out (pathbench.report.sections lists the builders)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Section:
 @dataclass
 class ReportInput:
     """Everything the builders read: the runs (flat table and raw records), the problems, the
-    tables of :func:`harness.report.tables.tables` and where the PNGs go."""
+    tables of :func:`pathbench.report.tables.tables` and where the PNGs go."""
 
     df: pd.DataFrame
     records: list[dict]

@@ -1,6 +1,6 @@
 """What a report shows, in order: a list of section builders, each a function of the gathered
 results that returns its sections. ``report.html`` and ``leaderboard.md`` render the same list
-(:mod:`harness.report.html`, :func:`markdown`), so the Markdown mirrors the page.
+(:mod:`pathbench.report.html`, :func:`markdown`), so the Markdown mirrors the page.
 
 The order is the reading order: the verdict first — the matched-entropy verdict under the
 experiment's primary scorer for an unconditional sweep, the per-metric ranking of its own task
@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from harness.report.frontier_section import quality_and_speed
-from harness.report.html import markdown_table
-from harness.report.plots import make_plots, single_point_notes
-from harness.report.section_types import Figure, ReportInput, Section
-from harness.report.task_verdict import task_verdict
-from harness.report.training_sections import learning, paper_question_first, tuning
-from harness.report.verdict_tables import scorer_rank, verdict_sections
+from pathbench.report.frontier_section import quality_and_speed
+from pathbench.report.html import markdown_table
+from pathbench.report.plots import make_plots, single_point_notes
+from pathbench.report.section_types import Figure, ReportInput, Section
+from pathbench.report.task_verdict import task_verdict
+from pathbench.report.training_sections import learning, paper_question_first, tuning
+from pathbench.report.verdict_tables import scorer_rank, verdict_sections
 
 #: protocol keys whose text depends on the machine (which optional packages it has), not on the
 #: result: left out of the shown protocol so that a report's bytes do not vary with them (each

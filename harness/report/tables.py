@@ -2,7 +2,7 @@
 
 One table per scorer for the unconditional task (real text first, then every setting) and one
 per other task. Runs that differ only in ``seed`` are one row: gen-PPL and entropy pooled over
-the seeds' samples with their 95 % interval (:func:`harness.core.stats.seed_pooled`, a two-stage
+the seeds' samples with their 95 % interval (:func:`pathbench.core.stats.seed_pooled`, a two-stage
 bootstrap over seeds then samples with several seeds, over samples with one); any other metric
 ``X`` stored with ``X_ci95`` is shown as ``value [low, high]``. t* appears only on rows whose
 sampler switches at it (hybrid). Also the numeric frames the plots draw from.
@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.core import stats
-from harness.report.html import MISSING
+from pathbench.core import stats
+from pathbench.report.html import MISSING
 
 BASE = ("method", "preset", "task", "scorer")
 PROTOCOL = "generation_protocol"  # its name; a column shown where two protocols share a table
@@ -26,7 +26,7 @@ SAMPLER_FIELDS = ("sampler", "nfe", "t_star", "top_k", "top_p", "temperature", "
 SETTING_KEYS = ["method", "sampler", "nfe", "t_star", "top_k"]
 #: samplers that switch at t*; elsewhere t_star is an unused default and is not shown
 T_STAR_SAMPLERS = ("hybrid", "tuned")
-#: samplers that draw no token (top-k, temperature and top-p do not apply; harness.engine.sampling)
+#: samplers that draw no token (top-k, temperature and top-p do not apply; pathbench.engine.sampling)
 NO_DRAW_SAMPLERS = ("basic",)
 PE = ["gen_ppl", "entropy"]
 POOLED_DATA = ("nll_sum", "tokens", "entropy")  # the per-sample lists stats.seed_pooled needs
@@ -88,7 +88,7 @@ def settings(df: pd.DataFrame, records: list[dict], metrics: list[str], pooled: 
     Per metric ``m``: ``m``, ``m_lo`` / ``m_hi`` (the 95 % interval) and ``m_std`` (std over
     seeds), ``seeds`` (runs in the row) and ``interval`` (how the interval was made). With
     ``pooled`` and per-sample data on every run, gen-PPL and entropy come from
-    :func:`harness.core.stats.seed_pooled` (all seeds' samples pooled; two-stage bootstrap with
+    :func:`pathbench.core.stats.seed_pooled` (all seeds' samples pooled; two-stage bootstrap with
     several seeds). Otherwise one run shows its stored ``m_ci95``, several the mean ± std."""
     config = config_columns(df)
     columns = [*config, *[f"{m}{s}" for m in metrics for s in ("", "_lo", "_hi", "_std", "_min", "_max")], "seeds",

@@ -1,10 +1,10 @@
 """The verdict of a conditional or code report: per metric, the methods ranked with their
 intervals over prompts or problems, ties said in words.
 
-Built from the task tables' numeric rows (:func:`harness.report.tables.settings`, one row per
+Built from the task tables' numeric rows (:func:`pathbench.report.tables.settings`, one row per
 setting: its value and stored 95 % interval). Every metric here is higher-is-better (BLEU,
 ROUGE-L, BERTScore, Pass@k, Compiles@k). A row's rank is 1 + the rows whose interval lies wholly
-above its own, as in the matched-entropy verdict (:mod:`harness.report.verdict`): rows whose
+above its own, as in the matched-entropy verdict (:mod:`pathbench.report.verdict`): rows whose
 intervals overlap are *within noise* and may share a rank. A method with several settings is
 one row per setting, named by what tells them apart.
 """
@@ -15,7 +15,7 @@ import math
 
 import pandas as pd
 
-from harness.report.tables import SETTING_KEYS, _fmt_key, header
+from pathbench.report.tables import SETTING_KEYS, _fmt_key, header
 
 #: the headline metrics of a task verdict, by family (the task tables show the rest)
 HEADLINE = ("bleu", "rougeL", "bertscore_f1", "pass@", "compiles@")

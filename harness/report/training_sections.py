@@ -1,12 +1,12 @@
 """Report sections about how the models were trained: the paper's question (answered only from
 models that learned), the learning check, and the tuning the recipes came from
-(:mod:`harness.report.learning` computes them; :mod:`harness.report.sections` lists the builders)."""
+(:mod:`pathbench.report.learning` computes them; :mod:`pathbench.report.sections` lists the builders)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.learning import (
+from pathbench.report.learning import (
     bayes_curves,
     held_out_plot,
     learning_summary,
@@ -14,8 +14,8 @@ from harness.report.learning import (
     paper_question,
     tuning_section,
 )
-from harness.report.section_types import Figure, ReportInput, Section
-from harness.report.verdict_tables import primary_verdicts
+from pathbench.report.section_types import Figure, ReportInput, Section
+from pathbench.report.verdict_tables import primary_verdicts
 
 
 def paper_question_first(data: ReportInput) -> list[Section]:

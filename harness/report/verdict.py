@@ -13,7 +13,7 @@ when no setting lies on one side of H* (never extrapolated). A setting trained w
 seeds pools their samples. Uncertainty: each resample draws the method's seeds with
 replacement and then every drawn seed's samples of every setting (one seed draw shared by all
 settings of a resample: a seed is one trained model, which made all of them; with one seed
-only samples are drawn; ``harness.core.stats``), the frontier is recomputed, and the 2.5/97.5
+only samples are drawn; ``pathbench.core.stats``), the frontier is recomputed, and the 2.5/97.5
 percentiles of the matched value are taken over the resamples where it is reached. The
 pairwise share P(A < B) counts the resamples in which A's matched PPL is below B's, and with
 several seeds each seed's own matched values are compared too; two methods whose intervals
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.core import stats
-from harness.core.errors import ConfigError
+from pathbench.core import stats
+from pathbench.core.errors import ConfigError
 
 
 @dataclass

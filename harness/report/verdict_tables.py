@@ -1,4 +1,4 @@
-"""The report's first section: the verdict at matched entropy, per scorer (see harness.report.verdict).
+"""The report's first section: the verdict at matched entropy, per scorer (see pathbench.report.verdict).
 
 Built from the complete unconditional runs that carry per-sample data (``metrics.per_sample``);
 the target entropy is the real text's under the same scorer (the runs' reference row).
@@ -11,8 +11,8 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from harness.core import stats
-from harness.report.verdict import Setting, judge, pairwise, seed_wins, within_noise
+from pathbench.core import stats
+from pathbench.report.verdict import Setting, judge, pairwise, seed_wins, within_noise
 
 
 def _label(record: dict) -> str:
@@ -72,7 +72,7 @@ def scorer_rank(order: list[str] | None):
 
 def learned_by_method(records: list[dict]) -> dict[str, str]:
     """method name (as the verdict names it) -> 'yes', 'NO: did not learn (k of n seeds)' or
-    'not checked', from each trained model's learning check (harness.engine.learning)."""
+    'not checked', from each trained model's learning check (pathbench.engine.learning)."""
     several = len({_protocol(r) for r in records} - {None}) > 1
     models: dict[str, dict[str, bool | None]] = defaultdict(dict)
     for r in records:

@@ -1,10 +1,10 @@
-"""``pathbench bench train``: where a training step's time goes (speed targets live here, not in tests).
+"""``pathbench study bench train``: where a training step's time goes (speed targets live here, not in tests).
 
 For each method: tokens/s of the shared trainer and of a bare PyTorch loop on the same model,
 method and batches; inside the bare loop, the share of a step spent noising (prior, target,
 interpolation: ``PathMethod.noisy``) against the model's forward, loss and backward; achieved
 FLOP/s (6·N + attention per token) against this machine's measured fp32 matmul peak; and the
-peak memory of a step in float32 (B,S,V) units. ``harness.studies.bench_sample`` does the same for the
+peak memory of a step in float32 (B,S,V) units. ``pathbench.studies.bench_sample`` does the same for the
 samplers; the measuring tools (model timer, peak memory) are shared from here.
 
 Batches are uniformly random token ids of the run's vocabulary: throughput does not depend on
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from harness.core.registry import BASELINES
-from harness.data.corpus import Batch
-from harness.engine.methods import Method, PathMethod
-from harness.engine.model import Transformer, model_config
-from harness.engine.trainer import TrainConfig, build_optimizers, train
+from pathbench.core.registry import METHODS
+from pathbench.data.corpus import Batch
+from pathbench.engine.methods import Method, PathMethod
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.trainer import TrainConfig, build_optimizers, train
 
 
 def sync(device: str) -> None:
@@ -188,7 +188,7 @@ def bench_train(method_name: str = "kl", preset: str = "tiny", vocab: int = 8192
 
 def _bench_train_one(method_name: str, preset: str, vocab: int, seq_len: int, batch_size: int, steps: int,
                      device: str, peak: float) -> dict:
-    method: Method = BASELINES.build(method_name)
+    method: Method = METHODS.build(method_name)
     cfg_model = model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
                              time_cond=method.time_cond)
     tokens = steps * batch_size * seq_len

@@ -1,4 +1,4 @@
-"""``pathbench bench data``: the data pipeline at scale on a generated local corpus.
+"""``pathbench study bench data``: the data pipeline at scale on a generated local corpus.
 
 It writes a JSONL corpus of ``size_gb`` GB into a temporary folder (documents of 3–12 real
 paragraphs of the embedded BBC News corpus drawn at random: English text, so the tokenizer
@@ -29,9 +29,9 @@ try:  # optional (not a dependency): the whole-tree figure needs it
 except ImportError:  # pragma: no cover - installed with accelerate here
     psutil = None
 
-from harness.data.corpus import load_corpus, prepare_data
-from harness.data.stream import SHARD_CHARS, data_workers
-from harness.studies.bench import _rss_bytes
+from pathbench.data.corpus import load_corpus, prepare_data
+from pathbench.data.stream import SHARD_CHARS, data_workers
+from pathbench.studies.bench import _rss_bytes
 
 
 def write_corpus(path: Path, size_bytes: int, seed: int = 0) -> int:

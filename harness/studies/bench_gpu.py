@@ -1,4 +1,4 @@
-"""``pathbench bench gpu``: the check to run the first time a GPU is lent (≈ 5 minutes, one H100/H200).
+"""``pathbench study bench gpu``: the check to run the first time a GPU is lent (≈ 5 minutes, one H100/H200).
 
 No GPU has run this project yet; this is what one should run first, in one command
 (``scripts/gpu_check.sh``), and commit. At the paper's sizes (``paper-150m``, V = 50,257,
@@ -7,7 +7,7 @@ rest still run:
 
 * ``train``: bf16 autocast + torch.compile training steps of every registered method (the
   trainer's step: loss, backward, clipping, AdamW), tokens/s, model TFLOP/s and MFU against the
-  device's dense bf16 peak (:func:`harness.core.devices.bf16_peak_flops`), peak memory;
+  device's dense bf16 peak (:func:`pathbench.core.devices.bf16_peak_flops`), peak memory;
 * ``sample``: a few steps of every sampler of every method, time per step and peak memory in GB
   and in float32 (B,S,V) units (the unit the sampler's memory budget is written in);
 * ``cuda_baselines``: whether dfm and sedd trained and sampled on the device (their generators
@@ -37,15 +37,15 @@ from typing import Any
 
 import torch
 
-from harness.core.devices import bf16_peak_flops, resolve_device
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_json, atomic_write_text
-from harness.core.registry import BASELINES
-from harness.engine.methods import Method
-from harness.engine.model import Transformer, model_config
-from harness.engine.protocol import resolve_method_options, resolve_sampler
-from harness.engine.trainer import TrainConfig, build_optimizers
-from harness.studies.bench import PeakMemory, RandomBatches, bsv_units, sync
+from pathbench.core.devices import bf16_peak_flops, resolve_device
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_json, atomic_write_text
+from pathbench.core.registry import METHODS
+from pathbench.engine.methods import Method
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.protocol import resolve_method_options, resolve_sampler
+from pathbench.engine.trainer import TrainConfig, build_optimizers
+from pathbench.studies.bench import PeakMemory, RandomBatches, bsv_units, sync
 
 GB = 1e9
 #: shares of the budget kept for the sampler and scorer sections; training gets the rest
@@ -69,7 +69,7 @@ def sizes_for(device: str, tiny: bool, batch_size: int | None = None) -> Sizes:
     if tiny:  # the code path in seconds on a CPU
         return Sizes("tiny", 512, 32, batch_size or 4, compile=False, bf16=False, max_steps=1, nfe=2)
     if not device.startswith("cuda"):
-        raise ConfigError("pathbench bench gpu at the paper's sizes needs a CUDA device; "
+        raise ConfigError("pathbench study bench gpu at the paper's sizes needs a CUDA device; "
                           "--device cpu needs --tiny (the code path only)")
     return Sizes("paper-150m", 50_257, 1024, batch_size or 8, compile=True, bf16=True, max_steps=10, nfe=4)
 
@@ -99,7 +99,7 @@ def _guarded(fn: Callable[[], dict]) -> dict:
 
 def _method(name: str) -> tuple[Method, dict]:
     options, record = resolve_method_options(name, "kl-flow", {})
-    return BASELINES.build(name, **options), record
+    return METHODS.build(name, **options), record
 
 
 def _model(method: Method, sizes: Sizes, device: str) -> Transformer:
@@ -240,16 +240,16 @@ def gpu_check(out: Path, device: str = "cuda", tiny: bool = False, budget_s: flo
               batch_size: int | None = None, methods: list[str] | None = None) -> dict[str, Any]:
     """Run every section, write ``gpu_check.json`` and ``gpu_check.md`` into ``out``, return the record."""
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("pathbench bench gpu needs a CUDA device and none is available "
+        raise ConfigError("pathbench study bench gpu needs a CUDA device and none is available "
                           "(--device cpu --tiny runs its code path on the CPU)")
     device = resolve_device(device)
     sizes = sizes_for(device, tiny, batch_size)
     if (out / "gpu_check.json").exists():
         raise ConfigError(f"{out} already holds a gpu check; choose another --out (nothing was overwritten)")
     budget = Budget(budget_s)
-    names = methods or BASELINES.names()
+    names = methods or METHODS.names()
     for name in names:
-        BASELINES.get(name)  # an unknown name is bad input (one line, exit 2), not a skipped unit
+        METHODS.get(name)  # an unknown name is bad input (one line, exit 2), not a skipped unit
     record: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__, "cuda": torch.version.cuda, "tiny": tiny, "budget_s": budget_s,
@@ -313,7 +313,7 @@ def _table(rows: dict[str, dict], columns: list[str]) -> list[str]:
 
 def markdown(record: dict) -> str:
     s = record["sizes"]
-    lines = [f"# pathbench bench gpu — {record['device']}", "",
+    lines = [f"# pathbench study bench gpu — {record['device']}", "",
              f"torch {record['torch']} (CUDA {record['cuda']}); preset {s['preset']}, V = {s['vocab']:,}, "
              f"S = {s['seq_len']}, B = {s['batch_size']}, bf16 {s['bf16']}, compile {s['compile']}; "
              f"bf16 peak {_cell(record['bf16_peak_tflops'])} TFLOP/s; {record['elapsed_s']:.0f} s of a "

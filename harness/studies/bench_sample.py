@@ -1,4 +1,4 @@
-"""``pathbench bench sample``: where a sampler's time and memory go (an untrained model: speed only).
+"""``pathbench study bench sample``: where a sampler's time and memory go (an untrained model: speed only).
 
 Per method, sampler, top-k and NFE: samples/s and tokens/s; the time outside the denoiser per
 step as a multiple of one denoiser call (the sampler's own cost); the *floor* — the measured
@@ -10,7 +10,7 @@ holds the model's logits), in float32 (B,S,V) units. The autoregressive baseline
 decode is timed beside it at the same size. Simplex paths are set up under a generation
 protocol (``kl-flow`` by default: t_max 0.3, the τ grid, τ-Euler for kl, the final call at
 t_max), the one a reproduction runs. With a memory budget (``--memory-gb``) the batch is the one
-:mod:`harness.engine.memory` allows, and each line gives the measured peak beside the estimate
+:mod:`pathbench.engine.memory` allows, and each line gives the measured peak beside the estimate
 and the budget.
 """
 
@@ -21,15 +21,15 @@ import time
 
 import torch
 
-from baselines.unmask import draw_rows
-from harness.core.registry import BASELINES
-from harness.engine.memory import bytes_per_row, fit_batch, memory_budget
-from harness.engine.methods import Method, PathMethod
-from harness.engine.model import Transformer, model_config
-from harness.engine.protocol import resolve_method_options, resolve_sampler
-from harness.engine.sampling import SamplerConfig, draw_tokens, grid_intervals, scheme_at
-from harness.studies.bench import PeakMemory, bsv_units, sync, timed_forward
-from paths.base import softmax_into
+from pathbench.baselines.unmask import draw_rows
+from pathbench.core.registry import METHODS
+from pathbench.engine.memory import bytes_per_row, fit_batch, memory_budget
+from pathbench.engine.methods import Method, PathMethod
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.protocol import resolve_method_options, resolve_sampler
+from pathbench.engine.sampling import SamplerConfig, draw_tokens, grid_intervals, scheme_at
+from pathbench.studies.bench import PeakMemory, bsv_units, sync, timed_forward
+from pathbench.paths.base import softmax_into
 
 TARGETS = {"basic": 0.75, "semi": 2.0, "sampling": 2.0, "hybrid": 2.0,  # outside-model time / call
            "flowmap": 1.0, "euler": 1.0, "tweedie": 1.0}  # flowmap's jumps; dfm's and sedd's steps
@@ -102,7 +102,7 @@ def bench_sample(method_name: str = "kl", preset: str = "tiny", vocab: int = 819
                  device: str = "cpu", with_ar: bool = True, memory_gb: float | str | None = None) -> list[dict]:
     """Print and return the figures for each method of a comma-separated list (and AR beside)."""
     names = [n.strip() for n in method_name.split(",")]
-    if with_ar and "ar" not in [BASELINES.canonical(n) for n in names]:
+    if with_ar and "ar" not in [METHODS.canonical(n) for n in names]:
         names.append("ar")
     rows = []
     for name in names:
@@ -115,9 +115,9 @@ def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_
                   memory_gb=None) -> list[dict]:
     # a flow-map student is timed on an untrained kl teacher's path under the same protocol
     teacher = {"teacher": "@kl", "path_options": resolve_method_options("kl", protocol, {})[0]} \
-        if BASELINES.canonical(name) == "flowmap" else {}
+        if METHODS.canonical(name) == "flowmap" else {}
     options, record = resolve_method_options(name, protocol, teacher)
-    method: Method = BASELINES.build(name, **options)
+    method: Method = METHODS.build(name, **options)
     torch.manual_seed(0)
     model = Transformer(model_config(preset, vocab + method.extra_tokens, seq_len, causal=method.causal,
                                      time_cond=method.time_cond, **({"two_time": True} if method.two_time else {})

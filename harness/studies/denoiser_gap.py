@@ -1,12 +1,12 @@
-"""``pathbench denoiser-gap``: a trained denoiser's held-out cross-entropy against the Bayes-optimal one.
+"""``pathbench study denoiser-gap``: a trained denoiser's held-out cross-entropy against the Bayes-optimal one.
 
-On an oracle corpus (:mod:`harness.data.oracle`) the data law is known, so the best any
+On an oracle corpus (:mod:`pathbench.data.oracle`) the data law is known, so the best any
 denoiser can do at time t is the exact posterior
 
     p*(x1^j = i | z_t) ∝ p(z_t^j | x1^j = i) · Σ_z α⁻_j(z) β_j(z) E[z, i]
 
-— each position's single-token likelihood (:meth:`paths.base.SimplexPath.token_log_likelihood`)
-combined with the HMM by forward–backward (:meth:`harness.data.oracle.HMM.token_posterior`).
+— each position's single-token likelihood (:meth:`pathbench.paths.base.SimplexPath.token_log_likelihood`)
+combined with the HMM by forward–backward (:meth:`pathbench.data.oracle.HMM.token_posterior`).
 For every run and time t, the held-out sequences are noised once (float64, a fixed seed: every
 run of a path sees the same draws) and
 
@@ -34,17 +34,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open, atomic_write_json, atomic_write_text
-from harness.core.registry import PROTOCOLS
-from harness.core.stats import mean_interval
-from harness.data.corpus import prepare_stored
-from harness.data.oracle import HMM, OracleSpec, is_oracle
-from harness.engine.checkpoint import read_meta
-from harness.engine.methods import PathMethod
-from harness.engine.run import load_run
-from paths.base import SimplexPath
-from paths.fisher_rao import FisherRaoPath
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open, atomic_write_json, atomic_write_text
+from pathbench.core.registry import PROTOCOLS
+from pathbench.core.stats import mean_interval
+from pathbench.data.corpus import prepare_stored
+from pathbench.data.oracle import HMM, OracleSpec, is_oracle
+from pathbench.engine.checkpoint import read_meta
+from pathbench.engine.methods import PathMethod
+from pathbench.engine.run import load_run
+from pathbench.paths.base import SimplexPath
+from pathbench.paths.fisher_rao import FisherRaoPath
 
 COLUMNS = ("run", "method", "protocol", "seed", "vocab", "t", "ce_model", "ce_bayes", "gap", "gap_se", "sequences")
 QUADRATIC_MAX_VOCAB = 1024  # Fisher-Rao's O(V²) likelihood above this V: minutes per time point

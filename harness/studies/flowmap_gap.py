@@ -1,4 +1,4 @@
-"""``pathbench flowmap-gap``: how far a flow-map student is from its teacher's flow map, by jump.
+"""``pathbench study flowmap-gap``: how far a flow-map student is from its teacher's flow map, by jump.
 
 The student's δ_{s,t}(z_s) is compared with the teacher's own flow map over the same jump: K Euler
 steps of the teacher's ODE from z_s, written as one jump whose δ is the convex combination of the
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open
-from harness.data.corpus import held_out_batches
-from harness.engine.run import load_run
-from paths.posterior import entropy_categorical, kl_categorical
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open
+from pathbench.data.corpus import held_out_batches
+from pathbench.engine.run import load_run
+from pathbench.paths.posterior import entropy_categorical, kl_categorical
 
 #: (s, t) jumps as fractions of the path's t_max (0.3 under the kl-flow protocol, 1 under plain):
 #: the diagonal at three times, short jumps, and long jumps from noise

@@ -1,4 +1,4 @@
-"""``pathbench kl-curve``: KL(x1 ‖ x_t) against t for several paths and vocabulary sizes.
+"""``pathbench study kl-curve``: KL(x1 ‖ x_t) against t for several paths and vocabulary sizes.
 
 Writes ``kl_curve.csv`` (columns path, vocab, t, kl_mean, kl_std; std over prior samples)
 and ``kl_curve.png`` (one panel per V, one line per path, ±1 std band).
@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open, atomic_write_text
-from harness.core.registry import PATHS
-from paths.diagnostics import kl_times, kl_to_target
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open, atomic_write_text
+from pathbench.core.registry import PATHS
+from pathbench.paths.diagnostics import kl_times, kl_to_target
 
 COLUMNS = ("path", "vocab", "t", "kl_mean", "kl_std")
 

@@ -1,13 +1,13 @@
-"""``pathbench posterior-gap``: KL(exact posterior ‖ geodesic-only approximation) against t.
+"""``pathbench study posterior-gap``: KL(exact posterior ‖ geodesic-only approximation) against t.
 
-For one token on the KL path (see :mod:`paths.posterior` for both posteriors), draw
+For one token on the KL path (see :mod:`pathbench.paths.posterior` for both posteriors), draw
 (i ~ π, x0 ~ Dirichlet(1)), form x_t, and average KL(p(·|x_t) ‖ q(·|x_t)) over draws, at
 ``points`` times in (0, 1), for a point-mass prior (all data on one token) and a uniform prior
 over tokens. Two times come out of it (``crossing.json``), each the first t below ``threshold``:
 
 * ``sharp``: the exact posterior's entropy — from there on x_t identifies its token, so the
   ``sampling`` scheme's commitment to one drawn token loses nothing (uniform prior: the
-  theory-guided start for the hybrid sampler's t*, ``pathbench tune-tstar --start crossing.json``);
+  theory-guided start for the hybrid sampler's t*, ``pathbench study tune-tstar --start crossing.json``);
 * ``crossing``: KL(exact ‖ geodesic-only) — from there on even the noise-blind geodesic
   reading of x_t is right.
 
@@ -26,11 +26,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open, atomic_write_json, atomic_write_text
-from paths.base import check_unit_interval, sample_log_dirichlet1
-from paths.diagnostics import kl_times
-from paths.posterior import entropy_categorical, exact_posterior_log, geodesic_posterior_log, kl_categorical
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open, atomic_write_json, atomic_write_text
+from pathbench.paths.base import check_unit_interval, sample_log_dirichlet1
+from pathbench.paths.diagnostics import kl_times
+from pathbench.paths.posterior import entropy_categorical, exact_posterior_log, geodesic_posterior_log, kl_categorical
 
 PRIORS = ("point_mass", "uniform")
 COLUMNS = ("prior", "vocab", "t", "kl_mean", "kl_std", "exact_entropy")

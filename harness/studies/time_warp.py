@@ -10,10 +10,10 @@ stretch of t. A uniform grid wastes most of its steps where nothing is decided. 
 measures time in "fraction of the decoding error removed"; the sampler grid ``error`` puts
 t_n = ρ⁻¹(n / N), so every step removes the same share of decoding error. ρ is piecewise
 linear between the measured points (a tiny slope keeps it strictly increasing, so ρ⁻¹ exists).
-The curve is measured once per checkpoint (``pathbench reparam``) and stored in its
+The curve is measured once per checkpoint (``pathbench study reparam``) and stored in its
 calibration.json, so any path — and any sampler of it — can use it through ``grid=error``; and
 training can draw its times the same way (``method.time_warp=<that run>``: t = ρ⁻¹(u), u ~ U(0,1),
-the FLM recipe of a short run, ``pathbench reparam``, then the real run on warped time).
+the FLM recipe of a short run, ``pathbench study reparam``, then the real run on warped time).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open
-from harness.data.corpus import held_out_batches
-from harness.engine.calibration import store_calibration
-from harness.engine.run import load_run
-from harness.engine.schedule import TimeWarp  # the value lives in the engine, beside the sampler
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open
+from pathbench.data.corpus import held_out_batches
+from pathbench.engine.calibration import store_calibration
+from pathbench.engine.run import load_run
+from pathbench.engine.schedule import TimeWarp  # the value lives in the engine, beside the sampler
 
 
 @torch.no_grad()
@@ -63,7 +63,7 @@ def measure_decoding_error(method, model: torch.nn.Module, batches: list, times:
 
 def fit_time_warp(ckpt: Path, *, points: int = 33, batches: int = 8, batch_size: int = 16,
                   device: str = "cpu", out: Path | None = None) -> TimeWarp:
-    """``pathbench reparam``: measure e(t) on the run's held-out split, store it with the checkpoint."""
+    """``pathbench study reparam``: measure e(t) on the run's held-out split, store it with the checkpoint."""
     if points < 2:
         raise ConfigError(f"points = {points} must be >= 2")
     method, model, _, meta, step, _ = load_run(ckpt, device)

@@ -1,4 +1,4 @@
-"""``pathbench tune-tstar``: choose the hybrid sampler's t* (and top-k) from data, not by hand.
+"""``pathbench study tune-tstar``: choose the hybrid sampler's t* (and top-k) from data, not by hand.
 
 The rule: among the candidate (t*, top-k) settings, take the one with the lowest generative
 perplexity whose entropy stays within ``margin`` nats of the real text's entropy (the
@@ -9,7 +9,7 @@ Samples for tuning are drawn with their own seed (``seed``, default 1000), not t
 leaderboard's samples, so a tuned row is not selected on the very samples it is reported on.
 The choice is stored in the run's calibration.json (section ``tuned_sampler``); ``--sampler
 tuned`` then uses it anywhere a sampler is named. A starting point can come from theory:
-``--start crossing.json`` (written by ``pathbench posterior-gap``) centres the t* grid on the
+``--start crossing.json`` (written by ``pathbench study posterior-gap``) centres the t* grid on the
 time where the geodesic-only posterior becomes accurate.
 """
 
@@ -25,13 +25,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_open, atomic_write_text
-from harness.engine.calibration import store_calibration
-from harness.engine.protocol import for_sampling, resolve_sampler
-from harness.engine.run import draw_samples, load_run
-from tasks.reference import reference_row
-from tasks.unconditional import Unconditional
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_open, atomic_write_text
+from pathbench.engine.calibration import store_calibration
+from pathbench.engine.protocol import for_sampling, resolve_sampler
+from pathbench.engine.run import draw_samples, load_run
+from pathbench.tasks.reference import reference_row
+from pathbench.tasks.unconditional import Unconditional
 
 DEFAULT_T_STARS = (0.1, 0.2, 0.28, 0.4, 0.6)
 START_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)

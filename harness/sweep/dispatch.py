@@ -15,7 +15,7 @@ Layout of the output folder::
                           (with the plugins it ran with); never overwritten
     experiment.yaml       the first of them (older folders have only this one)
     submitit/             submitit's job files and logs
-    sweep.log             the progress lines of every invocation (harness.sweep.progress)
+    sweep.log             the progress lines of every invocation (pathbench.sweep.progress)
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_text, exclusive
-from harness.engine.learning import read_check
-from harness.engine.plugins import load_all
-from harness.engine.run import LoadedRun, load_run, train_run
-from harness.evaluation.evaluate import eval_run
-from harness.sweep.experiment import Experiment, RunSpec, TrainUnit, expand, read_experiment
-from harness.sweep.progress import Progress, run_complete, train_complete
-from harness.sweep.scheduler import run_units
-from harness.sweep.slurm import partition_limits, slurm_parameters
-from harness.sweep.tuning import (
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_text, exclusive
+from pathbench.engine.learning import read_check
+from pathbench.engine.plugins import load_all
+from pathbench.engine.run import LoadedRun, load_run, train_run
+from pathbench.evaluation.evaluate import eval_run
+from pathbench.sweep.experiment import Experiment, RunSpec, TrainUnit, expand, read_experiment
+from pathbench.sweep.progress import Progress, run_complete, train_complete
+from pathbench.sweep.scheduler import run_units
+from pathbench.sweep.slurm import partition_limits, slurm_parameters
+from pathbench.sweep.tuning import (
     final_val_loss,
     parse_tune,
     read_tuned,
@@ -263,7 +263,7 @@ def record_experiment(out_dir: Path, name: str, text: str) -> Path:
 def make_executor(kind: str, folder: Path, settings: dict, threads: int | None = None) -> submitit.AutoExecutor:
     """A submitit executor: ``local`` (subprocesses, explicit timeout), ``slurm`` (job arrays,
     requeued on preemption through UnitJob.checkpoint; requests that fit the partition, see
-    :mod:`harness.sweep.slurm`), ``debug`` (in-process)."""
+    :mod:`pathbench.sweep.slurm`), ``debug`` (in-process)."""
     if kind not in ("local", "slurm", "debug"):
         raise ConfigError(f"unknown executor '{kind}'; known: local, slurm, debug")
     executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
@@ -288,7 +288,7 @@ def default_threads(kind: str, settings: dict) -> int | None:
 def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], device: str | None,
                threads: int | None, dry_run: bool) -> dict[str, Any]:
     """Train the tuning candidates of every method the file neither pins nor has tuned in this
-    folder, pick each method's best and write ``tuning/`` (harness.sweep.tuning). Returns
+    folder, pick each method's best and write ``tuning/`` (pathbench.sweep.tuning). Returns
     ``{"tuned": choices or None, "jobs": [...], "failed": [...]}``."""
     spec = parse_tune(raw.get("tune"), [m if isinstance(m, str) else str(m.get("name")) for m in raw["methods"]])
     if spec is None:

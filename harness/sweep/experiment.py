@@ -2,9 +2,9 @@
 
     name: tiny-ablation
     preset: tiny
-    model: {n_layer: 2, d_model: 64}                            # harness.engine.model.ModelConfig fields
-    data: {corpus: bbc, vocab_size: 512, seq_len: 32}          # harness.core.config.DataConfig keys
-    train: {steps: 200, batch_size: 16, lr: 3.0e-3}             # harness.engine.trainer.TrainConfig keys
+    model: {n_layer: 2, d_model: 64}                            # pathbench.engine.model.ModelConfig fields
+    data: {corpus: bbc, vocab_size: 512, seq_len: 32}          # pathbench.core.config.DataConfig keys
+    train: {steps: 200, batch_size: 16, lr: 3.0e-3}             # pathbench.engine.trainer.TrainConfig keys
     methods: [kl, linear, {name: dfm, options: {scheduler: quadratic}},
               {name: flowmap, options: {teacher: "@kl"}, train: {lr: 1.0e-3}}]   # per-method train keys
     samplers:                                                   # each key may be a list (a grid axis)
@@ -16,7 +16,7 @@
                slurm: {partition: gpu, gpus_per_task: 1}}
     protocol: kl-flow                                           # or plain, or [kl-flow, plain] (an axis)
 
-The generation protocol (harness.engine.protocol; default kl-flow) resolves each unit's method
+The generation protocol (pathbench.engine.protocol; default kl-flow) resolves each unit's method
 options and each run's sampler keys before ids are computed, so an id is the hash of what is
 trained and sampled; keys given in the file override the protocol's and the record (stored
 in metrics.json as ``generation_protocol``) says so. A unit or run that two protocols resolve
@@ -40,25 +40,25 @@ from typing import Any
 
 import yaml
 
-from harness.core.config import DataConfig, apply_overrides, canonical_keys
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES, PROTOCOLS, TASKS
-from harness.core.rng import check_seeding
-from harness.data.corpus import check_data_spec
-from harness.engine.memory import check_memory_gb
-from harness.engine.model import model_config
-from harness.engine.plugins import load_plugins
-from harness.engine.protocol import (
+from pathbench.core.config import DataConfig, apply_overrides, canonical_keys
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS, PROTOCOLS, TASKS
+from pathbench.core.rng import check_seeding
+from pathbench.data.corpus import check_data_spec
+from pathbench.engine.memory import check_memory_gb
+from pathbench.engine.model import model_config
+from pathbench.engine.plugins import load_plugins
+from pathbench.engine.protocol import (
     DEFAULT,
     build_method,
     resolve_method_options,
     resolve_sampler,
     resolve_train_options,
 )
-from harness.engine.sampling import SamplerConfig
-from harness.engine.trainer import TrainConfig
-from harness.sweep.experiment_schema import check_experiment
-from harness.sweep.tuning import TuneSpec, parse_tune
+from pathbench.engine.sampling import SamplerConfig
+from pathbench.engine.trainer import TrainConfig
+from pathbench.sweep.experiment_schema import check_experiment
+from pathbench.sweep.tuning import TuneSpec, parse_tune
 
 TOP_KEYS = {"name", "preset", "model", "data", "train", "methods", "samplers", "seeds", "tasks", "executor",
             "protocol", "plugins", "tune"}
@@ -98,7 +98,7 @@ class TrainUnit:
 
     def identity(self) -> dict:
         """What is trained: where the data cache lives, the record and the live-curve logger
-        (it only observes: harness.engine.loggers) do not change it; options newer than the
+        (it only observes: pathbench.engine.loggers) do not change it; options newer than the
         committed results are in it only when they differ from their defaults."""
         config = self.config()
         del config["protocol"]
@@ -158,7 +158,7 @@ class Experiment:
     executor: dict = field(default_factory=dict)
     #: plugin modules the file names (``plugins: [module, ...]``), loaded before it is expanded
     plugins: list[str] = field(default_factory=list)
-    #: the ``tune:`` block (harness.sweep.tuning), None without one
+    #: the ``tune:`` block (pathbench.sweep.tuning), None without one
     tune: TuneSpec | None = None
 
 
@@ -206,7 +206,7 @@ def read_experiment(path: Path) -> dict:
 
 def load_experiment(path: Path, tuned: dict[str, dict] | None = None) -> Experiment:
     """Parse and validate an experiment file and expand its grid (``tuned``: the choices of a
-    sweep's tuning stage, for methods the file does not pin; harness.sweep.tuning)."""
+    sweep's tuning stage, for methods the file does not pin; pathbench.sweep.tuning)."""
     return expand(read_experiment(path), default_name=path.stem, tuned=tuned)
 
 
@@ -256,7 +256,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
             name = entry.get("name")
             options, record = resolve_method_options(name, protocol, _with_teacher_path(entry, built))
             method = build_method(name, options, record)  # validates the name and options
-            built.setdefault(BASELINES.canonical(name), method)
+            built.setdefault(METHODS.canonical(name), method)
             # a method may change the shared budget's settings (e.g. a distilled student's lr); the
             # protocol's recipe (simplex paths) sits under every key the file gives
             own_keys = canonical_keys(TrainConfig, dict(entry.get("train") or {}), f"{name}.train")
@@ -269,7 +269,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
             resolved, record = resolve_train_options(record, {**shared_train, **own_keys})
             own_train = asdict(apply_overrides(TrainConfig(), resolved, f"{name}.train"))
             for seed in seeds:
-                unit = TrainUnit(BASELINES.canonical(name), method.options(), preset, data,
+                unit = TrainUnit(METHODS.canonical(name), method.options(), preset, data,
                                  {**own_train, "seed": seed}, seed, record, model)
                 units.setdefault(unit.id, unit)
                 for explicit in _samplers_for(method, samplers, data["seq_len"]):
@@ -295,7 +295,7 @@ def _with_teacher_path(entry: dict, built: dict[str, Any]) -> dict:
     options = dict(entry.get("options") or {})
     teacher = options.get("teacher")
     if isinstance(teacher, str) and teacher.startswith("@") and "path_options" not in options:
-        found = built.get(BASELINES.canonical(teacher[1:])) if teacher[1:] in BASELINES else None
+        found = built.get(METHODS.canonical(teacher[1:])) if teacher[1:] in METHODS else None
         if found is not None and hasattr(found, "path"):
             options["path_options"] = found.path.options()
     return options

@@ -4,7 +4,7 @@
 every axis (``seeds: [zero]``, ``methods: 7``, ``samplers: {name: basic}``, ``tasks:
 unconditional``, a sampler's ``nfe: [16, x]``, ...) and raises one :class:`ConfigError` line
 naming the key, the bad value and what is valid. Names (of methods, tasks, samplers,
-protocols) and keys it does not know are left to :func:`harness.sweep.experiment.expand`,
+protocols) and keys it does not know are left to :func:`pathbench.sweep.experiment.expand`,
 which checks them against the registries right after this; a key's *values* beyond their
 type (ranges, choices) are checked where they are used, also before anything runs.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from harness.core.errors import ConfigError
-from harness.engine.sampling import SamplerConfig
+from pathbench.core.errors import ConfigError
+from pathbench.engine.sampling import SamplerConfig
 
 EXAMPLE = {"methods": "methods: [kl, {name: dfm, options: {...}}]",
            "samplers": "samplers: [{name: basic, nfe: [16, 64]}]",

@@ -5,7 +5,7 @@ are ready, as one job array per round); a new one starts as soon as one finishes
 a whole wave. A unit that uses another unit's trained model — a flow-map student's
 ``teacher: "@kl"``, a ``self:@ar`` scorer — starts only once that unit's final checkpoint is
 written, whatever the order or the parallelism; if that unit fails, the user is not run. The
-parent process does all the waiting: it polls the jobs (and, through harness.sweep.progress, their
+parent process does all the waiting: it polls the jobs (and, through pathbench.sweep.progress, their
 folders) every few seconds. A SLURM job that leaves the queue without a result (``scancel``, a
 lost node) is reported as failed after a grace period instead of being waited for for ever.
 """
@@ -16,15 +16,15 @@ import os
 import time
 from pathlib import Path
 
-from harness.core.errors import ConfigError
-from harness.sweep.progress import Progress, train_complete
-from harness.sweep.slurm import VANISH_GRACE_S, queued_jobs
+from pathbench.core.errors import ConfigError
+from pathbench.sweep.progress import Progress, train_complete
+from pathbench.sweep.slurm import VANISH_GRACE_S, queued_jobs
 
 #: seconds between two looks at the running jobs and their folders (SLURM: a shared filesystem)
 POLL_S = {"local": 2.0, "slurm": float(os.environ.get("PATHBENCH_SLURM_POLL_S", "10")), "debug": 0.0}
 
 
-def dependencies(job, out_dir: Path) -> set[str]:  # job: a harness.sweep.dispatch.UnitJob
+def dependencies(job, out_dir: Path) -> set[str]:  # job: a pathbench.sweep.dispatch.UnitJob
     """The ids of the other units whose trained model ``job`` uses: its teacher, its scorers."""
     paths = [job.train_options.get("teacher")] + [s.get("scorer_resolved", "")[len("self:"):] for s in job.runs]
     train = Path(out_dir) / "train"
@@ -51,7 +51,7 @@ def reason(err: BaseException) -> str:
 
 
 def run_units(ex, kind: str, jobs: list, out_dir: Path, parallel: int, progress: Progress) -> list[str]:
-    """``jobs`` are harness.sweep.dispatch.UnitJob (not imported here: dispatch imports this module).
+    """``jobs`` are pathbench.sweep.dispatch.UnitJob (not imported here: dispatch imports this module).
 
     Keep ``parallel`` units in flight, in the listed order, a unit only once every unit whose
     model it uses is trained; a unit whose dependency failed is not run. Returns the failures."""

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from harness.core.errors import ConfigError
+from pathbench.core.errors import ConfigError
 
 DEFAULT_CPUS = 8
 #: seconds a job may be missing from ``squeue`` without a result before it counts as vanished

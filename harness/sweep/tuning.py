@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import apply_overrides, canonical_keys
-from harness.core.errors import ConfigError
-from harness.core.io import atomic_write_json, atomic_write_text
-from harness.engine.trainer import TrainConfig
+from pathbench.core.config import apply_overrides, canonical_keys
+from pathbench.core.errors import ConfigError
+from pathbench.core.io import atomic_write_json, atomic_write_text
+from pathbench.engine.trainer import TrainConfig
 
 SELECT_RULES = ("val_loss",)
 TUNE_KEYS = {"grid", "steps", "seed", "select", "methods", "chosen", "from"}

@@ -1,12 +1,12 @@
 """Kernel isolation with bubblewrap, detected once; the guard fallback and when it is allowed.
 
-Under ``bwrap`` a child sees only its interpreter (:mod:`tasks.sandbox.mounts`: the binary,
+Under ``bwrap`` a child sees only its interpreter (:mod:`pathbench.tasks.sandbox.mounts`: the binary,
 the standard library without any package folder, the libraries they link, a private /etc)
 and its own size-limited tmpfs work dir, ``/tmp`` and ``/dev/shm``; a fresh ``/dev`` and
 ``/proc``; its own network namespace (only a loopback with nothing listening; the host's
 abstract sockets are per namespace), PID namespace (every process it starts dies with the
 run; the harness and the judge are not visible), IPC and UTS namespaces, a new session, no
-capabilities, the seccomp filter of :mod:`tasks.sandbox.seccomp`, a clean environment, and
+capabilities, the seccomp filter of :mod:`pathbench.tasks.sandbox.seccomp`, a clean environment, and
 ``--die-with-parent``.
 
 It runs as an unprivileged *host* uid, so that RLIMIT_NPROC = 0 (no new process or thread)
@@ -32,11 +32,11 @@ import shutil
 import subprocess
 import tempfile
 
-from harness.core.errors import ConfigError
-from tasks.sandbox.cleanup import remove_tree
-from tasks.sandbox.limits import ISOLATIONS
-from tasks.sandbox.mounts import NOBODY, WORK, interpreter, tmpfs_args, view_args, write_etc
-from tasks.sandbox.seccomp import filter_fd, program
+from pathbench.core.errors import ConfigError
+from pathbench.tasks.sandbox.cleanup import remove_tree
+from pathbench.tasks.sandbox.limits import ISOLATIONS
+from pathbench.tasks.sandbox.mounts import NOBODY, WORK, interpreter, tmpfs_args, view_args, write_etc
+from pathbench.tasks.sandbox.seccomp import filter_fd, program
 
 log = logging.getLogger("pathbench.sandbox")
 #: the first lines of a child's script under bubblewrap when the harness is root: give up root

@@ -3,11 +3,11 @@
 A :class:`JudgeJob` is a candidate program, the dataset's own code (prompt + reference
 solution: its helpers run in the judge), the test code and the entry points the tests call.
 :func:`run_judged` starts two children joined by two pipes (JSON lines, plain literals only,
-:mod:`tasks.sandbox.child.codec`):
+:mod:`pathbench.tasks.sandbox.child.codec`):
 
-* the **candidate's worker** (:mod:`tasks.sandbox.child.worker_main`), sandboxed (bubblewrap
+* the **candidate's worker** (:mod:`pathbench.tasks.sandbox.child.worker_main`), sandboxed (bubblewrap
   when available, limits, guards), which holds only the candidate's program;
-* the **judge** (:mod:`tasks.sandbox.child.judge_main`), a trusted ``python -I`` outside the
+* the **judge** (:mod:`pathbench.tasks.sandbox.child.judge_main`), a trusted ``python -I`` outside the
   sandbox with its own limits, which holds the tests, the token and the verdict.
 
 The harness waits on the judge with the run's wall clock and kills both process groups
@@ -27,11 +27,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from tasks.sandbox.cleanup import remove_tree
-from tasks.sandbox.isolation import clean_env, resolve
-from tasks.sandbox.limits import STATUSES, ExecResult, SandboxLimits
-from tasks.sandbox.process import SITE_PATHS, TAIL, child_script, kill_group, python, spawn, tail
-from tasks.sandbox.runner import child_limits, run_concurrently, run_program
+from pathbench.tasks.sandbox.cleanup import remove_tree
+from pathbench.tasks.sandbox.isolation import clean_env, resolve
+from pathbench.tasks.sandbox.limits import STATUSES, ExecResult, SandboxLimits
+from pathbench.tasks.sandbox.process import SITE_PATHS, TAIL, child_script, kill_group, python, spawn, tail
+from pathbench.tasks.sandbox.runner import child_limits, run_concurrently, run_program
 
 WORKER = child_script(("codec", "guard", "worker_main"), "worker_main")
 JUDGE = child_script(("codec", "guard", "judge_main"), "judge_main")

@@ -1,9 +1,9 @@
 """Starting and ending sandboxed children: their scripts, the isolation prefix, the kill.
 
-A child is ``python -I -c SCRIPT`` where SCRIPT joins the sources of :mod:`tasks.sandbox.child`
+A child is ``python -I -c SCRIPT`` where SCRIPT joins the sources of :mod:`pathbench.tasks.sandbox.child`
 modules (they are self-contained) and a call of their entry function. Every child runs in
 its own session with a work directory as cwd and HOME and :func:`clean_env`: under bubblewrap
-(:func:`tasks.sandbox.isolation.bwrap_command`) a size-limited tmpfs, ``/work``, that never
+(:func:`pathbench.tasks.sandbox.isolation.bwrap_command`) a size-limited tmpfs, ``/work``, that never
 touches the host disk; under the guard ``<run folder>/work``. The end of a run kills the
 child's process group (SIGKILL), which under bubblewrap also ends its PID namespace and so
 every process the program started.
@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from tasks.sandbox.isolation import bwrap_command, bwrap_python, clean_env
-from tasks.sandbox.limits import SandboxLimits
-from tasks.sandbox.mounts import WORK, write_etc
-from tasks.sandbox.seccomp import filter_fd
+from pathbench.tasks.sandbox.isolation import bwrap_command, bwrap_python, clean_env
+from pathbench.tasks.sandbox.limits import SandboxLimits
+from pathbench.tasks.sandbox.mounts import WORK, write_etc
+from pathbench.tasks.sandbox.seccomp import filter_fd
 
 CHILD = Path(__file__).resolve().parent / "child"
 #: the harness interpreter's package folders (so a candidate can import what it could before)

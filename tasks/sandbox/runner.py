@@ -1,10 +1,10 @@
 """The whole-program runner: one program (solution + tests) in one sandboxed interpreter.
 
-The program runs under :mod:`tasks.sandbox.child.runner_main` (limits, guards, the pass
+The program runs under :mod:`pathbench.tasks.sandbox.child.runner_main` (limits, guards, the pass
 token written only after it finished without an exception), in its own session, under
-bubblewrap when available (:mod:`tasks.sandbox.isolation`). The solution and its tests share
+bubblewrap when available (:mod:`pathbench.tasks.sandbox.isolation`). The solution and its tests share
 that interpreter, so a program that sets out to forge its pass can; scoring untrusted
-candidates goes through the judge (:mod:`tasks.sandbox.judge`), and this runner serves whole
+candidates goes through the judge (:mod:`pathbench.tasks.sandbox.judge`), and this runner serves whole
 programs and the problems the judge cannot express.
 """
 
@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from tasks.sandbox.cleanup import remove_tree
-from tasks.sandbox.isolation import resolve
-from tasks.sandbox.limits import ExecResult, SandboxLimits, allocated_cpus
-from tasks.sandbox.process import child_script, kill_group, spawn, tail
+from pathbench.tasks.sandbox.cleanup import remove_tree
+from pathbench.tasks.sandbox.isolation import resolve
+from pathbench.tasks.sandbox.limits import ExecResult, SandboxLimits, allocated_cpus
+from pathbench.tasks.sandbox.process import child_script, kill_group, spawn, tail
 
 EXIT_FAILED, EXIT_SYNTAX = 1, 2
 RUNNER = child_script(("guard", "runner_main"), "runner_main")

@@ -13,10 +13,10 @@ import torch
 from flow_matching.solver import MixtureDiscreteEulerSolver
 from flow_matching.utils import ModelWrapper
 
-from baselines.dfm import seeded
-from baselines.sedd import total_noise
-from harness.engine.methods import backbone_config
-from harness.engine.sampling import denoiser_log_probs, draw_tokens, gumbel_categorical
+from pathbench.baselines.dfm import seeded
+from pathbench.baselines.sedd import total_noise
+from pathbench.engine.methods import backbone_config
+from pathbench.engine.sampling import denoiser_log_probs, draw_tokens, gumbel_categorical
 
 
 class _Posterior(ModelWrapper):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from baselines.ar import Autoregressive, prefix_length
-from harness.core.errors import ConfigError
-from harness.engine.model import Transformer, model_config
-from harness.engine.sampling import SamplerConfig
+from pathbench.baselines.ar import Autoregressive, prefix_length
+from pathbench.core.errors import ConfigError
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.sampling import SamplerConfig
 
 
 def test_kv_cache_sampling_equals_cache_free_sampling():

@@ -3,19 +3,19 @@
 import pytest
 import torch
 
-import baselines  # noqa: F401  (registers dfm, sedd, ar)
-from harness.core.registry import BASELINES
-from harness.data.corpus import BatchLoader
-from harness.engine.model import Transformer, model_config
-from harness.engine.sampling import SamplerConfig
-from harness.engine.trainer import TrainConfig, evaluate, train
+import pathbench.baselines  # noqa: F401  (registers dfm, sedd, ar)
+from pathbench.core.registry import METHODS
+from pathbench.data.corpus import BatchLoader
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.sampling import SamplerConfig
+from pathbench.engine.trainer import TrainConfig, evaluate, train
 
 METHODS = ["dfm", "sedd", "ar"]
 
 
 def build(method, vocab, seq_len=32):
     torch.manual_seed(0)
-    m = BASELINES.build(method)
+    m = METHODS.build(method)
     cfg = model_config("tiny", vocab + m.extra_tokens, seq_len, causal=m.causal, time_cond=m.time_cond)
     return m, Transformer(cfg)
 
@@ -62,7 +62,7 @@ def test_same_seed_same_samples(method):
 
 
 def test_unknown_sampler_names_the_method():
-    from harness.core.errors import ConfigError
+    from pathbench.core.errors import ConfigError
 
     m, model = build("dfm", 20, seq_len=8)
     with pytest.raises(ConfigError, match="method 'dfm' has no sampler 'hybrid'; known: euler"):

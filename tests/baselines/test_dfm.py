@@ -2,9 +2,9 @@
 
 import torch
 
-from baselines.dfm import DFM, QuadraticConvexScheduler, seeded
-from harness.engine.model import model_config
-from harness.engine.sampling import SamplerConfig
+from pathbench.baselines.dfm import DFM, QuadraticConvexScheduler, seeded
+from pathbench.engine.model import model_config
+from pathbench.engine.sampling import SamplerConfig
 
 
 class AllMassOn(torch.nn.Module):

@@ -8,12 +8,12 @@ import pytest
 import torch
 from scipy.stats import chi2_contingency
 
-import baselines.unmask as unmask
-from baselines.dfm import DFM
-from baselines.flowmap import FlowMapMethod
-from baselines.sedd import SEDD
-from harness.engine.model import model_config
-from harness.engine.sampling import SamplerConfig
+import pathbench.baselines.unmask as unmask
+from pathbench.baselines.dfm import DFM
+from pathbench.baselines.flowmap import FlowMapMethod
+from pathbench.baselines.sedd import SEDD
+from pathbench.engine.model import model_config
+from pathbench.engine.sampling import SamplerConfig
 from tests.baselines.reference_samplers import reference_dfm, reference_flowmap, reference_sedd
 
 V = 5  # data tokens; the token models add the mask as id V

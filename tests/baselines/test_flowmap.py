@@ -4,14 +4,14 @@ and a loss that falls on the tiny preset."""
 import pytest
 import torch
 
-from baselines.flowmap import FlowMapMethod
-from harness.core.errors import ConfigError
-from harness.engine.methods import backbone_config
-from harness.engine.model import Transformer, model_config
-from harness.engine.plugins import load_all
-from harness.engine.run import load_run
-from harness.engine.sampling import SamplerConfig
-from harness.studies.flowmap_gap import JUMPS, flowmap_gap, teacher_flow_map
+from pathbench.baselines.flowmap import FlowMapMethod
+from pathbench.core.errors import ConfigError
+from pathbench.engine.methods import backbone_config
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.plugins import load_all
+from pathbench.engine.run import load_run
+from pathbench.engine.sampling import SamplerConfig
+from pathbench.studies.flowmap_gap import JUMPS, flowmap_gap, teacher_flow_map
 
 load_all()
 
@@ -93,8 +93,8 @@ def test_teacher_of_another_path_is_refused(kl_run):
 
 def test_distillation_loss_falls_on_the_tiny_preset(kl_run, tmp_path, data_cache):
     """A student from fresh weights: its loss on fixed batches and fixed noise falls by half."""
-    from harness.cli import main
-    from harness.data.corpus import BatchLoader, prepare_data
+    from pathbench.cli import main
+    from pathbench.data.corpus import BatchLoader, prepare_data
 
     out = tmp_path / "student"
     assert main(["distill", "--teacher", str(kl_run), "--steps", "60", "--out", str(out), "lr=3e-3",
@@ -151,7 +151,7 @@ def test_a_student_at_init_is_its_teachers_one_step_map_exactly(kl_run, data_cac
     """With the teacher's weights and a zero jump embedding the student is one teacher Euler step
     for every jump: against a 1-step teacher map the gap is 0; against 8 steps it is not (off the
     diagonal), while the diagonal stays 0."""
-    from harness.data.corpus import BatchLoader, prepare_data
+    from pathbench.data.corpus import BatchLoader, prepare_data
 
     method = FlowMapMethod(teacher=str(kl_run))
     _, teacher, _, meta, _, _ = load_run(kl_run)

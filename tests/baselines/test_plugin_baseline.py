@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[2]
 
 def cli(*args, cwd):
     env = {**os.environ, "PYTHONPATH": f"{PLUGINS}{os.pathsep}{ROOT}"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pathbench.cli", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=600)
 
 
@@ -44,7 +44,7 @@ def test_unigram_plugin_trains_samples_and_is_listed(tmp_path, data_cache, bbc_s
                     str(tmp_path / "ev"), f"scorer=hf:{tiny_lm}", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-1500:]
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["plugins"] == ["unigram_plugin"]
-    missing = subprocess.run([sys.executable, "-m", "harness.cli", "sample", "--ckpt", str(run), "--n", "1",
+    missing = subprocess.run([sys.executable, "-m", "pathbench.cli", "sample", "--ckpt", str(run), "--n", "1",
                               "--out", str(tmp_path / "y.jsonl")], capture_output=True, text=True, cwd=tmp_path,
                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

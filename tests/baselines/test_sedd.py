@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from baselines.sedd import SEDD, noise_rate, score_entropy, total_noise
+from pathbench.baselines.sedd import SEDD, noise_rate, score_entropy, total_noise
 
 
 def true_log_score(x0, vocab, sigma):
@@ -34,7 +34,7 @@ def test_score_entropy_is_nonnegative_and_minimised_at_the_truth():
 
 def test_parametrised_scores_sum_to_the_ratio():
     torch.manual_seed(0)
-    from harness.engine.model import Transformer, model_config
+    from pathbench.engine.model import Transformer, model_config
 
     model = Transformer(model_config("tiny", 9, 8))
     tau = torch.tensor([0.2, 0.9])

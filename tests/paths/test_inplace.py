@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
-import paths  # noqa: F401  (registers the paths)
-from harness.core.registry import PATHS
-from paths.base import SimplexPath
+import pathbench.paths  # noqa: F401  (registers the paths)
+from pathbench.core.registry import PATHS
+from pathbench.paths.base import SimplexPath
 
 V = 7
 ALL = ["linear", "fisher_rao", "fisher_rao_ref", "kl", "euclidean"]

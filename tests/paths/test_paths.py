@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-import paths  # noqa: F401  (registers the paths)
-from harness.core.errors import ConfigError
-from harness.core.registry import PATHS
-from paths.base import one_hot, time_grid
-from paths.kl import KLPath
+import pathbench.paths  # noqa: F401  (registers the paths)
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import PATHS
+from pathbench.paths.base import one_hot, time_grid
+from pathbench.paths.kl import KLPath
 
 V = 7
 ALL = ["linear", "fisher_rao", "fisher_rao_ref", "kl", "euclidean"]

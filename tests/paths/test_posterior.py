@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from harness.core.errors import ConfigError
-from harness.studies.posterior_gap import crossing, posterior_gap, write_posterior_gap
-from paths.posterior import exact_posterior_log, geodesic_posterior_log, kl_categorical
+from pathbench.core.errors import ConfigError
+from pathbench.studies.posterior_gap import crossing, posterior_gap, write_posterior_gap
+from pathbench.paths.posterior import exact_posterior_log, geodesic_posterior_log, kl_categorical
 
 BETA = 0.1
 

@@ -10,9 +10,9 @@ import math
 import pytest
 import torch
 
-import paths  # noqa: F401  (registers the built-in paths)
-from harness.core.errors import ConfigError
-from harness.core.registry import PATHS
+import pathbench.paths  # noqa: F401  (registers the built-in paths)
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import PATHS
 
 DRAWS = 4000
 
@@ -65,7 +65,7 @@ def test_linear_candidate_set_has_its_known_size():
 
 
 def test_a_path_without_one_says_so():
-    from paths.base import SimplexPath
+    from pathbench.paths.base import SimplexPath
 
     class Odd(PATHS.get("linear")):
         token_log_likelihood = SimplexPath.token_log_likelihood

@@ -4,12 +4,12 @@ the harness must catch: sample() returning the mask id."""
 
 import torch
 
-from harness.core.registry import BASELINES
-from harness.engine.methods import TokenMethod, masked_cross_entropy
-from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+from pathbench.core.registry import METHODS
+from pathbench.engine.methods import TokenMethod, masked_cross_entropy
+from pathbench.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
 
 
-@BASELINES.register("masked")
+@METHODS.register("masked")
 class Masked(TokenMethod):
     """Absorbing-state masked diffusion: mask each token with probability t, predict it back."""
 

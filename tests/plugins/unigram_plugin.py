@@ -2,12 +2,12 @@
 
 import torch
 
-from harness.core.registry import BASELINES
-from harness.engine.methods import Method, backbone_config, masked_cross_entropy
-from harness.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
+from pathbench.core.registry import METHODS
+from pathbench.engine.methods import Method, backbone_config, masked_cross_entropy
+from pathbench.engine.sampling import check_sampler, denoiser_log_probs, gumbel_categorical
 
 
-@BASELINES.register("unigram")
+@METHODS.register("unigram")
 class Unigram(Method):
     """Predicts every token from its position alone: a floor any real method must beat."""
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.core.registry import TASKS
-from tasks import code  # noqa: F401  (registers the tasks)
-from tasks.code import build_program, mask_block, read_mbpp_file
-from tasks.passk import compiles, compiles_at_k, mean_pass_at_k, pass_at_k
-from tasks.sandbox import JudgeJob, SandboxLimits, run_judged_many, run_programs
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import TASKS
+from pathbench.tasks import code  # noqa: F401  (registers the tasks)
+from pathbench.tasks.code import build_program, mask_block, read_mbpp_file
+from pathbench.tasks.passk import compiles, compiles_at_k, mean_pass_at_k, pass_at_k
+from pathbench.tasks.sandbox import JudgeJob, SandboxLimits, run_judged_many, run_programs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mbpp_sample.jsonl"
 BIG = 10**6
@@ -135,7 +135,7 @@ def test_score_true_blocks_and_wrong_blocks(humaneval, he_examples):
     wrong = humaneval.score(few, [[["    return None\n"], ["@@@ not python"]] for _ in few])
     assert wrong["pass@1"] == 0.0 and wrong["passed"] == 0
     assert wrong["compiles@1"] <= 0.5 and wrong["failed"] + wrong["error"] == 8
-    from tasks.sandbox import bwrap_problem  # what ran here is a fact of the result
+    from pathbench.tasks.sandbox import bwrap_problem  # what ran here is a fact of the result
     used = "bwrap" if bwrap_problem() is None else "guard"
     assert right["sandbox"]["isolation"] == used
     assert (right["sandbox"]["absent_defences"] == []) == (used == "bwrap")
@@ -233,7 +233,7 @@ def test_a_single_problem_has_no_interval_and_says_so(humaneval, he_examples):
 def test_a_fill_that_does_not_compile_never_runs_or_passes():
     """A fill that opens a string the test code closes would run as a program that does nothing
     and exits 0; a candidate whose completed solution does not compile is not run."""
-    from tasks.code import InfillTask, Problem
+    from pathbench.tasks.code import InfillTask, Problem
 
     class Toy(InfillTask):
         name = "toy"
@@ -283,7 +283,7 @@ def test_stdlib_references_pass_and_do_nothing_fills_fail(stdlib_task, stdlib_ex
 
 
 def test_stdlib_masks_one_checked_line_and_tests_recorded_behaviour(stdlib_task, stdlib_examples):
-    from tasks.code_problems import check_program
+    from pathbench.tasks.code_problems import check_program
 
     problems = {p.task_id: p for p in stdlib_task.stdlib_problems()}
     for e in stdlib_examples:
@@ -312,7 +312,7 @@ def test_stdlib_protocol_says_what_pass_and_zero_mean(stdlib_task):
 
 
 def test_recorder_keeps_distinct_cases_checks_lines_and_survives_hangs():
-    from tasks.code_recorder import record
+    from pathbench.tasks.code_recorder import record
 
     jobs = [{"task_id": "t/double", "name": "double", "prompt": "", "params": 1, "lines": [1, 2, 3],
              "source": "def double(x):\n    y = x * 2\n    z = 0\n    return y\n"},
@@ -333,7 +333,7 @@ def test_a_problem_the_judge_cannot_express_runs_as_a_whole_program():
     """Its tests hand the candidate a function (not a plain literal): the reference does not
     pass through the judge, so that problem's candidates run whole in the sandbox and
     ``per_example["runner"]`` says so; the other problem is still judged."""
-    from tasks.code import InfillTask, Problem
+    from pathbench.tasks.code import InfillTask, Problem
 
     class Toy(InfillTask):
         name = "toy"

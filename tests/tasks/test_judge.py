@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from tasks.sandbox import JudgeJob, SandboxLimits, entry_points, run_judged, run_judged_many
-from tasks.sandbox.child.codec import Unencodable, decode, dumps, encode, loads
+from pathbench.tasks.sandbox import JudgeJob, SandboxLimits, entry_points, run_judged, run_judged_many
+from pathbench.tasks.sandbox.child.codec import Unencodable, decode, dumps, encode, loads
 
 FAST = SandboxLimits(timeout_s=4.0)
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.data.corpus import prepare_data
-from harness.data.oracle import HMM, OracleSpec
-from tasks.scorers import load_scorer, scorer_for_data
-from tasks.unconditional import score_file, score_texts
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.data.corpus import prepare_data
+from pathbench.data.oracle import HMM, OracleSpec
+from pathbench.tasks.scorers import load_scorer, scorer_for_data
+from pathbench.tasks.unconditional import score_file, score_texts
 
 LAW = "oracle:V=64,H=4,k=8,succ=2,seed=2"
 CORPUS = LAW + ",n=3000"

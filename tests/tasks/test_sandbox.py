@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-import tasks.sandbox.isolation as isolation  # the modules themselves: caches cleared, spied on
-import tasks.sandbox.runner as runner
-from harness.core.errors import ConfigError
-from tasks.sandbox import ExecResult, SandboxLimits, allocated_cpus, bwrap_problem, run_program, run_programs
+import pathbench.tasks.sandbox.isolation as isolation  # the modules themselves: caches cleared, spied on
+import pathbench.tasks.sandbox.runner as runner
+from pathbench.core.errors import ConfigError
+from pathbench.tasks.sandbox import ExecResult, SandboxLimits, allocated_cpus, bwrap_problem, run_program, run_programs
 
 FAST = SandboxLimits(timeout_s=3.0)
 
@@ -153,7 +153,7 @@ def test_where_bwrap_is_installed_it_works_wherever_the_interpreter_lives():
 def test_the_candidates_view_is_its_interpreter_only():
     """No wholesale bind: the bound paths are the interpreter, its standard library and the
     libraries they link; package folders inside the standard library are covered."""
-    from tasks.sandbox import mounts
+    from pathbench.tasks.sandbox import mounts
 
     bound, hidden = mounts.interpreter_files()
     assert "/" not in bound and mounts.interpreter() in bound and mounts.stdlib_dir() in bound

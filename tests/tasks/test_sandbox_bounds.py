@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.sandbox import JudgeJob, SandboxLimits, bwrap_problem, run_judged, run_program
-from tasks.sandbox.cleanup import remove_tree
+from pathbench.tasks.sandbox import JudgeJob, SandboxLimits, bwrap_problem, run_judged, run_program
+from pathbench.tasks.sandbox.cleanup import remove_tree
 
 needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"no kernel sandbox here: {bwrap_problem()}")
 LIMITS = SandboxLimits(timeout_s=8.0, isolation="bwrap", disk_bytes=8 << 20, tmp_bytes=4 << 20)

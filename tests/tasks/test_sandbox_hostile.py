@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.sandbox import JudgeJob, SandboxLimits, bwrap_problem, run_jobs, run_judged, run_program
+from pathbench.tasks.sandbox import JudgeJob, SandboxLimits, bwrap_problem, run_jobs, run_judged, run_program
 from tests.tasks.hostile_programs import FAMILIES, FORGERIES, HANGS, HEADER, SETUP, TEST, WRONG
 
 # the guard-only tests (negative controls) run everywhere; these need the kernel sandbox

@@ -2,12 +2,12 @@
 
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.core.registry import SCORERS
-from tasks.causal_lm import CausalScorer, HFScorer, SelfScorer
-from tasks.oracle_scorer import OracleScorer
-from tasks.scorers import load_scorer
-from tasks.smollm2 import SmolLM2Scorer
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import SCORERS
+from pathbench.tasks.causal_lm import CausalScorer, HFScorer, SelfScorer
+from pathbench.tasks.oracle_scorer import OracleScorer
+from pathbench.tasks.scorers import load_scorer
+from pathbench.tasks.smollm2 import SmolLM2Scorer
 
 
 class EchoScorer(CausalScorer):

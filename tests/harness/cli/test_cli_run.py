@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from harness.cli import main
+from pathbench.cli import main
 from tests.conftest import SMALL
 
 
@@ -94,8 +94,8 @@ def test_sample_bad_input(kl_run, tmp_path, capsys):
 
 
 def test_vocabulary_mismatch_and_truncated_checkpoint(kl_run, tmp_path, capsys):
-    from harness.data.corpus import load_corpus
-    from harness.data.tokenizer import build_tokenizer
+    from pathbench.data.corpus import load_corpus
+    from pathbench.data.tokenizer import build_tokenizer
 
     broken = tmp_path / "copy"
     shutil.copytree(kl_run, broken)
@@ -117,7 +117,7 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path, data_cache, bbc_small):
     import sys
 
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "harness.cli",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pathbench.cli",
            "train", "--method", "kl", "--steps", "4", "--out", str(out), *data_args(data_cache),
            "progress=false"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
@@ -136,7 +136,7 @@ def test_two_rank_resume_continues_every_ranks_own_draws(tmp_path, data_cache, b
     import sys
 
     def torchrun(out, steps, *extra):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "harness.cli",
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pathbench.cli",
                "train", "--method", "kl", "--steps", str(steps), "--out", str(out), *data_args(data_cache),
                "progress=false", "ckpt_every=2", "log_every=1", *extra]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
@@ -182,8 +182,8 @@ def test_resume_a_run_written_before_a_model_field_existed(tmp_path, data_cache,
 
 
 def test_eval_rejects_a_bad_task_scorer_or_option_before_sampling(kl_run, tmp_path, capsys, monkeypatch):
-    import harness.evaluation.evaluate as evaluate
-    import tasks.unconditional as unconditional
+    import pathbench.evaluation.evaluate as evaluate
+    import pathbench.tasks.unconditional as unconditional
 
     def never(*args, **kwargs):
         raise AssertionError("reached before the names were checked")

@@ -3,8 +3,8 @@
 
 import re
 
-from harness.cli import main
-from harness.cli.main import build_parser
+from pathbench.cli import main
+from pathbench.cli.main import build_parser
 
 WORKFLOW = ["train", "sample", "eval", "score", "sweep", "report", "export", "lm-eval", "list", "prepare"]
 STUDIES = {"kl-curve", "posterior-gap", "denoiser-gap", "flowmap-gap", "reparam", "tune-tstar", "bench"}

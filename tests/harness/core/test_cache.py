@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.core.cache import cache_root
-from harness.core.config import DataConfig
+from pathbench.core.cache import cache_root
+from pathbench.core.config import DataConfig
 
 ROOT = Path(__file__).parents[3]
 
@@ -25,7 +25,7 @@ def test_default_is_the_xdg_user_cache_and_the_variable_overrides_it(tmp_path, m
 def test_a_run_from_another_folder_reuses_the_data_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PATHBENCH_CACHE"}
     env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    prepare = [sys.executable, "-m", "harness.cli", "prepare", "data.vocab_size=300", "data.seq_len=32",
+    prepare = [sys.executable, "-m", "pathbench.cli", "prepare", "data.vocab_size=300", "data.seq_len=32",
                "data.max_tokens=60000"]
     outputs, stamps = [], []
     for name in ("first", "second"):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from harness.core.config import DataConfig, apply_overrides, parse_overrides, parse_value
-from harness.core.errors import ConfigError
-from harness.engine.trainer import TrainConfig
+from pathbench.core.config import DataConfig, apply_overrides, parse_overrides, parse_value
+from pathbench.core.errors import ConfigError
+from pathbench.engine.trainer import TrainConfig
 
 
 def test_values_are_typed():

@@ -2,7 +2,7 @@
 
 import torch
 
-from harness.core.devices import bf16_peak_flops
+from pathbench.core.devices import bf16_peak_flops
 
 
 def test_known_gpus_by_name_and_nothing_for_the_cpu(monkeypatch):

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.core.registry import DuplicateNameError, Registry, UnknownNameError
-from harness.engine.plugins import PluginError, import_plugin
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import DuplicateNameError, Registry, UnknownNameError
+from pathbench.engine.plugins import PluginError, import_plugin
 
 
 def make_registry():
@@ -68,8 +68,8 @@ def test_plugin_import_failure_is_one_line():
 
 PLUGIN = textwrap.dedent('''
     """A third-party path living outside the packages."""
-    from harness.core.registry import PATHS
-    from paths.linear import LinearPath
+    from pathbench.core.registry import PATHS
+    from pathbench.paths.linear import LinearPath
 
     @PATHS.register("toy_line")
     class ToyLine(LinearPath):
@@ -81,7 +81,7 @@ def run_cli(args, tmp_path, env_extra=None):
     import os
 
     env = {**os.environ, "PYTHONPATH": str(tmp_path), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pathbench.cli", *args], capture_output=True,
                           text=True, env=env, cwd=tmp_path)
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from harness.core.errors import ConfigError
-from harness.core.rng import RowGenerators, check_seeding, normal_, rand, row_generators, row_seed, uniform_
+from pathbench.core.errors import ConfigError
+from pathbench.core.rng import RowGenerators, check_seeding, normal_, rand, row_generators, row_seed, uniform_
 
 
 def test_row_r_of_a_draw_is_what_generator_r_alone_draws():

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.core import stats
-from harness.core.errors import ConfigError
+from pathbench.core import stats
+from pathbench.core.errors import ConfigError
 
 
 def test_a_constant_sample_has_a_degenerate_interval():

@@ -5,10 +5,10 @@ import ast
 import numpy as np
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.data import code_corpus
-from harness.data.code_corpus import harvest_stdlib_functions, is_held_out_file, stdlib_function_sources
-from harness.data.corpus import BatchLoader, line_infill_given, load_corpus
+from pathbench.core.errors import ConfigError
+from pathbench.data import code_corpus
+from pathbench.data.code_corpus import harvest_stdlib_functions, is_held_out_file, stdlib_function_sources
+from pathbench.data.corpus import BatchLoader, line_infill_given, load_corpus
 
 
 def test_stdlib_harvest_functions_deduped_and_held_out_by_file():
@@ -45,7 +45,7 @@ def test_harvest_is_read_back_from_its_disk_cache(monkeypatch, tmp_path):
 
 
 def test_stdlib_infill_problems_come_only_from_held_out_files():
-    from tasks.code_problems import module_context, stdlib_problems, strip_docstring
+    from pathbench.tasks.code_problems import module_context, stdlib_problems, strip_docstring
 
     problems = stdlib_problems()
     train = set(harvest_stdlib_functions())

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import harness.data.corpus as data
-from harness.core.config import DataConfig, HeadlineGiven, line_infill_option
-from harness.core.errors import ConfigError
-from harness.data.corpus import Batch, BatchLoader, is_validation, load_corpus, pack, prepare_data, split_documents
+import pathbench.data.corpus as data
+from pathbench.core.config import DataConfig, HeadlineGiven, line_infill_option
+from pathbench.core.errors import ConfigError
+from pathbench.data.corpus import Batch, BatchLoader, is_validation, load_corpus, pack, prepare_data, split_documents
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_headline_policy_gives_exactly_the_headline_of_each_document(bbc, bbc_sm
 
 @pytest.mark.filterwarnings("ignore:HeadlineLead. skipped:UserWarning")
 def test_no_evaluation_document_is_in_the_training_rows(bbc, bbc_small):
-    from tasks.seq2seq import HeadlineLead
+    from pathbench.tasks.seq2seq import HeadlineLead
 
     train, _ = split_documents(bbc, 0.05)
     tok = bbc_small.tokenizer

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.data.corpus import prepare_data
-from harness.data.oracle import HMM, OracleSpec, stationary
-from harness.data.tokenizer import WordTokenizer, load_tokenizer
-from harness.sweep.experiment import expand
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.data.corpus import prepare_data
+from pathbench.data.oracle import HMM, OracleSpec, stationary
+from pathbench.data.tokenizer import WordTokenizer, load_tokenizer
+from pathbench.sweep.experiment import expand
 
 TINY = "oracle:V=3,H=2,k=2,succ=2,floor=0.1,seed=1"
 

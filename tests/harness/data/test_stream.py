@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.data.corpus as data
-import harness.data.stream as stream
-from harness.core.config import DataConfig, apply_overrides
-from harness.core.errors import ConfigError
-from harness.data.corpus import load_corpus, prepare_data, split_documents
-from harness.data.stream import BuildProgress, data_workers
+import pathbench.data.corpus as data
+import pathbench.data.stream as stream
+from pathbench.core.config import DataConfig, apply_overrides
+from pathbench.core.errors import ConfigError
+from pathbench.data.corpus import load_corpus, prepare_data, split_documents
+from pathbench.data.stream import BuildProgress, data_workers
 
 SHARD = 16 * 1024  # characters: ≈ 50 shards in the test corpus
 ROOT = Path(__file__).resolve().parents[3]
@@ -130,14 +130,14 @@ def test_peak_memory_is_bounded_by_a_shard_not_the_corpus(tmp_path, monkeypatch)
 
 KILL_AT_SHARD = """
 import os, signal, sys
-import harness.data.stream as stream
+import pathbench.data.stream as stream
 save = stream.BuildProgress.save
 def save_then_die(self, folder):
     if self.shards == 6:  # shard 6 is on disk, its progress is not: the next build cuts it off
         os.kill(os.getpid(), signal.SIGKILL)
     save(self, folder)
 stream.BuildProgress.save = save_then_die
-from harness.data.corpus import prepare_data
+from pathbench.data.corpus import prepare_data
 prepare_data("json:" + sys.argv[1], "bpe", 16, sys.argv[2], vocab_size=300, val_fraction=0.1,
              shard_chars=int(sys.argv[3]), workers=1)
 """
@@ -222,7 +222,7 @@ def test_bad_budget_and_worker_values_give_one_line(monkeypatch, tmp_path):
 
 
 def test_pathbench_prepare_names_the_cache_a_run_reads(corpus, one_worker, capsys, monkeypatch):
-    from harness.cli import main
+    from pathbench.cli import main
 
     monkeypatch.setattr(data, "_build", lambda *a: pytest.fail("rebuilt"))
     options = [f"data.corpus=json:{corpus}", "data.vocab_size=300", "data.seq_len=16", "data.val_fraction=0.1",
@@ -235,7 +235,7 @@ def test_pathbench_prepare_names_the_cache_a_run_reads(corpus, one_worker, capsy
 
 
 def test_the_build_lock_is_seen_while_held_and_gone_after(tmp_path):
-    from harness.core.io import exclusive, is_locked
+    from pathbench.core.io import exclusive, is_locked
 
     lock = tmp_path / ".data-x.lock"
     assert not is_locked(lock)

@@ -4,9 +4,9 @@ import importlib.util
 
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.data.corpus import load_corpus
-from harness.data.tokenizer import (
+from pathbench.core.errors import ConfigError
+from pathbench.data.corpus import load_corpus
+from pathbench.data.tokenizer import (
     GPT2_CACHE_NAME,
     BPETokenizer,
     build_tokenizer,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-import paths  # noqa: F401  (registers the paths)
-from harness.core.config import parse_overrides
-from harness.data.batches import BatchLoader
-from harness.engine.methods import register_path_methods
-from harness.engine.run import train_run
+import pathbench.paths  # noqa: F401  (registers the paths)
+from pathbench.core.config import parse_overrides
+from pathbench.data.batches import BatchLoader
+from pathbench.engine.methods import register_path_methods
+from pathbench.engine.run import train_run
 
 register_path_methods()
 out, cache, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]

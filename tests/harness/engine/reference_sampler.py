@@ -1,12 +1,12 @@
 """The sampler's semantics written plainly, in float64, through the paths' functional API.
 
-Kept for tests only: the fast driver (harness.engine.sampling.sample_path: float32 state, in-place
+Kept for tests only: the fast driver (pathbench.engine.sampling.sample_path: float32 state, in-place
 buffers, draws among the top-k) must produce the same samples in law as this one.
 """
 
 import torch
 
-from harness.engine.sampling import SamplerConfig, denoiser_log_probs, grid_intervals, gumbel_categorical
+from pathbench.engine.sampling import SamplerConfig, denoiser_log_probs, grid_intervals, gumbel_categorical
 
 
 def reference_sample_path(path, denoise, shape, cfg: SamplerConfig, *, given_ids=None, given_mask=None,

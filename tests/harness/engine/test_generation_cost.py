@@ -6,10 +6,10 @@ import time
 import pytest
 import torch
 
-from baselines.dfm import DFM
-from harness.engine.generate import generate
-from harness.engine.generation_cost import measure_generation, timed_sample
-from harness.engine.sampling import SamplerConfig
+from pathbench.baselines.dfm import DFM
+from pathbench.engine.generate import generate
+from pathbench.engine.generation_cost import measure_generation, timed_sample
+from pathbench.engine.sampling import SamplerConfig
 from tests.baselines.test_fast_samplers import TokenToy, V
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from harness.cli import main
-from harness.engine.checkpoint import latest_checkpoint
-from harness.engine.hub import load_exported
-from harness.engine.protocol import sampling_setup
-from harness.engine.run import draw_samples, load_run
+from pathbench.cli import main
+from pathbench.engine.checkpoint import latest_checkpoint
+from pathbench.engine.hub import load_exported
+from pathbench.engine.protocol import sampling_setup
+from pathbench.engine.run import draw_samples, load_run
 
 ROOT = Path(__file__).parents[3]
 
@@ -90,7 +90,7 @@ def test_bad_inputs_are_one_line(run_dir, tmp_path, capsys):
     assert main(["export", "--ckpt", str(run_dir), "--out", str(tmp_path / "hf"), "--metrics", str(bad)]) == 2
     assert "is not a pathbench eval metrics.json" in capsys.readouterr().err
     assert not (tmp_path / "hf").exists()
-    from harness.core.errors import ConfigError
+    from pathbench.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not a pathbench export"):
         load_exported(tmp_path)
@@ -98,7 +98,7 @@ def test_bad_inputs_are_one_line(run_dir, tmp_path, capsys):
 
 FRESH_LOAD = """
 import json, sys
-from harness.engine.hub import PathbenchModel  # no other import or registration call
+from pathbench.engine.hub import PathbenchModel  # no other import or registration call
 model = PathbenchModel.from_pretrained(sys.argv[1])
 records = model.sample(3, seed=7, name="sampling", nfe=3, top_k=None, batch_size=2)
 print(json.dumps([r["ids"] for r in records]))
@@ -138,7 +138,7 @@ def test_export_files_are_world_readable_and_the_card_claims_no_pipeline(run_dir
 
 
 def test_save_pretrained_writes_the_export_unchanged(run_dir, tmp_path):
-    from harness.engine.hub import PathbenchModel
+    from pathbench.engine.hub import PathbenchModel
 
     out = tmp_path / "hf"
     assert main(["export", "--ckpt", str(run_dir), "--out", str(out)]) == 0

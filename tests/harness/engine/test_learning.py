@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.core.config import parse_overrides
-from harness.engine.learning import MARGIN_NATS, LearningCheck, check_times, marginal_cross_entropy
-from harness.engine.plugins import load_all
-from harness.engine.run import train_run
+from pathbench.core.config import parse_overrides
+from pathbench.engine.learning import MARGIN_NATS, LearningCheck, check_times, marginal_cross_entropy
+from pathbench.engine.plugins import load_all
+from pathbench.engine.run import train_run
 
 load_all()
 ORACLE = "oracle:V=8192,H=8,k=8"

@@ -7,9 +7,9 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
-from harness.cli import main
-from harness.engine.plugins import load_all
-from harness.sweep.experiment import expand
+from pathbench.cli import main
+from pathbench.engine.plugins import load_all
+from pathbench.sweep.experiment import expand
 from tests.conftest import SMALL
 
 try:

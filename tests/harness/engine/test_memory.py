@@ -4,14 +4,14 @@ streams that make a sample independent of the batch it is drawn in, for every me
 import pytest
 import torch
 
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES
-from harness.core.rng import row_generators
-from harness.engine.memory import bytes_per_row, fit_batch, memory_budget
-from harness.engine.model import Transformer, model_config
-from harness.engine.plugins import load_all
-from harness.engine.protocol import resolve_method_options
-from harness.engine.sampling import SamplerConfig
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS
+from pathbench.core.rng import row_generators
+from pathbench.engine.memory import bytes_per_row, fit_batch, memory_budget
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.plugins import load_all
+from pathbench.engine.protocol import resolve_method_options
+from pathbench.engine.sampling import SamplerConfig
 
 V, S = 11, 6
 load_all()  # the built-in methods, the simplex paths among them
@@ -19,7 +19,7 @@ load_all()  # the built-in methods, the simplex paths among them
 
 def tiny(name):
     options, _ = resolve_method_options(name, "kl-flow", {})
-    method = BASELINES.build(name, **options)
+    method = METHODS.build(name, **options)
     torch.manual_seed(0)
     model = Transformer(model_config("tiny", V + method.extra_tokens, S, causal=method.causal,
                                      time_cond=method.time_cond)).double().eval()

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from harness.core.errors import ConfigError
-from harness.engine.model import PRESETS, KVCache, Transformer, model_config
+from pathbench.core.errors import ConfigError
+from pathbench.engine.model import PRESETS, KVCache, Transformer, model_config
 
 V, S = 50, 12
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from harness.core.registry import BASELINES
-from harness.engine.methods import masked_cross_entropy
-from harness.engine.model import Transformer, model_config
-from harness.engine.plugins import load_all
+from pathbench.core.registry import METHODS
+from pathbench.engine.methods import masked_cross_entropy
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.plugins import load_all
 
 load_all()
 V, B, S = 64, 8, 16
@@ -25,7 +25,7 @@ def reference_noisy(path, ids, given, t, generator):
 
 @pytest.mark.parametrize("name, options", CASES)
 def test_noisy_endpoints_are_exact(name, options):
-    method = BASELINES.build(name, **options)
+    method = METHODS.build(name, **options)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(V, (B, S), generator=g)
     given = torch.zeros(B, S, dtype=torch.bool)
@@ -45,7 +45,7 @@ def test_fused_noising_gives_the_reference_loss_in_law(name, options):
     model = Transformer(model_config("tiny", V, S)).eval()
     with torch.no_grad():  # a model whose output depends strongly on its input: the test has teeth
         model.embed.weight.mul_(40.0)
-    method = BASELINES.build(name, **options)
+    method = METHODS.build(name, **options)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(V, (B, S), generator=g)
     given = torch.zeros(B, S, dtype=torch.bool)

@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.distributed.checkpoint as dcp
 
-import paths  # noqa: F401  (registers the paths)
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES
-from harness.data.corpus import BatchLoader
-from harness.engine.dist_checkpoint import resume_training_checkpoint
-from harness.engine.methods import register_path_methods
-from harness.engine.model import Transformer, model_config
-from harness.engine.run import load_run
-from harness.engine.trainer import TrainConfig, build_optimizers, evaluate, train
+import pathbench.paths  # noqa: F401  (registers the paths)
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS
+from pathbench.data.corpus import BatchLoader
+from pathbench.engine.dist_checkpoint import resume_training_checkpoint
+from pathbench.engine.methods import register_path_methods
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.run import load_run
+from pathbench.engine.trainer import TrainConfig, build_optimizers, evaluate, train
 
 register_path_methods()
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -113,7 +113,7 @@ def test_fsdp_on_one_process_keeps_its_checkpoint_format_and_resumes_exactly(bbc
         model = Transformer(model_config("tiny", bbc_small.tokenizer.vocab_size, 32))
         cfg = TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup=10, eval_every=50, ckpt_every=2, log_every=1,
                           progress=False, parallel="fsdp")
-        train(BASELINES.build("kl"), model, BatchLoader(bbc_small.train, 8, seed=0),
+        train(METHODS.build("kl"), model, BatchLoader(bbc_small.train, 8, seed=0),
               lambda: BatchLoader(bbc_small.val, 8, shuffle=False).epoch(), cfg, out, resume=resume)
 
     run(tmp_path / "straight", 4)

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from harness.cli import main
-from harness.core.registry import BASELINES
-from harness.engine.plugins import load_all
-from harness.engine.protocol import resolve_method_options, resolve_sampler, sampling_setup
-from harness.engine.run import load_run
-from harness.sweep.experiment import expand
+from pathbench.cli import main
+from pathbench.core.registry import METHODS
+from pathbench.engine.plugins import load_all
+from pathbench.engine.protocol import resolve_method_options, resolve_sampler, sampling_setup
+from pathbench.engine.run import load_run
+from pathbench.sweep.experiment import expand
 from tests.conftest import SMALL
 
 load_all()
@@ -45,7 +45,7 @@ def one_line_error(args, capsys):
 def test_resolved_method_options_under_each_protocol(method, protocol, expected):
     options, record = resolve_method_options(method, protocol, {})
     assert options == expected and record["name"] == protocol and record["method"] == expected
-    built = BASELINES.build(method, **options).options()
+    built = METHODS.build(method, **options).options()
     assert {k: built[k] for k in expected} == expected
     if method == "dfm":
         assert record["sampler"] == {} and "not a simplex-path method" in record["not_applied"]["method"]
@@ -59,7 +59,7 @@ def test_explicit_keys_override_and_the_record_says_so():
     options, record = resolve_method_options("kl", "kl-flow", {"t_max": 0.5, "beta": 0.05})
     assert options == {"t_max": 0.5, "grid": "log", "update": "tau_euler", "beta": 0.05}
     assert record["overridden"] == {"method.t_max": 0.5} and "t_max" not in record["method"]
-    kl = BASELINES.build("kl", **options)
+    kl = METHODS.build("kl", **options)
     spec, record = resolve_sampler(kl, record, {"name": "hybrid", "nfe": 8, "top_k": 5})
     assert spec == {"name": "hybrid", "nfe": 8, "top_k": 5, "final": "argmax", "final_at": "t_max"}
     assert record["overridden"] == {"method.t_max": 0.5, "sampler.top_k": 5}
@@ -69,7 +69,7 @@ def test_explicit_keys_override_and_the_record_says_so():
 def test_baseline_samplers_keep_their_own_defaults():
     for name, sampler in (("ar", "ancestral"), ("dfm", "euler"), ("sedd", "tweedie")):
         _, record = resolve_method_options(name, "kl-flow", {})
-        spec, record = resolve_sampler(BASELINES.build(name), record, {"name": sampler, "nfe": 4})
+        spec, record = resolve_sampler(METHODS.build(name), record, {"name": sampler, "nfe": 4})
         assert spec == {"name": sampler, "nfe": 4}  # no top-k 1 forced on ar, no final_at
         assert record["sampler"] == {} and "keeps its own defaults" in record["not_applied"]["sampler"]
 

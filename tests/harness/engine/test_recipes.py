@@ -4,14 +4,14 @@ the protocol's choice and its record, and refusals in one line."""
 import pytest
 import torch
 
-from harness.core.config import apply_overrides
-from harness.core.errors import ConfigError
-from harness.core.registry import RECIPES
-from harness.engine.model import Transformer, model_config
-from harness.engine.plugins import load_all
-from harness.engine.protocol import resolve_method_options, resolve_train_options
-from harness.engine.recipes import REFERENCE_ADAM_RATIO, build_optimizers
-from harness.engine.trainer import TrainConfig
+from pathbench.core.config import apply_overrides
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import RECIPES
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.plugins import load_all
+from pathbench.engine.protocol import resolve_method_options, resolve_train_options
+from pathbench.engine.recipes import REFERENCE_ADAM_RATIO, build_optimizers
+from pathbench.engine.trainer import TrainConfig
 
 load_all()
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from scipy.stats import chi2_contingency, chisquare
 
-import harness.engine.sampling as sampling
-import paths  # noqa: F401  (registers the paths)
-from harness.core.errors import ConfigError
-from harness.core.registry import PATHS
-from harness.engine.sampling import SamplerConfig, sample_path
+import pathbench.engine.sampling as sampling
+import pathbench.paths  # noqa: F401  (registers the paths)
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import PATHS
+from pathbench.engine.sampling import SamplerConfig, sample_path
 from tests.harness.engine.reference_sampler import reference_sample_path
 
 V = 6
@@ -141,7 +141,7 @@ def test_unknown_sampler_for_paths():
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p():
-    from harness.engine.sampling import denoiser_log_probs
+    from pathbench.engine.sampling import denoiser_log_probs
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64))
     kept = denoiser_log_probs(logits, None, 1.0, top_p=0.75).exp()

@@ -5,8 +5,8 @@ import json
 
 import torch
 
-from harness.cli import main
-from harness.engine.step_progress import denoiser_progress
+from pathbench.cli import main
+from pathbench.engine.step_progress import denoiser_progress
 
 
 def test_the_bar_counts_forward_calls_and_learns_the_total_from_the_first_batch():

@@ -22,7 +22,7 @@ def start_training(run: Path, cache: Path, steps: int) -> tuple[subprocess.Popen
     argv = ["train", "--method", "kl", "--steps", str(steps), "--out", str(run), f"data.cache_dir={cache}",
             f"data.vocab_size={SMALL['vocab_size']}", f"data.seq_len={SMALL['seq_len']}", "batch_size=8",
             "log_every=1", "ckpt_every=100000", "eval_every=100000", "progress=false"]
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "pathbench.cli", *argv], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 120
@@ -48,7 +48,7 @@ def test_a_signal_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_cach
     assert resume[:2] == ["pathbench", "train"] and resume[-1] == "--resume" and resume[2:-1] == argv[1:]
     if signum == signal.SIGINT:  # resume as told, with the steps cut to keep the test short
         resume = [a if a != "400" else str(step + 5) for a in resume]
-        done = subprocess.run([sys.executable, "-m", "harness.cli", *resume[1:]], cwd=ROOT, capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "pathbench.cli", *resume[1:]], cwd=ROOT, capture_output=True,
                               text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, done.stderr[-2000:]
         steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -6,15 +6,15 @@ import math
 import pytest
 import torch
 
-import paths  # noqa: F401,E402  (registers the paths)
-from baselines.ar import Autoregressive
-from harness.core.errors import ConfigError
-from harness.core.registry import BASELINES
-from harness.data.corpus import BatchLoader
-from harness.engine.checkpoint import latest_checkpoint, load_checkpoint
-from harness.engine.methods import register_path_methods
-from harness.engine.model import Transformer, model_config
-from harness.engine.trainer import TrainConfig, TrainingDiverged, build_optimizers, evaluate, lr_factor, train
+import pathbench.paths  # noqa: F401,E402  (registers the paths)
+from pathbench.baselines.ar import Autoregressive
+from pathbench.core.errors import ConfigError
+from pathbench.core.registry import METHODS
+from pathbench.data.corpus import BatchLoader
+from pathbench.engine.checkpoint import latest_checkpoint, load_checkpoint
+from pathbench.engine.methods import register_path_methods
+from pathbench.engine.model import Transformer, model_config
+from pathbench.engine.trainer import TrainConfig, TrainingDiverged, build_optimizers, evaluate, lr_factor, train
 
 register_path_methods()
 
@@ -25,7 +25,7 @@ def run(data, out, steps, resume=False, method="kl", **cfg):
     options = dict(steps=steps, batch_size=16, lr=3e-3, warmup=10, eval_every=50, eval_batches=4,
                    ckpt_every=5, log_every=1, progress=False)
     options.update(cfg)
-    result = train(BASELINES.build(method), model, BatchLoader(data.train, 16, seed=0),
+    result = train(METHODS.build(method), model, BatchLoader(data.train, 16, seed=0),
                    lambda: BatchLoader(data.val, 16, shuffle=False).epoch(), TrainConfig(**options),
                    out, resume=resume)
     return result, model
@@ -39,7 +39,7 @@ def test_kl_validation_loss_falls_within_200_tiny_steps(bbc_small, tmp_path):
     torch.manual_seed(0)
     fresh = Transformer(model_config("tiny", bbc_small.tokenizer.vocab_size, 32))
     val = BatchLoader(bbc_small.val, 16, shuffle=False).epoch
-    before = evaluate(BASELINES.build("kl"), fresh, list(val())[:4], torch.device("cpu"))
+    before = evaluate(METHODS.build("kl"), fresh, list(val())[:4], torch.device("cpu"))
     result, _ = run(bbc_small, tmp_path, 200, eval_every=100, ckpt_every=200, log_every=10)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert result.val_loss < before - 2.0, (before, result.val_loss)
@@ -64,7 +64,7 @@ def test_existing_checkpoint_is_not_overwritten_without_resume(bbc_small, tmp_pa
 
 
 def test_non_finite_loss_stops_with_the_step_number(bbc_small, tmp_path):
-    kl = BASELINES.get("kl")
+    kl = METHODS.get("kl")
 
     class Exploding(kl):
         def loss(self, model, ids, given, generator=None):
@@ -72,7 +72,7 @@ def test_non_finite_loss_stops_with_the_step_number(bbc_small, tmp_path):
             value = super().loss(model, ids, given, generator)
             return value * float("nan") if self.calls == 7 else value
 
-    BASELINES.add("exploding_kl_for_test", Exploding)
+    METHODS.add("exploding_kl_for_test", Exploding)
     with pytest.raises(TrainingDiverged, match="loss became nan at step 7; last checkpoint: step 5"):
         run(bbc_small, tmp_path, 10, method="exploding_kl_for_test")
 

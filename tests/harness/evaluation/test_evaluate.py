@@ -1,7 +1,7 @@
 """The evaluation entry point: the device reaches a task's scorer and metric models."""
 
-import tasks  # noqa: F401  (registers the tasks)
-from harness.evaluation.evaluate import check_task, with_device
+import pathbench.tasks  # noqa: F401  (registers the tasks)
+from pathbench.evaluation.evaluate import check_task, with_device
 
 
 def test_the_evaluation_device_reaches_tasks_that_take_one():

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.evaluation.evaluate import eval_run
-from harness.report.verdict import judge
-from harness.report.verdict_tables import _groups
+from pathbench.evaluation.evaluate import eval_run
+from pathbench.report.verdict import judge
+from pathbench.report.verdict_tables import _groups
 
 
 @pytest.fixture(scope="module")

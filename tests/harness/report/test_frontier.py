@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from harness.report.frontier import quality_speed_frontier
-from harness.report.leaderboard import load
+from pathbench.report.frontier import quality_speed_frontier
+from pathbench.report.leaderboard import load
 
 CPU = {"device": "cpu", "device_name": "cpu", "precision": "float32", "threads": 2}
 

@@ -5,8 +5,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness.report.learning import held_out_plot, learning_summary, learning_table, paper_question  # noqa: E402
-from harness.report.verdict import MethodVerdict  # noqa: E402
+from pathbench.report.learning import held_out_plot, learning_summary, learning_table, paper_question  # noqa: E402
+from pathbench.report.verdict import MethodVerdict  # noqa: E402
 
 
 def record(method, seed, learned, ckpt):

@@ -1,4 +1,4 @@
-"""``harness.report.leaderboard``: metrics.json files -> one table per scorer / task (seeds pooled), plots, leaderboard files."""
+"""``pathbench.report.leaderboard``: metrics.json files -> one table per scorer / task (seeds pooled), plots, leaderboard files."""
 
 import json
 import shutil
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.report.leaderboard import collect, markdown_table, tables, write_report
+from pathbench.core.errors import ConfigError
+from pathbench.report.leaderboard import collect, markdown_table, tables, write_report
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "results"
 
@@ -151,7 +151,7 @@ def test_plot_lines_keep_runs_apart_that_differ_only_in_an_option_or_final():
     zig-zag; a setting is named in a label only for the method where it varies."""
     import pandas as pd
 
-    from harness.report.plots import SETTING_KEYS, _lines
+    from pathbench.report.plots import SETTING_KEYS, _lines
 
     rows = [{"method": "flowmap", "sampler": "flowmap", "nfe": nfe, "final": final, "opt.path": path,
              "opt.teacher": f"runs/a/very/long/run/folder/{path}"}
@@ -293,7 +293,7 @@ def _rows(section):
 
 
 def test_seeds_are_one_row_pooled_with_the_two_stage_interval(sweep):
-    from harness.core import stats
+    from pathbench.core import stats
 
     root, result = sweep
     md = result["leaderboard_md"].read_text()
@@ -368,8 +368,8 @@ def test_frontier_draws_interval_bars_and_the_target_entropy(sweep):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.report.leaderboard import load
-    from harness.report.plots import frontier
+    from pathbench.report.leaderboard import load
+    from pathbench.report.plots import frontier
 
     root, _ = sweep
     df, _, records = load(root)
@@ -418,7 +418,7 @@ def test_html_tables_are_sortable_offline(sweep):
 def test_a_task_verdict_ranks_by_intervals_and_says_ties_in_words():
     import pandas as pd
 
-    from harness.report.task_verdict import task_verdict
+    from pathbench.report.task_verdict import task_verdict
 
     agg = pd.DataFrame({"method": ["a", "b", "c"], "sampler": ["basic"] * 3, "nfe": [8] * 3,
                         "pass@1": [0.1, 0.5, 0.45], "pass@1_lo": [0.0, 0.4, 0.35], "pass@1_hi": [0.2, 0.6, 0.55],

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness.report.leaderboard import write_report
+from pathbench.report.leaderboard import write_report
 from tests.harness.report.test_report import write_runs
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

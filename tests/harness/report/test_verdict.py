@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.report.verdict import Setting, judge, matched_log_ppl, pairwise, within_noise
+from pathbench.core.errors import ConfigError
+from pathbench.report.verdict import Setting, judge, matched_log_ppl, pairwise, within_noise
 
 
 def test_frontier_interpolates_in_log_ppl_between_the_bracketing_points():
@@ -80,7 +80,7 @@ def test_seeds_are_pooled_per_setting_and_their_spread_enters_the_interval():
 
 
 def test_seed_wins_count_each_seed_alone():
-    from harness.report.verdict import seed_wins
+    from pathbench.report.verdict import seed_wins
 
     def method(level):
         return [_seeded(_setting(label, h, ppl * level * (1 + 0.3 * (i == 2)), seed=10 * i + j), i)

@@ -1,10 +1,10 @@
-"""`pathbench bench` runs end to end on a tiny size and reports what it promises (no timing asserts)."""
+"""`pathbench study bench` runs end to end on a tiny size and reports what it promises (no timing asserts)."""
 
 import math
 
-from harness.engine.plugins import load_all
-from harness.studies.bench import bench_train
-from harness.studies.bench_sample import bench_sample
+from pathbench.engine.plugins import load_all
+from pathbench.studies.bench import bench_train
+from pathbench.studies.bench_sample import bench_sample
 
 load_all()
 

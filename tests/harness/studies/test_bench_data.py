@@ -1,11 +1,11 @@
-"""`pathbench bench data` runs end to end on a tiny generated corpus (no timing asserts)."""
+"""`pathbench study bench data` runs end to end on a tiny generated corpus (no timing asserts)."""
 
 import json
 import tempfile
 from pathlib import Path
 
-from harness.cli import main
-from harness.studies.bench_data import bench_data, write_corpus
+from pathbench.cli import main
+from pathbench.studies.bench_data import bench_data, write_corpus
 
 
 def test_the_generated_corpus_is_distinct_bbc_paragraphs(tmp_path):

@@ -1,4 +1,4 @@
-"""``pathbench bench gpu``: refused without CUDA; its code path (--device cpu --tiny) fills every
+"""``pathbench study bench gpu``: refused without CUDA; its code path (--device cpu --tiny) fills every
 section with numbers."""
 
 import json
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from harness.cli import main
-from harness.core.registry import BASELINES
-from harness.engine.plugins import load_all
+from pathbench.cli import main
+from pathbench.core.registry import METHODS
+from pathbench.engine.plugins import load_all
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
@@ -37,7 +37,7 @@ def one_thread():
 def test_tiny_cpu_run_has_every_method_and_sampler(tmp_path, capsys, one_thread):
     load_all()
     # the project's methods (other tests register throw-away ones, e.g. one whose loss explodes)
-    names = [n for n in BASELINES.names() if BASELINES.get(n).__module__.split(".")[0] in ("harness", "paths", "baselines")]
+    names = [n for n in METHODS.names() if METHODS.get(n).__module__.split(".")[0] in ("harness", "paths", "baselines")]
     out = tmp_path / "g"
     assert main(["study", "bench", "gpu", "--device", "cpu", "--tiny", "--budget-s", "600", "--method", ",".join(names),
                  "--out", str(out)]) == 0
@@ -52,7 +52,7 @@ def test_tiny_cpu_run_has_every_method_and_sampler(tmp_path, capsys, one_thread)
         assert row["status"] == "ok", row
         assert row["tokens_per_s"] > 0 and math.isfinite(row["loss"]) and row["peak_memory_gb"] >= 0
         assert row["mfu"] is None  # no bf16 peak is claimed for a CPU
-        for sampler in BASELINES.get(name).samplers:
+        for sampler in METHODS.get(name).samplers:
             cell = record["sample"][f"{name}/{sampler}"]
             assert cell["status"] == "ok" and cell["ms_per_step"] > 0 and cell["peak_memory_bsv"] >= 0, (name, sampler)
     assert sum(row["status"] == "ok" for row in record["train"].values()) >= 7

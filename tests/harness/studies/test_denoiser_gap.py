@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.studies.denoiser_gap import write_denoiser_gap
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.studies.denoiser_gap import write_denoiser_gap
 
 CORPUS = "oracle:V=32,H=4,k=4,succ=2,n=600"
 

@@ -1,11 +1,11 @@
-"""`pathbench kl-curve` end to end, checked against an independent NumPy computation."""
+"""`pathbench study kl-curve` end to end, checked against an independent NumPy computation."""
 
 import csv
 
 import numpy as np
 import pytest
 
-from harness.cli import main
+from pathbench.cli import main
 
 
 def independent_kl(path, vocab, t, samples=4000, beta=0.01, seed=123):

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.studies.time_warp import TimeWarp
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.studies.time_warp import TimeWarp
 
 
 def test_a_linear_error_curve_gives_the_uniform_grid():
@@ -49,7 +49,7 @@ def test_reparam_stores_the_curve_and_grid_error_samples_with_it(kl_run, tmp_pat
     out = tmp_path / "s.jsonl"
     assert main(["sample", "--ckpt", str(kl_run), "--grid", "error", "--nfe", "4", "--n", "2",
                  "--out", str(out)]) == 2
-    assert "run `pathbench reparam --ckpt DIR` first" in capsys.readouterr().err
+    assert "run `pathbench study reparam --ckpt DIR` first" in capsys.readouterr().err
     assert main(["study", "reparam", "--ckpt", str(kl_run), "--points", "9", "--batches", "2"]) == 0
     stored = json.loads((kl_run / "calibration.json").read_text())["time_warp"]
     assert len(stored["times"]) == 9 and stored["step"] == 60
@@ -62,15 +62,15 @@ def test_reparam_stores_the_curve_and_grid_error_samples_with_it(kl_run, tmp_pat
 
 
 def test_training_on_warped_time_draws_t_by_the_stored_curve(tmp_path):
-    from harness.core.registry import BASELINES
-    from harness.engine.calibration import store_calibration
-    from harness.engine.plugins import load_all
+    from pathbench.core.registry import METHODS
+    from pathbench.engine.calibration import store_calibration
+    from pathbench.engine.plugins import load_all
 
     load_all()
     times = [k / 20 for k in range(21)]
     error = [6.0 if t < 0.4 else (1.0 if t > 0.6 else 6.0 - 25.0 * (t - 0.4)) for t in times]
     store_calibration(tmp_path, "time_warp", TimeWarp(times, error).to_dict())
-    method = BASELINES.build("euclidean", time_warp=str(tmp_path))
+    method = METHODS.build("euclidean", time_warp=str(tmp_path))
     assert method.options()["time_warp"] == str(tmp_path)
     seen = []
 
@@ -90,7 +90,7 @@ def test_training_on_warped_time_draws_t_by_the_stored_curve(tmp_path):
     t = seen[0]
     inside = ((t > 0.4) & (t < 0.6)).double().mean().item()
     assert inside > 0.95  # uniform training times would put 20 % there
-    with pytest.raises(ConfigError, match="has no fitted decoding-error curve; run `pathbench reparam"):
-        BASELINES.build("kl", time_warp=str(tmp_path / "elsewhere"))
+    with pytest.raises(ConfigError, match="has no fitted decoding-error curve; run `pathbench study reparam"):
+        METHODS.build("kl", time_warp=str(tmp_path / "elsewhere"))
     with pytest.raises(ConfigError, match=r"measured on \[0.0, 1.0\], the path integrates on \[0, 0.3\]"):
-        BASELINES.build("kl", time_warp=str(tmp_path), t_max=0.3)
+        METHODS.build("kl", time_warp=str(tmp_path), t_max=0.3)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.studies.tune_tstar import read_start, select_tstar, start_grid
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.studies.tune_tstar import read_start, select_tstar, start_grid
 
 
 def synthetic(t_star, top_k):
@@ -50,7 +50,7 @@ def test_start_grid_and_reading_a_posterior_gap_crossing(tmp_path):
 def test_tune_tstar_end_to_end_stores_the_choice_and_sampler_tuned_uses_it(kl_run, tiny_lm, tmp_path, capsys):
     out = tmp_path / "s.jsonl"
     assert main(["sample", "--ckpt", str(kl_run), "--sampler", "tuned", "--n", "1", "--out", str(out)]) == 2
-    assert "run `pathbench tune-tstar --ckpt DIR` first" in capsys.readouterr().err
+    assert "run `pathbench study tune-tstar --ckpt DIR` first" in capsys.readouterr().err
     assert main(["study", "tune-tstar", "--ckpt", str(kl_run), "--scorer", f"hf:{tiny_lm}", "--t-stars", "0.1,0.5",
                  "--top-k", "5", "--nfe", "4", "--n", "4", "--margin", "10"]) == 0
     printed = capsys.readouterr().out

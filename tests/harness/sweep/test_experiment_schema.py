@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.engine.plugins import load_all
-from harness.sweep.dispatch import record_experiment, remove_stale_temps
-from harness.sweep.experiment import expand
-from harness.sweep.experiment_schema import check_experiment
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.engine.plugins import load_all
+from pathbench.sweep.dispatch import record_experiment, remove_stale_temps
+from pathbench.sweep.experiment import expand
+from pathbench.sweep.experiment_schema import check_experiment
 
 load_all()
 GOOD = {"name": "x", "data": {"corpus": "bbc", "vocab_size": 64, "seq_len": 16}, "train": {"steps": 2},

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from harness.cli import main
-from harness.sweep.experiment import load_experiment
+from pathbench.cli import main
+from pathbench.sweep.experiment import load_experiment
 
 FILE = Path(__file__).resolve().parents[3] / "experiments" / "gpu" / "geodesic_ablation_gpu_10min.yaml"
 METHODS = {"ar", "kl", "fisher_rao", "linear", "euclidean", "dfm", "sedd"}

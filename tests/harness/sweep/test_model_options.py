@@ -6,10 +6,10 @@ import json
 import pytest
 import yaml
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.engine.plugins import load_all
-from harness.sweep.experiment import expand
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.engine.plugins import load_all
+from pathbench.sweep.experiment import expand
 
 load_all()
 

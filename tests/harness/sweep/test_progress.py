@@ -5,10 +5,10 @@ import io
 
 from rich.console import Console
 
-from harness.sweep import scheduler
-from harness.sweep.dispatch import jobs_for
-from harness.sweep.experiment import expand
-from harness.sweep.progress import Progress
+from pathbench.sweep import scheduler
+from pathbench.sweep.dispatch import jobs_for
+from pathbench.sweep.experiment import expand
+from pathbench.sweep.progress import Progress
 from tests.harness.sweep.test_sweep import FakeExecutor
 
 # every method is scored by the sweep's own ar model of its seed: they all wait for the ar units

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from harness.core.errors import ConfigError
-from harness.sweep.dispatch import make_executor
-from harness.sweep.slurm import PartitionLimits, parse_sinfo, partition_limits, slurm_parameters
+from pathbench.core.errors import ConfigError
+from pathbench.sweep.dispatch import make_executor
+from pathbench.sweep.slurm import PartitionLimits, parse_sinfo, partition_limits, slurm_parameters
 
 
 def test_sinfo_lines_give_the_largest_node():

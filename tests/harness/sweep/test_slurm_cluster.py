@@ -57,7 +57,7 @@ def experiment(tmp_path: Path, kind: str) -> Path:
 
 
 def sweep(path: Path, out: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--out", str(out)],
+    return subprocess.Popen([sys.executable, "-m", "pathbench.cli", "sweep", str(path), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 

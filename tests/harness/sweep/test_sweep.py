@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import main
-from harness.core.errors import ConfigError
-from harness.engine.plugins import load_all
-from harness.sweep.dispatch import UnitJob, jobs_for, make_executor, run_complete
-from harness.sweep.experiment import expand, load_experiment
+from pathbench.cli import main
+from pathbench.core.errors import ConfigError
+from pathbench.engine.plugins import load_all
+from pathbench.sweep.dispatch import UnitJob, jobs_for, make_executor, run_complete
+from pathbench.sweep.experiment import expand, load_experiment
 
 load_all()  # built-in paths, methods and tasks, as the CLI has them
 ROOT = Path(__file__).parents[3]
@@ -81,7 +81,7 @@ def test_two_by_two_sweep_runs_locally_end_to_end(tmp_path, data_cache, tiny_lm,
 
 def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path, data_cache, tiny_lm, bbc_small, capsys):
     path, out = grid(tmp_path, data_cache, tiny_lm, steps=60), tmp_path / "out"
-    cmd = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--out", str(out)]
+    cmd = [sys.executable, "-m", "pathbench.cli", "sweep", str(path), "--out", str(out)]
     proc = subprocess.Popen(cmd, start_new_session=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     pointer = None
@@ -144,7 +144,7 @@ def test_parallel_units_write_the_same_bytes_and_wait_for_their_scorer(tmp_path,
 def test_a_stored_reference_row_is_reused_until_its_scorer_is_retrained(tmp_path):
     from types import SimpleNamespace
 
-    from tasks.reference import _stored_reference
+    from pathbench.tasks.reference import _stored_reference
 
     scorer_run = tmp_path / "ar"
     scorer_run.mkdir()
@@ -324,8 +324,8 @@ class FakeExecutor:
 
 
 def fake_sweep(tmp_path, raw, parallel, polls, fail=()):
-    from harness.sweep import scheduler
-    from harness.sweep.progress import Progress
+    from pathbench.sweep import scheduler
+    from pathbench.sweep.progress import Progress
 
     exp, out = expand(raw), tmp_path / "out"
     jobs = jobs_for(exp, out, threads=1)
@@ -380,7 +380,7 @@ def test_a_unit_started_in_the_same_round_as_its_user_is_waited_for(tmp_path, ca
 
 
 def test_an_experiment_names_its_plugins_and_the_sweep_saves_the_ones_it_ran_with(tmp_path, monkeypatch):
-    from harness.sweep.dispatch import saved_experiment
+    from pathbench.sweep.dispatch import saved_experiment
 
     monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
     raw = {"name": "p", "plugins": ["unigram_plugin"], "methods": ["unigram"],
@@ -430,9 +430,9 @@ def test_row_seeding_names_its_runs_and_a_memory_budget_does_not(tmp_path, data_
 SHARD_SCRIPT = """
 import json, os, sys
 from pathlib import Path
-from harness.engine.plugins import load_all
-from harness.sweep.dispatch import jobs_for
-from harness.sweep.experiment import load_experiment
+from pathbench.engine.plugins import load_all
+from pathbench.sweep.dispatch import jobs_for
+from pathbench.sweep.experiment import load_experiment
 load_all()
 exp = load_experiment(Path(sys.argv[1]))
 job = next(j for j in jobs_for(exp, Path(sys.argv[2])) if j.unit["method"] == "kl")
