@@ -10,6 +10,9 @@ is installed, so ``lm_eval.simple_evaluate(model="pathbench", ...)`` works after
 with no other call.
 """
 
+if __name__ != "pathbench.tasks":  # the repository's folder tasks/ on sys.path (e.g. the cwd): not a package
+    raise ImportError(f"pathbench's modules moved: import pathbench.tasks, not {__name__}")
+
 from importlib.util import find_spec
 
 from pathbench.tasks import code, oracle_scorer, scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)

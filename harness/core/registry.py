@@ -33,6 +33,24 @@ class UnknownNameError(ConfigError, KeyError):
         return str(self.args[0])
 
 
+#: what fills every registry before its first read (``import pathbench`` sets it to load_all); this
+#: module imports no component, so the filling is handed in from above
+_fill: Callable[[], None] | None = None
+
+
+def fill_on_first_read(load: Callable[[], None]) -> None:
+    """Run ``load`` once, before any registry is first read (looked up, listed, counted)."""
+    global _fill
+    _fill = load
+
+
+def _filled() -> None:
+    global _fill
+    if _fill is not None:
+        load, _fill = _fill, None  # before the call: the loading itself reads the registries
+        load()
+
+
 def _owner(obj: object) -> str:
     module = getattr(obj, "__module__", "?")
     return f"{module}.{getattr(obj, '__qualname__', repr(obj))}"
@@ -68,6 +86,7 @@ class Registry(Generic[T]):
             self._aliases[alias] = name
 
     def get(self, name: str) -> T:
+        _filled()
         canonical = self._aliases.get(name, name)
         if canonical not in self._entries:
             raise UnknownNameError(
@@ -97,18 +116,22 @@ class Registry(Generic[T]):
         return self._aliases.get(name, name)
 
     def names(self) -> list[str]:
+        _filled()
         return sorted(self._entries)
 
     def aliases_of(self, name: str) -> list[str]:
+        _filled()
         return sorted(a for a, n in self._aliases.items() if n == name)
 
     def __contains__(self, name: object) -> bool:
+        _filled()
         return name in self._entries or name in self._aliases
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        _filled()
         return len(self._entries)
 
     def __repr__(self) -> str:

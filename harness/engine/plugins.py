@@ -1,6 +1,6 @@
 """Loading the components that fill the registries.
 
-Built-in packages (``paths``, ``baselines``, ``tasks``) register on import. Third-party
+Built-in packages (``pathbench.paths``, ``.baselines``, ``.tasks``) register on import. Third-party
 code registers through the entry-point group ``pathbench.plugins`` (each entry point names
 a module to import) or ``--plugin some.module`` on any CLI command.
 """
@@ -14,7 +14,10 @@ from importlib.metadata import entry_points
 
 from pathbench.core.errors import ConfigError
 
-BUILTIN_PACKAGES = ("paths", "baselines", "tasks")
+#: what registers the built-ins: the component packages, and the engine's protocols, training
+#: recipes and live-curve loggers (imported by name: the engine does not import the components)
+BUILTIN_PACKAGES = ("pathbench.paths", "pathbench.baselines", "pathbench.tasks", "pathbench.engine.protocol",
+                    "pathbench.engine.recipes", "pathbench.engine.loggers")
 ENTRY_POINT_GROUP = "pathbench.plugins"
 
 
@@ -89,6 +92,6 @@ def plugin_modules(method: object) -> list[str]:
     found = []
     for cls in classes:
         module = cls.__module__
-        if module.split(".")[0] not in (*BUILTIN_PACKAGES, "harness") and module != "__main__" and module not in found:
+        if module.split(".")[0] != "pathbench" and module != "__main__" and module not in found:
             found.append(module)
     return found

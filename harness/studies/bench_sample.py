@@ -28,8 +28,8 @@ from pathbench.engine.methods import Method, PathMethod
 from pathbench.engine.model import Transformer, model_config
 from pathbench.engine.protocol import resolve_method_options, resolve_sampler
 from pathbench.engine.sampling import SamplerConfig, draw_tokens, grid_intervals, scheme_at
-from pathbench.studies.bench import PeakMemory, bsv_units, sync, timed_forward
 from pathbench.paths.base import softmax_into
+from pathbench.studies.bench import PeakMemory, bsv_units, sync, timed_forward
 
 TARGETS = {"basic": 0.75, "semi": 2.0, "sampling": 2.0, "hybrid": 2.0,  # outside-model time / call
            "flowmap": 1.0, "euler": 1.0, "tweedie": 1.0}  # flowmap's jumps; dfm's and sedd's steps

@@ -10,7 +10,7 @@ from pathbench.engine.model import Transformer, model_config
 from pathbench.engine.sampling import SamplerConfig
 from pathbench.engine.trainer import TrainConfig, evaluate, train
 
-METHODS = ["dfm", "sedd", "ar"]
+BASELINE_NAMES = ["dfm", "sedd", "ar"]
 
 
 def build(method, vocab, seq_len=32):
@@ -20,7 +20,7 @@ def build(method, vocab, seq_len=32):
     return m, Transformer(cfg)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", BASELINE_NAMES)
 def test_loss_is_finite_and_falls_on_the_embedded_corpus(method, bbc_small, tmp_path):
     m, model = build(method, bbc_small.tokenizer.vocab_size)
     val = lambda: list(BatchLoader(bbc_small.val, 16, shuffle=False).epoch())[:4]  # noqa: E731
@@ -50,7 +50,7 @@ def test_samples_are_valid_ids_and_keep_given_positions(method, sampler):
     assert torch.equal(ids[given_mask], given_ids[given_mask])
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", BASELINE_NAMES)
 def test_same_seed_same_samples(method):
     m, model = build(method, 30, seq_len=10)
     model.eval()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pathbench.core.errors import ConfigError
-from pathbench.studies.posterior_gap import crossing, posterior_gap, write_posterior_gap
 from pathbench.paths.posterior import exact_posterior_log, geodesic_posterior_log, kl_categorical
+from pathbench.studies.posterior_gap import crossing, posterior_gap, write_posterior_gap
 
 BETA = 0.1
 
