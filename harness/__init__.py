@@ -8,6 +8,7 @@ The package a user scripts against, as ``flow_matching`` and ``lm_eval`` expose 
     pathbench.sample_run("runs/kl", "samples.jsonl", n=8, sampler={"name": "basic", "nfe": 64})
     pathbench.eval_run("runs/kl", "unconditional", "out/kl", sampler={"name": "basic", "nfe": 64})
     pathbench.load_exported("hf/kl")                 # a Hub export (pathbench export), as a run
+    pathbench.PathbenchModel.from_pretrained("hf/kl")  # the same, as a Hub model that samples
     pathbench.METHODS.names()                        # every registry: PATHS, METHODS, TASKS, ...
 
 Importing it registers every built-in component (paths, methods, tasks, scorers, protocols,
@@ -50,6 +51,7 @@ LAZY = {
     "load_scorer": "pathbench.tasks.scorers",
     "export_run": "pathbench.engine.hub",
     "load_exported": "pathbench.engine.hub",
+    "PathbenchModel": "pathbench.engine.hub",  # huggingface_hub's PyTorchModelHubMixin: from_pretrained
     "PathbenchLM": "pathbench.tasks.lmeval",  # lm-eval's model class (the [eval] extra)
 }
 
