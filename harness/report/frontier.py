@@ -81,8 +81,16 @@ def _quality(row) -> str:
     return f"gen-PPL {row['gen_ppl']:.1f}{interval} at entropy {row['entropy']:.2f}"
 
 
+#: how much lower a setting's entropy may be and still count as "better" at a lower gen-PPL (nats):
+#: less diverse text buys perplexity, so a comparison across entropies is no comparison
+ENTROPY_SLACK = 0.1
+
+
 def _better(a, b) -> bool | None:
-    """True: a's interval lies wholly below b's; None: they overlap (within noise); False: not better."""
+    """True: a's interval lies wholly below b's at an entropy no lower (within ENTROPY_SLACK);
+    None: they overlap (within noise); False: not better, or not comparable (a less diverse)."""
+    if a["entropy"] < b["entropy"] - ENTROPY_SLACK:
+        return False
     if pd.isna(a["gen_ppl_hi"]) or pd.isna(b["gen_ppl_lo"]):
         return a["gen_ppl"] < b["gen_ppl"] if a["gen_ppl"] != b["gen_ppl"] else None
     if a["gen_ppl_hi"] < b["gen_ppl_lo"]:
@@ -92,8 +100,8 @@ def _better(a, b) -> bool | None:
 
 def compare(rows: pd.DataFrame) -> list[str]:
     """One sentence per ordered pair of methods (same scorer and device) where a setting of the
-    first is faster than one of the second: 'both faster and better' when its gen-PPL interval is
-    wholly below, else 'faster ... within noise' when the intervals overlap (the largest speedup
+    first is faster than one of the second at an entropy no lower (:data:`ENTROPY_SLACK`): 'both faster
+    and better' when its gen-PPL interval is wholly below, else 'faster ... within noise' when the intervals overlap (the largest speedup
     of each kind is quoted). Pairs where the faster setting is worse say nothing."""
     timed = rows[rows["samples_per_s"].notna()]
     sentences = []

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pathbench.report.frontier import quality_speed_frontier
 from pathbench.report.section_types import Figure, ReportInput, Section
+from pathbench.report.verdict_tables import learned_by_method
 
 
 def quality_and_speed(data: ReportInput) -> list[Section]:
@@ -17,7 +18,9 @@ def quality_and_speed(data: ReportInput) -> list[Section]:
     if rows.empty or rows["samples_per_s"].isna().all():
         return []
     table = pd.DataFrame({
-        "method": rows["method"], "sampler": rows["sampler"], "NFE": rows["nfe"], "scorer": rows["scorer"],
+        "method": rows["method"], "sampler": rows["sampler"], "NFE": rows["nfe"],
+        "top-k": ["-" if k is None or (isinstance(k, float) and math.isnan(k)) else str(k) for k in rows["top_k"]],
+        "scorer": rows["scorer"],
         "gen PPL": [f"{p:.1f}" + (f" [{lo:.1f}, {hi:.1f}]" if not (math.isnan(lo) or math.isnan(hi)) else "")
                     for p, lo, hi in zip(rows["gen_ppl"], rows["gen_ppl_lo"], rows["gen_ppl_hi"])],
         "entropy": [f"{e:.2f}" for e in rows["entropy"]],
@@ -25,6 +28,10 @@ def quality_and_speed(data: ReportInput) -> list[Section]:
         "device": rows["device"]})
     figures = [Figure(result.plot, result.plot.read_bytes(), "gen-PPL against measured samples/s (log axes); the "
                       "autoregressive baseline starred")] if result.plot is not None else []
+    untrained = sorted({str(m) for m in rows["method"]
+                        if learned_by_method(data.records).get(str(m), "").startswith("NO")})
     text = ("Generation cost as measured (the sampler's own wall time, scoring excluded; a timing, so it varies "
-            "from run to run and machine to machine). " + " ".join(result.sentences))
+            "from run to run and machine to machine). " + " ".join(result.sentences)
+            + (f" Not to be read: {', '.join(untrained)} did not learn (see 'Did every model learn?')."
+               if untrained else ""))
     return [Section("Quality and speed", text, table, figures=figures)]
