@@ -71,12 +71,16 @@ def learning_summary(records: list[dict]) -> str:
     table, failed = learning_table(records)
     if table is None:
         return ""
+    unchecked = sorted(set(table.loc[table["learned"] == "not checked", "method"]))
+    also = (f" Not checked: {', '.join(unchecked)} (an objective that is not a per-token cross-entropy of the "
+            "clean data given its input)." if unchecked else "")
     if not failed:
-        return (f"Every model here learned: each one's best held-out cross-entropy is at least 0.1 nats below the "
-                f"data's marginal (the unigram), so its samples can be read ({len(table)} models).\n")
+        checked = int((table["learned"] != "not checked").sum())
+        return (f"Every checked model learned: each one's best held-out cross-entropy is at least 0.1 nats below the "
+                f"data's marginal (the unigram), so its samples can be read ({checked} models).{also}\n")
     return ("**Did not learn** — " + "; ".join(failed) + ": the best held-out cross-entropy of these models never "
             "gets 0.1 nats below the data's marginal (the unigram). Their samples say nothing about their method; "
-            "they are flagged in every table and must not be read as the method's behaviour.\n")
+            f"they are flagged in every table and must not be read as the method's behaviour.{also}\n")
 
 
 def held_out_plot(records: list[dict], plt, bayes: dict | None = None) -> bytes | None:

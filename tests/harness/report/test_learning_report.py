@@ -26,7 +26,7 @@ def test_a_model_that_did_not_learn_is_named_on_the_first_screen():
     summary = learning_summary(records)
     assert summary.startswith("**Did not learn** — kl [kl-flow] (1 of 2 seeds)")
     assert held_out_plot(records, plt)[:4] == b"\x89PNG"
-    assert learning_summary([record("linear", 0, True, "c")]).startswith("Every model here learned")
+    assert learning_summary([record("linear", 0, True, "c")]).startswith("Every checked model learned")
 
 
 def verdict(method, ppl, lo, hi):
