@@ -77,6 +77,7 @@ oracle: install
 	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu_small_v.yaml --out runs/oracle_ablation_cpu_small_v
 	$(BIN)/pathbench sweep experiments/oracle_ablation_cpu.yaml --out runs/oracle_ablation_cpu
 	$(BIN)/pathbench study denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu --protocol kl-flow \
+		--experiment experiments/oracle_ablation_cpu_small_v.yaml --experiment experiments/oracle_ablation_cpu.yaml \
 		--out results/oracle_ablation_cpu/denoiser_gap
 	$(BIN)/pathbench report runs/oracle_ablation_cpu_small_v --out results/oracle_ablation_cpu/v64 \
 		--experiment experiments/oracle_ablation_cpu_small_v.yaml \

@@ -35,6 +35,8 @@ def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
     dg.add_argument("--sequences", type=int, default=64, help="held-out sequences per time")
     dg.add_argument("--seed", type=int, default=0, help="seed of the noising draws")
     dg.add_argument("--protocol", default=None, help="only runs trained under this generation protocol")
+    dg.add_argument("--experiment", type=Path, action="append", default=None,
+                    help="only this experiment file's units (not a sweep's tuning candidates; repeatable)")
     dg.add_argument("--device", default="cpu")
     dg.set_defaults(func=cmd_denoiser_gap)
 
@@ -89,8 +91,18 @@ def cmd_kl_curve(args: argparse.Namespace) -> None:
 def cmd_denoiser_gap(args: argparse.Namespace) -> None:
     from pathbench.studies.denoiser_gap import write_denoiser_gap
 
+    units = None
+    if args.experiment:  # the units each file expands to, with the tuning its sweep folder or pins chose
+        from pathbench.sweep.experiment import load_experiment, read_experiment
+        from pathbench.sweep.tuning import read_tuned
+
+        units = set()
+        for path in args.experiment:
+            name = str(read_experiment(path).get("name", path.stem))
+            tuned = next((t for t in (read_tuned(run, name) for run in args.runs) if t), None)
+            units |= {unit.id for unit in load_experiment(path, tuned=tuned).units}
     result = write_denoiser_gap(args.runs, args.out, cells=args.cells, sequences=args.sequences, seed=args.seed,
-                                device=resolve_device(args.device), protocol=args.protocol)
+                                device=resolve_device(args.device), protocol=args.protocol, units=units)
     print("excess training loss over the Bayes-optimal denoiser (nats/token, mean over t in [0, t_max]; "
           "95 % interval over seeds):")
     for row in result["summary"]:

@@ -22,8 +22,8 @@ def paper_question_first(data: ReportInput) -> list[Section]:
     """The report's first screen: the paper's question and its answer, and whether every model learned."""
     summary = learning_summary(data.records)
     found = primary_verdicts(data.records, data.scorer_order)
-    if found is None:
-        return [Section("Before any reading: did every model learn?", summary, kind="verdict")] if summary else []
+    if found is None:  # a conditional or code sweep: its own verdict opens the page, a 'learned' column in it
+        return []
     scorer, verdicts = found
     _, failed = learning_table(data.records)
     answer = paper_question(verdicts, failed).rstrip() + f" (scorer: {scorer}.)\n"

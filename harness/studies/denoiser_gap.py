@@ -126,9 +126,10 @@ def _nll(log_post: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
 
 def write_denoiser_gap(sources: list[Path], out_dir: Path, *, cells: int = 8, sequences: int = 64,
                        seed: int = 0, device: str = "cpu", protocol: str | None = None,
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True, units: set[str] | None = None) -> dict[str, Any]:
     """The gap curves of every simplex run in ``sources`` (optionally only those trained under
-    ``protocol``) written into ``out_dir``; see the module docstring."""
+    ``protocol``, only the units ``units`` names: an experiment's own) written into ``out_dir``;
+    see the module docstring."""
     if cells < 1:
         raise ConfigError(f"cells = {cells} must be >= 1")
     if sequences < 2:
@@ -137,6 +138,10 @@ def write_denoiser_gap(sources: list[Path], out_dir: Path, *, cells: int = 8, se
         PROTOCOLS.get(protocol)  # an unknown name fails listing the known ones
     rows, skipped, excess = [], {}, {}
     folders = run_folders(sources)
+    if units is not None:  # an experiment's own units: not its tuning candidates, nor another file's
+        folders = [f for f in folders if f.name in units or f.resolve().name in units]
+        if not folders:
+            raise ConfigError(f"no unit of the given experiment(s) in {', '.join(map(str, sources))}; run its sweep")
     if protocol is not None:  # runs of other protocols are not part of this study (nor of its record)
         folders = [f for f in folders if protocol_name(read_meta(f)) == protocol]
         if not folders:
