@@ -30,9 +30,13 @@ line naming the value and the valid choices, exit code 2.
 
 def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
     """(name, parser) of every sub-command in the order they were added, aliases once."""
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if action is None:
+        return []
     seen, out = set(), []
     for name, sub in action.choices.items():
+        if sub.get_default("moved_to"):  # an old name kept as an alias: documented under its new one
+            continue
         if id(sub) not in seen:
             seen.add(id(sub))
             out.append((name, sub))
@@ -52,6 +56,9 @@ def render() -> str:
         for name, sub in _subcommands(parser):
             parts.append(f"## pathbench {name}\n")
             parts.append("```text\n" + sub.format_help().rstrip() + "\n```\n")
+            for child, inner in _subcommands(sub):  # pathbench study NAME
+                parts.append(f"## pathbench {name} {child}\n")
+                parts.append("```text\n" + inner.format_help().rstrip() + "\n```\n")
         return "\n".join(parts)
     finally:
         sys.path.remove(str(ROOT))

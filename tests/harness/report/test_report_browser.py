@@ -182,7 +182,9 @@ def test_conditional_and_code_pages_open_with_their_own_verdict_and_scroll_wide_
     assert dom.order[0] == ("h2", "Verdict: Seq2seq (headline_lead)")
     first = next(item for kind, item in dom.order if kind == "table")
     assert "verdict" in first["class"].split() and first["headers"][0] == "method"
-    assert all(re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\] \(#\d\)", cell) for row in first["rows"] for cell in row[1:])
+    # every metric cell value [interval] (#rank); the last column says whether each model learned
+    assert first["headers"][-1] == "learned"
+    assert all(re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\] \(#\d\)", cell) for row in first["rows"] for cell in row[1:-1])
     titles = [item for kind, item in dom.order if kind == "h2"]
     assert titles[1] == "Verdict: Code infilling (humaneval_infill)" and "Plots" not in titles  # no empty heading
     assert not dom.images
