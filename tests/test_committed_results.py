@@ -22,7 +22,8 @@ TITLE = "Code infilling on held-out stdlib functions (CPU, code_cpu_quick)"  # a
 def fresh(tmp_path_factory):
     work = tmp_path_factory.mktemp("make-main")
     for argv in (["sweep", str(ROOT / "experiments" / "code_cpu_quick.yaml"), "--out", "runs/code_cpu_quick"],
-                 ["report", "runs/code_cpu_quick", "--out", "results/code_cpu_quick", "--title", TITLE]):
+                 ["report", "runs/code_cpu_quick", "--out", "results/code_cpu_quick", "--title", TITLE,
+                  "--experiment", str(ROOT / "experiments" / "code_cpu_quick.yaml")]):  # as `make main` does
         done = subprocess.run([sys.executable, "-m", "pathbench.cli", *argv], cwd=work, capture_output=True, text=True,
                               timeout=1200, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, done.stderr[-3000:]

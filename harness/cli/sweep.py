@@ -82,11 +82,14 @@ def cmd_report(args: argparse.Namespace) -> None:
             name = str(raw.get("name", path.stem))
             tuned = read_tuned(args.results_dir, name)
             runs += load_experiment(path, tuned=tuned).runs
-            pinned = Path(str((raw.get("tune") or {}).get("from", ""))).parent  # the table the pins came from
+            source = (raw.get("tune") or {}).get("from")  # the table the pins came from: from the working
+            # folder, else from the repository the file lies in (experiments/ beside results/)
+            pinned = [base / Path(str(source)).parent for base in (Path("."), path.resolve().parent.parent)] \
+                if source else []
             if (tuning_dir(args.results_dir, name) / "tuning.json").is_file():
                 tuning.append(tuning_dir(args.results_dir, name))
-            elif (raw.get("tune") or {}).get("from") and (pinned / "tuning.json").is_file():
-                tuning.append(pinned)
+            elif found := next((p for p in pinned if (p / "tuning.json").is_file()), None):
+                tuning.append(found)
         only = {run.id for run in runs}
         # the scorers as the experiment lists them: its first is its primary scorer, shown first
         scorers = list(dict.fromkeys(str(run.scorer) for run in runs if run.scorer is not None))
