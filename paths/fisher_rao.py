@@ -88,11 +88,9 @@ class FisherRaoPath(SimplexPath):
         return sphere_log(z_t, z1) / (1.0 - expand_time(t, z_t))
 
     def expected_velocity(self, z_t: Tensor, w: Tensor, t) -> Tensor:
-        vocab = z_t.shape[-1]
-        a = math.sqrt(1.0 - self.beta + self.beta / vocab)
-        b = math.sqrt(self.beta / vocab)
+        b, a = self._levels(z_t.shape[-1])
         w = w.to(z_t.dtype)
-        c = b * z_t.sum(-1, keepdim=True) + (a - b) * z_t  # (..., V): c_k = <s, s1^(k)>
+        c = self._target_cos(z_t)
         g = w * _theta_over_sin(c)
         mean_log = b * g.sum(-1, keepdim=True) + (a - b) * g - _dot(g, c) * z_t
         return mean_log / (1.0 - expand_time(t, z_t))
@@ -104,6 +102,11 @@ class FisherRaoPath(SimplexPath):
     def _levels(self, vocab: int) -> tuple[float, float]:
         """(b, a): the coordinates of s1 off and on its token."""
         return math.sqrt(self.beta / vocab), math.sqrt(1.0 - self.beta + self.beta / vocab)
+
+    def _target_cos(self, z: Tensor) -> Tensor:
+        """c_k = ⟨z, s1^(k)⟩ = b·Σz + (a-b)·z_k for every token k. (..., V)"""
+        b, a = self._levels(z.shape[-1])
+        return b * z.sum(-1, keepdim=True) + (a - b) * z
 
     def _token_cos(self, z: Tensor, index: Tensor) -> Tensor:
         """⟨z, s1(i)⟩ = b·Σz + (a-b)·z_i per position, for tokens ``index`` (B, S, 1)."""

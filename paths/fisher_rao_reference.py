@@ -25,8 +25,6 @@ is not derived here (``pathbench study denoiser-gap`` lists it as not tractable)
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -59,11 +57,9 @@ class FisherRaoReferencePath(FisherRaoPath):
         return (z1 - _dot(z_t, z1) * z_t) / (1.0 - expand_time(t, z_t))
 
     def expected_velocity(self, z_t: Tensor, w: Tensor, t) -> Tensor:
-        vocab = z_t.shape[-1]
-        a = math.sqrt(1.0 - self.beta + self.beta / vocab)
-        b = math.sqrt(self.beta / vocab)
+        b, a = self._levels(z_t.shape[-1])
         w = w.to(z_t.dtype)
-        c = b * z_t.sum(-1, keepdim=True) + (a - b) * z_t  # (..., V): c_k = <s, s1^(k)>
+        c = self._target_cos(z_t)  # (..., V): c_k = <s, s1^(k)>
         return (b + (a - b) * w - _dot(w, c) * z_t) / (1.0 - expand_time(t, z_t))
 
     def step(self, z: Tensor, v: Tensor, t, h) -> Tensor:

@@ -27,6 +27,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,7 @@ def held_out(data: PackedData, data_cfg: DataConfig, batch_size: int) -> list:
     """The first :data:`BATCHES` held-out batches, with the run's given-position policy."""
     infill = line_infill_option(data_cfg)
     masks = {"line_infill": infill, "is_newline": data.newline_table() if infill else None}
-    return take(BatchLoader(data.val, batch_size, shuffle=False, **masks).epoch())
+    return list(islice(BatchLoader(data.val, batch_size, shuffle=False, **masks).epoch(), BATCHES))
 
 
 def run_check(folder: Path, method: Method, model: torch.nn.Module, data: PackedData, data_cfg: DataConfig,
@@ -178,12 +179,3 @@ def ensure_check(folder: Path, method: Method, model: torch.nn.Module, meta: dic
     data_cfg = DataConfig(**meta["data"])
     batch_size = int((meta.get("train") or {}).get("batch_size", 16))
     return run_check(folder, method, model, prepare_stored(meta["data"]), data_cfg, batch_size, device)
-
-
-def take(batches: Iterable, n: int = BATCHES) -> list:
-    out = []
-    for batch in batches:
-        if len(out) == n:
-            break
-        out.append(batch)
-    return out

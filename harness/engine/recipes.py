@@ -64,6 +64,8 @@ class Recipe:
     sharded_ok: bool = True
     #: the learning rates it sets, as multiples of ``lr`` (recorded with every run)
     lr_ratios: tuple[tuple[str, float], ...] = (("all", 1.0),)
+    #: False where the recipe ignores ``weight_decay`` (the reference uses none)
+    decays: bool = True
 
 
 def _fused(named: Named) -> bool | None:
@@ -132,7 +134,7 @@ RECIPES.add("kl-flow-muon", Recipe(
     "kl-flow-muon", "the KL-flow reference's: Muon (momentum 0.95, Nesterov, 5 Newton-Schulz steps) on every "
                     "≥ 2-D parameter incl. embedding, head and time MLP; Adam (β 0.9/0.95, ε 1e-10) at lr × 0.18 "
                     "on 1-D ones; no weight decay",
-    build_reference_muon, sharded_ok=False, lr_ratios=(("muon", 1.0), ("adam", REFERENCE_ADAM_RATIO))),
+    build_reference_muon, sharded_ok=False, lr_ratios=(("muon", 1.0), ("adam", REFERENCE_ADAM_RATIO)), decays=False),
     "reference")
 
 
@@ -145,7 +147,7 @@ def recipe_record(name: str, lr: float, weight_decay: float) -> dict:
     """What meta.json and metrics.json record of a run's recipe: its name and every lr it sets."""
     recipe = get_recipe(name)
     return {"name": recipe.name, "lr": lr, "learning_rates": {k: lr * r for k, r in recipe.lr_ratios},
-            "weight_decay": 0.0 if recipe.name == "kl-flow-muon" else weight_decay,
+            "weight_decay": weight_decay if recipe.decays else 0.0,
             "description": recipe.description}
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -292,7 +293,7 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
             done = step + 1
             record = {"step": done, "loss": loss_value, "lr": cfg.lr * factor}
             if done % cfg.eval_every == 0 or done == cfg.steps:
-                val_loss = evaluate(method, model, _take(val_batches(), cfg.eval_batches), device)
+                val_loss = evaluate(method, model, list(islice(val_batches(), cfg.eval_batches)), device)
                 record["val_loss"] = val_loss
             if rank == 0 and (done % cfg.log_every == 0 or "val_loss" in record):
                 record["tokens_per_s"] = seen_tokens / (time.perf_counter() - t0)
@@ -322,12 +323,3 @@ def train(method: Method, model: torch.nn.Module, train_batches: Iterator,
         signals.close()
         if sinks is not None:
             sinks.close()
-
-
-def _take(batches: Iterable, n: int) -> list:
-    out = []
-    for batch in batches:
-        if len(out) == n:
-            break
-        out.append(batch)
-    return out

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pathbench.report.verdict_tables import applied_protocol
+
 PAPER_PATHS = ("kl", "fisher_rao", "linear")
 
 
@@ -37,8 +39,8 @@ def _units(records: list[dict]) -> dict[str, dict]:
 
 
 def _protocol(record: dict) -> str:
-    gp = record.get("generation_protocol") or {}
-    return "-" if "method" in (gp.get("not_applied") or {}) else str(gp.get("name", "-"))
+    """The protocol a run's method follows, '-' for a baseline (verdict_tables' rule)."""
+    return applied_protocol(record) or "-"
 
 
 def learning_table(records: list[dict]) -> tuple[pd.DataFrame | None, list[str]]:

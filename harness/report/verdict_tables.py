@@ -25,7 +25,7 @@ def _label(record: dict) -> str:
     return " ".join(parts)
 
 
-def _protocol(record: dict) -> str | None:
+def applied_protocol(record: dict) -> str | None:
     """The generation protocol a run's method follows; None for a baseline (it keeps its own)."""
     record_protocol = record.get("generation_protocol") or {}
     applies = "method" not in (record_protocol.get("not_applied") or {})
@@ -42,11 +42,11 @@ def _groups(records: list[dict]) -> dict[str, tuple[float, dict[str, list[Settin
             by_scorer[str(r.get("scorer"))].append(r)
     for scorer, runs in sorted(by_scorer.items()):
         methods: dict[str, list[Setting]] = defaultdict(list)
-        several = len({_protocol(r) for r in runs} - {None}) > 1
+        several = len({applied_protocol(r) for r in runs} - {None}) > 1
         for r in runs:
             per = r["metrics"]["per_sample"]
             # a path under two protocols is two methods (two trainings, two frontiers)
-            name = r["method"] + (f" [{_protocol(r)}]" if several and _protocol(r) else "")
+            name = r["method"] + (f" [{applied_protocol(r)}]" if several and applied_protocol(r) else "")
             methods[name].append(Setting(_label(r), np.asarray(per["nll_sum"], float),
                                                 np.asarray(per["tokens"], float), np.asarray(per["entropy"], float),
                                                 seed=int(r.get("seed") or 0)))
@@ -73,13 +73,13 @@ def scorer_rank(order: list[str] | None):
 def learned_by_method(records: list[dict]) -> dict[str, str]:
     """method name (as the verdict names it) -> 'yes', 'NO: did not learn (k of n seeds)' or
     'not checked', from each trained model's learning check (pathbench.engine.learning)."""
-    several = len({_protocol(r) for r in records} - {None}) > 1
+    several = len({applied_protocol(r) for r in records} - {None}) > 1
     models: dict[str, dict[str, bool | None]] = defaultdict(dict)
     for r in records:
         check = r.get("learning_check")
         if check is None:
             continue
-        name = r["method"] + (f" [{_protocol(r)}]" if several and _protocol(r) else "")
+        name = r["method"] + (f" [{applied_protocol(r)}]" if several and applied_protocol(r) else "")
         models[name][str(r.get("checkpoint"))] = check.get("learned")
     out = {}
     for name, found in models.items():

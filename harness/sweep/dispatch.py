@@ -290,12 +290,12 @@ def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], de
     """Train the tuning candidates of every method the file neither pins nor has tuned in this
     folder, pick each method's best and write ``tuning/`` (pathbench.sweep.tuning). Returns
     ``{"tuned": choices or None, "jobs": [...], "failed": [...]}``."""
-    spec = parse_tune(raw.get("tune"), [m if isinstance(m, str) else str(m.get("name")) for m in raw["methods"]])
+    names = [m if isinstance(m, str) else str(m.get("name")) for m in raw["methods"]]
+    spec = parse_tune(raw.get("tune"), names)
     if spec is None:
         return {"tuned": None, "jobs": [], "failed": []}
     name = str(raw.get("name", "experiment"))
     done = read_tuned(out_dir, name) or {}
-    names = [m if isinstance(m, str) else m.get("name") for m in raw["methods"]]
     if all(n in spec.chosen or n in done or not spec.covers(n) for n in names):
         return {"tuned": done or None, "jobs": [], "failed": []}
     units, rows = tuning_experiment(raw, spec, expand)
@@ -311,9 +311,10 @@ def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], de
         failed = run_units(make_executor(kind, out_dir / "submitit", exp.executor, threads), kind, jobs, out_dir,
                            parallel, progress)
         progress.end(failed)
+    steps = {unit.id: unit.train["steps"] for unit in units}
     for row in rows:
         folder = out_dir / "train" / row["unit"]
-        complete = train_complete(folder, next(u.train["steps"] for u in units if u.id == row["unit"]))
+        complete = train_complete(folder, steps[row["unit"]])
         row["val_loss"] = final_val_loss(folder) if complete else None
         row["status"] = "complete" if complete else "diverged or failed"
         check = read_check(folder)

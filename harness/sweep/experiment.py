@@ -58,7 +58,7 @@ from pathbench.engine.protocol import (
 from pathbench.engine.sampling import SamplerConfig
 from pathbench.engine.trainer import TrainConfig
 from pathbench.sweep.experiment_schema import check_experiment
-from pathbench.sweep.tuning import TuneSpec, parse_tune
+from pathbench.sweep.tuning import TuneSpec, is_student, parse_tune
 
 TOP_KEYS = {"name", "preset", "model", "data", "train", "methods", "samplers", "seeds", "tasks", "executor",
             "protocol", "plugins", "tune"}
@@ -260,7 +260,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
             # a method may change the shared budget's settings (e.g. a distilled student's lr); the
             # protocol's recipe (simplex paths) sits under every key the file gives
             own_keys = canonical_keys(TrainConfig, dict(entry.get("train") or {}), f"{name}.train")
-            if tune is not None and tune.covers(name) and not _is_student_entry(entry):
+            if tune is not None and tune.covers(name) and not is_student(entry):
                 if name not in choices:
                     raise ConfigError(f"method '{name}' has no tuned recipe yet: `pathbench sweep` tunes it first, "
                                       "or pin one under tune.chosen")
@@ -283,10 +283,6 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
     return Experiment(raw.get("name", default_name), list(units.values()), list(runs.values()), executor, plugins,
                       tune)
 
-
-def _is_student_entry(entry: dict) -> bool:
-    teacher = (entry.get("options") or {}).get("teacher")
-    return isinstance(teacher, str) and teacher.startswith("@")
 
 
 def _with_teacher_path(entry: dict, built: dict[str, Any]) -> dict:

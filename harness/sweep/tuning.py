@@ -218,7 +218,7 @@ def tuning_experiment(raw: dict, spec: TuneSpec, expand) -> tuple[list, list[dic
     """(units, rows): every candidate of every tuned method as an ordinary training unit (the
     experiment's own expansion with the candidate pinned, one seed, the tuning budget)."""
     names = [m if isinstance(m, str) else m.get("name") for m in raw["methods"]]
-    entries = [m for m, name in zip(raw["methods"], names) if spec.covers(name) and not _is_student(m)]
+    entries = [m for m, name in zip(raw["methods"], names) if spec.covers(name) and not is_student(m)]
     if not entries:
         raise ConfigError("tune covers no method that can be tuned on its own (flow-map students follow their teacher)")
     units: dict[str, Any] = {}
@@ -235,7 +235,8 @@ def tuning_experiment(raw: dict, spec: TuneSpec, expand) -> tuple[list, list[dic
     return list(units.values()), rows
 
 
-def _is_student(entry: Any) -> bool:
+def is_student(entry: Any) -> bool:
+    """A flow-map student (``teacher: "@name"``): it follows its teacher, is not tuned on its own."""
     teacher = (entry.get("options") or {}).get("teacher") if isinstance(entry, dict) else None
     return isinstance(teacher, str) and teacher.startswith("@")
 
