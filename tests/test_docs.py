@@ -160,9 +160,16 @@ def test_every_named_test_exists_and_every_entry_is_shown():
         assert any(c.startswith(prefix) for c in shown_commands(ROOT / page)), (page, prefix)
 
 
+def make_dry_run(target):
+    """`make -n TARGET` as a top-level make prints it: run from inside `make test` (CI), a
+    sub-make inherits MAKELEVEL/MAKEFLAGS and adds "make[1]: Entering/Leaving directory" lines."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(["make", "--no-print-directory", "-n", target, "VENV=/nonexistent"], cwd=ROOT,
+                          capture_output=True, text=True, env=env)
+
+
 def test_make_test_is_lint_imports_and_pytest():
-    proc = subprocess.run(["make", "-n", "test", "VENV=/nonexistent"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = make_dry_run("test")
     lines = proc.stdout.splitlines()
     assert [line.split()[0].rsplit("/", 1)[-1] for line in lines[-3:]] == ["ruff", "lint-imports", "python"]
     assert lines[-1].endswith("-m pytest")
@@ -171,7 +178,7 @@ def test_make_test_is_lint_imports_and_pytest():
 def test_make_main_runs_the_shipped_sweeps_that_dry_run_here(tmp_path, capsys):
     from pathbench.cli import main
 
-    proc = subprocess.run(["make", "-n", "main", "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True)
+    proc = make_dry_run("main")
     sweeps = re.findall(r"pathbench sweep (experiments/\S+\.yaml)", proc.stdout)
     assert len(sweeps) == 3 and "pathbench study kl-curve" in proc.stdout and proc.stdout.count("pathbench report") == 3
     for experiment in sweeps:
