@@ -40,6 +40,14 @@ def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
     dg.add_argument("--device", default="cpu")
     dg.set_defaults(func=cmd_denoiser_gap)
 
+    sp = sub.add_parser("speeds", parents=[common],
+                        help="re-time a sweep's unconditional evaluations on a quiet machine (speeds.json for report --speeds)")
+    sp.add_argument("sweep_dir", type=Path, help="a sweep folder (its runs/ and train/)")
+    sp.add_argument("--out", type=Path, required=True, help="the speeds file to write, e.g. results/NAME/speeds.json")
+    sp.add_argument("--repeats", type=int, default=3, help="timed draws per setting, after one warm-up draw")
+    sp.add_argument("--device", default="cpu")
+    sp.set_defaults(func=cmd_speeds)
+
     be = sub.add_parser("bench", parents=[common], help="print throughput figures")
     be.add_argument("what", choices=["train", "sample", "gpu", "data"],
                     help="gpu: the first-GPU check at the paper's sizes (fixed: --preset, --vocab and "
@@ -115,6 +123,16 @@ def cmd_denoiser_gap(args: argparse.Namespace) -> None:
     for reason, count in reasons.items():
         print(f"  skipped {count} run(s): {reason}")
     print(f"wrote {args.out / 'denoiser_gap.csv'}, denoiser_gap.json and denoiser_gap.png")
+
+
+def cmd_speeds(args: argparse.Namespace) -> None:
+    from pathbench.studies.speeds import measure_speeds
+
+    if not (args.sweep_dir / "runs").is_dir():
+        raise ConfigError(f"{args.sweep_dir} is not a sweep folder (no runs/ inside); give the folder "
+                          "`pathbench sweep --out` wrote")
+    result = measure_speeds(args.sweep_dir, args.out, repeats=args.repeats, device=resolve_device(args.device))
+    print(f"wrote {args.out}: {len(result['runs'])} evaluation(s), median of {args.repeats} timed draws each")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

@@ -31,6 +31,9 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
                     help="report only this experiment file's runs (when sweeps share a folder; repeatable)")
     rp.add_argument("--denoiser-gap", type=Path, default=None,
                     help="a denoiser_gap.json (oracle corpora): its Bayes-optimal curve beside the held-out CE")
+    rp.add_argument("--speeds", type=Path, default=None,
+                    help="a speeds.json (pathbench study speeds): the quality-speed section reads its re-measured "
+                         "generation cost instead of the runs' own timings")
     rp.set_defaults(func=cmd_report)
 
 
@@ -72,6 +75,11 @@ def cmd_report(args: argparse.Namespace) -> None:
     tuning = sorted(p for p in (args.results_dir / "tuning").glob("*") if (p / "tuning.json").is_file())
     if args.denoiser_gap is not None and not args.denoiser_gap.is_file():
         raise ConfigError(f"--denoiser-gap {args.denoiser_gap} does not exist (pathbench study denoiser-gap writes it)")
+    speeds = None
+    if args.speeds is not None:
+        from pathbench.studies.speeds import read_speeds
+
+        speeds = read_speeds(args.speeds)
     if args.experiment:  # one or several files: the runs of any of them
         from pathbench.sweep.experiment import load_experiment, read_experiment
         from pathbench.sweep.tuning import read_tuned
@@ -94,7 +102,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         # the scorers as the experiment lists them: its first is its primary scorer, shown first
         scorers = list(dict.fromkeys(str(run.scorer) for run in runs if run.scorer is not None))
     result = write_report(args.results_dir, args.out, title=args.title, kl_curve_csv=args.kl_curve, only=only,
-                          scorer_order=scorers, tuning=tuning, denoiser_gap=args.denoiser_gap)
+                          scorer_order=scorers, tuning=tuning, denoiser_gap=args.denoiser_gap, speeds=speeds)
     for problem in result["problem_list"]:
         print(f"left out: {problem}", file=sys.stderr)
     board = Path(result["leaderboard_md"]).read_text()

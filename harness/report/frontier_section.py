@@ -12,6 +12,26 @@ from pathbench.report.section_types import Figure, ReportInput, Section
 from pathbench.report.verdict_tables import learned_by_method
 
 
+def _speed(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return "-"
+    spread = not (math.isnan(low) or math.isnan(high)) and f"{low:.2f}" != f"{high:.2f}"
+    return f"{value:.2f}" + (f" [{low:.2f}, {high:.2f}]" if spread else "")
+
+
+def _measured(speeds: dict | None) -> str:
+    """Where the speeds come from, in words."""
+    if not speeds:
+        return ("Generation cost as measured (the sampler's own wall time, scoring excluded; a timing, so it varies "
+                "from run to run and machine to machine).")
+    revision = f", revision {speeds['revision']}" if speeds.get("revision") else ""
+    return (f"Generation cost re-measured by `pathbench study speeds` on {speeds.get('date')}{revision} "
+            f"({speeds.get('machine')}; torch {speeds.get('torch')}): each setting's draw as its evaluation ran it, "
+            f"timed {speeds.get('repeats')} times after a warm-up; samples/s is the mean over seeds of the median, "
+            "[slowest, fastest] over seeds and repeats; scoring excluded. A method counts as faster only when its "
+            "slowest draw beats the other's fastest.")
+
+
 def quality_and_speed(data: ReportInput) -> list[Section]:
     result = quality_speed_frontier(data.df, data.records, data.out_dir / "quality_speed.png")
     rows = result.rows
@@ -24,14 +44,14 @@ def quality_and_speed(data: ReportInput) -> list[Section]:
         "gen PPL": [f"{p:.1f}" + (f" [{lo:.1f}, {hi:.1f}]" if not (math.isnan(lo) or math.isnan(hi)) else "")
                     for p, lo, hi in zip(rows["gen_ppl"], rows["gen_ppl_lo"], rows["gen_ppl_hi"])],
         "entropy": [f"{e:.2f}" for e in rows["entropy"]],
-        "samples/s": [f"{v:.2f}" if not math.isnan(v) else "-" for v in rows["samples_per_s"]],
+        "samples/s": [_speed(v, lo, hi) for v, lo, hi in
+                      zip(rows["samples_per_s"], rows["samples_per_s_low"], rows["samples_per_s_high"])],
         "device": rows["device"]})
     figures = [Figure(result.plot, result.plot.read_bytes(), "gen-PPL against measured samples/s (log axes); the "
                       "autoregressive baseline starred")] if result.plot is not None else []
     untrained = sorted({str(m) for m in rows["method"]
                         if learned_by_method(data.records).get(str(m), "").startswith("NO")})
-    text = ("Generation cost as measured (the sampler's own wall time, scoring excluded; a timing, so it varies "
-            "from run to run and machine to machine). " + " ".join(result.sentences)
+    text = (_measured(data.extra.get("speeds")) + " " + " ".join(result.sentences)
             + (f" Not to be read: {', '.join(untrained)} did not learn (see 'Did every model learn?')."
                if untrained else ""))
     return [Section("Quality and speed", text, table, figures=figures)]

@@ -151,23 +151,28 @@ def _shown(folder: Path) -> str:
 def write_report(results_dir: str | Path, out_dir: str | Path, title: str | None = None,
                  kl_curve_csv: str | Path | None = None, only: set[str] | None = None,
                  scorer_order: list[str] | None = None, tuning: list[Path] | None = None,
-                 denoiser_gap: Path | None = None) -> dict[str, Any]:
+                 denoiser_gap: Path | None = None, speeds: dict | None = None) -> dict[str, Any]:
     """Write leaderboard.md/.csv, report.html and the PNG plots into ``out_dir``; the sections
     are those of :data:`pathbench.report.sections.SECTION_BUILDERS`; ``scorer_order``: the experiment's
     scorers as listed (its first is the primary scorer, shown first; default SmolLM2); ``tuning``: folders
     holding a tuning result (pathbench.sweep.tuning) the runs' recipes came from; ``denoiser_gap``: a
-    denoiser_gap.json whose Bayes-optimal curve is drawn beside the held-out cross-entropy."""
+    denoiser_gap.json whose Bayes-optimal curve is drawn beside the held-out cross-entropy; ``speeds``: a
+    speeds file's contents (``pathbench study speeds``), whose re-measured generation cost replaces each
+    run's own timing in the quality–speed section (a run it does not name counts as not measured)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if kl_curve_csv is not None and not Path(kl_curve_csv).is_file():
         raise ConfigError(f"KL curve CSV {kl_curve_csv} does not exist")
     df, problems, records = load(results_dir, only)
+    if speeds is not None:  # one measurement on a quiet machine instead of the sweep's timings
+        records = [{**r, "generation": speeds["runs"].get(r.get("run_id"))} for r in records]
     title = title or f"pathbench report: {results_dir.resolve().name}"
     found = tables(df, records)
     captions, agg, ref, task_aggs = found.pop("_captions"), found.pop("_agg"), found.pop("_ref"), found.pop("_tasks")
     kl = load_kl_curves(results_dir, kl_curve_csv, problems)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = ReportInput(df, records, problems, found, captions, agg, ref, task_aggs, kl, out_dir, scorer_order,
-                       extra={"tuning": list(tuning or []), "denoiser_gap": denoiser_gap})
+                       extra={"tuning": list(tuning or []), "denoiser_gap": denoiser_gap,
+                             "speeds": (speeds or {}).get("measured")})
     sections = build_sections(data)
 
     summary = f"{len(df)} complete run(s) from `{_shown(results_dir)}`; {len(problems)} problem(s)."

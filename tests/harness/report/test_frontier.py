@@ -81,3 +81,34 @@ def test_speeds_measured_on_different_devices_are_not_compared(tmp_path):
     write(tmp_path, "b", "dfm", "euler", 8, 90.0, (85, 95), 4.0)
     out = quality_speed_frontier(*load(tmp_path)[::2])
     assert out.sentences == [] and len(out.rows) == 2 and out.plot is None
+
+
+def test_re_measured_speeds_count_as_faster_only_beyond_their_spread(tmp_path):
+    """With a speeds file (repeated draws), a higher median is not "faster" while the slowest draw of
+    one setting does not beat the other's fastest; the report's cell shows the spread."""
+    from pathbench.report.leaderboard import write_report
+
+    write(tmp_path, "kl8", "kl", "basic", 8, 40.0, (38, 42), 1.0)    # the runs' own timings: ignored below
+    write(tmp_path, "dfm", "dfm", "euler", 8, 90.0, (85, 95), 99.0)
+    write(tmp_path, "ar", "ar", "ancestral", 127, 80.0, (75, 85), 1.0)
+
+    def timed(median, low, high):
+        return {**CPU, "samples_per_s": median, "samples_per_s_low": low, "samples_per_s_high": high,
+                "tokens_per_s": 64 * median, "repeats": 3}
+
+    speeds = {"measured": {"date": "2026-12-05", "revision": "abc1234", "machine": "x86_64, cpu", "torch": "2.13.0",
+                           "repeats": 3},
+              "runs": {"kl8": timed(10.0, 9.0, 11.0), "dfm": timed(10.5, 10.2, 10.8)}}  # "ar": not re-measured
+    records = [{**r, "generation": speeds["runs"].get(r["run_id"])} for r in load(tmp_path)[2]]
+    out = quality_speed_frontier(load(tmp_path)[0], records)
+    rows = out.rows.set_index("method")
+    assert (rows.loc["kl", "samples_per_s_low"], rows.loc["kl", "samples_per_s_high"]) == (9.0, 11.0)
+    assert rows.loc["ar", "device"] == "not measured"
+    assert out.sentences == []  # dfm's median is higher, but inside kl's spread: not faster
+    speeds["runs"]["kl8"] = timed(20.0, 19.0, 21.0)  # now beyond dfm's fastest draw
+    result = write_report(tmp_path, tmp_path / "out", speeds=speeds)
+    md = result["leaderboard_md"].read_text()
+    section = md.split("## Quality and speed\n", 1)[1].split("\n## ", 1)[0]
+    assert "re-measured by `pathbench study speeds` on 2026-12-05, revision abc1234" in section
+    assert "kl (basic, NFE 8) is both faster and better than dfm (euler, NFE 8): 20 against 10.5 samples/s" in section
+    assert "| 20.00 [19.00, 21.00] |" in section and "| 10.50 [10.20, 10.80] |" in section
