@@ -43,13 +43,16 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from pathbench.core.config import parse_overrides
-    from pathbench.engine.run import train_run
+    from pathbench.engine.run import resolve_training, train_run, training_protocol_name
 
     overrides = parse_overrides(args.overrides)
     if args.steps is not None:
         overrides["train"]["steps"] = args.steps
-    result = train_run(args.method, args.preset, args.out, overrides, resume=args.resume,
-                       device=resolve_device(args.device), protocol=args.protocol)
+    # the protocol is resolved here, once: the run is trained with the record as it is
+    protocol = training_protocol_name(args.protocol, args.out, args.resume)
+    overrides, record = resolve_training(args.method, protocol, overrides)
+    result = train_run(args.method, args.preset, args.out, overrides, protocol=record, resume=args.resume,
+                       device=resolve_device(args.device))
     if int(os.environ.get("RANK", "0")) != 0:
         return
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
