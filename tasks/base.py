@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from pathbench.core.errors import ConfigError
 from pathbench.core.io import atomic_open
 from pathbench.engine.generate import generate
+from pathbench.engine.protocol import GenerationProtocol
 from pathbench.engine.run import LoadedRun
 from pathbench.engine.sampling import SamplerConfig
 
@@ -34,12 +35,12 @@ class Example:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What one evaluation asks of a task besides the run: the resolved sampler and its
-    generation-protocol record, sizes, the seed, the device, and where rows shared by a
-    sweep's units are kept (``reference_store``, e.g. the real-text row)."""
+    """What one evaluation asks of a task besides the run: the resolved sampler and the
+    generation protocol it was resolved under, sizes, the seed, the device, and where rows shared
+    by a sweep's units are kept (``reference_store``, e.g. the real-text row)."""
 
     sampler: SamplerConfig
-    protocol: dict
+    protocol: GenerationProtocol
     n: int = 32
     candidates: int = 1
     limit: int | None = None
@@ -62,10 +63,19 @@ class Task(ABC):
     #: an experiment file gives this task ``scorers: [...]``: one run per scorer
     takes_scorers: ClassVar[bool] = False
 
+    def bind(self, data: dict) -> Task:
+        """This task for the runs of one data spec (a run's meta.json ``data``): the evaluation calls
+        it once before sampling and evaluates what it returns. A task whose scoring depends on the
+        data (a scorer bound to an oracle corpus's HMM) returns a new task with that bound and what
+        it needs loaded, so a mistake fails before anything is sampled; it never changes ``self``.
+        A task that depends on nothing of the data is its own binding."""
+        return self
+
     @abstractmethod
     def evaluate(self, run: LoadedRun, settings: EvalSettings, out: Path) -> dict[str, Any]:
         """Generate from ``run``, write the generations into ``out``, and return the result's
-        task part: ``{"metrics": {...}}`` and any other section (e.g. ``"reference"``)."""
+        task part: ``{"metrics": {...}}`` and any other section (e.g. ``"reference"``). Called on
+        the task :meth:`bind` returned for the run's data."""
 
     def protocol(self) -> dict[str, Any]:
         """How the metrics are computed (written beside them)."""

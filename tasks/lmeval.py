@@ -170,7 +170,7 @@ class PathbenchLM(LM):
     def get_model_info(self) -> dict:
         """What lm-eval records in its results' ``config``: the run and how it was sampled."""
         return {"pathbench_method": self.meta["method"], "pathbench_sampler": dataclasses.asdict(self.sampler),
-                "pathbench_generation_protocol": self.protocol, "pathbench_seq_len": self.seq_len}
+                "pathbench_generation_protocol": self.protocol.record(), "pathbench_seq_len": self.seq_len}
 
 
 def _number(key: str, value: Any, kind: type) -> Any:

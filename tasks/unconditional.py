@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from pathbench.engine.run import LoadedRun, draw_samples, environment, write_sam
 from pathbench.tasks.base import EvalSettings, Task
 from pathbench.tasks.causal_lm import CausalScorer, check_placement
 from pathbench.tasks.reference import reference_row
-from pathbench.tasks.scorers import load_scorer, scorer_for_data
+from pathbench.tasks.scorers import check_spec, load_scorer, scorer_for_data
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
             "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "
@@ -168,32 +169,42 @@ class Unconditional(Task):
     def __init__(self, scorer: str = "smollm2", batch_size: int = 8, device: str = "cpu",
                  scorer_dtype: str = "float32", scorer_device_map: str | None = None) -> None:
         check_placement(scorer_dtype, scorer_device_map)
-        self.scorer_spec, self.batch_size, self.device = scorer, batch_size, device
+        # a bad scorer name is one line when the task is built, before a checkpoint is read
+        self.scorer_spec, self.batch_size, self.device = check_spec(scorer), batch_size, device
         #: how a transformers scorer is loaded: its weights' dtype, a device map over the GPUs
         self.placement = {"dtype": scorer_dtype, "device_map": scorer_device_map}
-        self._scoring = scorer  # the spec bound to the last run evaluated (oracle -> its HMM)
+        #: the scorer as given: a bound task's ``scorer_spec`` may say more (oracle -> that run's HMM)
+        self.given_scorer = scorer
+        #: the data spec this task is bound to (:meth:`bind`); None: not bound
+        self.data: dict | None = None
 
-    def scorer(self, spec: str | None = None) -> CausalScorer:
-        """The (bound) scorer, loaded once per process on this task's device and placement."""
-        return load_scorer(spec or self.scorer_spec, self.device, **self.placement)
+    def scorer(self) -> CausalScorer:
+        """The scorer, loaded once per process on this task's device and placement."""
+        return load_scorer(self.scorer_spec, self.device, **self.placement)
 
-    def for_data(self, data_cfg: dict) -> Unconditional:
-        """This task with its scorer bound to a run's data (``oracle``: that run's HMM)."""
-        bound = Unconditional(scorer_for_data(self.scorer_spec, data_cfg), self.batch_size, self.device,
+    def bind(self, data: dict) -> Unconditional:
+        """A new task with its scorer bound to a run's data (``oracle``: that run's HMM) and loaded,
+        so that a scorer that cannot load or cannot score this data fails before anything is
+        sampled. This task is left as it is."""
+        bound = Unconditional(scorer_for_data(self.scorer_spec, data), self.batch_size, self.device,
                               self.placement["dtype"], self.placement["device_map"])
-        self._scoring = bound.scorer_spec
+        bound.given_scorer, bound.data = self.given_scorer, copy.deepcopy(data)  # its own copy
+        bound.scorer()
         return bound
 
     def evaluate(self, run: LoadedRun, settings: EvalSettings, out: Path) -> dict[str, Any]:
         """``settings.n`` samples (samples.jsonl), their scores, and the real-text row (with what
-        is known exactly about the data, for an oracle corpus: its entropy rate)."""
-        task = self.for_data(run.meta["data"])
+        is known exactly about the data, for an oracle corpus: its entropy rate). Called on the
+        task bound to the run's data (:meth:`bind`)."""
+        if self.data != run.meta["data"]:
+            raise ConfigError("the unconditional task is not bound to this run's data: evaluate the task that "
+                              "task.bind(run.meta['data']) returns")
         records = cached_samples(run, settings)
         write_samples(records, out / "samples.jsonl")
-        metrics = task.score_samples([r["text"] for r in records], [r["ids"] for r in records],
+        metrics = self.score_samples([r["text"] for r in records], [r["ids"] for r in records],
                                      run.tokenizer.vocab_size)
-        return {"metrics": metrics, "reference": task.reference(run.meta["data"], settings.n, settings.reference_store),
-                **({"scorer": task.scorer_spec} if task.scorer_spec != self.scorer_spec else {})}
+        return {"metrics": metrics, "reference": self.reference(run.meta["data"], settings.n, settings.reference_store),
+                **({"scorer": self.scorer_spec} if self.scorer_spec != self.given_scorer else {})}
 
     def score_samples(self, texts: list[str], ids: list[list[int]] | None = None,
                       vocab_size: int | None = None) -> dict[str, float]:
@@ -208,14 +219,14 @@ class Unconditional(Task):
         return row
 
     def protocol(self) -> dict:
-        return {"metrics": PROTOCOL, **self.scorer(self._scoring).protocol()}
+        return {"metrics": PROTOCOL, **self.scorer().protocol()}
 
 
 def cached_samples(run: LoadedRun, settings: EvalSettings) -> list[dict[str, Any]]:
     """The run's samples under ``settings`` (drawn once per process for every scorer)."""
     # the method's options are part of the key: another protocol may rebuild it (t_max, grid)
     key = json.dumps([str(Path(run.folder).resolve()), run.step, run.method.options(), asdict(settings.sampler),
-                      settings.n, settings.seed, settings.batch_size, settings.device, settings.protocol,
+                      settings.n, settings.seed, settings.batch_size, settings.device, settings.protocol.record(),
                       settings.seeding, settings.memory_gb],
                      sort_keys=True, default=str)
     if key in _samples_cache:
@@ -241,7 +252,7 @@ def score_file(path: Path, scorer: str, *, reference_run: Path | None = None, ou
     task = Unconditional(scorer=scorer, batch_size=batch_size, device=device)
     data_cfg = read_meta(reference_run)["data"] if reference_run is not None else None
     if data_cfg is not None:
-        task = task.for_data(data_cfg)
+        task = task.bind(data_cfg)
     texts, ids = read_samples(path)
     result: dict[str, Any] = {"samples": task.score_samples(texts, ids), "file": str(path)}
     if data_cfg is not None:

@@ -20,10 +20,28 @@ def comma_list(text: str) -> list[str]:
     return items
 
 
-def top_k(text: str) -> int | str:
-    """An integer, or ``none``/``all`` (kept as "none"): the full vocabulary, explicitly."""
+class NotGiven:
+    """The value of a flag that was not on the command line (:data:`NOT_GIVEN`): told apart from
+    every value a flag can take, None included (``--top-k none`` is the full vocabulary)."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+#: the one "not given" of the command line; the default then is the engine's, written once there
+#: (a sampler key: pathbench.engine.sampling.SamplerConfig or the generation protocol's)
+NOT_GIVEN = NotGiven()
+
+
+def given(value: object, default: object = None) -> object:
+    """``value``, or ``default`` where the flag was not given."""
+    return default if value is NOT_GIVEN else value
+
+
+def top_k(text: str) -> int | None:
+    """An integer, or ``none``/``all`` (None): the full vocabulary, explicitly."""
     if text.strip().lower() in ("none", "all"):
-        return "none"
+        return None
     try:
         return int(text)
     except ValueError as err:
@@ -54,37 +72,37 @@ PROTOCOL_HELP = "generation protocol: kl-flow (the KL-flow reference code) or pl
 
 
 def sampler_flags(parser: argparse.ArgumentParser) -> None:
-    """The sampler flags of sample and eval. The protocol's keys default to None so that an
-    explicit value is told apart from the protocol's default."""
-    parser.add_argument("--protocol", default=None,
+    """The sampler flags of sample and eval. Each defaults to :data:`NOT_GIVEN`: a key not given
+    takes the generation protocol's value (top_k, final, final_at) or SamplerConfig's default, so
+    an explicit value is told apart from a default and every default is written once, there."""
+    parser.add_argument("--protocol", default=NOT_GIVEN,
                         help=f"{PROTOCOL_HELP}; default: the one the checkpoint was trained with")
-    parser.add_argument("--sampler", default=None,
+    parser.add_argument("--sampler", default=NOT_GIVEN,
                         help="simplex paths: basic, semi, sampling, hybrid; dfm: euler; sedd: tweedie, "
                              "euler; ar: ancestral; flowmap: flowmap; tuned: the choice of tune-tstar "
                              "(default: the method's first)")
-    parser.add_argument("--nfe", type=int, default=64, help="denoiser calls")
-    parser.add_argument("--t-star", type=float, default=0.28, help="hybrid switch time t*")
-    parser.add_argument("--top-k", type=top_k, default=None,
+    parser.add_argument("--nfe", type=int, default=NOT_GIVEN, help="denoiser calls")
+    parser.add_argument("--t-star", type=float, default=NOT_GIVEN, help="hybrid switch time t*")
+    parser.add_argument("--top-k", type=top_k, default=NOT_GIVEN,
                         help="an integer or none (full vocabulary); default: the protocol's (kl-flow: 1)")
-    parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--grid", choices=["uniform", "log", "error"], default=None,
+    parser.add_argument("--top-p", type=float, default=NOT_GIVEN)
+    parser.add_argument("--temperature", type=float, default=NOT_GIVEN)
+    parser.add_argument("--grid", choices=["uniform", "log", "error"], default=NOT_GIVEN,
                         help="time grid (default: the path's own; error: the fitted decoding-error warp)")
-    parser.add_argument("--final", choices=["argmax", "sample"], default=None,
+    parser.add_argument("--final", choices=["argmax", "sample"], default=NOT_GIVEN,
                         help="the last call: argmax or a draw (default: the protocol's, argmax)")
-    parser.add_argument("--final-at", choices=["last_step", "t_max"], default=None,
+    parser.add_argument("--final-at", choices=["last_step", "t_max"], default=NOT_GIVEN,
                         help="where the last call sits (default: the protocol's; kl-flow: t_max)")
 
 
+#: flag (attribute) -> SamplerConfig key of the sampler flags
+SAMPLER_FLAGS = {"sampler": "name", "nfe": "nfe", "t_star": "t_star", "top_k": "top_k", "top_p": "top_p",
+                 "temperature": "temperature", "grid": "grid", "final": "final", "final_at": "final_at"}
+
+
 def explicit_sampler(args: argparse.Namespace) -> dict:
-    """The sampler keys of a command line; the protocol's keys only where they were given."""
-    sampler = dict(name=args.sampler, nfe=args.nfe, t_star=args.t_star, top_p=args.top_p,
-                   temperature=args.temperature, grid=args.grid)
-    for key in ("top_k", "final", "final_at"):
-        value = getattr(args, key)
-        if value is not None:
-            sampler[key] = None if value == "none" else value
-    return sampler
+    """The sampler keys of a command line: only those that were given."""
+    return {key: getattr(args, flag) for flag, key in SAMPLER_FLAGS.items() if getattr(args, flag) is not NOT_GIVEN}
 
 
 def common_options() -> argparse.ArgumentParser:

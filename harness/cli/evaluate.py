@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pathbench.cli.args import draw_flags, explicit_sampler, print_scores, sampler_flags
+from pathbench.cli.args import draw_flags, explicit_sampler, given, print_scores, sampler_flags
 from pathbench.core.devices import resolve_device
 from pathbench.core.errors import ConfigError
 
@@ -68,7 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         options[key] = parse_value(value)
     result = eval_run(args.ckpt, args.task, args.out, explicit_sampler(args), task_options=options, n=args.n,
                       candidates=args.candidates, limit=args.limit, seed=args.seed,
-                      batch_size=args.batch_size, device=resolve_device(args.device), protocol=args.protocol,
+                      batch_size=args.batch_size, device=resolve_device(args.device), protocol=given(args.protocol),
                       overwrite=args.overwrite, seeding=args.seeding, memory_gb=args.memory_gb)
     if "reference" in result:  # a task scored against real text: the two rows side by side
         print_scores("samples", result["metrics"])

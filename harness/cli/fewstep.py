@@ -123,7 +123,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from pathbench.core.config import parse_overrides
     from pathbench.engine.checkpoint import read_meta
     from pathbench.engine.protocol import protocol_name_of
-    from pathbench.engine.run import train_run
+    from pathbench.engine.run import resolve_training, train_run
 
     teacher = read_meta(args.teacher)
     overrides = parse_overrides(args.overrides)
@@ -132,8 +132,9 @@ def cmd_distill(args: argparse.Namespace) -> None:
     overrides["data"] = {**teacher["data"], **overrides["data"]}
     overrides["method"] = {"teacher": str(args.teacher), **overrides["method"]}
     # the student's path (t_max, grid) is its teacher's, so it is recorded under the teacher's protocol
-    result = train_run("flowmap", teacher["preset"], args.out, overrides, resume=args.resume,
-                       device=resolve_device(args.device), protocol=protocol_name_of(teacher))
+    overrides, record = resolve_training("flowmap", protocol_name_of(teacher), overrides)
+    result = train_run("flowmap", teacher["preset"], args.out, overrides, protocol=record, resume=args.resume,
+                       device=resolve_device(args.device))
     print(f"distilled {teacher['method']} into a flow map: step {result.step}, loss {result.train_loss:.4f}"
           f"{f', validation {result.val_loss:.4f}' if result.val_loss is not None else ''}; run folder {args.out}")
 

@@ -61,7 +61,7 @@ def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
     be.add_argument("--steps", type=int, default=20, help="timed training steps (bench train)")
     be.add_argument("--nfe", type=int, nargs="+", default=[16, 64], help="NFEs (bench sample)")
     be.add_argument("--protocol", default="kl-flow", help="generation protocol of the simplex paths (bench sample)")
-    be.add_argument("--top-k", type=top_k, nargs="+", default=[1, "none"],
+    be.add_argument("--top-k", type=top_k, nargs="+", default=[1, None],
                     help="top-k of the drawing samplers, 'none' = the full vocabulary (bench sample)")
     be.add_argument("--samplers", type=comma_list, default=None,
                     help="comma-separated samplers (default: every sampler of the method)")
@@ -150,9 +150,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.what == "train":
         bench.bench_train(steps=args.steps, **common)
     else:
-        top_ks = tuple(None if k == "none" else k for k in args.top_k)
         bench_sample.bench_sample(nfes=tuple(args.nfe), samplers=args.samplers and tuple(args.samplers),
-                                  top_ks=top_ks, protocol=args.protocol, memory_gb=args.memory_gb, **common)
+                                  top_ks=tuple(args.top_k), protocol=args.protocol, memory_gb=args.memory_gb, **common)
 
 
 def cmd_bench_gpu(args: argparse.Namespace) -> None:

@@ -55,7 +55,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         for run in exp.runs:
             s = run.sampler
             state = "complete" if run_complete(out / "runs" / run.id) else "pending"
-            print(f"  {run.id}  {run.protocol.get('name', ''):<8} {run.unit.method:<11} seed {run.unit.seed}  "
+            print(f"  {run.id}  {run.unit.protocol_name or '':<8} {run.unit.method:<11} seed {run.unit.seed}  "
                   f"{s['name']:<9} NFE {s['nfe']:<5} "
                   f"t* {s['t_star']:<5} top-k {s['top_k']!s:<5} {run.task} {run.scorer or ''}  [{state}]")
         print(f"{len(result['jobs'])} job(s) would be submitted")

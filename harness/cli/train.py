@@ -7,7 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
-from pathbench.cli.args import PROTOCOL_HELP, draw_flags, explicit_sampler, sampler_flags
+from pathbench.cli.args import NOT_GIVEN, PROTOCOL_HELP, draw_flags, explicit_sampler, given, sampler_flags
 from pathbench.core.devices import resolve_device
 
 # Command bodies import their work when called: it imports torch, which --help should not wait for.
@@ -21,7 +21,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     tr.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    tr.add_argument("--protocol", default=None,
+    tr.add_argument("--protocol", default=NOT_GIVEN,
                     help=f"{PROTOCOL_HELP}; default: kl-flow, or on --resume the run's recorded one")
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="e.g. lr=3e-4 batch_size=16 data.seq_len=64 model.n_layer=2 method.beta=0.05")
@@ -43,13 +43,16 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from pathbench.core.config import parse_overrides
-    from pathbench.engine.run import train_run
+    from pathbench.engine.run import resolve_training, train_run, training_protocol_name
 
     overrides = parse_overrides(args.overrides)
     if args.steps is not None:
         overrides["train"]["steps"] = args.steps
-    result = train_run(args.method, args.preset, args.out, overrides, resume=args.resume,
-                       device=resolve_device(args.device), protocol=args.protocol)
+    # the protocol is resolved here, once: the run is trained with the record as it is
+    protocol = training_protocol_name(given(args.protocol), args.out, args.resume)
+    overrides, record = resolve_training(args.method, protocol, overrides)
+    result = train_run(args.method, args.preset, args.out, overrides, protocol=record, resume=args.resume,
+                       device=resolve_device(args.device))
     if int(os.environ.get("RANK", "0")) != 0:
         return
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
@@ -67,6 +70,6 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     records = sample_run(args.ckpt, args.out, args.n, explicit_sampler(args), seed=args.seed,
                          batch_size=args.batch_size, seq_len=args.seq_len,
-                         device=resolve_device(args.device), method_name=args.method, protocol=args.protocol,
+                         device=resolve_device(args.device), method_name=args.method, protocol=given(args.protocol),
                          seeding=args.seeding, memory_gb=args.memory_gb)
     print(f"wrote {len(records)} samples to {args.out}; first: {records[0]['text'][:120]!r}")

@@ -49,6 +49,7 @@ from pathbench.engine.model import ModelConfig, Transformer, model_config
 from pathbench.engine.plugins import load_plugins, plugin_modules
 from pathbench.engine.protocol import (
     DEFAULT,
+    GenerationProtocol,
     build_method,
     protocol_name_of,
     resolve_method_options,
@@ -89,23 +90,34 @@ def _log_to(run_dir: Path) -> None:
     root.addHandler(handler)
 
 
+def resolve_training(method_name: str, protocol_name: str, overrides: dict[str, dict[str, Any]],
+                     ) -> tuple[dict[str, dict[str, Any]], GenerationProtocol]:
+    """(overrides, record): a command line's overrides with their ``method`` and ``train`` parts
+    resolved under the protocol named ``protocol_name`` (its settings under the explicit keys),
+    as :func:`train_run` takes them. A sweep resolves its units the same way when it expands."""
+    options, record = resolve_method_options(method_name, protocol_name, overrides["method"])
+    train_options, record = resolve_train_options(record, canonical_keys(TrainConfig, overrides["train"], "train"))
+    return {**overrides, "method": options, "train": train_options}, record
+
+
+def training_protocol_name(requested: str | None, out: Path, resume: bool) -> str:
+    """The protocol a training command means: the one it names, else on ``resume`` the one the
+    run recorded (``plain`` if none), else the default (kl-flow)."""
+    if requested is not None:
+        return requested
+    return protocol_name_of(read_meta(out)) if resume and (out / "meta.json").exists() else DEFAULT
+
+
 def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dict[str, Any]], *,
-              resume: bool = False, device: str = "cpu", protocol: str | dict | None = None) -> TrainResult:
+              protocol: GenerationProtocol, resume: bool = False, device: str = "cpu") -> TrainResult:
     """``pathbench train``: build everything from names + overrides and train into ``out``.
 
-    ``protocol`` is a generation protocol's name applied to ``overrides["method"]`` (the
-    explicit keys), or a record already resolved with those options (a sweep's unit); None
-    means the protocol recorded in the run on ``resume`` (``plain`` if none), else kl-flow."""
-    if isinstance(protocol, dict):  # a sweep's unit: its train keys already hold the protocol's recipe
-        options, record, train_options = overrides["method"], protocol, overrides["train"]
-    else:
-        if protocol is None:
-            protocol = protocol_name_of(read_meta(out)) if resume and (out / "meta.json").exists() else DEFAULT
-        options, record = resolve_method_options(method_name, protocol, overrides["method"])
-        train_options, record = resolve_train_options(record, canonical_keys(TrainConfig, overrides["train"], "train"))
-    method: Method = build_method(method_name, options, record)
+    ``overrides["method"]`` and ``overrides["train"]`` are already resolved under ``protocol``
+    (:func:`resolve_training`, or a sweep's expansion): they are taken as they are and the
+    record is written into meta.json as ``generation_protocol``."""
+    method: Method = build_method(method_name, overrides["method"], protocol)
     data_cfg = apply_overrides(DataConfig(), overrides["data"], "data")
-    train_cfg = apply_overrides(TrainConfig(), train_options, "train")
+    train_cfg = apply_overrides(TrainConfig(), overrides["train"], "train")
     infill = line_infill_option(data_cfg)  # validated before any data is prepared
     check_data_spec(data_cfg.corpus, data_cfg.tokenizer, data_cfg.seq_len)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +131,7 @@ def train_run(method_name: str, preset: str, out: Path, overrides: dict[str, dic
     meta = {
         "method": METHODS.canonical(method_name), "method_options": method.options(),
         "preset": preset, "model": asdict(model_cfg), "data": asdict(data_cfg),
-        "tokenizer": "tokenizer", "train": asdict(train_cfg), "generation_protocol": record,
+        "tokenizer": "tokenizer", "train": asdict(train_cfg), "generation_protocol": protocol.record(),
         "recipe": recipe_record(train_cfg.optimizer, train_cfg.lr, train_cfg.weight_decay),
         # a plugin's module, so that sample/eval/sweep load it without --plugin (built-ins: none)
         **({"plugins": plugins} if (plugins := plugin_modules(method)) else {}),
@@ -221,7 +233,7 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
     """``pathbench sample``: ``n`` unconditional samples as JSON lines (written atomically).
     ``sampler`` holds the explicit keys; ``protocol`` (default: the run's) fills the rest."""
     method, model, tokenizer, meta, step, _ = load_run(ckpt, device, method_name)
-    method, cfg, record = sampling_setup(method, meta, protocol, sampler)
+    method, cfg, record = sampling_setup(method, meta, protocol, sampler)  # names -> records, once
     records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
                            batch_size=batch_size, seq_len=seq_len, device=device, protocol=record,
                            seeding=seeding, memory_gb=memory_gb)
@@ -230,12 +242,12 @@ def sample_run(ckpt: Path, out: Path, n: int, sampler: dict, *, seed: int = 0,
 
 
 def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, step: int, n: int,
-                 sampler: SamplerConfig | dict, *, seed: int = 0, batch_size: int = 16,
+                 sampler: SamplerConfig, *, seed: int = 0, batch_size: int = 16,
                  seq_len: int | None = None, device: str = "cpu",
-                 protocol: dict | None = None, seeding: str = "batch",
+                 protocol: GenerationProtocol | None = None, seeding: str = "batch",
                  memory_gb: float | str | None = None) -> list[dict[str, Any]]:
     """``n`` unconditional samples from a loaded run, one record per sample (text, ids, seed,
-    and ``protocol``, the generation-protocol record, as ``generation_protocol``).
+    and ``protocol``'s record as ``generation_protocol``; None: no such key).
 
     ``seeding="batch"``: one stream per batch, seeded with (seed, first index) — the samples
     depend on the batch size; ``"row"``: one stream per sample (:func:`pathbench.core.rng.row_seed`)
@@ -243,18 +255,19 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
     if n < 1:
         raise ConfigError(f"n = {n} must be >= 1")
     check_seeding(seeding)
-    sampler = method.sampler_config(meta["method"], sampler)
+    sampler = method.sampler_config(meta["method"], sampler)  # checked against the method's samplers
     seq_len = seq_len or meta["data"]["seq_len"]
     if seq_len > model.config.max_seq_len:
         raise ConfigError(f"sequence length {seq_len} exceeds the checkpoint's maximum "
                           f"{model.config.max_seq_len}")
     batch_size = fit_batch(method, model, seq_len, batch_size, memory_budget(memory_gb, device), seeding)
+    written = protocol.record() if protocol is not None else None  # one JSON form for every sample
     records = []
     starts = range(0, n, batch_size)
     with denoiser_progress(model, f"sample {sampler.name}", len(starts), sampler.nfe) as progress:
         for first in starts:
             records += _draw_batch(method, model, tokenizer, meta, step, sampler, first, min(batch_size, n - first),
-                                   seed=seed, seq_len=seq_len, device=device, protocol=protocol, seeding=seeding)
+                                   seed=seed, seq_len=seq_len, device=device, protocol=written, seeding=seeding)
             progress.batch_done()
     return records
 
@@ -262,7 +275,8 @@ def draw_samples(method: Method, model: torch.nn.Module, tokenizer, meta: dict, 
 def _draw_batch(method: Method, model: torch.nn.Module, tokenizer, meta: dict, step: int, sampler: SamplerConfig,
                 first: int, size: int, *, seed: int, seq_len: int, device: str, protocol: dict | None,
                 seeding: str) -> list[dict[str, Any]]:
-    """The records of one batch of :func:`draw_samples`: rows ``first`` .. ``first + size - 1``."""
+    """The records of one batch of :func:`draw_samples`: rows ``first`` .. ``first + size - 1``
+    (``protocol``: the record's JSON form, or None)."""
     records = []
     rows = list(range(first, first + size))
     generator = generator_for(seeding, seed, rows, device=device)

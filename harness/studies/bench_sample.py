@@ -129,7 +129,7 @@ def _bench_method(name, preset, vocab, seq_len, batch_size, nfes, samplers, top_
         print(f"memory budget {budget / 1e9:.2f} GB: batch {batch_size} (estimate {per_row / 1e9:.3f} GB a row)")
     unit = (batch_size, seq_len, vocab)
     print(f"bench sample  method={name} preset={preset} V={vocab} S={seq_len} B={batch_size} "
-          f"device={device} protocol={record['name'] if isinstance(method, PathMethod) else 'n/a'} "
+          f"device={device} protocol={record.name if isinstance(method, PathMethod) else 'n/a'} "
           f"{options or ''}")
     given = method.unconditional_given(batch_size, seq_len, 0, device)  # as `pathbench sample` does
     call_s, call_peak, logits = None, 0.0, None

@@ -114,7 +114,7 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
     result = {"sampler": chosen, "gen_ppl": best["gen_ppl"], "entropy": best["entropy"],
               "real_entropy": real["entropy"], "real_gen_ppl": real["gen_ppl"], "margin": margin,
               "scorer": scorer, "n": n, "seed": seed, "start": start, "step": step, "candidates": rows,
-              "generation_protocol": trained["name"]}
+              "generation_protocol": trained.name}
     store_calibration(ckpt, "tuned_sampler", result)
     if out is not None:
         write_tuning(result, Path(out))

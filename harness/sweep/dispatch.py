@@ -37,8 +37,9 @@ from pathbench.core.errors import ConfigError
 from pathbench.core.io import atomic_write_text, exclusive
 from pathbench.engine.learning import read_check
 from pathbench.engine.plugins import load_all
+from pathbench.engine.protocol import GenerationProtocol, Sampling
 from pathbench.engine.run import LoadedRun, load_run, train_run
-from pathbench.evaluation.evaluate import eval_run
+from pathbench.evaluation.evaluate import eval_resolved, with_device
 from pathbench.sweep.experiment import Experiment, RunSpec, TrainUnit, expand, read_experiment
 from pathbench.sweep.progress import Progress, run_complete, train_complete
 from pathbench.sweep.scheduler import run_units
@@ -96,10 +97,9 @@ class UnitJob(submitit.helpers.Checkpointable):
         with unit_lock(train_dir, rank):
             if not train_complete(train_dir, unit.train["steps"]):
                 overrides = {"train": unit.train, "data": unit.data, "model": unit.model, "method": self.train_options}
-                # the options are already resolved under the unit's protocol: pass its record as is
-                train_run(unit.method, unit.preset, train_dir, overrides,
-                          resume=(train_dir / "checkpoint.json").exists(), device=device,
-                          protocol=unit.protocol or None)
+                # the options are already resolved under the unit's protocol: its record goes as it is
+                train_run(unit.method, unit.preset, train_dir, overrides, protocol=unit.protocol,
+                          resume=(train_dir / "checkpoint.json").exists(), device=device)
             if dist.is_initialized():
                 dist.barrier()  # every rank reads the final checkpoint only once rank 0 has written it
             return self._evaluate(train_dir, device, rank)
@@ -140,18 +140,21 @@ def remove_stale_temps(folder: Path) -> None:
 
 def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
                  reference_store: Path | None = None) -> None:
-    """One run of a unit, from the unit's loaded run, into ``run_dir`` (with its eval.log)."""
+    """One run of a unit, from the unit's loaded run, into ``run_dir`` (with its eval.log): its
+    sampler and protocol record as the sweep resolved them, its scorer as :func:`_spec` did."""
     train_dir = run.folder
     config = spec["config"]
-    protocol = spec.get("protocol") or None  # the record its sampler was resolved with
+    protocol: GenerationProtocol = spec["protocol"]  # the record its sampler was resolved with
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(run_dir)  # this job holds the unit's lock: no other writer of the folder
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, "generation_protocol": protocol},
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, "generation_protocol": protocol.record()},
                                                               sort_keys=True))
     options = dict(config["task_options"])
     if config["scorer"] is not None:
-        options["scorer"] = spec.get("scorer_resolved") or config["scorer"]
-        options.setdefault("device", device)
+        # a scorer run records the scorer it was given (self:@ar resolved to this sweep's unit)
+        # and the device it scored on, as every sweep result has
+        options = with_device(config["task"], {**options, "scorer": spec.get("scorer_resolved") or config["scorer"]},
+                              device)
     train_log = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
     val = [r["val_loss"] for r in train_log if "val_loss" in r]
     unit = config["train_unit"]
@@ -167,13 +170,16 @@ def evaluate_run(spec: dict, run: LoadedRun, run_dir: Path, device: str,
     try:
         log.info("run %s: %s %s on %s from %s", spec["id"], unit["method"], config["sampler"],
                  config["task"], train_dir)
-        result = eval_run(run, config["task"], run_dir, config["sampler"], task_options=options,
-                          n=config["n"], candidates=config["candidates"], limit=config["limit"],
-                          seed=unit["seed"], device=device, extra=extra, protocol=protocol,
-                          **({"batch_size": config["batch_size"]} if config.get("batch_size") else {}),
-                          seeding=config.get("seeding", "batch"), memory_gb=spec.get("memory_gb"),
-                          overwrite=True,  # the sweep re-evaluates only runs that are not complete
-                          reference_store=reference_store)
+        # the unit's method as trained: a unit is sampled under the protocol it was resolved with (two
+        # protocols that resolve a unit alike leave its options alike, so neither rebuilds its method)
+        sampling = Sampling(run.method, run.method.sampler_config(run.meta["method"], config["sampler"]), protocol)
+        result = eval_resolved(run, config["task"], run_dir, sampling, task_options=options,
+                               n=config["n"], candidates=config["candidates"], limit=config["limit"],
+                               seed=unit["seed"], device=device, extra=extra,
+                               **({"batch_size": config["batch_size"]} if config.get("batch_size") else {}),
+                               seeding=config.get("seeding", "batch"), memory_gb=spec.get("memory_gb"),
+                               overwrite=True,  # the sweep re-evaluates only runs that are not complete
+                               reference_store=reference_store)
         log.info("metrics %s", json.dumps(result["metrics"], default=str))
     except Exception:
         log.exception("run %s failed", spec["id"])
@@ -205,7 +211,7 @@ def _own_unit(exp: Experiment, out_dir: Path, method: str, seed: int, who: str, 
     match = [u for u in exp.units if u.method == method and u.seed == seed]
     if not match:
         raise ConfigError(f"{who} needs a '{method}' method with seed {seed} in the same experiment")
-    same = [u for u in match if u.protocol.get("name") == protocol]
+    same = [u for u in match if u.protocol_name == protocol]
     return out_dir / "train" / (same or match)[0].id
 
 
@@ -217,7 +223,7 @@ def _train_options(unit: TrainUnit, exp: Experiment, out_dir: Path) -> dict[str,
     teacher = options.get("teacher")
     if isinstance(teacher, str) and teacher.startswith("@"):
         options["teacher"] = str(_own_unit(exp, out_dir, teacher[1:], unit.seed, f"teacher '{teacher}'",
-                                           unit.protocol.get("name")))
+                                           unit.protocol_name))
     return options
 
 
@@ -228,7 +234,7 @@ def _spec(run: RunSpec, exp: Experiment, out_dir: Path) -> dict[str, Any]:
             **({"memory_gb": run.memory_gb} if run.memory_gb is not None else {})}
     if run.scorer and run.scorer.startswith("self:@"):
         folder = _own_unit(exp, out_dir, run.scorer[len("self:@"):], run.unit.seed, f"scorer '{run.scorer}'",
-                           run.protocol.get("name"))
+                           run.unit.protocol_name)
         spec["scorer_resolved"] = f"self:{folder}"
     return spec
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from pathbench.engine.model import model_config
 from pathbench.engine.plugins import load_plugins
 from pathbench.engine.protocol import (
     DEFAULT,
+    GenerationProtocol,
     build_method,
     resolve_method_options,
     resolve_sampler,
@@ -88,13 +89,19 @@ class TrainUnit:
     data: dict
     train: dict
     seed: int
-    #: the generation-protocol record; not hashed: the options it resolved to are
-    protocol: dict = field(default_factory=dict)
+    #: the generation protocol it was resolved under; not hashed: the options it resolved to are
+    protocol: GenerationProtocol | None = None
     #: the file's ``model:`` overrides of the preset's ModelConfig fields (n_layer, d_model, ...)
     model: dict = field(default_factory=dict)
 
     def config(self) -> dict:
-        return asdict(self)
+        """Its fields (``TrainUnit(**config)`` is the unit again): copies, the record as it is."""
+        return {**asdict(replace(self, protocol=None)), "protocol": self.protocol}
+
+    @property
+    def protocol_name(self) -> str | None:
+        """The name of the protocol it was resolved under (None: none given)."""
+        return self.protocol.name if self.protocol is not None else None
 
     def identity(self) -> dict:
         """What is trained: where the data cache lives, the record and the live-curve logger
@@ -126,8 +133,8 @@ class RunSpec:
     n: int
     candidates: int
     limit: int | None
-    #: the generation-protocol record of this run (the unit's, with the sampler part)
-    protocol: dict = field(default_factory=dict)
+    #: the generation protocol of this run (the unit's, resolved for its sampler)
+    protocol: GenerationProtocol | None = None
     #: samples drawn at once (the evaluation batch; None: eval's default, 16)
     batch_size: int | None = None
     #: "row": one random stream per sample (None: eval's default, "batch")
@@ -265,7 +272,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
                     raise ConfigError(f"method '{name}' has no tuned recipe yet: `pathbench sweep` tunes it first, "
                                       "or pin one under tune.chosen")
                 own_keys = {**own_keys, **choices[name]}  # the tuned choice is explicit: over the protocol's
-                record = {**record, "tuned": dict(choices[name])}
+                record = replace(record, tuned=dict(choices[name]))
             resolved, record = resolve_train_options(record, {**shared_train, **own_keys})
             own_train = asdict(apply_overrides(TrainConfig(), resolved, f"{name}.train"))
             for seed in seeds:
@@ -308,7 +315,7 @@ def _samplers_for(method, samplers: list[dict], seq_len: int) -> list[dict]:
     return [{"name": method.samplers[0], "nfe": n} for n in nfes]
 
 
-def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: dict) -> list[RunSpec]:
+def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: GenerationProtocol) -> list[RunSpec]:
     task = {"name": task} if isinstance(task, str) else dict(task)
     _check_keys(f"task '{task.get('name')}'", task, TASK_KEYS)
     takes_scorers = getattr(TASKS.get(task["name"]), "takes_scorers", False)  # unknown task -> the known ones

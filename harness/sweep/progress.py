@@ -128,9 +128,8 @@ class Progress:
     def _labels(self) -> dict[str, str]:
         labels = {}
         for uid, unit in self.units.items():
-            protocol = unit.protocol.get("name")
-            if "method" in unit.protocol.get("not_applied", {}):  # dfm, sedd, ar: the protocol does not reach them
-                protocol = None
+            # dfm, sedd, ar: the protocol does not reach them
+            protocol = unit.protocol_name if unit.protocol is not None and unit.protocol.applies_to_method else None
             labels[uid] = f"{unit.method} seed {unit.seed}" + (f" {protocol}" if protocol else "")
         seen = list(labels.values())
         # two students of one method (other teachers) would read alike: the id tells them apart

@@ -230,7 +230,7 @@ def tuning_experiment(raw: dict, spec: TuneSpec, expand) -> tuple[list, list[dic
                "tune": {"grid": spec.grid, "chosen": {n: candidate for n in names_here}}}
         for unit in expand(one, default_name="tuning").units:
             units.setdefault(unit.id, unit)
-            rows.append({"method": unit.method, **candidate, "protocol": unit.protocol.get("name", ""),
+            rows.append({"method": unit.method, **candidate, "protocol": unit.protocol_name or "",
                          "unit": unit.id})
     return list(units.values()), rows
 

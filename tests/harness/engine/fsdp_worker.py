@@ -18,7 +18,7 @@ import pathbench.paths  # noqa: F401  (registers the paths)
 from pathbench.core.config import parse_overrides
 from pathbench.data.batches import BatchLoader
 from pathbench.engine.methods import register_path_methods
-from pathbench.engine.run import train_run
+from pathbench.engine.run import resolve_training, train_run, training_protocol_name
 
 register_path_methods()
 out, cache, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -31,7 +31,8 @@ FSDP = ("parallel=fsdp", "model.activation_checkpointing=true", "optimizer=adamw
 
 def run(name: str, steps: int, *extra: str, resume: bool = False) -> None:
     overrides = parse_overrides([*base, f"steps={steps}", *extra])
-    train_run("kl", "tiny", out / name, overrides, resume=resume)
+    overrides, record = resolve_training("kl", training_protocol_name(None, out / name, resume), overrides)
+    train_run("kl", "tiny", out / name, overrides, protocol=record, resume=resume)
 
 
 if mode == "kill":

@@ -13,7 +13,7 @@ import torch
 from pathbench.core.config import parse_overrides
 from pathbench.engine.learning import MARGIN_NATS, LearningCheck, check_times, marginal_cross_entropy
 from pathbench.engine.plugins import load_all
-from pathbench.engine.run import train_run
+from pathbench.engine.run import resolve_training, train_run
 
 load_all()
 ORACLE = "oracle:V=8192,H=8,k=8"
@@ -40,7 +40,8 @@ def _train(tmp_path, method, protocol, steps=60):
                                  f"ckpt_every={steps}", "progress=false", f"data.cache_dir={tmp_path / 'cache'}"])
     overrides["train"]["steps"] = steps
     out = tmp_path / method
-    train_run(method, "tiny", out, overrides, protocol=protocol)
+    overrides, record = resolve_training(method, protocol, overrides)
+    train_run(method, "tiny", out, overrides, protocol=record)
     return json.loads((out / "meta.json").read_text()), json.loads((out / "learning_check.json").read_text())
 
 

@@ -44,26 +44,26 @@ def one_line_error(args, capsys):
 ])
 def test_resolved_method_options_under_each_protocol(method, protocol, expected):
     options, record = resolve_method_options(method, protocol, {})
-    assert options == expected and record["name"] == protocol and record["method"] == expected
+    assert options == expected and record.name == protocol and record.method == expected
     built = METHODS.build(method, **options).options()
     assert {k: built[k] for k in expected} == expected
     if method == "dfm":
-        assert record["sampler"] == {} and "not a simplex-path method" in record["not_applied"]["method"]
+        assert record.sampler == {} and "not a simplex-path method" in record.not_applied["method"]
     else:
-        assert record["sampler"] == (KL_FLOW_SAMPLER if protocol == "kl-flow" else PLAIN_SAMPLER)
+        assert record.sampler == (KL_FLOW_SAMPLER if protocol == "kl-flow" else PLAIN_SAMPLER)
     if method in ("linear", "fisher_rao", "euclidean"):
-        assert record["not_applied"] == {"method.update": f"'{method}' takes no 'update'"}
+        assert record.not_applied == {"method.update": f"'{method}' takes no 'update'"}
 
 
 def test_explicit_keys_override_and_the_record_says_so():
     options, record = resolve_method_options("kl", "kl-flow", {"t_max": 0.5, "beta": 0.05})
     assert options == {"t_max": 0.5, "grid": "log", "update": "tau_euler", "beta": 0.05}
-    assert record["overridden"] == {"method.t_max": 0.5} and "t_max" not in record["method"]
+    assert record.overridden == {"method.t_max": 0.5} and "t_max" not in record.method
     kl = METHODS.build("kl", **options)
     spec, record = resolve_sampler(kl, record, {"name": "hybrid", "nfe": 8, "top_k": 5})
     assert spec == {"name": "hybrid", "nfe": 8, "top_k": 5, "final": "argmax", "final_at": "t_max"}
-    assert record["overridden"] == {"method.t_max": 0.5, "sampler.top_k": 5}
-    assert record["sampler"] == {"final": "argmax", "final_at": "t_max"}
+    assert record.overridden == {"method.t_max": 0.5, "sampler.top_k": 5}
+    assert record.sampler == {"final": "argmax", "final_at": "t_max"}
 
 
 def test_baseline_samplers_keep_their_own_defaults():
@@ -71,7 +71,7 @@ def test_baseline_samplers_keep_their_own_defaults():
         _, record = resolve_method_options(name, "kl-flow", {})
         spec, record = resolve_sampler(METHODS.build(name), record, {"name": sampler, "nfe": 4})
         assert spec == {"name": sampler, "nfe": 4}  # no top-k 1 forced on ar, no final_at
-        assert record["sampler"] == {} and "keeps its own defaults" in record["not_applied"]["sampler"]
+        assert record.sampler == {} and "keeps its own defaults" in record.not_applied["sampler"]
 
 
 def test_bad_protocols_and_keys_are_one_line_errors(tmp_path, capsys):
@@ -150,7 +150,7 @@ def test_an_old_run_without_a_protocol_resumes_and_samples_as_plain(tmp_path, da
     (out / "meta.json").write_text(json.dumps(meta))
     method, _, _, meta, _, _ = load_run(out)
     _, cfg, record = sampling_setup(method, meta, None, {"nfe": 2})
-    assert record["name"] == "plain" and record["legacy"] and (cfg.top_k, cfg.final_at) == (None, "last_step")
+    assert record.name == "plain" and record.legacy and (cfg.top_k, cfg.final_at) == (None, "last_step")
     assert main([*args, "--steps", "4", "--resume"]) == 0  # no --protocol: the run's own, plain
     meta = json.loads((out / "meta.json").read_text())
     assert meta["generation_protocol"]["name"] == "plain" and meta["method_options"]["t_max"] == 1.0
@@ -165,18 +165,18 @@ def test_an_experiment_with_both_protocols_doubles_the_path_units():
                                                             {"name": "basic", "nfe": 16}],
            "tasks": [{"name": "unconditional", "scorers": ["smollm2"]}]}
     one = expand(raw)
-    assert {u.protocol["name"] for u in one.units} == {"kl-flow"}  # the default
+    assert {u.protocol.name for u in one.units} == {"kl-flow"}  # the default
     both = expand({**raw, "protocol": ["kl-flow", "plain"]})
     paths = [u for u in both.units if u.method != "dfm"]
     assert len(paths) == 2 * 2 and len({u.id for u in paths}) == 4
     assert {u.id for u in one.units} <= {u.id for u in both.units}
     assert len([u for u in both.units if u.method == "dfm"]) == 1  # a protocol does not change dfm
-    kl_flow = [r for r in both.runs if r.unit.method == "kl" and r.protocol["name"] == "kl-flow"]
+    kl_flow = [r for r in both.runs if r.unit.method == "kl" and r.protocol.name == "kl-flow"]
     sampling = next(r for r in kl_flow if r.sampler["name"] == "sampling")
-    assert sampling.sampler["top_k"] == 5 and sampling.protocol["overridden"] == {"sampler.top_k": 5}
+    assert sampling.sampler["top_k"] == 5 and sampling.protocol.overridden == {"sampler.top_k": 5}
     basic = next(r for r in kl_flow if r.sampler["name"] == "basic")
     assert (basic.sampler["top_k"], basic.sampler["final_at"]) == (1, "t_max")
-    plain = next(r for r in both.runs if r.unit.method == "kl" and r.protocol["name"] == "plain"
+    plain = next(r for r in both.runs if r.unit.method == "kl" and r.protocol.name == "plain"
                  and r.sampler["name"] == "basic")
     assert (plain.sampler["top_k"], plain.sampler["final_at"]) == (None, "last_step")
     assert plain.unit.options["t_max"] == 1.0 and basic.unit.options["t_max"] == 0.3

@@ -90,10 +90,10 @@ def test_recipe_key_alias_and_refusals():
 def test_protocol_trains_paths_with_the_reference_recipe_and_baselines_with_their_own(protocol):
     _, record = resolve_method_options("kl", protocol, {})
     options, record = resolve_train_options(record, {})
-    assert options == {"optimizer": "kl-flow-muon"} and record["train"] == {"optimizer": "kl-flow-muon"}
+    assert options == {"optimizer": "kl-flow-muon"} and record.train == {"optimizer": "kl-flow-muon"}
     options, record = resolve_train_options(record, {"optimizer": "adamw", "lr": 1e-3})
-    assert options["optimizer"] == "adamw" and record["overridden"]["train.optimizer"] == "adamw"
+    assert options["optimizer"] == "adamw" and record.overridden["train.optimizer"] == "adamw"
     _, record = resolve_method_options("dfm", protocol, {})
     options, record = resolve_train_options(record, {"lr": 1e-3})
-    assert options == {"lr": 1e-3} and record["train"] == {}
-    assert "training recipe" in record["not_applied"]["method"]
+    assert options == {"lr": 1e-3} and record.train == {}
+    assert "training recipe" in record.not_applied["method"]

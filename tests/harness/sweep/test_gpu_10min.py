@@ -20,7 +20,7 @@ def test_dry_run_lists_the_seven_methods_under_the_kl_flow_protocol(tmp_path, ca
     exp = load_experiment(FILE)
     assert {u.method for u in exp.units} == METHODS and len(exp.units) == 7
     assert f"7 training units, {len(exp.runs)} runs" in text and text.count("[pending]") == len(exp.runs)
-    assert all(r.protocol["name"] == "kl-flow" for r in exp.runs)
+    assert all(r.protocol.name == "kl-flow" for r in exp.runs)
     assert {r.scorer for r in exp.runs} == {"smollm2", "self:@ar"}
     assert not out.exists()  # a dry run writes nothing
 
