@@ -52,7 +52,7 @@ LAZY = {
     "export_run": "pathbench.engine.hub",
     "load_exported": "pathbench.engine.hub",
     "PathbenchModel": "pathbench.engine.hub",  # huggingface_hub's PyTorchModelHubMixin: from_pretrained
-    "PathbenchLM": "pathbench.tasks.lmeval",  # lm-eval's model class (the [eval] extra)
+    "PathbenchLM": "pathbench.integrations.lmeval",  # lm-eval's model class (the [eval] extra)
 }
 
 __all__ = ["ConfigError", "Registry", "PATHS", "METHODS", "TASKS", "SCORERS", "PROTOCOLS", "RECIPES", "LOGGERS",

@@ -15,7 +15,7 @@ if __name__ != "pathbench.tasks":  # the repository's folder tasks/ on sys.path 
 
 from importlib.util import find_spec
 
-from pathbench.tasks import code, oracle_scorer, scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)
+from pathbench.tasks import adapters, scorers  # noqa: F401  (registration side effects)
 
 
 def _register_with_lm_eval() -> None:
@@ -27,7 +27,7 @@ def _register_with_lm_eval() -> None:
     import lm_eval.models  # noqa: F401  (lm-eval's lazy placeholders: hf, vllm, ...)
     from lm_eval.api.registry import model_registry
 
-    target = f"{__name__}.lmeval:PathbenchLM"  # the decorator there upgrades this placeholder in place
+    target = "pathbench.integrations.lmeval:PathbenchLM"  # the decorator there upgrades this placeholder in place
     if "pathbench" not in model_registry:
         model_registry.register("pathbench", target=target)
 

@@ -58,7 +58,7 @@ def test_the_installed_distribution_has_one_top_level_package():
     assert (dist.read_text("top_level.txt") or "pathbench").split() == ["pathbench"]
     points = {(ep.group, ep.name): ep.value for ep in dist.entry_points}
     assert points[("console_scripts", "pathbench")] == "pathbench.cli:main"
-    assert points[("lm_eval.models", "pathbench")] == "pathbench.tasks.lmeval:PathbenchLM"
+    assert points[("lm_eval.models", "pathbench")] == "pathbench.integrations.lmeval:PathbenchLM"
     finders = [f for f in dist.files or [] if f.name.startswith("__editable__") and f.name.endswith("_finder.py")]
     for finder in finders:  # an editable install: its mapping names pathbench's parts only
         text = Path(finder.locate()).read_text()

@@ -73,12 +73,12 @@ def pathbench_model_args(argv: list[str]) -> dict | None:
 def cmd_lm_eval(args: argparse.Namespace) -> None:
     from lm_eval.__main__ import cli_evaluate
 
-    import pathbench.tasks.lmeval  # registers the "pathbench" lm-eval model
+    import pathbench.integrations.lmeval  # registers the "pathbench" lm-eval model
 
     argv = lm_eval_argv(args.ckpt, args.passed_through)
     model_args = pathbench_model_args(argv)
     if model_args is not None:  # before lm-eval logs anything or loads the model
-        pathbench.tasks.lmeval.check_model_args(model_args)
+        pathbench.integrations.lmeval.check_model_args(model_args)
     saved, saved_error = sys.argv, argparse.ArgumentParser.error
     sys.argv = ["lm-eval", *argv]  # lm-eval's parser reads sys.argv
 

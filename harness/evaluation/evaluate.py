@@ -25,7 +25,7 @@ from pathbench.engine.learning import ensure_check
 from pathbench.engine.memory import check_memory_gb
 from pathbench.engine.protocol import for_sampling, sampling_setup
 from pathbench.engine.run import LoadedRun, environment, load_run
-from pathbench.tasks.base import EvalSettings
+from pathbench.tasks.adapters.base import EvalSettings
 from pathbench.tasks.scorers import check_spec, load_scorer, scorer_for_data
 
 #: the files an evaluation may write into its folder (metrics.json, and a task's generations)

@@ -45,8 +45,8 @@ from typing import Any
 
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import TASKS
-from pathbench.tasks.code_problems import POOL, PROBLEMS_VERSION, check_program, stdlib_problems
-from pathbench.tasks.infill import InfillTask, Problem, build_program, fill, mask_block, mask_line  # noqa: F401 (re-exported)
+from pathbench.tasks.adapters.code_problems import POOL, PROBLEMS_VERSION, check_program, stdlib_problems
+from pathbench.tasks.adapters.infill import InfillTask, Problem, build_program, fill, mask_block, mask_line  # noqa: F401 (re-exported)
 
 MBPP_KEYS = ("task_id", "text", "code", "test_list")
 MBPP_TEST_IDS = (11, 510)

@@ -50,7 +50,7 @@ def test_simple_evaluate_with_a_model_object_and_lm_evals_own_backends_still_lis
     from lm_eval.tasks import TaskManager
 
     import pathbench.tasks  # noqa: F401
-    from pathbench.tasks.lmeval import PathbenchLM
+    from pathbench.integrations.lmeval import PathbenchLM
 
     # registering pathbench did not hide lm-eval's own backends (its get_model fills only an empty registry)
     assert {"pathbench", "hf", "vllm"} <= set(model_registry.keys())

@@ -51,8 +51,8 @@ from typing import Any
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import TASKS
 from pathbench.data.corpus import is_validation, load_corpus
-from pathbench.tasks.base import Example, ExampleTask, check_generations
-from pathbench.tasks.text_metrics import (
+from pathbench.tasks.adapters.base import Example, ExampleTask, check_generations
+from pathbench.tasks.metrics.text import (
     TABLE5,
     BertScoreF1,
     bleu_signatures,

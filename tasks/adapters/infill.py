@@ -24,8 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pathbench.core.errors import ConfigError
-from pathbench.tasks.base import Example, ExampleTask, check_generations
-from pathbench.tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
+from pathbench.tasks.adapters.base import Example, ExampleTask, check_generations
+from pathbench.tasks.metrics.passk import (
+    FORMULA,
+    compiles,
+    interval_description,
+    interval_metrics,
+    mean_pass_at_k,
+    usable_ks,
+)
 from pathbench.tasks.sandbox import (
     ISOLATIONS,
     ExecResult,

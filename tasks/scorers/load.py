@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import SCORERS
-from pathbench.tasks.causal_lm import CausalScorer, HFScorer, SelfScorer, check_placement
-from pathbench.tasks.smollm2 import SmolLM2Scorer
+from pathbench.tasks.scorers.causal_lm import CausalScorer, HFScorer, SelfScorer, check_placement
+from pathbench.tasks.scorers.smollm2 import SmolLM2Scorer
 
 _cache: dict[tuple, CausalScorer] = {}
 
