@@ -1,5 +1,5 @@
 """``pathbench lm-eval``: lm-evaluation-harness's own command line with the ``pathbench`` model
-registered (:mod:`pathbench.tasks.lmeval`).
+registered (:mod:`pathbench.integrations.lmeval`).
 
 Every argument other than ``--ckpt`` / ``--plugin`` goes to lm-eval unchanged, so every lm-eval
 flag works and its output layout comes out (``--output_path`` gets ``results_*.json``, and
@@ -50,7 +50,7 @@ def lm_eval_argv(ckpt: Path | None, extra: list[str]) -> list[str]:
 
 def pathbench_model_args(argv: list[str]) -> dict | None:
     """The merged ``--model_args`` of an lm-eval ``run`` argv when its model is pathbench (None
-    for another model or another sub-command): what :func:`pathbench.tasks.lmeval.check_model_args` checks."""
+    for another model or another sub-command): what :func:`pathbench.integrations.lmeval.check_model_args` checks."""
     from lm_eval.utils import simple_parse_args_string
 
     if not argv or argv[0] != "run":

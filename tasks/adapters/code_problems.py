@@ -24,7 +24,7 @@ behaviour. Construction, all deterministic:
    ``repr((result, args_after))``. A case whose result (or, when the call changed its
    arguments, whole expected value) was already seen is skipped, so the kept cases have
    distinct outputs: the first ``max_cases``; a function needs ``min_cases`` of them (2: not
-   constant on its cases). The recorder is :mod:`pathbench.tasks.code_recorder`.
+   constant on its cases). The recorder is :mod:`pathbench.tasks.adapters.code_recorder`.
 3. **Checked lines** (the negative control, per line): a maskable line is a single-line simple
    statement alone on its line (not the docstring, not ``pass``). It is *checked* when the
    function with that line replaced by ``pass`` fails at least one case (wrong value, an
