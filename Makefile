@@ -120,6 +120,6 @@ few-step: install
 
 # lint (pyflakes + import order), the import rule (pyproject [tool.importlinter]), then the tests
 test: install
-	$(BIN)/ruff check harness paths baselines tasks tests
+	$(BIN)/ruff check harness paths baselines tasks integrations tests
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest

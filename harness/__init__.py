@@ -14,10 +14,12 @@ The package a user scripts against, as ``flow_matching`` and ``lm_eval`` expose 
 Importing it registers every built-in component (paths, methods, tasks, scorers, protocols,
 recipes, loggers) and the entry-point plugins (group ``pathbench.plugins``): the registries fill
 themselves on their first read, so ``pathbench --help`` still answers without importing torch.
+It also registers the lm-eval model ``pathbench`` (:mod:`pathbench.integrations`; lazily, no
+torch), so ``lm_eval.simple_evaluate(model="pathbench", ...)`` works after ``import pathbench``.
 The functions above load on first use (they import torch). The layers below (README "Layout"):
-core, data, engine, evaluation, then sweep, studies and report, then cli; a layer imports only
-the ones below it. ``pathbench.paths``, ``pathbench.baselines`` and ``pathbench.tasks`` are the
-repository's folders of those names.
+core, data, engine, evaluation, then sweep, studies, report and integrations, then cli; a layer
+imports only the ones below it. ``pathbench.paths``, ``pathbench.baselines``, ``pathbench.tasks``
+and ``pathbench.integrations`` are the repository's folders of those names.
 """
 
 if __name__ != "pathbench":  # the repository's folder harness/ on sys.path (e.g. the cwd): not a package
@@ -25,6 +27,7 @@ if __name__ != "pathbench":  # the repository's folder harness/ on sys.path (e.g
 
 import importlib
 
+from pathbench import integrations  # noqa: F401  (registers the lm-eval model "pathbench", lazily)
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import (
     LOGGERS,
@@ -52,7 +55,7 @@ LAZY = {
     "export_run": "pathbench.engine.hub",
     "load_exported": "pathbench.engine.hub",
     "PathbenchModel": "pathbench.engine.hub",  # huggingface_hub's PyTorchModelHubMixin: from_pretrained
-    "PathbenchLM": "pathbench.tasks.lmeval",  # lm-eval's model class (the [eval] extra)
+    "PathbenchLM": "pathbench.integrations.lmeval",  # lm-eval's model class (the [eval] extra)
 }
 
 __all__ = ["ConfigError", "Registry", "PATHS", "METHODS", "TASKS", "SCORERS", "PROTOCOLS", "RECIPES", "LOGGERS",

@@ -55,4 +55,4 @@ fi
 # the pathbench cache's scorers/: every later process (sweep units, tests) loads the float32
 # copy in under a second, and parallel units never wait for one another to convert it.
 echo "preparing the default gen-PPL scorer (SmolLM2 de-quantised once into $cache/scorers)"
-TQDM_DISABLE=1 "$venv/bin/python" -c "from pathbench.tasks.smollm2 import smollm2_scorer; smollm2_scorer()"
+TQDM_DISABLE=1 "$venv/bin/python" -c "from pathbench.tasks.scorers.smollm2 import smollm2_scorer; smollm2_scorer()"

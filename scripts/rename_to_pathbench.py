@@ -41,7 +41,7 @@ import sys
 from pathlib import Path
 
 OLD_ROOT = "harness"
-COMPONENTS = ("paths", "baselines", "tasks")
+COMPONENTS = ("paths", "baselines", "tasks", "integrations")
 NEW = "pathbench"
 SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".sh"}
 NAMES = {"Makefile"}
@@ -125,8 +125,8 @@ def rewrite_pyproject(text: str, root: Path) -> str:
     listed = "".join(f'    "{p}",\n' for p in packages)
     block = ("[tool.setuptools]\n"
              "# one import package, pathbench, from the repository's folders: its layers from harness/,\n"
-             "# pathbench.paths / .baselines / .tasks from the folders of those names (scripts/rename_to_pathbench.py\n"
-             "# regenerates the list from the folders)\n"
+             "# pathbench.paths / .baselines / .tasks / .integrations from the folders of those names\n"
+             "# (scripts/rename_to_pathbench.py regenerates the list from the folders)\n"
              f"package-dir = {{ {mapping} }}\n"
              f"packages = [\n{listed}]\n")
     text = re.sub(r"^\[tool\.setuptools\]\n.*?(?=^\[|\Z)", lambda _: block + "\n", text, count=1, flags=re.M | re.S)

@@ -1,35 +1,57 @@
-"""Task adapters and metrics: unconditional (gen-PPL, entropy), seq2seq (BLEU/ROUGE-L/
-BERTScore), code infilling (Pass@k, Compiles@k); scorers: causal LMs and the oracle HMM.
+"""Tasks, by concern:
+
+* :mod:`pathbench.tasks.adapters`: the task adapters, a run generating for a task and scored
+  under its protocol: unconditional (gen-PPL, entropy), seq2seq (BLEU/ROUGE-L/BERTScore), code
+  infilling (Pass@k, Compiles@k); the contract is :mod:`pathbench.tasks.adapters.base`.
+* :mod:`pathbench.tasks.scorers`: the causal LMs that score text (hf, smollm2, self, the oracle
+  HMM), loaded by spec.
+* :mod:`pathbench.tasks.metrics`: the text and pass@k metrics the tasks compute.
+* :mod:`pathbench.tasks.sandbox`: where model-written code runs.
 
 Importing this package registers each task into ``pathbench.core.registry.TASKS`` and each scorer
 kind into ``SCORERS``. A task computes its metrics itself (the functions of its modules): no
-metric is looked up by name. Tasks reach methods only through the registry.
+metric is looked up by name. Tasks reach methods only through the registry. The lm-eval model
+adapter is an integration, :mod:`pathbench.integrations.lmeval`.
 
-It also registers the lm-evaluation-harness model ``pathbench`` (:mod:`pathbench.tasks.lmeval`) when lm-eval
-is installed, so ``lm_eval.simple_evaluate(model="pathbench", ...)`` works after the import
-with no other call.
+A module imported by its name from before the split (``pathbench.tasks.base``,
+``pathbench.tasks.lmeval``, ...) fails with one line naming its module now.
 """
 
 if __name__ != "pathbench.tasks":  # the repository's folder tasks/ on sys.path (e.g. the cwd): not a package
     raise ImportError(f"pathbench's modules moved: import pathbench.tasks, not {__name__}")
 
-from importlib.util import find_spec
+import sys
+from importlib.abc import MetaPathFinder
 
-from pathbench.tasks import code, oracle_scorer, scorers, seq2seq, unconditional  # noqa: F401  (registration side effects)
+from pathbench.tasks import adapters, scorers  # noqa: F401  (registration side effects)
+from pathbench.tasks.adapters.base import EvalSettings, Example, ExampleTask, Task, check_generations
+from pathbench.tasks.scorers import CausalScorer, load_scorer
+
+__all__ = ["Task", "ExampleTask", "Example", "EvalSettings", "check_generations", "CausalScorer", "load_scorer"]
+
+#: the modules' names before tasks/ was split by concern -> their names now
+MOVED = {f"pathbench.tasks.{old}": new for old, new in [
+    ("base", "pathbench.tasks.adapters.base"), ("unconditional", "pathbench.tasks.adapters.unconditional"),
+    ("reference", "pathbench.tasks.adapters.reference"), ("seq2seq", "pathbench.tasks.adapters.seq2seq"),
+    ("infill", "pathbench.tasks.adapters.infill"), ("code", "pathbench.tasks.adapters.code"),
+    ("code_problems", "pathbench.tasks.adapters.code_problems"),
+    ("code_recorder", "pathbench.tasks.adapters.code_recorder"),
+    ("causal_lm", "pathbench.tasks.scorers.causal_lm"), ("smollm2", "pathbench.tasks.scorers.smollm2"),
+    ("oracle_scorer", "pathbench.tasks.scorers.oracle"),
+    ("text_metrics", "pathbench.tasks.metrics.text"), ("passk", "pathbench.tasks.metrics.passk"),
+    ("lmeval", "pathbench.integrations.lmeval"),
+]}
 
 
-def _register_with_lm_eval() -> None:
-    """A lazy entry in lm-eval's model registry: the adapter (torch, the run loader) is imported
-    only when lm-eval asks for the model. lm-eval's own backends are registered first, as lazily:
-    its ``get_model`` fills them in only while the registry is empty, which this entry ends."""
-    if find_spec("lm_eval") is None:  # the [eval] extra is not installed
-        return
-    import lm_eval.models  # noqa: F401  (lm-eval's lazy placeholders: hf, vllm, ...)
-    from lm_eval.api.registry import model_registry
+class MovedModule(MetaPathFinder):
+    """Finds no module: an old name (``MOVED``) fails with one line naming the new one, so a
+    plugin written against it is told where to look and no module answers to two names."""
 
-    target = f"{__name__}.lmeval:PathbenchLM"  # the decorator there upgrades this placeholder in place
-    if "pathbench" not in model_registry:
-        model_registry.register("pathbench", target=target)
+    def find_spec(self, name, path=None, target=None):
+        if name in MOVED:
+            raise ImportError(f"pathbench's modules moved: import {MOVED[name]}, not {name}")
+        return None
 
 
-_register_with_lm_eval()
+if not any(type(finder).__name__ == MovedModule.__name__ for finder in sys.meta_path):
+    sys.meta_path.insert(0, MovedModule())  # first: an installed older copy must not answer to the old name

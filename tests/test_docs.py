@@ -37,7 +37,7 @@ ELSEWHERE = {
         "tests/harness/studies/test_bench.py::test_bench_sample_reports_model_share_floor_and_memory",
     "pathbench study speeds SWEEP_DIR": "tests/harness/studies/test_speeds.py::test_every_evaluation_is_re_timed_with_its_spread",
     "make speeds": "tests/harness/studies/test_speeds.py::test_every_evaluation_is_re_timed_with_its_spread",
-    "pathbench lm-eval --ckpt runs/kl": "tests/tasks/test_lmeval.py::test_pathbench_lm_eval_passes_lm_eval_flags_through",
+    "pathbench lm-eval --ckpt runs/kl": "tests/integrations/test_lmeval.py::test_pathbench_lm_eval_passes_lm_eval_flags_through",
     "pathbench export --ckpt runs/kl --out hf/kl --force --push-to-hub":  # before the plain export: first match wins
         "tests/harness/engine/test_hub.py::test_push_to_hub_uploads_the_folder_with_huggingface_hub",
     "pathbench export --ckpt runs/kl": "tests/harness/engine/test_hub.py::test_export_round_trip_samples_identically",

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-PROJECT = ("harness", "paths", "baselines", "tasks")  # the folders of the one import package, pathbench
+PROJECT = ("harness", "paths", "baselines", "tasks", "integrations")  # the folders of the one import package, pathbench
 LAYERS = {"core", "data", "engine", "evaluation", "sweep", "report", "studies", "cli"}
 
 # The in-function imports of project modules that are allowed, each because the module it

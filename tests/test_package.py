@@ -10,18 +10,22 @@ from pathlib import Path
 import pathbench
 
 ROOT = Path(__file__).parents[1]
-OLD_NAMES = ("harness", "paths", "baselines", "tasks")
+OLD_NAMES = ("harness", "paths", "baselines", "tasks", "integrations")
 
 FRESH = """
 import sys, pathbench
+from importlib.util import find_spec
 print(pathbench.__name__)
+if find_spec("lm_eval"):  # the [eval] extra: the import alone registered the lm-eval model (no torch)
+    from lm_eval.api.registry import model_registry
+    assert "pathbench" in model_registry and "torch" not in sys.modules
 for kind, names in {"PATHS": ["linear", "fisher_rao", "kl", "euclidean"], "METHODS": ["kl", "dfm", "sedd", "ar"],
                     "TASKS": ["unconditional", "headline_lead"], "SCORERS": ["smollm2", "hf", "self", "oracle"],
                     "PROTOCOLS": ["kl-flow", "plain"], "RECIPES": ["adamw", "muon"], "LOGGERS": ["tensorboard"]}.items():
     missing = [n for n in names if n not in getattr(pathbench, kind)]
     assert not missing, (kind, missing)
 assert callable(pathbench.load_run) and callable(pathbench.eval_run) and callable(pathbench.load_exported)
-print(sorted(m for m in sys.modules if m.split(".")[0] in ("harness", "paths", "baselines", "tasks")))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("harness", "paths", "baselines", "tasks", "integrations")))
 """
 
 
@@ -39,7 +43,13 @@ def test_a_module_by_its_old_name_fails_with_one_line_naming_the_new_one():
     for old, new in [("tasks.lmeval", "import pathbench.tasks, not tasks"),  # keep: old name
                      ("paths", "import pathbench.paths, not paths"),
                      ("baselines.dfm", "import pathbench.baselines, not baselines"),  # keep: old name
-                     ("harness.engine.hub", "import pathbench.<module>, not harness.<module>")]:  # keep: old name
+                     ("harness.engine.hub", "import pathbench.<module>, not harness.<module>"),  # keep: old name
+                     ("integrations.lmeval", "import pathbench.integrations, not integrations"),  # keep: old name
+                     # the modules' names before tasks/ was split by concern
+                     ("pathbench.tasks.lmeval", "import pathbench.integrations.lmeval, not pathbench.tasks.lmeval"),
+                     ("pathbench.tasks.base", "import pathbench.tasks.adapters.base, not pathbench.tasks.base"),
+                     ("pathbench.tasks.oracle_scorer",
+                      "import pathbench.tasks.scorers.oracle, not pathbench.tasks.oracle_scorer")]:
         proc = run_python(f"import {old}", ROOT)  # the repository's root is on sys.path, as in its tests
         assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == \
             f"ImportError: pathbench's modules moved: {new}", (old, proc.stderr[-500:])
@@ -58,7 +68,7 @@ def test_the_installed_distribution_has_one_top_level_package():
     assert (dist.read_text("top_level.txt") or "pathbench").split() == ["pathbench"]
     points = {(ep.group, ep.name): ep.value for ep in dist.entry_points}
     assert points[("console_scripts", "pathbench")] == "pathbench.cli:main"
-    assert points[("lm_eval.models", "pathbench")] == "pathbench.tasks.lmeval:PathbenchLM"
+    assert points[("lm_eval.models", "pathbench")] == "pathbench.integrations.lmeval:PathbenchLM"
     finders = [f for f in dist.files or [] if f.name.startswith("__editable__") and f.name.endswith("_finder.py")]
     for finder in finders:  # an editable install: its mapping names pathbench's parts only
         text = Path(finder.locate()).read_text()

@@ -46,7 +46,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from pathbench.tasks.unconditional import score_file
+    from pathbench.tasks.adapters.unconditional import score_file
 
     result = score_file(args.file, args.scorer, reference_run=args.reference_run, out=args.out,
                         batch_size=args.batch_size, device=resolve_device(args.device))

@@ -1,5 +1,5 @@
 """``pathbench lm-eval``: lm-evaluation-harness's own command line with the ``pathbench`` model
-registered (:mod:`pathbench.tasks.lmeval`).
+registered (:mod:`pathbench.integrations.lmeval`).
 
 Every argument other than ``--ckpt`` / ``--plugin`` goes to lm-eval unchanged, so every lm-eval
 flag works and its output layout comes out (``--output_path`` gets ``results_*.json``, and
@@ -50,7 +50,7 @@ def lm_eval_argv(ckpt: Path | None, extra: list[str]) -> list[str]:
 
 def pathbench_model_args(argv: list[str]) -> dict | None:
     """The merged ``--model_args`` of an lm-eval ``run`` argv when its model is pathbench (None
-    for another model or another sub-command): what :func:`pathbench.tasks.lmeval.check_model_args` checks."""
+    for another model or another sub-command): what :func:`pathbench.integrations.lmeval.check_model_args` checks."""
     from lm_eval.utils import simple_parse_args_string
 
     if not argv or argv[0] != "run":
@@ -73,12 +73,12 @@ def pathbench_model_args(argv: list[str]) -> dict | None:
 def cmd_lm_eval(args: argparse.Namespace) -> None:
     from lm_eval.__main__ import cli_evaluate
 
-    import pathbench.tasks.lmeval  # registers the "pathbench" lm-eval model
+    import pathbench.integrations.lmeval  # registers the "pathbench" lm-eval model
 
     argv = lm_eval_argv(args.ckpt, args.passed_through)
     model_args = pathbench_model_args(argv)
     if model_args is not None:  # before lm-eval logs anything or loads the model
-        pathbench.tasks.lmeval.check_model_args(model_args)
+        pathbench.integrations.lmeval.check_model_args(model_args)
     saved, saved_error = sys.argv, argparse.ArgumentParser.error
     sys.argv = ["lm-eval", *argv]  # lm-eval's parser reads sys.argv
 

@@ -17,8 +17,8 @@ generated (pathbench.engine.methods.masked_cross_entropy). Policies (``pathbench
   line break plus the line breaks after it ("h\\n\\nBody" -> the tokens of h, "\\n", "\\n"): with
   p_d the first position >= a_d whose token contains a line break and q_d the first position
   > p_d whose token does not, g_d = q_d - a_d positions are given, [0, g_d) of the row. That is
-  ``pathbench.tasks.seq2seq.split_headline``'s headline and the separator, tokenised as
-  ``HeadlineLead`` lays out its prompts (``pathbench.tasks.seq2seq.document_parts``), so training and
+  ``pathbench.tasks.adapters.seq2seq.split_headline``'s headline and the separator, tokenised as
+  ``HeadlineLead`` lays out its prompts (``pathbench.tasks.adapters.seq2seq.document_parts``), so training and
   evaluation give the same tokens. Kept: documents with a line break before their EOS,
   g_d < S (one generated position at least) and a_d + S inside the stream (the last, cut
   document may drop). One row per document: training sees each document's first S tokens.

@@ -2,9 +2,9 @@
 
 ``pathbench eval`` (:func:`eval_run`) loads a run folder, resolves the sampler under the
 generation protocol once (names -> a :class:`~pathbench.engine.protocol.Sampling` record), binds
-the task to the run's data (:meth:`~pathbench.tasks.base.Task.bind`: a new task, e.g. its scorer
+the task to the run's data (:meth:`~pathbench.tasks.adapters.base.Task.bind`: a new task, e.g. its scorer
 bound to an oracle corpus's HMM and loaded) and hands the loaded run to the bound task's
-:meth:`~pathbench.tasks.base.Task.evaluate`, which generates, writes what it generated and scores
+:meth:`~pathbench.tasks.adapters.base.Task.evaluate`, which generates, writes what it generated and scores
 it. A sweep's run (:func:`eval_resolved`) comes with its sampling already resolved and its run
 already loaded (one load for all the runs of a unit). Every result is written atomically with both protocols, the environment and the
 measured cost of its generation (``generation``: the sampler's wall time, samples/s, tokens/s,
@@ -29,7 +29,7 @@ from pathbench.engine.learning import ensure_check
 from pathbench.engine.memory import check_memory_gb
 from pathbench.engine.protocol import Sampling, sampling_setup
 from pathbench.engine.run import LoadedRun, environment, load_run
-from pathbench.tasks.base import EvalSettings, Task
+from pathbench.tasks.adapters.base import EvalSettings, Task
 
 #: the files an evaluation may write into its folder (metrics.json, and a task's generations)
 OUTPUTS = ("metrics.json", "samples.jsonl", "generations.jsonl")
@@ -47,7 +47,7 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
     once, against the loaded run. ``extra`` (run id, status, ...) is merged into the result
     before its one atomic write; ``reference_store`` is a folder where rows shared by a sweep's
     units are kept (the real-text row). ``seeding`` and ``memory_gb``: see
-    :class:`pathbench.tasks.base.EvalSettings` (a row-seeded result says so). An evaluation
+    :class:`pathbench.tasks.adapters.base.EvalSettings` (a row-seeded result says so). An evaluation
     already in ``out`` is refused unless ``overwrite``; a failed evaluation leaves no folder
     behind that it created."""
     options = dict(task_options or {})
@@ -89,7 +89,7 @@ def _checked_task(task_name: str, options: dict, out: Path, *, device: str, cand
         raise ConfigError(f"{out} already holds an evaluation ({', '.join(held)}); pass --overwrite to "
                           "replace it or choose another --out (nothing was overwritten)")
     if not callable(getattr(task, "evaluate", None)) or not callable(getattr(task, "bind", None)):
-        raise ConfigError(f"task '{task_name}' has no evaluate() or bind(); derive it from pathbench.tasks.base.Task, "
+        raise ConfigError(f"task '{task_name}' has no evaluate() or bind(); derive it from pathbench.tasks.Task, "
                           "or ExampleTask (examples + score)")
     if candidates < getattr(task, "min_candidates", 1):  # a task not derived from Task needs none
         why = f" ({task.candidates_reason})" if getattr(task, "candidates_reason", "") else ""

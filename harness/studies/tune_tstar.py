@@ -30,8 +30,8 @@ from pathbench.core.io import atomic_open, atomic_write_text
 from pathbench.engine.calibration import store_calibration
 from pathbench.engine.protocol import for_sampling, resolve_sampler
 from pathbench.engine.run import draw_samples, load_run
-from pathbench.tasks.reference import reference_row
-from pathbench.tasks.unconditional import Unconditional
+from pathbench.tasks.adapters.reference import reference_row
+from pathbench.tasks.adapters.unconditional import Unconditional
 
 DEFAULT_T_STARS = (0.1, 0.2, 0.28, 0.4, 0.6)
 START_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)

@@ -8,9 +8,9 @@ import pytest
 
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import TASKS
-from pathbench.tasks import code  # noqa: F401  (registers the tasks)
-from pathbench.tasks.code import build_program, mask_block, read_mbpp_file
-from pathbench.tasks.passk import compiles, compiles_at_k, mean_pass_at_k, pass_at_k
+from pathbench.tasks.adapters import code  # noqa: F401  (registers the tasks)
+from pathbench.tasks.adapters.code import build_program, mask_block, read_mbpp_file
+from pathbench.tasks.metrics.passk import compiles, compiles_at_k, mean_pass_at_k, pass_at_k
 from pathbench.tasks.sandbox import JudgeJob, SandboxLimits, run_judged_many, run_programs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mbpp_sample.jsonl"
@@ -233,7 +233,7 @@ def test_a_single_problem_has_no_interval_and_says_so(humaneval, he_examples):
 def test_a_fill_that_does_not_compile_never_runs_or_passes():
     """A fill that opens a string the test code closes would run as a program that does nothing
     and exits 0; a candidate whose completed solution does not compile is not run."""
-    from pathbench.tasks.code import InfillTask, Problem
+    from pathbench.tasks.adapters.code import InfillTask, Problem
 
     class Toy(InfillTask):
         name = "toy"
@@ -283,7 +283,7 @@ def test_stdlib_references_pass_and_do_nothing_fills_fail(stdlib_task, stdlib_ex
 
 
 def test_stdlib_masks_one_checked_line_and_tests_recorded_behaviour(stdlib_task, stdlib_examples):
-    from pathbench.tasks.code_problems import check_program
+    from pathbench.tasks.adapters.code_problems import check_program
 
     problems = {p.task_id: p for p in stdlib_task.stdlib_problems()}
     for e in stdlib_examples:
@@ -312,7 +312,7 @@ def test_stdlib_protocol_says_what_pass_and_zero_mean(stdlib_task):
 
 
 def test_recorder_keeps_distinct_cases_checks_lines_and_survives_hangs():
-    from pathbench.tasks.code_recorder import record
+    from pathbench.tasks.adapters.code_recorder import record
 
     jobs = [{"task_id": "t/double", "name": "double", "prompt": "", "params": 1, "lines": [1, 2, 3],
              "source": "def double(x):\n    y = x * 2\n    z = 0\n    return y\n"},
@@ -333,7 +333,7 @@ def test_a_problem_the_judge_cannot_express_runs_as_a_whole_program():
     """Its tests hand the candidate a function (not a plain literal): the reference does not
     pass through the judge, so that problem's candidates run whole in the sandbox and
     ``per_example["runner"]`` says so; the other problem is still judged."""
-    from pathbench.tasks.code import InfillTask, Problem
+    from pathbench.tasks.adapters.code import InfillTask, Problem
 
     class Toy(InfillTask):
         name = "toy"

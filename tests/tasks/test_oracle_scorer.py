@@ -12,8 +12,8 @@ from pathbench.cli import main
 from pathbench.core.errors import ConfigError
 from pathbench.data.corpus import prepare_data
 from pathbench.data.oracle import HMM, OracleSpec
+from pathbench.tasks.adapters.unconditional import score_file, score_texts
 from pathbench.tasks.scorers import load_scorer, scorer_for_data
-from pathbench.tasks.unconditional import score_file, score_texts
 
 LAW = "oracle:V=64,H=4,k=8,succ=2,seed=2"
 CORPUS = LAW + ",n=3000"

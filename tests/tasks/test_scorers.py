@@ -4,10 +4,10 @@ import pytest
 
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import SCORERS
-from pathbench.tasks.causal_lm import CausalScorer, HFScorer, SelfScorer
-from pathbench.tasks.oracle_scorer import OracleScorer
 from pathbench.tasks.scorers import load_scorer
-from pathbench.tasks.smollm2 import SmolLM2Scorer
+from pathbench.tasks.scorers.causal_lm import CausalScorer, HFScorer, SelfScorer
+from pathbench.tasks.scorers.oracle import OracleScorer
+from pathbench.tasks.scorers.smollm2 import SmolLM2Scorer
 
 
 class EchoScorer(CausalScorer):

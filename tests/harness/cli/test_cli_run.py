@@ -183,7 +183,7 @@ def test_resume_a_run_written_before_a_model_field_existed(tmp_path, data_cache,
 
 def test_eval_rejects_a_bad_task_scorer_or_option_before_sampling(kl_run, tmp_path, capsys, monkeypatch):
     import pathbench.evaluation.evaluate as evaluate
-    import pathbench.tasks.unconditional as unconditional
+    import pathbench.tasks.adapters.unconditional as unconditional
 
     def never(*args, **kwargs):
         raise AssertionError("reached before the names were checked")

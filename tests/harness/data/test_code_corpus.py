@@ -45,7 +45,7 @@ def test_harvest_is_read_back_from_its_disk_cache(monkeypatch, tmp_path):
 
 
 def test_stdlib_infill_problems_come_only_from_held_out_files():
-    from pathbench.tasks.code_problems import module_context, stdlib_problems, strip_docstring
+    from pathbench.tasks.adapters.code_problems import module_context, stdlib_problems, strip_docstring
 
     problems = stdlib_problems()
     train = set(harvest_stdlib_functions())

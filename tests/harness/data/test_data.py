@@ -199,7 +199,7 @@ def test_headline_policy_gives_exactly_the_headline_of_each_document(bbc, bbc_sm
 
 @pytest.mark.filterwarnings("ignore:HeadlineLead. skipped:UserWarning")
 def test_no_evaluation_document_is_in_the_training_rows(bbc, bbc_small):
-    from pathbench.tasks.seq2seq import HeadlineLead
+    from pathbench.tasks.adapters.seq2seq import HeadlineLead
 
     train, _ = split_documents(bbc, 0.05)
     tok = bbc_small.tokenizer

@@ -21,7 +21,7 @@ from pathbench.engine.protocol import GenerationProtocol, resolve_method_options
 from pathbench.engine.run import train_run
 from pathbench.engine.sampling import SamplerConfig
 from pathbench.evaluation.evaluate import eval_resolved
-from pathbench.tasks.base import Task
+from pathbench.tasks.adapters.base import Task
 from pathbench.tasks.unconditional import Unconditional
 
 ROOT = Path(__file__).parents[3]

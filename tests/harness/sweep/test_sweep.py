@@ -144,7 +144,7 @@ def test_parallel_units_write_the_same_bytes_and_wait_for_their_scorer(tmp_path,
 def test_a_stored_reference_row_is_reused_until_its_scorer_is_retrained(tmp_path):
     from types import SimpleNamespace
 
-    from pathbench.tasks.reference import _stored_reference
+    from pathbench.tasks.adapters.reference import _stored_reference
 
     scorer_run = tmp_path / "ar"
     scorer_run.mkdir()

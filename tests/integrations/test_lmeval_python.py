@@ -1,4 +1,4 @@
-"""lm-eval from Python: ``import tasks`` registers the ``pathbench`` model, so
+"""lm-eval from Python: ``import pathbench`` registers the ``pathbench`` model, so
 ``lm_eval.simple_evaluate(model="pathbench", model_args="pretrained=DIR")`` works in a fresh
 interpreter with no other call, and so does ``simple_evaluate(model=<a PathbenchLM>)``."""
 
@@ -17,7 +17,7 @@ BY_NAME = """
 import json, sys
 import lm_eval
 from lm_eval.tasks import TaskManager
-import pathbench.tasks  # the documented step: importing the package registers the model
+import pathbench  # the documented step: importing the package registers the model
 out = lm_eval.simple_evaluate(model="pathbench", model_args=f"pretrained={sys.argv[1]},nfe=2,device=cpu",
                               tasks=[sys.argv[3]], task_manager=TaskManager(include_path=sys.argv[2]), limit=3)
 print(json.dumps({"n": out["n-samples"][sys.argv[3]]["effective"], "method": out["config"]["pathbench_method"],
@@ -49,8 +49,8 @@ def test_simple_evaluate_with_a_model_object_and_lm_evals_own_backends_still_lis
     from lm_eval.api.registry import model_registry
     from lm_eval.tasks import TaskManager
 
-    import pathbench.tasks  # noqa: F401
-    from pathbench.tasks.lmeval import PathbenchLM
+    import pathbench  # noqa: F401
+    from pathbench.integrations.lmeval import PathbenchLM
 
     # registering pathbench did not hide lm-eval's own backends (its get_model fills only an empty registry)
     assert {"pathbench", "hf", "vllm"} <= set(model_registry.keys())

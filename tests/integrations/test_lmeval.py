@@ -43,7 +43,7 @@ def run_dir(kl_run):
 
 @pytest.fixture(scope="module")
 def lm(run_dir):
-    from pathbench.tasks.lmeval import PathbenchLM
+    from pathbench.integrations.lmeval import PathbenchLM
 
     return PathbenchLM(ckpt=str(run_dir), nfe=3)
 
@@ -73,7 +73,7 @@ def test_standard_lm_eval_cli_resolves_the_entry_point(run_dir, task_dir, tmp_pa
     table = (ROOT / "pyproject.toml").read_text().split('[project.entry-points."lm_eval.models"]\n', 1)[1]
     lines = [line for line in table.split("\n[", 1)[0].splitlines() if "=" in line and not line.startswith("#")]
     declared = dict(line.replace('"', "").replace(" ", "").split("=", 1) for line in lines)
-    assert declared == {"pathbench": "pathbench.tasks.lmeval:PathbenchLM"}
+    assert declared == {"pathbench": "pathbench.integrations.lmeval:PathbenchLM"}
     entry_points = ";".join(f"{name}={target}" for name, target in declared.items())
     out = tmp_path / "out"
     # nothing of pathbench is imported before lm-eval resolves the model: the adapter loads the
@@ -119,7 +119,7 @@ def test_lm_eval_argv():
 
 
 def test_unknown_model_args_are_an_error_listing_the_valid_ones(run_dir):
-    from pathbench.tasks.lmeval import PathbenchLM
+    from pathbench.integrations.lmeval import PathbenchLM
 
     with pytest.raises(ConfigError, match=r"unknown pathbench model arg\(s\) nfee, samplr; valid: ckpt, pretrained, "
                                           r"sampler, nfe,"):
@@ -145,7 +145,7 @@ def request(prompt: str, max_gen_toks: int = 6) -> SimpleNamespace:
 
 
 def test_answers_do_not_depend_on_batch_or_order(lm):
-    from pathbench.tasks.lmeval import request_seed
+    from pathbench.integrations.lmeval import request_seed
 
     requests = [request(p) for p in PROMPTS[:3]]
     together = lm.generate_until(requests)
@@ -165,7 +165,7 @@ def test_answers_do_not_depend_on_batch_or_order(lm):
 def test_device_falls_back_to_cpu_without_cuda(monkeypatch, caplog):
     import torch
 
-    from pathbench.tasks.lmeval import pick_device
+    from pathbench.integrations.lmeval import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("cuda:0") == "cpu" and "no CUDA device is available" in caplog.text
@@ -180,7 +180,7 @@ def test_loglikelihood_requests_fail_clearly(lm):
 
 
 def test_lm_evals_batch_size_sets_requests_at_once_and_a_bad_one_is_one_line(run_dir):
-    from pathbench.tasks.lmeval import PathbenchLM
+    from pathbench.integrations.lmeval import PathbenchLM
 
     assert PathbenchLM(ckpt=str(run_dir), nfe=2, batch_size="4").batch_size == 4
     assert PathbenchLM(ckpt=str(run_dir), nfe=2, batch_size="auto:8").batch_size == 16

@@ -10,7 +10,7 @@
   tokenizer; the model fills exactly N positions, the text is cut at the first EOS.
 * ``stdlib_infill``: held-out functions of the interpreter's standard library (files never
   trained on under ``data.corpus=stdlib``), one checked line masked, tested against the
-  function's own recorded behaviour (:mod:`pathbench.tasks.code_problems`).
+  function's own recorded behaviour (:mod:`pathbench.tasks.adapters.code_problems`).
 * Scoring: the completed solution is prompt + before + generation + after; a generation that
   does not end in a newline gets one when lines follow it (a block of lines ends at a line
   break). *Compiles* = the completed solution compiles on its own. *Pass* = it compiles and
@@ -22,16 +22,16 @@
   does not pass through the judge runs whole in the sandbox (``per_example["runner"]``).
   Task options ``timeout_s``, ``memory_mb``, ``workers`` (default: the CPUs this job may use)
   and ``isolation`` (``auto``/``bwrap``/``guard``: docs/sandbox.md).
-  Identical programs run once. pass@k / compiles@k as in :mod:`pathbench.tasks.passk`, for the ks that
+  Identical programs run once. pass@k / compiles@k as in :mod:`pathbench.tasks.metrics.passk`, for the ks that
   fit the number of candidates: the mean over problems of the unbiased per-problem estimator
   1 − C(n−c,k)/C(n,k), each with a seeded percentile bootstrap 95 % interval over problems
-  (``pass@k_ci95``, ``compiles@k_ci95``; :func:`pathbench.tasks.passk.interval_metrics`), and
+  (``pass@k_ci95``, ``compiles@k_ci95``; :func:`pathbench.tasks.metrics.passk.interval_metrics`), and
   ``per_example`` (last) holds every problem's task id and per-candidate pass/compile booleans
   and sandbox statuses, from which each number is recomputed.
 * Training data for infilling: ``data.corpus=stdlib data.given=lines`` (see
   :mod:`pathbench.data.code_corpus` and :func:`pathbench.data.corpus.line_infill_given`).
 
-The shared machinery (masking, program building, scoring) is :mod:`pathbench.tasks.infill`; this module
+The shared machinery (masking, program building, scoring) is :mod:`pathbench.tasks.adapters.infill`; this module
 holds the registered tasks and re-exports its names.
 """
 
@@ -45,8 +45,8 @@ from typing import Any
 
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import TASKS
-from pathbench.tasks.code_problems import POOL, PROBLEMS_VERSION, check_program, stdlib_problems
-from pathbench.tasks.infill import InfillTask, Problem, build_program, fill, mask_block, mask_line  # noqa: F401 (re-exported)
+from pathbench.tasks.adapters.code_problems import POOL, PROBLEMS_VERSION, check_program, stdlib_problems
+from pathbench.tasks.adapters.infill import InfillTask, Problem, build_program, fill, mask_block, mask_line  # noqa: F401 (re-exported)
 
 MBPP_KEYS = ("task_id", "text", "code", "test_list")
 MBPP_TEST_IDS = (11, 510)
@@ -143,7 +143,7 @@ class MBPPInfill(InfillTask):
 class StdlibInfill(InfillTask):
     """Held-out stdlib functions: one checked line masked, tested on the original's recorded behaviour.
 
-    The problems (:func:`pathbench.tasks.code_problems.stdlib_problems`) are the self-contained pure
+    The problems (:func:`pathbench.tasks.adapters.code_problems.stdlib_problems`) are the self-contained pure
     functions of the stdlib files that ``data.corpus=stdlib`` holds out (never trained on),
     docstring removed, at most ``max_chars`` characters with the import/constant lines they
     need as the prompt. The masked block is one line, chosen by ``random.Random(f"{seed}:{id}")``

@@ -3,7 +3,7 @@
 :data:`RECORDER` runs in its own interpreter (``python -s -c``; temp cwd and HOME, a minimal
 environment with a fixed ``PYTHONHASHSEED``; RLIMIT_AS 2 GiB, RLIMIT_CPU 600 s, RLIMIT_FSIZE
 1 MiB, no core). The functions it runs were chosen statically to be self-contained and pure
-(:mod:`pathbench.tasks.code_problems`); they are the interpreter's own stdlib code, not model output, so
+(:mod:`pathbench.tasks.adapters.code_problems`); they are the interpreter's own stdlib code, not model output, so
 this is a guard against hangs and blow-ups, not a sandbox for untrusted code (that is
 :mod:`pathbench.tasks.sandbox`, which runs the filled programs).
 

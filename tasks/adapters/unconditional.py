@@ -33,10 +33,10 @@ from pathbench.core.registry import TASKS
 from pathbench.engine.checkpoint import read_meta
 from pathbench.engine.generation_cost import GenerationCost, add_cost, measure_generation
 from pathbench.engine.run import LoadedRun, draw_samples, environment, write_samples
-from pathbench.tasks.base import EvalSettings, Task
-from pathbench.tasks.causal_lm import CausalScorer, check_placement
-from pathbench.tasks.reference import reference_row
+from pathbench.tasks.adapters.base import EvalSettings, Task
+from pathbench.tasks.adapters.reference import reference_row
 from pathbench.tasks.scorers import check_spec, load_scorer, scorer_for_data
+from pathbench.tasks.scorers.causal_lm import CausalScorer, check_placement
 
 PROTOCOL = ("gen-PPL: exp of token-pooled float64 NLL under the scorer (per-sample mean also given); "
             "entropy: per-sample unigram entropy of token ids in nats, averaged; reference row: real "

@@ -1,4 +1,4 @@
-"""Seq2seq tasks scored with BLEU, ROUGE-L and BERTScore (see pathbench.tasks.text_metrics).
+"""Seq2seq tasks scored with BLEU, ROUGE-L and BERTScore (see pathbench.tasks.metrics.text).
 
 Each example is ``[prompt, N]``: the prompt is given text (one or more string parts, see
 ``prompt_parts``), N free positions hold the response.
@@ -30,13 +30,13 @@ Both hub tasks take ``data_files=<local .jsonl>`` in the same schema instead of 
 
 Metrics (``score``), with n candidates and ``top_k_list`` (default (1, n)): ``bleu`` = corpus
 BLEU of candidate 0; ``bleu_top{k}``/``bleu_avg``, ``rougeL_top{k}``/``rougeL_avg``,
-``bertscore_f1_top{k}``/``bertscore_f1_avg`` per pathbench.tasks.text_metrics.TABLE5. Each number is
+``bertscore_f1_top{k}``/``bertscore_f1_avg`` per pathbench.tasks.metrics.text.TABLE5. Each number is
 followed by ``<name>_ci95``, a seeded percentile bootstrap 95 % interval over examples (a
 prompt resampled with all its candidates; ``interval`` describes it, "none: a single example"
 when there is one). ``per_example`` (last) holds the raw data every statistic is recomputed
 from: ``sentence_bleu``, ``rougeL``, ``bertscore_f1`` as [example][candidate] values and
 ``corpus_bleu_stats`` [example] = candidate 0's sacrebleu statistics (corpus BLEU = the score
-of their column sums; see pathbench.tasks.text_metrics.table5).
+of their column sums; see pathbench.tasks.metrics.text.table5).
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from typing import Any
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import TASKS
 from pathbench.data.corpus import is_validation, load_corpus
-from pathbench.tasks.base import Example, ExampleTask, check_generations
-from pathbench.tasks.text_metrics import (
+from pathbench.tasks.adapters.base import Example, ExampleTask, check_generations
+from pathbench.tasks.metrics.text import (
     TABLE5,
     BertScoreF1,
     bleu_signatures,

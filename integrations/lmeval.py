@@ -2,7 +2,7 @@
 generative tasks run on every method.
 
 How lm-eval finds it: pyproject.toml declares the entry point ``lm_eval.models: pathbench =
-pathbench.tasks.lmeval:PathbenchLM``, which lm-eval releases with plugin discovery (upstream #4013, after
+pathbench.integrations.lmeval:PathbenchLM``, which lm-eval releases with plugin discovery (upstream #4013, after
 0.4.13) resolve lazily, so ``lm_eval run --model pathbench`` works unchanged there. lm-eval
 0.4.13 scans no entry points: ``pathbench lm-eval ...`` is lm-eval's own CLI with this module
 imported first (every lm-eval flag, its results_*.json / samples_*.jsonl layout).

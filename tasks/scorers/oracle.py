@@ -24,7 +24,7 @@ from pathbench.core.errors import ConfigError
 from pathbench.core.registry import SCORERS
 from pathbench.data.oracle import HMM, OracleSpec, is_oracle
 from pathbench.data.tokenizer import EOS, WordTokenizer
-from pathbench.tasks.causal_lm import CausalScorer
+from pathbench.tasks.scorers.causal_lm import CausalScorer
 
 #: Monte-Carlo sequences behind the reference row's entropies (standard error ≈ 0.3 % of them)
 TRUTH_SEQUENCES = 1024

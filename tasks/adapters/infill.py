@@ -1,11 +1,11 @@
-"""The shared machinery of the code-infilling tasks (see :mod:`pathbench.tasks.code` for the tasks).
+"""The shared machinery of the code-infilling tasks (see :mod:`pathbench.tasks.adapters.code` for the tasks).
 
 A :class:`Problem` is a prompt, a reference solution continuing it and test code. One block
 of the solution is masked (:func:`mask_block`: a random run of lines; :func:`mask_line`: one
 of the problem's named lines), the model fills the block's token count, and
 :meth:`InfillTask.score` compiles and runs each completed program (:func:`build_program`)
 in :mod:`pathbench.tasks.sandbox`: pass@k, compiles@k, their bootstrap intervals over problems and the
-per-problem raw data (the rules are in :mod:`pathbench.tasks.code`'s docstring).
+per-problem raw data (the rules are in :mod:`pathbench.tasks.adapters.code`'s docstring).
 
 Candidates are judged outside their own process (:mod:`pathbench.tasks.sandbox.judge`): the tests run
 in a trusted judge that calls the problem's entry points in the sandboxed candidate and
@@ -24,8 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pathbench.core.errors import ConfigError
-from pathbench.tasks.base import Example, ExampleTask, check_generations
-from pathbench.tasks.passk import FORMULA, compiles, interval_description, interval_metrics, mean_pass_at_k, usable_ks
+from pathbench.tasks.adapters.base import Example, ExampleTask, check_generations
+from pathbench.tasks.metrics.passk import (
+    FORMULA,
+    compiles,
+    interval_description,
+    interval_metrics,
+    mean_pass_at_k,
+    usable_ks,
+)
 from pathbench.tasks.sandbox import (
     ISOLATIONS,
     ExecResult,

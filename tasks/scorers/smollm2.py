@@ -24,7 +24,7 @@ from pathlib import Path
 from pathbench.core.cache import cache_root
 from pathbench.core.errors import ConfigError
 from pathbench.core.io import exclusive
-from pathbench.tasks.causal_lm import HFScorer
+from pathbench.tasks.scorers.causal_lm import HFScorer
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: bumped when what the scorer cache holds changes shape

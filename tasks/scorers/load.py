@@ -1,18 +1,18 @@
 """Scorers for generative perplexity by spec, one protocol for every scorer
-(:mod:`pathbench.tasks.causal_lm`).
+(:mod:`pathbench.tasks.scorers.causal_lm`).
 
 Specs: ``hf:<name or local path>`` (any transformers causal LM: gpt2, gpt2-large, Llama-2
 where the user has them), ``smollm2`` (offline default: SmolLM2-135M-Instruct quantised to 4
-bits, :mod:`pathbench.tasks.smollm2`), ``self:<run folder>`` (the project's own autoregressive baseline
-as a second opinion), and registered kinds (``oracle:...``, :mod:`pathbench.tasks.oracle_scorer`).
+bits, :mod:`pathbench.tasks.scorers.smollm2`), ``self:<run folder>`` (the project's own autoregressive baseline
+as a second opinion), and registered kinds (``oracle:...``, :mod:`pathbench.tasks.scorers.oracle`).
 """
 
 from __future__ import annotations
 
 from pathbench.core.errors import ConfigError
 from pathbench.core.registry import SCORERS
-from pathbench.tasks.causal_lm import CausalScorer, HFScorer, SelfScorer, check_placement
-from pathbench.tasks.smollm2 import SmolLM2Scorer
+from pathbench.tasks.scorers.causal_lm import CausalScorer, HFScorer, SelfScorer, check_placement
+from pathbench.tasks.scorers.smollm2 import SmolLM2Scorer
 
 _cache: dict[tuple, CausalScorer] = {}
 

@@ -24,7 +24,7 @@ behaviour. Construction, all deterministic:
    ``repr((result, args_after))``. A case whose result (or, when the call changed its
    arguments, whole expected value) was already seen is skipped, so the kept cases have
    distinct outputs: the first ``max_cases``; a function needs ``min_cases`` of them (2: not
-   constant on its cases). The recorder is :mod:`pathbench.tasks.code_recorder`.
+   constant on its cases). The recorder is :mod:`pathbench.tasks.adapters.code_recorder`.
 3. **Checked lines** (the negative control, per line): a maskable line is a single-line simple
    statement alone on its line (not the docstring, not ``pass``). It is *checked* when the
    function with that line replaced by ``pass`` fails at least one case (wrong value, an
@@ -60,12 +60,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pathbench.tasks.code_recorder
+import pathbench.tasks.adapters.code_recorder
 from pathbench.core.cache import cache_root
 from pathbench.core.errors import ConfigError
 from pathbench.core.io import cached_json
 from pathbench.data.code_corpus import stdlib_function_sources
-from pathbench.tasks.code_recorder import record
+from pathbench.tasks.adapters.code_recorder import record
 
 PROBLEMS_VERSION = 1
 #: argument values, as Python literals (small: no call on them can build anything large)
@@ -247,7 +247,7 @@ def _cache_key(sources: list[tuple[str, str]], cfg: dict) -> str:
             files.append((file, st.st_size, st.st_mtime_ns))
         except OSError:
             files.append((file, None, None))
-    code = [hashlib.sha1(Path(m).read_bytes()).hexdigest() for m in (__file__, pathbench.tasks.code_recorder.__file__)]
+    code = [hashlib.sha1(Path(m).read_bytes()).hexdigest() for m in (__file__, pathbench.tasks.adapters.code_recorder.__file__)]
     digest = hashlib.sha1(json.dumps(sources).encode()).hexdigest()
     return json.dumps([PROBLEMS_VERSION, code, sys.version, cfg, digest, files], sort_keys=True)
 
