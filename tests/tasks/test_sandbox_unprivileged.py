@@ -64,6 +64,7 @@ except OSError as err:
 libc = ctypes.CDLL(None, use_errno=True)
 print('MEMFD', libc.memfd_create(b'x', 0), 'USERNS', libc.unshare(0x10000000))
 print('UID', posix.getuid())
+posix.mkdir('locked'); posix.mkdir('locked/in'); posix.chmod('locked/in', 0); posix.chmod('locked', 0o100)
 ''' % secret
 ran = run_program(probe, limits)
 setup, test = "def add(a, b):\n    return a + b\n", "assert add(2, 3) == 5\n"
@@ -71,7 +72,7 @@ right = run_judged(JudgeJob(setup, setup, test, ("add",)), limits)
 wrong = run_judged(JudgeJob("def add(a, b):\n    return 0\n", setup, test, ("add",)), limits)
 print(json.dumps({"uid": os.getuid(), "python": sys.executable, "problem": bwrap_problem(), "isolation": ran.isolation,
                   "said": ran.stderr, "judged": [right.status, wrong.status, right.isolation],
-                  "absent": absent_defences(ran.isolation)}))
+                  "absent": absent_defences(ran.isolation), "left": sorted(set(os.listdir(".")) - {"secret"})}))
 """
 
 
@@ -118,7 +119,7 @@ def _report(folder: str, prefix: list[str] = ()) -> dict:
             if reports[-1]["problem"] is None:
                 break
     assert reports, f"no interpreter runs the harness as uid {UID}: {why}"
-    assert reports[-1]["uid"] == UID
+    assert reports[-1]["uid"] == UID and reports[-1]["left"] == [], reports[-1]  # every run's folder removed
     return reports[-1]
 
 
