@@ -58,9 +58,7 @@ def eval_run(ckpt: Path | LoadedRun, task_name: str, out: Path, sampler: dict, *
     if not callable(getattr(task, "evaluate", None)):
         raise ConfigError(f"task '{task_name}' has no evaluate(); derive it from pathbench.tasks.base.Task, or ExampleTask "
                           "(examples + score)")
-    if candidates < getattr(task, "min_candidates", 1):
-        why = f" ({task.candidates_reason})" if getattr(task, "candidates_reason", "") else ""
-        raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates{why}, got {candidates}")
+    check_candidates(task, task_name, candidates)
     created = not out.exists()
     try:
         run = ckpt if isinstance(ckpt, LoadedRun) else load_run(ckpt, device)
@@ -90,6 +88,13 @@ def check_task(task_name: str, options: dict):
     if spec is not None:
         check_spec(spec)
     return task
+
+
+def check_candidates(task, task_name: str, candidates: int) -> None:
+    """A task that needs more candidates per prompt than asked (Top-k of k) is one line."""
+    if candidates < getattr(task, "min_candidates", 1):
+        why = f" ({task.candidates_reason})" if getattr(task, "candidates_reason", "") else ""
+        raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates{why}, got {candidates}")
 
 
 def training_recipe(meta: dict) -> dict:
