@@ -72,7 +72,8 @@ def _file_functions(path: Path) -> list[str]:
             tree = ast.parse(source)
     except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
         return []
-    lines = source.splitlines(keepends=True)
+    # ast counts lines at "\n" only; str.splitlines also splits at a form feed (Debian's stdlib has them)
+    lines = [line + "\n" for line in source.split("\n")]
     texts = []
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

@@ -91,9 +91,7 @@ def _checked_task(task_name: str, options: dict, out: Path, *, device: str, cand
     if not callable(getattr(task, "evaluate", None)) or not callable(getattr(task, "bind", None)):
         raise ConfigError(f"task '{task_name}' has no evaluate() or bind(); derive it from pathbench.tasks.Task, "
                           "or ExampleTask (examples + score)")
-    if candidates < getattr(task, "min_candidates", 1):  # a task not derived from Task needs none
-        why = f" ({task.candidates_reason})" if getattr(task, "candidates_reason", "") else ""
-        raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates{why}, got {candidates}")
+    check_candidates(task, task_name, candidates)
     return task
 
 
@@ -124,6 +122,13 @@ def check_task(task_name: str, options: dict) -> Task:
     one line naming the bad value and the valid ones, before a checkpoint is read or a sample
     drawn."""
     return TASKS.build(task_name, **options)  # an unknown task or option lists the valid ones
+
+
+def check_candidates(task, task_name: str, candidates: int) -> None:
+    """A task that needs more candidates per prompt than asked (Top-k of k) is one line."""
+    if candidates < getattr(task, "min_candidates", 1):
+        why = f" ({task.candidates_reason})" if getattr(task, "candidates_reason", "") else ""
+        raise ConfigError(f"task '{task_name}' needs at least {task.min_candidates} candidates{why}, got {candidates}")
 
 
 def training_recipe(meta: dict) -> dict:

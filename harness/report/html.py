@@ -127,7 +127,8 @@ def page(title: str, summary: str, legend: str, sections: list) -> str:
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>", f"<p>{esc(summary)}</p>", f"<p>{esc(legend)}</p>"]
     for s in sections:
-        body.append(f"<h2>{esc(s.title)}</h2>")
+        warn = s.kind == "warning"  # inline, so that a page without a warning keeps its bytes
+        body.append(f'<h2 role="alert" style="color:#b00000">{esc(s.title)}</h2>' if warn else f"<h2>{esc(s.title)}</h2>")
         if s.text:
             body.append(f"<p>{esc(s.text.strip())}</p>")
         if s.table is not None:
@@ -136,7 +137,7 @@ def page(title: str, summary: str, legend: str, sections: list) -> str:
             data = base64.b64encode(figure.png).decode("ascii")
             body.append(f'<figure><img alt="{esc(figure.caption)}" src="data:image/png;base64,{data}">'
                         f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
-        if s.kind == "problems" and s.notes:
+        if s.kind in ("problems", "warning") and s.notes:
             body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in s.notes) + "</ul>")
         else:
             body += [f"<p>{esc(n)}</p>" for n in s.notes]

@@ -23,7 +23,7 @@ class Section:
     text: str = ""                      # a paragraph before the table
     table: pd.DataFrame | None = None
     caption: str = ""                   # the table's own caption
-    kind: str = "settings"              # "verdict" | "settings" | "plots" | "problems" | "protocol"
+    kind: str = "settings"              # "warning" | "verdict" | "settings" | "plots" | "problems" | "protocol"
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)      # one paragraph each (after the figures)
     folded: list[tuple[str, str]] = field(default_factory=list)  # (summary, preformatted text) in <details>

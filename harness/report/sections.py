@@ -2,7 +2,8 @@
 results that returns its sections. ``report.html`` and ``leaderboard.md`` render the same list
 (:mod:`pathbench.report.html`, :func:`markdown`), so the Markdown mirrors the page.
 
-The order is the reading order: the verdict first — the matched-entropy verdict under the
+The order is the reading order: a warning when model-written code ran without some sandbox
+defence (:mod:`pathbench.report.sandbox_section`; absent otherwise), the verdict first — the matched-entropy verdict under the
 experiment's primary scorer for an unconditional sweep, the per-metric ranking of its own task
 for a conditional or code sweep — then the tables, the plots (a plot whose every line would be
 one point is said in words instead), the problems, and the metric protocol folded away. To add
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathbench.report.frontier_section import quality_and_speed
 from pathbench.report.html import markdown_table
 from pathbench.report.plots import make_plots, single_point_notes
+from pathbench.report.sandbox_section import sandbox_warnings
 from pathbench.report.section_types import Figure, ReportInput, Section
 from pathbench.report.task_verdict import task_verdict
 from pathbench.report.training_sections import learning, paper_question_first, tuning
@@ -102,7 +104,7 @@ def metric_protocol(data: ReportInput) -> list[Section]:
 
 
 SECTION_BUILDERS: list[Callable[[ReportInput], list[Section]]] = [
-    paper_question_first, unconditional_verdicts, task_verdicts, learning, tuning, quality_and_speed, leaderboards,
+    sandbox_warnings, paper_question_first, unconditional_verdicts, task_verdicts, learning, tuning, quality_and_speed, leaderboards,
     plots, problems, metric_protocol]
 
 __all__ = ["SECTION_BUILDERS", "Figure", "ReportInput", "Section", "build_sections", "markdown"]
@@ -121,7 +123,7 @@ def markdown(title: str, summary: str, legend: str, sections: list[Section]) -> 
         if s.table is not None:
             md.append(markdown_table(s.table))
         md += [f"![{f.caption}]({f.path.name})\n" for f in s.figures]
-        md += [f"- {note}\n" if s.kind == "problems" else f"{note}\n" for note in s.notes]
+        md += [f"- {note}\n" if s.kind in ("problems", "warning") else f"{note}\n" for note in s.notes]
         md += [f"<details><summary>{summary}</summary>\n\n```json\n{text}\n```\n</details>\n"
                for summary, text in s.folded]
     return "\n".join(md)

@@ -40,7 +40,7 @@ from pathbench.engine.plugins import load_all
 from pathbench.engine.protocol import GenerationProtocol, Sampling
 from pathbench.engine.run import LoadedRun, load_run, train_run
 from pathbench.evaluation.evaluate import eval_resolved, with_device
-from pathbench.sweep.experiment import Experiment, RunSpec, TrainUnit, expand, read_experiment
+from pathbench.sweep.experiment import Experiment, RunSpec, TrainUnit, check_tasks, expand, read_experiment
 from pathbench.sweep.progress import Progress, run_complete, train_complete
 from pathbench.sweep.scheduler import run_units
 from pathbench.sweep.slurm import partition_limits, slurm_parameters
@@ -340,6 +340,7 @@ def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bo
     threads = default_threads(kind, executor_settings)
     plugins = tuple(dict.fromkeys([*(raw.get("plugins") or []), *plugins]))
     load_all(plugins)
+    check_tasks(raw["tasks"])  # a bad task option is one line before the tuning stage trains anything
     tuning = tune_stage(raw, out_dir, kind, plugins, device, threads, dry_run)
     if dry_run and tuning.get("units"):  # the grid's ids depend on the tuning's choices
         exp = Experiment(raw.get("name", path.stem), tuning["units"], [], executor_settings)

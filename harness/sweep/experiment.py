@@ -42,7 +42,7 @@ import yaml
 
 from pathbench.core.config import DataConfig, apply_overrides, canonical_keys
 from pathbench.core.errors import ConfigError
-from pathbench.core.registry import METHODS, PROTOCOLS, TASKS
+from pathbench.core.registry import METHODS, PROTOCOLS
 from pathbench.core.rng import check_seeding
 from pathbench.data.corpus import check_data_spec
 from pathbench.engine.memory import check_memory_gb
@@ -58,7 +58,7 @@ from pathbench.engine.protocol import (
 )
 from pathbench.engine.sampling import SamplerConfig
 from pathbench.engine.trainer import TrainConfig
-from pathbench.sweep.experiment_schema import check_experiment
+from pathbench.sweep.experiment_schema import check_experiment, check_tasks, task_scorers
 from pathbench.sweep.tuning import TuneSpec, is_student, parse_tune
 
 TOP_KEYS = {"name", "preset", "model", "data", "train", "methods", "samplers", "seeds", "tasks", "executor",
@@ -225,6 +225,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
     for required in ("methods", "samplers", "tasks"):
         if not raw.get(required):
             raise ConfigError(f"experiment has no '{required}' (an empty axis expands to zero runs)")
+    check_tasks(raw["tasks"])
     preset = raw.get("preset", "tiny")
     data = asdict(apply_overrides(DataConfig(), raw.get("data") or {}, "data"))
     check_data_spec(data["corpus"], data["tokenizer"], data["seq_len"])  # before any unit is submitted
@@ -318,8 +319,7 @@ def _samplers_for(method, samplers: list[dict], seq_len: int) -> list[dict]:
 def _task_runs(unit: TrainUnit, sampler: dict, task: dict | str, protocol: GenerationProtocol) -> list[RunSpec]:
     task = {"name": task} if isinstance(task, str) else dict(task)
     _check_keys(f"task '{task.get('name')}'", task, TASK_KEYS)
-    takes_scorers = getattr(TASKS.get(task["name"]), "takes_scorers", False)  # unknown task -> the known ones
-    scorers = _as_list(task.get("scorers", ["smollm2"])) if takes_scorers else [None]
+    scorers = task_scorers(task)
     if not scorers:
         raise ConfigError(f"task '{task['name']}' has no scorers (an empty axis expands to zero runs)")
     batch = task.get("batch_size")

@@ -6,7 +6,8 @@ unconditional``, a sampler's ``nfe: [16, x]``, ...) and raises one :class:`Confi
 naming the key, the bad value and what is valid. Names (of methods, tasks, samplers,
 protocols) and keys it does not know are left to :func:`pathbench.sweep.experiment.expand`,
 which checks them against the registries right after this; a key's *values* beyond their
-type (ranges, choices) are checked where they are used, also before anything runs.
+type (ranges, choices) are checked where they are used, also before anything runs: a task
+entry's options by :func:`check_tasks`, as ``pathbench eval`` checks them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import dataclasses
 from typing import Any
 
 from pathbench.core.errors import ConfigError
+from pathbench.core.registry import TASKS
 from pathbench.engine.sampling import SamplerConfig
+from pathbench.evaluation.evaluate import check_candidates, check_task
 
 EXAMPLE = {"methods": "methods: [kl, {name: dfm, options: {...}}]",
            "samplers": "samplers: [{name: basic, nfe: [16, 64]}]",
@@ -181,3 +184,24 @@ def check_experiment(raw: Any) -> None:
             _strings(key, raw[key])
     if raw.get("executor") is not None:
         _executor(raw["executor"])
+
+
+def task_scorers(task: dict) -> list:
+    """The scorers a task entry's runs use ([None]: a task that takes none)."""
+    if not getattr(TASKS.get(task["name"]), "takes_scorers", False):  # an unknown task: one line naming the known
+        return [None]
+    scorers = task.get("scorers", ["smollm2"])
+    return scorers if isinstance(scorers, list) else [scorers]
+
+
+def check_tasks(tasks: list) -> None:
+    """Every task entry built with its options (with each of its scorers) and its candidate
+    count checked, as ``pathbench eval`` does before a model loads: a bad option is one line
+    naming it and the valid values, before anything is trained or written."""
+    for entry in tasks:
+        task = {"name": entry} if isinstance(entry, str) else dict(entry)
+        for scorer in task_scorers(task):
+            options = dict(task.get("options") or {})
+            if scorer is not None:  # a "self:@name" scorer: its kind is checked; its folder is the sweep's
+                options["scorer"] = scorer
+            check_candidates(check_task(task["name"], options), task["name"], int(task.get("candidates", 1)))

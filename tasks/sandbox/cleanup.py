@@ -6,7 +6,10 @@ level. :func:`remove_tree` works on one level at a time: it opens the top folder
 each folder in it makes it readable and enterable, unlinks its files and symlinks (never
 followed: a link out of the folder is removed, not what it points at) and moves its
 sub-folders up to the top folder under fresh names, then removes it. Depth becomes breadth, so
-the work is linear in the number of entries and at most two descriptors are open.
+the work is linear in the number of entries and at most two descriptors are open. A harness
+that is not root needs a folder's own write permission to move it and its read and search
+permission to empty it: :func:`_unlock` gives a locked folder mode 0700 without following a
+link put in its place.
 """
 
 from __future__ import annotations
@@ -20,17 +23,34 @@ log = logging.getLogger("pathbench.sandbox")
 _FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
+def _unlock(name: str, dir_fd: int | None) -> bool:
+    """Give folder ``name`` mode 0700 (its owner may then list, enter and move it); a symlink
+    in its place is never followed. False when that could not be done."""
+    o_path = getattr(os, "O_PATH", 0)
+    try:
+        if not o_path:  # not Linux: no way to chmod what was opened without following
+            os.chmod(name, 0o700, dir_fd=dir_fd)
+            return True
+        fd = os.open(name, o_path | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+    except (OSError, NotImplementedError):
+        return False
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", 0o700)  # fchmod refuses an O_PATH descriptor
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _open_dir(name: str, dir_fd: int | None) -> int | None:
     """A descriptor of folder ``name`` (made readable and enterable first when it is not)."""
     for attempt in range(2):
         try:
             return os.open(name, _FLAGS, dir_fd=dir_fd)
         except PermissionError:
-            if attempt == 0:
-                try:
-                    os.chmod(name, 0o700, dir_fd=dir_fd)
-                except OSError:
-                    return None
+            if attempt or not _unlock(name, dir_fd):
+                return None
         except OSError:
             return None
     return None
@@ -65,6 +85,7 @@ def _empty(folder: int, top: int, fresh: itertools.count, moved: list[str] | Non
             continue
         if moved is None:
             continue
+        unlocked = False
         for _ in range(100):  # a fresh top-level name the candidate did not take already
             new = f".pathbench-cleanup-{next(fresh)}"
             try:
@@ -74,6 +95,10 @@ def _empty(folder: int, top: int, fresh: itertools.count, moved: list[str] | Non
                 break
             except FileExistsError:
                 continue
+            except PermissionError:  # not root: moving a folder writes its "..", so it must be writable
+                if unlocked or not _unlock(name, folder):
+                    break
+                unlocked = True
             except OSError as err:
                 if err.errno not in (39, 17):  # ENOTEMPTY / EEXIST: the name is taken
                     break

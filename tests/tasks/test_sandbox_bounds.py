@@ -3,7 +3,8 @@ the whole candidate tree is bounded (processes, memory including tmpfs, disk, wa
 judge's channel is linear and capped, and cleanup always answers and leaves no folder.
 
 Each probe prints what it could do to stderr (the runner keeps its tail); the test reads that
-back. Run as root here, like the checker: the process limit must bind for root too."""
+back. Run as root here, like the checker: the process limit must bind for root too (and as
+another user: test_sandbox_unprivileged.py)."""
 
 import os
 import socket

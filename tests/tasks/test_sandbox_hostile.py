@@ -169,7 +169,9 @@ def test_every_family_but_the_parent_one_does_harm_under_the_guard_alone():
         results = run_jobs(jobs, SandboxLimits(timeout_s=4.0, isolation="guard"), workers=4)
         time.sleep(1.5)
         harmless = [n for n, w in zip(names, worlds) if not _harm(w)]
-    assert harmless == [] and all(r.isolation == "guard" for r in results)
+    # a harness that is not root: RLIMIT_NPROC = 0 binds under the guard too (docs/sandbox.md)
+    assert harmless == ([] if os.geteuid() == 0 else ["daemon", "spawn"])
+    assert all(r.isolation == "guard" for r in results)
 
 
 def test_the_checks_see_an_escape_under_the_guard_alone(world):

@@ -109,3 +109,12 @@ def test_parallel_harvest_equals_the_one_process_harvest(monkeypatch):
     assert by_workers[1] == by_workers[3]
     texts = by_workers[1]["train"] + [t for _, t in by_workers[1]["val"]]
     assert len(texts) == len(set(texts)) > 100 and by_workers[1]["val"]
+
+
+def test_a_form_feed_between_functions_does_not_shift_the_cut(tmp_path):
+    """ast numbers lines at newlines only (a stdlib built by Debian has form feeds between
+    sections): the functions after one are cut whole, not shifted or refused."""
+    body = "def {}(x):\n    y = x\n    y += 1\n    y *= 2\n    return y\n"
+    path = tmp_path / "ff.py"
+    path.write_text(body.format("a") + "\x0c\n" + body.format("b") + "\x0c\n\x0c\n" + body.format("c"))
+    assert code_corpus._file_functions(path) == [body.format(n).rstrip("\n") for n in "abc"]

@@ -22,7 +22,7 @@ from pathbench.engine.run import train_run
 from pathbench.engine.sampling import SamplerConfig
 from pathbench.evaluation.evaluate import eval_resolved
 from pathbench.tasks.adapters.base import Task
-from pathbench.tasks.unconditional import Unconditional
+from pathbench.tasks.adapters.unconditional import Unconditional
 
 ROOT = Path(__file__).parents[3]
 

@@ -1,5 +1,6 @@
 """``pathbench.report.leaderboard``: metrics.json files -> one table per scorer / task (seeds pooled), plots, leaderboard files."""
 
+import html
 import json
 import shutil
 from pathlib import Path
@@ -455,3 +456,35 @@ def test_the_shown_protocol_does_not_depend_on_the_sandbox_the_machine_had(tmp_p
         write_report(root, tmp_path / f"out-{kind}", title="t")
         pages.append([(tmp_path / f"out-{kind}" / name).read_bytes() for name in ("report.html", "leaderboard.md")])
     assert pages[0] == pages[1] and b"prose" not in pages[0][0] and b'timeout_s' in pages[0][0]
+
+
+def test_the_report_names_absent_sandbox_defences_and_only_then(tmp_path):
+    """A code run whose metrics.json lists absent sandbox defences is named, with them, in a
+    warning above the code verdict, on the page and in the Markdown alike; runs that lacked none
+    give no such text (a report made under bubblewrap keeps its bytes)."""
+    absent = ["kernel isolation (bubblewrap)", "seccomp filter (memfd, System V shared memory, user namespaces)"]
+    outputs = {}
+    for case in ("none", "absent"):
+        (tmp_path / case).mkdir()
+        root = write_runs(tmp_path / case / "res", seeds=(0,), scorers=("smollm2",))  # one folder name
+        for path in sorted((root / "runs").glob("c-*/metrics.json")):
+            record = json.loads(path.read_text())
+            lacking = absent if case == "absent" and record["run_id"] == "c-kl" else []
+            record["metrics"]["sandbox"] = {"isolation": "guard" if lacking else "bwrap", "absent_defences": lacking}
+            path.write_text(json.dumps(record))
+        result = write_report(root, tmp_path / f"out-{case}", title="t")
+        outputs[case] = (result, *((tmp_path / f"out-{case}" / n).read_text() for n in ("leaderboard.md", "report.html")))
+    result, md, page = outputs["none"]
+    assert "Warning" not in md and "Warning" not in page and "absent" not in md and "role=\"alert\"" not in page
+    assert not any(t.startswith("Warning") for t in result["sections"])
+    result, md, page = outputs["absent"]
+    title = "Warning: model-written code ran without some sandbox defences"
+    assert result["sections"][0] == title  # above every verdict, the code task's included
+    assert md.index(f"## {title}") < md.index("## Verdict: Code infilling")
+    warning = _section(md, title)
+    line = [n for n in warning.splitlines() if n.startswith("- ")]
+    assert line == ["- 1 run(s) of humaneval_infill ran the model's code under isolation 'guard' without: "
+                    f"{'; '.join(absent)}. Runs: c-kl."]
+    assert "c-linear" not in warning
+    assert page.index(title) < page.index("Verdict: Code infilling") and 'role="alert"' in page
+    assert all(html.escape(d) in page for d in absent) and "Runs: c-kl." in page

@@ -2,6 +2,7 @@
 the record of every experiment that ran into it; a resumed sweep leaves no temp file."""
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,41 @@ def test_a_resumed_sweep_removes_the_temp_files_a_kill_left(tmp_path):
     remove_stale_temps(tmp_path / "runs" / "missing")  # a folder not made yet: nothing to do
     assert sorted(p.name for p in run.iterdir()) == ["metrics.json"]
     assert Path(run / "metrics.json").read_text() == "{}"
+
+
+BAD_TASK_OPTIONS = [
+    ({"name": "headline_lead", "options": {"top_k_list": [0, 2]}},
+     "top_k_list = [0, 2] must be a non-empty list of positive ints"),
+    ({"name": "humaneval_infill", "options": {"isolation": "chroot"}},
+     "isolation = 'chroot' is not one of auto, bwrap, guard"),
+    ({"name": "unconditional", "options": {"topk": 3}}, "unknown option 'topk' for task 'unconditional'; valid: "),
+    ({"name": "unconditional", "scorers": ["smollm2", "gpt5"]}, "unknown scorer 'gpt5'; known: "),
+    ({"name": "headline_lead", "options": {"top_k_list": [1, 4]}, "candidates": 2},
+     "task 'headline_lead' needs at least 4 candidates (top_k_list = [1, 4]), got 2"),
+]
+
+
+@pytest.mark.parametrize("tune", [None, {"grid": {"lr": [1e-3, 1e-2]}, "steps": 2}], ids=["plain", "tuned-first"])
+@pytest.mark.parametrize("task, message", BAD_TASK_OPTIONS)
+def test_a_sweep_checks_task_options_before_anything_trains(task, message, tune, tmp_path, capsys):
+    """What ``pathbench eval`` checks before a model loads, a sweep checks when it reads the file:
+    a bad task option is one line naming it and the valid values, exit 2, and no sweep folder
+    (no experiment.yaml, no training; with a tune block, not even its candidate units)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, "tasks": [{"name": "unconditional", "n": 2}, task],
+                                    **({"tune": tune} if tune else {})}))
+    out = tmp_path / "out"
+    for args in (["sweep", str(path), "--out", str(out)], ["sweep", str(path), "--out", str(out), "--dry-run"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (args, err)
+        assert not out.exists()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        expand({**GOOD, "tasks": [task]})  # the grid's own expansion refuses it too
+
+
+def test_good_task_options_expand_and_a_sweeps_own_scorer_is_left_to_the_sweep():
+    tasks = [{"name": "unconditional", "n": 2, "scorers": ["smollm2", "self:@kl"]},
+             {"name": "headline_lead", "options": {"top_k_list": [1, 2], "bertscore": False}, "candidates": 2},
+             {"name": "humaneval_infill", "options": {"ks": [1], "isolation": "guard"}}]
+    assert len(expand({**GOOD, "tasks": tasks}).runs) == 2 * 4
