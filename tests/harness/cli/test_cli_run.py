@@ -196,7 +196,7 @@ def test_eval_rejects_a_bad_task_scorer_or_option_before_sampling(kl_run, tmp_pa
         [*base, "--task", "unconditional", "scorer=hf:/nonexistent"], capsys)
     monkeypatch.setattr(evaluate, "load_run", never)  # a bad name: not even the checkpoint is read
     assert error_of([*base, "--task", "unconditional", "scorer=gpt5"], capsys) == (
-        "pathbench eval: error: unknown scorer 'gpt5'; known: smollm2, hf:<name or path>, self:<run folder>, "
+        "pathbench eval: error: task 'unconditional': unknown scorer 'gpt5'; known: smollm2, hf:<name or path>, self:<run folder>, "
         "oracle (an oracle: corpus's own HMM)")
     assert error_of([*base, "--task", "unconditional", "scorerr=smollm2"], capsys) == (
         "pathbench eval: error: unknown option 'scorerr' for task 'unconditional'; valid: batch_size, device, scorer, "

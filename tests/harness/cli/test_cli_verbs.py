@@ -7,7 +7,7 @@ from pathbench.cli import main
 from pathbench.cli.main import build_parser
 
 WORKFLOW = ["train", "sample", "eval", "score", "sweep", "report", "export", "lm-eval", "list", "prepare"]
-STUDIES = {"kl-curve", "posterior-gap", "denoiser-gap", "flowmap-gap", "reparam", "tune-tstar", "bench"}
+STUDIES = {"kl-curve", "posterior-gap", "denoiser-gap", "flowmap-gap", "reparam", "tune-tstar", "bench", "speeds"}
 
 
 def listed_commands(help_text: str) -> list[str]:
