@@ -38,12 +38,13 @@ NOTE = ("median over repeats of the sampler's own wall time (device synchronised
 
 
 def timed_evaluations(sweep_dir: Path) -> list[tuple[str, dict]]:
-    """(run id, metrics) of the sweep's complete unconditional evaluations that measured their
+    """(run id, metrics) of the sweep's complete evaluations that drew unconditional samples scored
+    by generative perplexity (the runs the quality–speed frontier shows) and measured their
     generation, in run-id order."""
     found = []
     for path in sorted((sweep_dir / "runs").glob("*/metrics.json")):
         metrics = json.loads(path.read_text())
-        if metrics.get("task") == "unconditional" and (metrics.get("generation") or {}).get("samples"):
+        if (metrics.get("metrics") or {}).get("gen_ppl") is not None and (metrics.get("generation") or {}).get("samples"):
             found.append((metrics.get("run_id") or path.parent.name, metrics))
     return found
 
