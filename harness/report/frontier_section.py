@@ -19,6 +19,16 @@ def _speed(value: float, low: float, high: float) -> str:
     return f"{value:.2f}" + (f" [{low:.2f}, {high:.2f}]" if spread else "")
 
 
+def _few_step(rows) -> bool:
+    """A few-step grid: settings below NFE 8 beside NFE 8 itself (FMLM's comparison)."""
+    nfe = rows["nfe"].dropna()
+    return bool((nfe == 8).any() and (nfe < 8).any())
+
+
+def _times(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.1f}x"
+
+
 def _measured(speeds: dict | None) -> str:
     """Where the speeds come from, in words."""
     if not speeds:
@@ -47,6 +57,9 @@ def quality_and_speed(data: ReportInput) -> list[Section]:
         "samples/s": [_speed(v, lo, hi) for v, lo, hi in
                       zip(rows["samples_per_s"], rows["samples_per_s_low"], rows["samples_per_s_high"])],
         "device": rows["device"]})
+    if _few_step(rows):  # the few-step table: each setting's measured speedup over NFE 8 and over AR
+        table.insert(len(table.columns) - 1, "x NFE 8", [_times(x) for x in rows["speedup_vs_nfe8"]])
+        table.insert(len(table.columns) - 1, "x AR", [_times(x) for x in rows["speedup_vs_ar"]])
     figures = [Figure(result.plot, result.plot.read_bytes(), "gen-PPL against measured samples/s (log axes); the "
                       "autoregressive baseline starred")] if result.plot is not None else []
     untrained = sorted({str(m) for m in rows["method"]

@@ -112,3 +112,26 @@ def test_re_measured_speeds_count_as_faster_only_beyond_their_spread(tmp_path):
     assert "re-measured by `pathbench study speeds` on 2026-12-05, revision abc1234" in section
     assert "kl (basic, NFE 8) is both faster and better than dfm (euler, NFE 8): 20 against 10.5 samples/s" in section
     assert "| 20.00 [19.00, 21.00] |" in section and "| 10.50 [10.20, 10.80] |" in section
+
+
+def test_a_few_step_grid_shows_its_measured_speedups(results, tmp_path):
+    """NFE 1 beside NFE 8: the table gains the speedup over NFE 8 and over AR (FMLM's claim)."""
+    from pathbench.report.leaderboard import write_report
+
+    md = write_report(results, tmp_path / "out")["leaderboard_md"].read_text()
+    section = md.split("## Quality and speed\n", 1)[1].split("\n## ", 1)[0]
+    head = next(line for line in section.splitlines() if line.startswith("| method"))
+    assert "x NFE 8" in head and "x AR" in head
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+    columns = rows[0]
+    flowmap_one = next(dict(zip(columns, r)) for r in rows[1:] if r[:3] == ["flowmap", "flowmap", "1"])
+    assert (flowmap_one["x NFE 8"], flowmap_one["x AR"]) == ("8.0x", "4.0x")  # 48 samples/s against 6 and 12
+
+
+def test_a_grid_without_few_steps_has_no_speedup_columns(tmp_path):
+    from pathbench.report.leaderboard import write_report
+
+    write(tmp_path, "kl16", "kl", "basic", 16, 60.0, (55, 65), 6.0)
+    write(tmp_path, "ar", "ar", "ancestral", 127, 50.0, (47, 53), 12.0)
+    md = write_report(tmp_path, tmp_path / "out")["leaderboard_md"].read_text()
+    assert "## Quality and speed" in md and "x NFE 8" not in md and "x AR" not in md
