@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from pathbench.core.errors import ConfigError
 from pathbench.core.io import atomic_write_json
 from pathbench.engine.generation_cost import measure_generation
 from pathbench.engine.protocol import sampling_setup
-from pathbench.engine.run import LoadedRun, draw_samples, load_run
+from pathbench.engine.run import LoadedRun, draw_samples, environment, load_run
 
 NOTE = ("median over repeats of the sampler's own wall time (device synchronised), after one warm-up draw; "
         "[low, high] = the fastest and slowest repeat; decoding, files and scoring excluded")
@@ -99,15 +98,6 @@ def _machine() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
-def _revision() -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent)
-    except OSError:
-        return None
-    return done.stdout.strip() or None
-
-
 def measure_speeds(sweep_dir: str | Path, out: str | Path, *, repeats: int = 3, device: str = "cpu",
                    progress=print) -> dict[str, Any]:
     """Re-time every unconditional evaluation of ``sweep_dir`` and write ``out`` (JSON, atomically)."""
@@ -144,7 +134,7 @@ def measure_speeds(sweep_dir: str | Path, out: str | Path, *, repeats: int = 3, 
                         "repeats": len(seconds), "note": NOTE}
         progress(f"[{index}/{len(evaluations)}] {run_id} {metrics['method']} {metrics['sampler']['name']}: "
                  f"{samples / median:.2f} samples/s [{samples / max(seconds):.2f}, {samples / min(seconds):.2f}]")
-    result = {"measured": {"date": date.today().isoformat(), "revision": _revision(), "sweep": sweep_dir.name,
+    result = {"measured": {"date": date.today().isoformat(), "revision": (environment()["git_revision"] or "")[:7] or None, "sweep": sweep_dir.name,
                            "machine": _machine(),
                            "torch": torch.__version__, "repeats": repeats, "note": NOTE},
               "runs": runs}
