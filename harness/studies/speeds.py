@@ -132,11 +132,12 @@ def measure_speeds(sweep_dir: str | Path, out: str | Path, *, repeats: int = 3, 
                         "seconds": median, "samples_per_s": samples / median, "tokens_per_s": tokens / median,
                         "samples_per_s_low": samples / max(seconds), "samples_per_s_high": samples / min(seconds),
                         "repeats": len(seconds), "note": NOTE}
+        row = runs[run_id]
         progress(f"[{index}/{len(evaluations)}] {run_id} {metrics['method']} {metrics['sampler']['name']}: "
-                 f"{samples / median:.2f} samples/s [{samples / max(seconds):.2f}, {samples / min(seconds):.2f}]")
-    result = {"measured": {"date": date.today().isoformat(), "revision": (environment()["git_revision"] or "")[:7] or None, "sweep": sweep_dir.name,
-                           "machine": _machine(),
-                           "torch": torch.__version__, "repeats": repeats, "note": NOTE},
+                 f"{row['samples_per_s']:.2f} samples/s [{row['samples_per_s_low']:.2f}, {row['samples_per_s_high']:.2f}]")
+    revision = (environment()["git_revision"] or "")[:7] or None
+    result = {"measured": {"date": date.today().isoformat(), "revision": revision, "sweep": sweep_dir.name,
+                           "machine": _machine(), "torch": torch.__version__, "repeats": repeats, "note": NOTE},
               "runs": runs}
     atomic_write_json(out, result)
     return result
