@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pathbench.report.verdict_tables import applied_protocol
+from pathbench.report.verdict_tables import applied_protocol, model_checks
 
 PAPER_PATHS = ("kl", "fisher_rao", "linear")
 
@@ -48,7 +48,7 @@ def learning_table(records: list[dict]) -> tuple[pd.DataFrame | None, list[str]]
     units = _units(records)
     if not units:
         return None, []
-    rows, failed = [], defaultdict(lambda: [0, 0])
+    rows = []
     for r in sorted(units.values(), key=lambda r: (r["method"], _protocol(r), int(r.get("seed") or 0))):
         check, recipe = r["learning_check"], r.get("training_recipe") or {}
         learned = {True: "yes", False: "NO: did not learn", None: "not checked"}[check.get("learned")]
@@ -62,10 +62,13 @@ def learning_table(records: list[dict]) -> tuple[pd.DataFrame | None, list[str]]
                      "best held-out CE": (f"{best:.3f}" + (f" at t = {check['best_t']:.3f}" if check.get("best_t")
                                                             is not None else "")) if best is not None else "-",
                      "learned": learned})
-        key = f"{r['method']} [{_protocol(r)}]" if _protocol(r) != "-" else r["method"]
-        failed[key][1] += 1
-        failed[key][0] += check.get("learned") is False
-    return pd.DataFrame(rows), [f"{m} ({k} of {n} seeds)" for m, (k, n) in failed.items() if k]
+    failed = []
+    for (method, protocol), found in sorted(model_checks(records).items(), key=lambda kv: (kv[0][0], kv[0][1] or "-")):
+        k = sum(v is False for v in found.values())
+        if k:
+            failed.append(f"{method} [{protocol}] ({k} of {len(found)} seeds)" if protocol
+                          else f"{method} ({k} of {len(found)} seeds)")
+    return pd.DataFrame(rows), failed
 
 
 def learning_summary(records: list[dict]) -> str:
@@ -138,20 +141,39 @@ def tuning_section(folder: Path | None) -> str | None:
 
 def paper_question(verdicts: list, failed: list[str]) -> str:
     """KL vs Fisher-Rao vs linear at matched entropy, in words, with intervals (``verdicts``:
-    pathbench.report.verdict.MethodVerdict of one scorer)."""
-    found = {v.method.split(" [")[0]: v for v in verdicts if v.method.split(" [")[0] in PAPER_PATHS}
+    pathbench.report.verdict.MethodVerdict of one scorer; ``failed``: :func:`learning_table`'s
+    'method [protocol] (k of n seeds)'). A report of several protocols (methods named 'kl [plain]')
+    answers once per protocol, each from its own paths and its own failed models."""
+    by_protocol: dict[str | None, dict] = defaultdict(dict)
+    for v in verdicts:
+        path, _, protocol = v.method.partition(" [")
+        if path in PAPER_PATHS:
+            by_protocol[protocol.rstrip("]") or None][path] = v
     ask = ("The paper's question: at the same sample entropy, does the KL path give lower generative perplexity "
            "than the Fisher-Rao and linear paths? ")
+    if len(by_protocol) <= 1:
+        found = next(iter(by_protocol.values()), {})
+        answered, text = _answer(found, failed)
+        return ask + ("Answer on this grid: " if answered else "This grid cannot answer it: ") + text
+    parts = []
+    for protocol, found in sorted(by_protocol.items()):
+        answered, text = _answer(found, [f for f in failed if f"[{protocol}]" in f])
+        parts.append(f"Under {protocol}: " + ("the answer is " if answered else "this grid cannot answer it: ") + text)
+    return ask + " ".join(p.rstrip() for p in parts) + "\n"
+
+
+def _answer(found: dict, failed: list[str]) -> tuple[bool, str]:
+    """(answered, the answer or why not) for one protocol's paths (path name -> MethodVerdict)."""
     missing = [p for p in PAPER_PATHS if p not in found]
     if missing:
-        return ask + f"This grid cannot answer it: it has no {', '.join(missing)} run.\n"
+        return False, f"it has no {', '.join(missing)} run.\n"
     bad = [f for f in failed if f.split(" ")[0] in PAPER_PATHS]
     if bad:
-        return ask + f"This grid cannot answer it: {'; '.join(bad)} did not learn.\n"
-    unreached = [p for p, v in found.items() if v.interval is None]
+        return False, f"{'; '.join(bad)} did not learn.\n"
+    unreached = [v.method for v in found.values() if v.interval is None]
     if unreached:
-        return ask + (f"This grid cannot answer it: {', '.join(unreached)} never reach(es) real text's entropy with "
-                      "the sampler settings here (matched entropy is interpolated, never extrapolated).\n")
+        return False, (f"{', '.join(unreached)} never reach(es) real text's entropy with the sampler settings here "
+                       "(matched entropy is interpolated, never extrapolated).\n")
     ordered = sorted(found.values(), key=lambda v: v.matched_ppl)
     parts = [f"{v.method} {v.matched_ppl:,.0f} [{v.interval[0]:,.0f}, {v.interval[1]:,.0f}]" for v in ordered]
     pairs = []
@@ -166,4 +188,4 @@ def paper_question(verdicts: list, failed: list[str]) -> str:
         answer = "no: " + ", ".join(o.method for o in others if o.interval[1] < kl.interval[0]) + " beats KL beyond noise"
     else:
         answer = "not beyond noise (overlapping intervals)"
-    return ask + f"Answer on this grid: {answer}. Matched gen-PPL, 95 % intervals: {'; '.join(parts)} ({'; '.join(pairs)}).\n"
+    return True, f"{answer}. Matched gen-PPL, 95 % intervals: {'; '.join(parts)} ({'; '.join(pairs)}).\n"

@@ -70,22 +70,28 @@ def scorer_rank(order: list[str] | None):
     return key
 
 
+def model_checks(records: list[dict]) -> dict[tuple[str, str | None], dict[str, bool | None]]:
+    """(method, the protocol it follows or None for a baseline) -> {checkpoint: learned} — one entry
+    per trained model, however many runs evaluated it: the one place a report counts seeds that
+    did or did not learn (:func:`learned_by_method`, pathbench.report.learning.learning_table)."""
+    models: dict[tuple[str, str | None], dict[str, bool | None]] = defaultdict(dict)
+    for r in records:
+        check = r.get("learning_check")
+        if check is not None:
+            models[(r["method"], applied_protocol(r))].setdefault(str(r.get("checkpoint")), check.get("learned"))
+    return dict(models)
+
+
 def learned_by_method(records: list[dict]) -> dict[str, str]:
     """method name (as the verdict names it) -> 'yes', 'NO: did not learn (k of n seeds)' or
     'not checked', from each trained model's learning check (pathbench.engine.learning)."""
     several = len({applied_protocol(r) for r in records} - {None}) > 1
-    models: dict[str, dict[str, bool | None]] = defaultdict(dict)
-    for r in records:
-        check = r.get("learning_check")
-        if check is None:
-            continue
-        name = r["method"] + (f" [{applied_protocol(r)}]" if several and applied_protocol(r) else "")
-        models[name][str(r.get("checkpoint"))] = check.get("learned")
     out = {}
-    for name, found in models.items():
+    for (method, protocol), found in model_checks(records).items():
+        name = method + (f" [{protocol}]" if several and protocol else "")
         failed = sum(v is False for v in found.values())
         if failed:
-            what = "read x_t" if name.split(" [")[0] != "ar" else "predict the next token"
+            what = "read x_t" if method != "ar" else "predict the next token"
             out[name] = f"NO: did not learn to {what} ({failed} of {len(found)} seeds)"
         else:
             out[name] = "yes" if all(v is True for v in found.values()) else "not checked"

@@ -44,3 +44,31 @@ def test_the_papers_question_is_answered_with_intervals_or_says_why_not():
     unreached = [verdict("kl", None, None, None), *both[1:]]
     assert "kl never reach(es) real text's entropy" in paper_question(unreached, [])
     assert "it has no linear run" in paper_question(both[:2], [])
+
+
+def test_two_protocols_are_answered_each_from_its_own_paths_and_failures():
+    """A protocols report (methods named 'kl [plain]') answers once per protocol: a failure under
+    one protocol does not block the other's answer, and neither reads the other's paths."""
+    flow = [verdict("kl [kl-flow]", 100, 90, 110), verdict("fisher_rao [kl-flow]", 200, 180, 220),
+            verdict("linear [kl-flow]", 300, 250, 350)]
+    plain = [verdict("kl [plain]", 400, 390, 410), verdict("fisher_rao [plain]", 200, 180, 220),
+             verdict("linear [plain]", 300, 250, 350)]
+    text = paper_question(flow + plain + [verdict("ar", 20, 18, 22)], [])
+    assert "Under kl-flow: the answer is yes, beyond noise" in text
+    assert "Under plain: the answer is no: fisher_rao [plain], linear [plain] beats KL beyond noise" in text
+    assert text.index("Under kl-flow") < text.index("Under plain") and text.endswith(".\n")
+    blocked = paper_question(flow + plain, ["kl [plain] (2 of 3 seeds)"])
+    assert "Under kl-flow: the answer is yes, beyond noise" in blocked
+    assert "Under plain: this grid cannot answer it: kl [plain] (2 of 3 seeds) did not learn" in blocked
+    assert "it has no linear run" in paper_question(flow + plain[:2], []).split("Under plain")[1]
+
+
+def test_the_learning_table_and_the_verdict_column_count_the_same_seeds():
+    from pathbench.report.verdict_tables import learned_by_method
+
+    plain = dict(record("kl", 2, False, "p"), generation_protocol={"name": "plain", "not_applied": {}})
+    records = [record("kl", 0, False, "a"), record("kl", 0, False, "a"), record("kl", 1, True, "b"), plain]
+    _, failed = learning_table(records)
+    assert failed == ["kl [kl-flow] (1 of 2 seeds)", "kl [plain] (1 of 1 seeds)"]
+    assert learned_by_method(records) == {"kl [kl-flow]": "NO: did not learn to read x_t (1 of 2 seeds)",
+                                          "kl [plain]": "NO: did not learn to read x_t (1 of 1 seeds)"}
