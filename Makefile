@@ -111,6 +111,8 @@ oracle-protocols: oracle
 		--experiment experiments/oracle_ablation_cpu.yaml --experiment experiments/oracle_ablation_cpu_plain.yaml \
 		--title "Oracle language, V = 8,192: kl-flow vs plain protocol (CPU)"
 	$(BIN)/pathbench study denoiser-gap runs/oracle_ablation_cpu_small_v runs/oracle_ablation_cpu \
+		--experiment experiments/oracle_ablation_cpu_small_v.yaml --experiment experiments/oracle_ablation_cpu_small_v_plain.yaml \
+		--experiment experiments/oracle_ablation_cpu.yaml --experiment experiments/oracle_ablation_cpu_plain.yaml \
 		--out results/oracle_ablation_cpu/protocols/denoiser_gap
 
 few-step: install
