@@ -38,7 +38,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from pathbench.sweep.dispatch import run_complete, sweep
+    from pathbench.sweep.dispatch import run_complete
+    from pathbench.sweep.driver import sweep
     from pathbench.sweep.experiment import read_experiment
 
     out = args.out or Path("runs") / str(read_experiment(args.file).get("name", args.file.stem))
