@@ -9,13 +9,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pathbench.engine.learning import read_check
 from pathbench.engine.plugins import load_all
-from pathbench.sweep.dispatch import jobs_for, make_executor, record_experiment, saved_experiment
+from pathbench.sweep.dispatch import UnitJob, jobs_for, make_executor, record_experiment, saved_experiment
 from pathbench.sweep.experiment import Experiment, check_tasks, expand, read_experiment
-from pathbench.sweep.progress import Progress, train_complete
+from pathbench.sweep.progress import Progress
 from pathbench.sweep.scheduler import run_units
-from pathbench.sweep.tuning import final_val_loss, parse_tune, read_tuned, select, tuning_dir, tuning_experiment
+from pathbench.sweep.tuning import (
+    is_student,
+    parse_tune,
+    read_rows,
+    read_tuned,
+    select,
+    student_experiment,
+    tune_name,
+    tuning_dir,
+    tuning_experiment,
+)
 from pathbench.sweep.tuning_table import write_tuning
 
 __all__ = ["sweep", "tune_stage"]
@@ -32,10 +41,12 @@ def default_threads(kind: str, settings: dict) -> int | None:
 
 def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], device: str | None,
                threads: int | None, dry_run: bool) -> dict[str, Any]:
-    """Train the tuning candidates of every method the file neither pins nor has tuned in this
-    folder, pick each method's best and write ``tuning/`` (pathbench.sweep.tuning). Returns
-    ``{"tuned": choices or None, "jobs": [...], "failed": [...]}``."""
-    names = [m if isinstance(m, str) else str(m.get("name")) for m in raw["methods"]]
+    """Where the file covers a method it neither pins nor has tuned in this folder: train the
+    tuning candidates (pathbench.sweep.tuning) in two rounds — the methods that train on their
+    own, then the flow-map students against their teachers' choices — pick each method's best
+    and write ``tuning/``. Returns ``{"tuned": choices or None, "jobs": [...], "failed": [...]}``;
+    a dry run returns the plan instead (``units``; ``later``: student candidates not yet known)."""
+    names = [tune_name(m) for m in raw["methods"]]
     spec = parse_tune(raw.get("tune"), names)
     if spec is None:
         return {"tuned": None, "jobs": [], "failed": []}
@@ -43,30 +54,51 @@ def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], de
     done = read_tuned(out_dir, name) or {}
     if all(n in spec.chosen or n in done or not spec.covers(n) for n in names):
         return {"tuned": done or None, "jobs": [], "failed": []}
-    units, rows = tuning_experiment(raw, spec, expand)
-    exp = Experiment(f"{raw.get('name', 'experiment')} (tuning)", units, [], raw.get("executor") or {})
-    jobs = jobs_for(exp, out_dir, plugins, device, threads)
-    if dry_run:
-        return {"tuned": None, "jobs": jobs, "failed": [], "units": units}
-    parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
-    progress = Progress(exp, out_dir, [job.unit_id for job in jobs], parallel, "tuning")
-    progress.begin()
-    failed: list[str] = []
-    if jobs:  # a diverging candidate fails its job: recorded as diverged, not the sweep's failure
-        failed = run_units(make_executor(kind, out_dir / "submitit", exp.executor, threads), kind, jobs, out_dir,
-                           parallel, progress)
-        progress.end(failed)
-    steps = {unit.id: unit.train["steps"] for unit in units}
-    for row in rows:
-        folder = out_dir / "train" / row["unit"]
-        complete = train_complete(folder, steps[row["unit"]])
-        row["val_loss"] = final_val_loss(folder) if complete else None
-        row["status"] = "complete" if complete else "diverged or failed"
-        check = read_check(folder)
-        row["learned"] = None if check is None else check.get("learned")
-    chosen = select(rows, spec)
+    rows, chosen, plan, jobs, failed = [], {}, {}, [], []
+    for students in (False, True):  # the students' candidates distil their teachers' chosen ones
+        if students:  # the teachers' choices as the grid takes them (pathbench.sweep.experiment.expand)
+            units, mine = student_experiment(raw, spec, expand, {**spec.chosen, **tuned_keys(chosen)})
+        else:
+            units, mine = tuning_experiment(raw, spec, expand)
+        if not units:
+            continue
+        plan.update((unit.id, unit) for unit in units)  # a student's teacher is a candidate already
+        exp = Experiment(f"{name} (tuning{' students' if students else ''})", units, [], raw.get("executor") or {})
+        pending = jobs_for(exp, out_dir, plugins, device, threads)
+        if dry_run and pending:
+            later = 0 if students else len(spec.candidates()) * sum(
+                is_student(m) and spec.covers(tune_name(m)) for m in raw["methods"])
+            return {"tuned": None, "jobs": pending, "failed": [], "units": list(plan.values()), "later": later}
+        if not dry_run:
+            note = "tuning the flow-map students against their teachers' choices" if students else "tuning"
+            failed += _train_round(exp, pending, out_dir, kind, threads, note)
+        read_rows(mine, out_dir, {unit.id: unit.train["steps"] for unit in units})
+        chosen.update(select(mine, spec))
+        rows += mine
+        jobs += pending
+    if dry_run:  # trained, not yet selected
+        return {"tuned": None, "jobs": [], "failed": [], "units": list(plan.values()), "later": 0}
     write_tuning(tuning_dir(out_dir, name), rows, chosen, spec)
-    return {"tuned": {m: c["keys"] for m, c in chosen.items()}, "jobs": jobs, "failed": failed}
+    return {"tuned": tuned_keys(chosen), "jobs": jobs, "failed": failed}
+
+
+def tuned_keys(chosen: dict[str, dict]) -> dict[str, dict]:
+    return {method: choice["keys"] for method, choice in chosen.items()}
+
+
+def _train_round(exp: Experiment, jobs: list[UnitJob], out_dir: Path, kind: str, threads: int | None,
+                 note: str) -> list[str]:
+    """Train one round of tuning candidates; a diverging one fails its job: recorded as diverged,
+    not the sweep's failure (returns the failures)."""
+    parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
+    progress = Progress(exp, out_dir, [job.unit_id for job in jobs], parallel, note)
+    progress.begin()
+    if not jobs:
+        return []
+    failed = run_units(make_executor(kind, out_dir / "submitit", exp.executor, threads), kind, jobs, out_dir,
+                       parallel, progress)
+    progress.end(failed)
+    return failed
 
 
 def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bool = False,
@@ -83,7 +115,8 @@ def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bo
     tuning = tune_stage(raw, out_dir, kind, plugins, device, threads, dry_run)
     if dry_run and tuning.get("units"):  # the grid's ids depend on the tuning's choices
         exp = Experiment(raw.get("name", path.stem), tuning["units"], [], executor_settings)
-        return {"experiment": exp, "jobs": tuning["jobs"], "submitted": 0, "tuning_pending": True}
+        return {"experiment": exp, "jobs": tuning["jobs"], "submitted": 0, "tuning_pending": True,
+                "tuning_later": tuning["later"]}
     exp = expand(raw, default_name=path.stem, tuned=tuning["tuned"])
     jobs = jobs_for(exp, out_dir, plugins, device, threads)
     if dry_run:

@@ -37,6 +37,9 @@ def tuning_markdown(record: dict) -> str:
              "comparable within a method only.", "",
              "| method | " + " | ".join(keys) + " | held-out loss | learned | chosen |",
              "|---|" + "---|" * len(keys) + "---|---|---|"]
+    if any("teacher" in row for row in record["rows"]):
+        lines[0] += (" Flow-map students (name@teacher) were tuned after their teachers: each candidate distils "
+                     "its teacher's chosen candidate.")
     for row in record["rows"]:
         pick = record["chosen"].get(row["method"], {})
         is_best = pick.get("unit") == row["unit"]
