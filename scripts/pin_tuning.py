@@ -5,7 +5,8 @@ the tuning table beside the committed results, so that `make` uses committed cho
     scripts/pin_tuning.py EXPERIMENT.yaml SWEEP_DIR RESULTS_DIR
 
 Copies SWEEP_DIR/tuning/<name>/ to RESULTS_DIR/tuning/<name>/ and writes, under the file's
-``tune:`` block, ``chosen:`` (each method's train keys) and ``from:`` (the copied tuning.json).
+``tune:`` block, ``chosen:`` (each method's train keys; a flow-map student's under ``name@teacher``,
+e.g. ``flowmap@kl``) and ``from:`` (the copied tuning.json).
 The file's comments are kept; a file already pinned is refused.
 """
 

@@ -44,3 +44,28 @@ def test_pinned_choices_expand_to_the_tuned_units(tmp_path):
     again = subprocess.run([sys.executable, str(ROOT / "scripts" / "pin_tuning.py"), str(experiment),
                             str(tmp_path / "sweep"), str(tmp_path / "results")], capture_output=True, text=True)
     assert again.returncode != 0 and "already pins" in again.stderr
+
+
+def test_a_students_choice_is_pinned_under_its_tune_name(tmp_path):
+    """A flow-map student's choice (``flowmap@kl``) is pinned as any method's, and the pinned file
+    trains the student with it over its own lr, its record saying ``tuned``."""
+    text = FILE.replace("methods: [kl, dfm]", 'methods: [kl, {name: flowmap, options: {teacher: "@kl"}, '
+                                              "train: {lr: 3.0e-4}}]")
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(text)
+    chosen = {"kl": {"keys": {"lr": 0.01, "optimizer": "kl-flow-muon"}},
+              "flowmap@kl": {"keys": {"lr": 0.001, "optimizer": "adamw"}}}
+    source = tmp_path / "sweep" / "tuning" / "pin-me"
+    source.mkdir(parents=True)
+    (source / "tuning.json").write_text(json.dumps({"chosen": chosen}))
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pin_tuning.py"), str(experiment),
+                           str(tmp_path / "sweep"), str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 'flowmap@kl: {lr: 0.001, optimizer: "adamw"}' in experiment.read_text()
+    import yaml
+
+    pinned = load_experiment(experiment)
+    tuned = expand(yaml.safe_load(text), tuned={m: c["keys"] for m, c in chosen.items()})
+    assert {u.id for u in pinned.units} == {u.id for u in tuned.units}
+    student = next(u for u in pinned.units if u.method == "flowmap")
+    assert student.train["lr"] == 0.001 and student.protocol.tuned == {"lr": 0.001, "optimizer": "adamw"}

@@ -38,7 +38,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from pathbench.sweep.dispatch import run_complete, sweep
+    from pathbench.sweep.dispatch import run_complete
+    from pathbench.sweep.driver import sweep
     from pathbench.sweep.experiment import read_experiment
 
     out = args.out or Path("runs") / str(read_experiment(args.file).get("name", args.file.stem))
@@ -48,6 +49,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if result.get("tuning_pending"):
         print(f"{exp.name}: tuning first: {len(exp.units)} candidate unit(s) -> {out / 'train'}; the grid is "
               f"expanded with each method's choice once they are trained")
+        if result.get("tuning_later"):
+            print(f"  then {result['tuning_later']} flow-map student candidate(s), each against its teacher's "
+                  "chosen candidate, once the teachers' are trained")
         print(f"{len(result['jobs'])} job(s) would be submitted")
         return
     if args.dry_run:

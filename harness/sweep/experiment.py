@@ -59,7 +59,7 @@ from pathbench.engine.protocol import (
 from pathbench.engine.sampling import SamplerConfig
 from pathbench.engine.trainer import TrainConfig
 from pathbench.sweep.experiment_schema import check_experiment, check_tasks, task_scorers
-from pathbench.sweep.tuning import TuneSpec, is_student, parse_tune
+from pathbench.sweep.tuning import TuneSpec, parse_tune, tune_name
 
 TOP_KEYS = {"name", "preset", "model", "data", "train", "methods", "samplers", "seeds", "tasks", "executor",
             "protocol", "plugins", "tune"}
@@ -251,8 +251,7 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
     if not protocols:
         raise ConfigError(f"experiment has no protocol (an empty axis expands to zero runs); "
                           f"known: {', '.join(PROTOCOLS.names())}")
-    names = [m if isinstance(m, str) else (m.get("name") if isinstance(m, dict) else m) for m in raw["methods"]]
-    tune = parse_tune(raw.get("tune"), [str(n) for n in names])
+    tune = parse_tune(raw.get("tune"), [tune_name(m) for m in raw["methods"]])
     choices = {**(tune.chosen if tune else {}), **(tuned or {})}
     units: dict[str, TrainUnit] = {}  # by id: a unit two protocols resolve alike is trained once
     runs: dict[str, RunSpec] = {}
@@ -268,12 +267,14 @@ def expand(raw: dict, default_name: str = "experiment", tuned: dict[str, dict] |
             # a method may change the shared budget's settings (e.g. a distilled student's lr); the
             # protocol's recipe (simplex paths) sits under every key the file gives
             own_keys = canonical_keys(TrainConfig, dict(entry.get("train") or {}), f"{name}.train")
-            if tune is not None and tune.covers(name) and not is_student(entry):
-                if name not in choices:
-                    raise ConfigError(f"method '{name}' has no tuned recipe yet: `pathbench sweep` tunes it first, "
+            key = tune_name(entry)  # a flow-map student's: flowmap@kl
+            if tune is not None and tune.covers(key):
+                if key not in choices:
+                    raise ConfigError(f"method '{key}' has no tuned recipe yet: `pathbench sweep` tunes it first, "
                                       "or pin one under tune.chosen")
-                own_keys = {**own_keys, **choices[name]}  # the tuned choice is explicit: over the protocol's
-                record = replace(record, tuned=dict(choices[name]))
+                # the tuned choice is explicit: over the protocol's recipe and the entry's own train keys
+                own_keys = {**own_keys, **choices[key]}
+                record = replace(record, tuned=dict(choices[key]))
             resolved, record = resolve_train_options(record, {**shared_train, **own_keys})
             own_train = asdict(apply_overrides(TrainConfig(), resolved, f"{name}.train"))
             for seed in seeds:

@@ -9,6 +9,7 @@ and learning rate on the same grid, with the same steps and seed, before any see
       methods: [kl, dfm]   # default: every method of the file
       chosen:              # pinned choices (method -> train keys), so a sweep need not tune again
         kl: {lr: 3.0e-2, optimizer: kl-flow-muon}
+        flowmap@kl: {lr: 1.0e-3, optimizer: adamw}   # a flow-map student: name@teacher
       from: results/NAME/tuning/tuning.json   # the tuning result the pins came from
 
 Every candidate is an ordinary training unit (resumed, skipped when complete, its id the hash
@@ -19,12 +20,20 @@ each method's units as explicit train keys (over the protocol's recipe), and the
 says ``tuned``. The result — ``tuning/tuning.json``, ``tuning.csv``, ``tuning.md`` and the
 sensitivity plot ``tuning.png`` (held-out loss against lr per method and recipe) — flags a
 choice at the edge of the grid: the best may lie outside it.
+
+Flow-map students (``{name: flowmap, options: {teacher: "@kl"}}``) are tuned on the same grid,
+steps and seed, in a second round after their teachers: once each teacher's choice is selected,
+every candidate of a student distils the teacher's *chosen tuning candidate* (the student's
+expansion with the teacher pinned to its choice gives that very unit, already trained, so only
+students train) and is selected by its own held-out loss (the distillation objective, against
+that teacher). A student is tuned and pinned under ``name@teacher`` (``flowmap@kl``), its tuned
+keys override its per-method ``train:`` keys, and its rows join the same table, naming the
+teacher unit. A sweep folder whose tuning lacks a student (made before students were tuned)
+tunes again: the complete candidates are skipped, so only the students train.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import math
@@ -34,8 +43,10 @@ from typing import Any
 
 from pathbench.core.config import apply_overrides, canonical_keys
 from pathbench.core.errors import ConfigError
-from pathbench.core.io import atomic_write_json, atomic_write_text
+from pathbench.core.registry import METHODS
+from pathbench.engine.learning import read_check
 from pathbench.engine.trainer import TrainConfig
+from pathbench.sweep.progress import train_complete
 
 SELECT_RULES = ("val_loss",)
 TUNE_KEYS = {"grid", "steps", "seed", "select", "methods", "chosen", "from"}
@@ -60,11 +71,13 @@ class TuneSpec:
         return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
 
     def covers(self, method: str) -> bool:
-        return self.methods is None or method in self.methods
+        """Whether the search covers a method, by its tune name (``flowmap`` covers ``flowmap@kl``)."""
+        return self.methods is None or method in self.methods or method.split("@")[0] in self.methods
 
 
 def parse_tune(raw: Any, method_names: list[str]) -> TuneSpec | None:
-    """The ``tune:`` block of an experiment (None: no tuning); every mistake is one line."""
+    """The ``tune:`` block of an experiment (None: no tuning; ``method_names``: the file's methods by
+    :func:`tune_name`); every mistake is one line."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -96,8 +109,8 @@ def parse_tune(raw: Any, method_names: list[str]) -> TuneSpec | None:
     if methods is not None:
         if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods) or not methods:
             raise ConfigError(f"tune.methods = {methods!r} must be a non-empty list of the file's method names")
-        for name in methods:
-            if name not in method_names:
+        for name in methods:  # a student by its tune name (flowmap@kl), or every one of a method (flowmap)
+            if name not in method_names and name not in {n.split("@")[0] for n in method_names}:
                 raise ConfigError(f"tune.methods names '{name}', not a method of this file; "
                                   f"its methods: {', '.join(method_names)}")
     chosen = raw.get("chosen") or {}
@@ -149,84 +162,33 @@ def select(rows: list[dict], spec: TuneSpec) -> dict[str, dict]:
     return chosen
 
 
-def write_tuning(folder: Path, rows: list[dict], chosen: dict[str, dict], spec: TuneSpec) -> dict:
-    """tuning.json / .csv / .md and the sensitivity plot into ``folder``; returns the record."""
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {"grid": spec.grid, "steps": spec.steps, "seed": spec.seed, "select": spec.select,
-              "rule": "lowest held-out loss of the method's own objective at the final step (within a method)",
-              "rows": rows, "chosen": chosen}
-    atomic_write_json(folder / "tuning.json", record)
-    buffer = io.StringIO()
-    columns = ["method", *sorted(spec.grid), "val_loss", "learned", "status", "unit"]
-    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(folder / "tuning.csv", buffer.getvalue())
-    atomic_write_text(folder / "tuning.md", tuning_markdown(record))
-    plot_sensitivity(record, folder / "tuning.png")
-    return record
+def tune_name(entry: Any) -> str:
+    """The name a method entry is tuned, pinned and listed under: its name, and for a flow-map
+    student its teacher too (``flowmap@kl``: two students of one method are tuned apart)."""
+    name = str(entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else entry)
+    return f"{name}@{entry['options']['teacher'][1:]}" if is_student(entry) else name
 
 
-def tuning_markdown(record: dict) -> str:
-    keys = sorted(record["grid"])
-    lines = [f"Each method's recipe and learning rate were searched on the same grid ({', '.join(keys)}), "
-             f"{record['steps']} steps, seed {record['seed']}; chosen by {record['rule']}. Held-out losses are "
-             "comparable within a method only.", "",
-             "| method | " + " | ".join(keys) + " | held-out loss | learned | chosen |",
-             "|---|" + "---|" * len(keys) + "---|---|---|"]
-    for row in record["rows"]:
-        pick = record["chosen"].get(row["method"], {})
-        is_best = pick.get("unit") == row["unit"]
-        loss = "diverged" if row["val_loss"] is None or not math.isfinite(row["val_loss"]) else f"{row['val_loss']:.3f}"
-        learned = {True: "yes", False: "**no**"}.get(row.get("learned"), "not checked")
-        flag = ("**yes**" + (" (at the grid's edge)" if pick.get("at_edge") else "")) if is_best else ""
-        lines.append(f"| {row['method']} | " + " | ".join(str(row[k]) for k in keys) + f" | {loss} | {learned} | {flag} |")
-    edges = [m for m, c in record["chosen"].items() if c.get("at_edge")]
-    if edges:
-        lines += ["", f"At the edge of the grid ({', '.join(edges)}): the best learning rate may lie outside it."]
-    return "\n".join(lines) + "\n"
+def is_student(entry: Any) -> bool:
+    """A flow-map student (``teacher: "@name"``): tuned after its teacher, against the teacher's choice."""
+    teacher = (entry.get("options") or {}).get("teacher") if isinstance(entry, dict) else None
+    return isinstance(teacher, str) and teacher.startswith("@")
 
 
-def plot_sensitivity(record: dict, path: Path) -> None:
-    """Held-out loss against lr, one panel per method, one line per recipe."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(dict.fromkeys(r["method"] for r in record["rows"]))
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.0), squeeze=False)
-    for ax, method in zip(axes[0], methods):
-        rows = [r for r in record["rows"] if r["method"] == method]
-        for recipe in dict.fromkeys(r.get("optimizer", "") for r in rows):
-            pts = sorted((r["lr"], r["val_loss"]) for r in rows if r.get("optimizer", "") == recipe
-                         and r["val_loss"] is not None and math.isfinite(r["val_loss"]))
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=recipe or "default")
-        ax.set_xscale("log")
-        ax.set_title(method)
-        ax.set_xlabel("lr")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("held-out loss (own objective)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _tuning_train(raw: dict, spec: TuneSpec) -> dict:
+    return {**(raw.get("train") or {}), **({"steps": spec.steps} if spec.steps else {})}
 
 
 def tuning_experiment(raw: dict, spec: TuneSpec, expand) -> tuple[list, list[dict]]:
-    """(units, rows): every candidate of every tuned method as an ordinary training unit (the
-    experiment's own expansion with the candidate pinned, one seed, the tuning budget)."""
-    names = [m if isinstance(m, str) else m.get("name") for m in raw["methods"]]
-    entries = [m for m, name in zip(raw["methods"], names) if spec.covers(name) and not is_student(m)]
-    if not entries:
-        raise ConfigError("tune covers no method that can be tuned on its own (flow-map students follow their teacher)")
+    """(units, rows) of the first round: every candidate of every tuned method that trains on its
+    own as an ordinary training unit (the experiment's own expansion with the candidate pinned, one
+    seed, the tuning budget). Flow-map students follow in :func:`student_experiment`."""
+    entries = [m for m in raw["methods"] if spec.covers(tune_name(m)) and not is_student(m)]
     units: dict[str, Any] = {}
     rows: list[dict] = []
-    train = {**(raw.get("train") or {}), **({"steps": spec.steps} if spec.steps else {})}
-    for candidate in spec.candidates():
+    for candidate in spec.candidates() if entries else ():
         names_here = [m if isinstance(m, str) else m["name"] for m in entries]
-        one = {**raw, "methods": entries, "seeds": [spec.seed], "train": train,
+        one = {**raw, "methods": entries, "seeds": [spec.seed], "train": _tuning_train(raw, spec),
                "tune": {"grid": spec.grid, "chosen": {n: candidate for n in names_here}}}
         for unit in expand(one, default_name="tuning").units:
             units.setdefault(unit.id, unit)
@@ -235,10 +197,51 @@ def tuning_experiment(raw: dict, spec: TuneSpec, expand) -> tuple[list, list[dic
     return list(units.values()), rows
 
 
-def is_student(entry: Any) -> bool:
-    """A flow-map student (``teacher: "@name"``): it follows its teacher, is not tuned on its own."""
-    teacher = (entry.get("options") or {}).get("teacher") if isinstance(entry, dict) else None
-    return isinstance(teacher, str) and teacher.startswith("@")
+def student_experiment(raw: dict, spec: TuneSpec, expand, teachers: dict[str, dict]) -> tuple[list, list[dict]]:
+    """(units, rows) of the second round: every candidate of every tuned flow-map student, each the
+    experiment's own expansion of the student and its teacher with the teacher pinned to its choice
+    (``teachers``: train keys by tune name), one seed, the tuning budget. The teacher's unit there
+    is its chosen tuning candidate (the same keys, steps and seed: the same id), already trained
+    in the first round, so only the students train; a row names the teacher unit it distilled."""
+    units: dict[str, Any] = {}
+    rows: list[dict] = []
+    for entry in raw["methods"]:
+        key = tune_name(entry)
+        if not is_student(entry) or not spec.covers(key):
+            continue
+        teacher = entry["options"]["teacher"]
+        mine = [m for m in raw["methods"] if not is_student(m) and _canonical(tune_name(m)) == _canonical(teacher[1:])]
+        covered = [tune_name(m) for m in mine if spec.covers(tune_name(m))]
+        pinned = {n: teachers[n] for n in covered if n in teachers}  # a missing one: expand says so
+        for candidate in spec.candidates():
+            one = {**raw, "methods": [*mine, entry], "seeds": [spec.seed], "train": _tuning_train(raw, spec),
+                   "tune": {"grid": spec.grid, "methods": [*covered, key], "chosen": {**pinned, key: candidate}}}
+            expanded = expand(one, default_name="tuning").units
+            for unit in expanded:
+                units.setdefault(unit.id, unit)
+            for unit in (u for u in expanded if u.options.get("teacher") == teacher):
+                # the unit the sweep's dispatcher gives it (pathbench.sweep.dispatch._own_unit)
+                found = [u for u in expanded if u.method == _canonical(teacher[1:]) and u.seed == unit.seed]
+                same = [u for u in found if u.protocol_name == unit.protocol_name]
+                rows.append({"method": key, **candidate, "protocol": unit.protocol_name or "", "unit": unit.id,
+                             "teacher": (same or found)[0].id if found else None})
+    return list(units.values()), rows
+
+
+def _canonical(name: str) -> str:
+    return METHODS.canonical(name) if name in METHODS else name
+
+
+def read_rows(rows: list[dict], out_dir: Path, steps: dict[str, int]) -> None:
+    """Fill each candidate row from its unit's training folder: its final held-out loss (None
+    where it did not finish: diverged or failed), its status and its learning check."""
+    for row in rows:
+        folder = Path(out_dir) / "train" / row["unit"]
+        complete = train_complete(folder, steps[row["unit"]])
+        row["val_loss"] = final_val_loss(folder) if complete else None
+        row["status"] = "complete" if complete else "diverged or failed"
+        check = read_check(folder)
+        row["learned"] = None if check is None else check.get("learned")
 
 
 def tuning_dir(sweep_dir: Path, experiment: str) -> Path:
