@@ -23,7 +23,7 @@ from pathbench.report.sandbox_section import sandbox_warnings
 from pathbench.report.section_types import Figure, ReportInput, Section
 from pathbench.report.task_verdict import task_verdict
 from pathbench.report.training_sections import learning, paper_question_first, tuning
-from pathbench.report.verdict_tables import learned_by_method, scorer_rank, verdict_sections
+from pathbench.report.verdict_tables import learned_by_method, learned_for, scorer_rank, verdict_sections
 
 #: protocol keys whose text depends on the machine (which optional packages it has), not on the
 #: result: left out of the shown protocol so that a report's bytes do not vary with them (each
@@ -48,7 +48,7 @@ def task_verdicts(data: ReportInput) -> list[Section]:
         table, words = found
         learned = learned_by_method(data.records)  # a model that did not learn is named in its row
         if "method" in table:
-            table = table.assign(learned=[learned.get(str(m), "not checked") for m in table["method"]])
+            table = table.assign(learned=[learned_for(learned, str(m)) for m in table["method"]])
         what = "problems" if title.startswith("Code") else "prompts"
         out.append(Section(f"Verdict: {title}", f"Per metric, the methods ranked: cells value [95 % interval over "
                            f"{what}] (#rank); a rank is 1 + the methods whose interval lies wholly above, so methods "

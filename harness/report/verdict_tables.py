@@ -98,6 +98,12 @@ def learned_by_method(records: list[dict]) -> dict[str, str]:
     return out
 
 
+def learned_for(learned: dict[str, str], label: str) -> str:
+    """A table row's learning check from :func:`learned_by_method`: a task verdict's row names its
+    setting after the method when the setting varies ('kl (NFE 16)', 'kl [plain] (NFE 8)')."""
+    return learned.get(label) or learned.get(label.split(" (")[0], "not checked")
+
+
 def primary_verdicts(records: list[dict], scorer_order: list[str] | None = None):
     """(scorer, its MethodVerdicts) under the primary scorer, or None without a verdict."""
     groups = sorted(_groups(records).items(), key=lambda item: scorer_rank(scorer_order)(item[0]))

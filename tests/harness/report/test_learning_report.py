@@ -72,3 +72,12 @@ def test_the_learning_table_and_the_verdict_column_count_the_same_seeds():
     assert failed == ["kl [kl-flow] (1 of 2 seeds)", "kl [plain] (1 of 1 seeds)"]
     assert learned_by_method(records) == {"kl [kl-flow]": "NO: did not learn to read x_t (1 of 2 seeds)",
                                           "kl [plain]": "NO: did not learn to read x_t (1 of 1 seeds)"}
+
+
+def test_a_task_rows_setting_does_not_hide_its_models_learning_check():
+    from pathbench.report.verdict_tables import learned_by_method, learned_for
+
+    learned = learned_by_method([record("kl", 0, True, "a"), record("linear", 0, False, "b")])
+    assert learned_for(learned, "kl (NFE 16)") == "yes" and learned_for(learned, "kl") == "yes"
+    assert learned_for(learned, "linear (NFE 8)").startswith("NO: did not learn")
+    assert learned_for(learned, "dfm (NFE 8)") == "not checked"
