@@ -59,6 +59,13 @@ def _flatten(record: dict, rel: str) -> dict[str, Any]:
             row[f"ref_{k}"] = _scalar(record["reference"][k])
     for k, v in (record.get("train") or {}).items():
         row[f"train_{k}"] = _scalar(v)
+    # how the model was trained and whether it learned, so that every row of the CSV can be read
+    # on its own (pathbench.engine.recipes, pathbench.engine.learning)
+    recipe, check = record.get("training_recipe") or {}, record.get("learning_check") or {}
+    name = recipe.get("name")
+    row["recipe"] = f"{name} (recorded before recipes)" if name and recipe.get("legacy") else name
+    row["lr"] = recipe.get("lr")
+    row["learned"] = check.get("learned")
     row["path"] = rel
     return row
 

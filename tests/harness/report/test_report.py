@@ -488,3 +488,23 @@ def test_the_report_names_absent_sandbox_defences_and_only_then(tmp_path):
     assert "c-linear" not in warning
     assert page.index(title) < page.index("Verdict: Code infilling") and 'role="alert"' in page
     assert all(html.escape(d) in page for d in absent) and "Runs: c-kl." in page
+
+
+def test_every_csv_row_says_how_its_model_was_trained_and_whether_it_learned(tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root)
+    tuned = root / "runs" / "kl-hybrid-64-s0" / "metrics.json"
+    record = json.loads(tuned.read_text())
+    record["training_recipe"] = {"name": "kl-flow-muon", "lr": 0.03, "learning_rates": {"muon": 0.03}}
+    record["learning_check"] = {"kind": "denoiser", "learned": False}
+    tuned.write_text(json.dumps(record))
+    old = root / "runs" / "linear-ancestral-64-s0" / "metrics.json"
+    record = json.loads(old.read_text())
+    record["training_recipe"] = {"name": "adamw", "lr": 0.003, "legacy": True}
+    old.write_text(json.dumps(record))
+    df, _ = collect(root)
+    rows = df.set_index("run_id")
+    kl, linear = rows.loc[json.loads(tuned.read_text())["run_id"]], rows.loc[record["run_id"]]
+    assert (kl["recipe"], kl["lr"], kl["learned"]) == ("kl-flow-muon", 0.03, False)
+    assert (linear["recipe"], linear["lr"]) == ("adamw (recorded before recipes)", 0.003)
+    assert df["learned"].isna().sum() == len(df) - 1  # no check recorded: blank, not False
