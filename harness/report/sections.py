@@ -41,12 +41,12 @@ def unconditional_verdicts(data: ReportInput) -> list[Section]:
 
 def task_verdicts(data: ReportInput) -> list[Section]:
     out = []
+    learned = learned_by_method(data.records)  # a model that did not learn is named in its row
     for title, (agg, metrics) in data.task_aggs.items():
         found = task_verdict(agg, metrics)
         if found is None:
             continue
         table, words = found
-        learned = learned_by_method(data.records)  # a model that did not learn is named in its row
         if "method" in table:
             table = table.assign(learned=[learned_for(learned, str(m)) for m in table["method"]])
         what = "problems" if title.startswith("Code") else "prompts"

@@ -22,6 +22,7 @@ from pathbench.sweep.tuning import (
     select,
     student_experiment,
     tune_name,
+    tuned_keys,
     tuning_dir,
     tuning_experiment,
 )
@@ -82,15 +83,18 @@ def tune_stage(raw: dict, out_dir: Path, kind: str, plugins: tuple[str, ...], de
     return {"tuned": tuned_keys(chosen), "jobs": jobs, "failed": failed}
 
 
-def tuned_keys(chosen: dict[str, dict]) -> dict[str, dict]:
-    return {method: choice["keys"] for method, choice in chosen.items()}
+def _parallel(kind: str, exp: Experiment, jobs: list[UnitJob]) -> int:
+    """Units at once: the file's ``parallel`` locally (one by default: a 2-core laptop), one under
+    debug; SLURM queues them all (array_parallelism caps)."""
+    return {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
 
 
 def _train_round(exp: Experiment, jobs: list[UnitJob], out_dir: Path, kind: str, threads: int | None,
                  note: str) -> list[str]:
-    """Train one round of tuning candidates; a diverging one fails its job: recorded as diverged,
-    not the sweep's failure (returns the failures)."""
-    parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
+    """Train one round of units (tuning candidates or the grid), printing progress; returns the
+    failed ones (a diverging tuning candidate fails its job: recorded as diverged, not the
+    sweep's failure)."""
+    parallel = _parallel(kind, exp, jobs)
     progress = Progress(exp, out_dir, [job.unit_id for job in jobs], parallel, note)
     progress.begin()
     if not jobs:
@@ -123,15 +127,7 @@ def sweep(path: Path, out_dir: Path, *, executor: str | None = None, dry_run: bo
         return {"experiment": exp, "jobs": jobs, "submitted": 0}
     out_dir.mkdir(parents=True, exist_ok=True)
     record_experiment(out_dir, exp.name, saved_experiment(path.read_text(), exp.plugins, plugins))
-    # one unit at a time by default: a 2-core laptop; SLURM queues them all (array_parallelism caps)
-    parallel = {"local": int(exp.executor.get("parallel", 1)), "debug": 1}.get(kind, max(1, len(jobs)))
-    note = (f"{parallel} unit(s) at a time" if kind != "slurm" else "slurm") + \
+    note = (f"{_parallel(kind, exp, jobs)} unit(s) at a time" if kind != "slurm" else "slurm") + \
         (f", {threads} thread(s) each" if threads else "")
-    progress = Progress(exp, out_dir, [job.unit_id for job in jobs], parallel, note)
-    progress.begin()
-    if not jobs:
-        return {"experiment": exp, "jobs": [], "submitted": 0, "failed": []}
-    ex = make_executor(kind, out_dir / "submitit", exp.executor, threads)
-    failed = run_units(ex, kind, jobs, out_dir, parallel, progress)
-    progress.end(failed)
+    failed = _train_round(exp, jobs, out_dir, kind, threads, note)
     return {"experiment": exp, "jobs": jobs, "submitted": len(jobs), "failed": failed}

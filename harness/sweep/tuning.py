@@ -254,4 +254,9 @@ def read_tuned(sweep_dir: Path, experiment: str) -> dict[str, dict] | None:
     path = tuning_dir(sweep_dir, experiment) / "tuning.json"
     if not path.is_file():
         return None
-    return {m: c["keys"] for m, c in json.loads(path.read_text())["chosen"].items()}
+    return tuned_keys(json.loads(path.read_text())["chosen"])
+
+
+def tuned_keys(chosen: dict[str, dict]) -> dict[str, dict]:
+    """Each method's chosen train keys from a tuning record's ``chosen`` (method -> choice)."""
+    return {method: choice["keys"] for method, choice in chosen.items()}
