@@ -55,11 +55,22 @@ def select_tstar(rows: list[dict[str, Any]], real_entropy: float, margin: float)
     return min(eligible, key=lambda r: (r["gen_ppl"], r["t_star"], r["top_k"] or 0))
 
 
-def start_grid(start: float) -> list[float]:
-    """A t* grid around a theory-guided start (e.g. the posterior-gap crossing)."""
-    if not 0.0 <= start <= 1.0:
-        raise ConfigError(f"t* start = {start!r} is outside [0, 1]")
-    return sorted({round(min(1.0, start * f), 3) for f in START_FACTORS})
+def start_grid(start: float, t_max: float = 1.0) -> list[float]:
+    """A t* grid around a theory-guided start (e.g. the posterior-gap crossing), inside the run's
+    [0, t_max]: a factor that would pass t_max gives t_max itself (the hybrid never switches, i.e.
+    the ``basic`` sampler), once."""
+    if not 0.0 <= start <= t_max:
+        raise ConfigError(f"t* start = {start!r} is outside this run's [0, {t_max:g}]")
+    return sorted({round(min(t_max, start * f), 3) for f in START_FACTORS})
+
+
+def check_t_stars(t_stars: list[float], t_max: float, protocol: str) -> None:
+    """Every candidate inside the run's time range: past t_max the hybrid never switches, so such
+    candidates would all be the ``basic`` sampler under another name."""
+    outside = [t for t in t_stars if not 0.0 <= t <= t_max]
+    if outside:
+        raise ConfigError(f"t* {', '.join(f'{t:g}' for t in outside)} outside this run's [0, {t_max:g}] "
+                          f"(protocol {protocol}); choose t* in it")
 
 
 def read_start(spec: str) -> float:
@@ -93,8 +104,11 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
     if "hybrid" not in method.samplers:
         raise ConfigError(f"method '{meta['method']}' has no hybrid sampler to tune; "
                           f"its samplers: {', '.join(method.samplers)}")
+    t_max = method.path.t_max  # the protocol's range: kl-flow samples on [0, 0.3], plain on [0, 1]
     if t_stars is None:
-        t_stars = start_grid(start) if start is not None else list(DEFAULT_T_STARS)
+        t_stars = (start_grid(start, t_max) if start is not None
+                   else sorted({min(t, t_max) for t in DEFAULT_T_STARS}))
+    check_t_stars(t_stars, t_max, trained.name)
     # top-k is tuned, so explicit; the protocol fills the rest (final step, where it sits)
     settings = [resolve_sampler(method, trained, {"name": "hybrid", "nfe": nfe, "t_star": float(t), "top_k": k})
                 for t in t_stars for k in top_ks]

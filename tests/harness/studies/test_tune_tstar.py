@@ -38,6 +38,10 @@ def test_no_setting_in_the_band_is_a_clear_error():
 def test_start_grid_and_reading_a_posterior_gap_crossing(tmp_path):
     assert start_grid(0.28) == [0.14, 0.21, 0.28, 0.42, 0.56]
     assert start_grid(0.8)[-1] == 1.0
+    # kl-flow samples on [0, 0.3]: the factors past t_max collapse into t* = t_max (never switch), once
+    assert start_grid(0.29, t_max=0.3) == [0.145, 0.217, 0.29, 0.3]
+    with pytest.raises(ConfigError, match="t\\* start = 0.4 is outside this run's \\[0, 0.3\\]"):
+        start_grid(0.4, t_max=0.3)
     path = tmp_path / "crossing.json"
     path.write_text(json.dumps({"threshold": 0.1, "crossing": {"point_mass": 0.31, "uniform": 0.22}}))
     assert read_start(str(path)) == 0.22 and read_start("0.3") == 0.3
@@ -51,7 +55,14 @@ def test_tune_tstar_end_to_end_stores_the_choice_and_sampler_tuned_uses_it(kl_ru
     out = tmp_path / "s.jsonl"
     assert main(["sample", "--ckpt", str(kl_run), "--sampler", "tuned", "--n", "1", "--out", str(out)]) == 2
     assert "run `pathbench study tune-tstar --ckpt DIR` first" in capsys.readouterr().err
+    # a kl-flow run samples on [0, 0.3]: a t* past it is refused before anything is drawn or stored
+    calibration = kl_run / "calibration.json"
+    before = calibration.read_text() if calibration.exists() else None
     assert main(["study", "tune-tstar", "--ckpt", str(kl_run), "--scorer", f"hf:{tiny_lm}", "--t-stars", "0.1,0.5",
+                 "--top-k", "5", "--nfe", "4", "--n", "4"]) == 2
+    assert "t* 0.5 outside this run's [0, 0.3] (protocol kl-flow)" in capsys.readouterr().err
+    assert (calibration.read_text() if calibration.exists() else None) == before
+    assert main(["study", "tune-tstar", "--ckpt", str(kl_run), "--scorer", f"hf:{tiny_lm}", "--t-stars", "0.1,0.25",
                  "--top-k", "5", "--nfe", "4", "--n", "4", "--margin", "10"]) == 0
     printed = capsys.readouterr().out
     tuned = json.loads((kl_run / "calibration.json").read_text())["tuned_sampler"]
