@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install main speeds protocols full few-step oracle oracle-protocols test lock
+.PHONY: install main speeds protocols full few-step few-step-protocols calibration oracle oracle-protocols test lock
 install: $(VENV)/.installed
 
 # scripts/install.sh installs the versions pinned in requirements.lock (torch aside; see `lock`)
@@ -119,6 +119,19 @@ few-step: install
 	$(BIN)/pathbench sweep experiments/few_step_cpu.yaml --out runs/few_step_cpu
 	$(BIN)/pathbench report runs/few_step_cpu --experiment experiments/few_step_cpu.yaml \
 		--out results/few_step_cpu --title "Few-step regime on BBC News (CPU)"
+	$(BIN)/python scripts/few_step_studies.py gaps kl-flow results/few_step_cpu
+
+# The few-step grid under `plain` beside kl-flow (dfm and sedd shared, in the same folder), then
+# automatic t*, the decoding-error warps and the warped euclidean run on its teachers.
+few-step-protocols: few-step
+	$(BIN)/pathbench sweep experiments/few_step_cpu_plain.yaml --out runs/few_step_cpu
+	$(BIN)/pathbench report runs/few_step_cpu --out results/few_step_cpu/protocols \
+		--experiment experiments/few_step_cpu.yaml --experiment experiments/few_step_cpu_plain.yaml \
+		--title "Few-step regime on BBC News: kl-flow vs plain protocol (CPU)"
+	$(BIN)/python scripts/few_step_studies.py gaps plain results/few_step_cpu/protocols
+
+calibration: few-step-protocols
+	$(BIN)/python scripts/few_step_studies.py calibration results/calibration_cpu
 
 # lint (pyflakes + import order), the import rule (pyproject [tool.importlinter]), then the tests
 test: install
