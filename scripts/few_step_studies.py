@@ -40,28 +40,40 @@ import sys
 from pathlib import Path
 
 from pathbench.cli import main as pathbench
+from pathbench.core.errors import ConfigError
 from pathbench.core.io import atomic_write_text
-from pathbench.sweep.experiment import load_experiment
+from pathbench.sweep.experiment import load_experiment, read_experiment
 from pathbench.sweep.progress import run_complete, train_complete
+from pathbench.sweep.tuning import read_tuned
 
 FILES = {"kl-flow": Path("experiments/few_step_cpu.yaml"), "plain": Path("experiments/few_step_cpu_plain.yaml")}
 START = "results/posterior_gap/crossing.json"
 SCORER = "smollm2"
 
 
+def fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def run(*argv: str) -> None:
     print("$ pathbench " + " ".join(argv), flush=True)
     if pathbench(list(argv)) != 0:
-        sys.exit(f"failed: pathbench {' '.join(argv)}")
+        fail(f"failed: pathbench {' '.join(argv)}")
 
 
 def trained(sweep: Path, protocol: str, method: str) -> list[Path]:
     """The train folders of ``method``'s seed-0 units in the pinned few-step file of ``protocol``."""
-    units = [u for u in load_experiment(FILES[protocol]).units if u.method == method and u.seed == 0]
+    path = FILES[protocol]
+    try:  # its pinned choices, else those of the sweep's own tuning stage
+        exp = load_experiment(path, tuned=read_tuned(sweep, read_experiment(path).get("name", path.stem)))
+    except ConfigError as err:
+        fail(f"{path}: {err}")
+    units = [u for u in exp.units if u.method == method and u.seed == 0]
     folders = [sweep / "train" / u.id for u in units]
     for unit, folder in zip(units, folders):
         if not train_complete(folder, int(unit.train["steps"])):
-            sys.exit(f"{folder} ({method}, {protocol}) is not trained to the end: run its sweep first (`make few-step`, `make few-step-protocols`)")
+            fail(f"{folder} ({method}, {protocol}) is not trained to the end: run its sweep first (`make few-step`, `make few-step-protocols`)")
     return folders
 
 
@@ -70,8 +82,9 @@ def teacher(sweep: Path, protocol: str, method: str) -> Path:
 
 
 def gaps(sweep: Path, protocol: str, out: Path) -> None:
+    students = trained(sweep, protocol, "flowmap")
     out.mkdir(parents=True, exist_ok=True)
-    for student in trained(sweep, protocol, "flowmap"):
+    for student in students:
         if not (student / "flowmap_gap.csv").exists():
             run("study", "flowmap-gap", "--ckpt", str(student))
         name = json.loads((student / "meta.json").read_text())["method_options"]["path"]  # the teacher's path
@@ -136,9 +149,9 @@ def evaluate(folder: Path, label: str, sweep: Path, settings: list[list[str]]) -
 
 
 def calibration(sweep: Path, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     kl, kl_plain = teacher(sweep, "kl-flow", "kl"), teacher(sweep, "plain", "kl")
     euclidean = teacher(sweep, "plain", "euclidean")
+    out.mkdir(parents=True, exist_ok=True)
     tune_tstar(kl, out, "")
     tune_tstar(kl_plain, out, "_plain")
     reparam(kl, out, "kl")
@@ -170,4 +183,4 @@ if __name__ == "__main__":
         case ["calibration", out]:
             calibration(sweep_dir, Path(out))
         case _:
-            sys.exit(f"usage: {sys.argv[0]} gaps {{{','.join(FILES)}}} RESULTS_DIR | calibration RESULTS_DIR")
+            fail(f"usage: {sys.argv[0]} gaps {{{','.join(FILES)}}} RESULTS_DIR | calibration RESULTS_DIR")
