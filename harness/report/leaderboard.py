@@ -40,6 +40,16 @@ def _scalar(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
+def model_name(record: dict) -> str:
+    """The name a run's model is reported under: its method, and for a distilled student its
+    teacher's path too (``flowmap@kl``, as the sweep tunes and pins it): two students of one method
+    are two models, never two seeds of one."""
+    options = record.get("method_options") or {}
+    if options.get("teacher") and isinstance(options.get("path"), str):
+        return f"{record['method']}@{options['path']}"
+    return record["method"]
+
+
 def _flatten(record: dict, rel: str) -> dict[str, Any]:
     row: dict[str, Any] = {k: record.get(k) for k in ("run_id", *BASE, "seed")}
     row[PROTOCOL] = (record.get(PROTOCOL) or {}).get("name")
@@ -112,6 +122,7 @@ def load(results_dir: str | Path, only: set[str] | None = None) -> tuple[pd.Data
             problems.append(f"{rel}: {reason}")
             continue
         seen[record["run_id"]] = rel
+        record = {**record, "method": model_name(record)}  # every table, check and plot keys on it
         rows.append(_flatten(record, rel))
         records.append(record)
     df = pd.DataFrame(rows)

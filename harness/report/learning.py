@@ -57,7 +57,7 @@ def learning_table(records: list[dict]) -> tuple[pd.DataFrame | None, list[str]]
         best = check.get("best_ce")
         rows.append({"method": r["method"], "protocol": _protocol(r), "seed": r.get("seed", 0),
                      "recipe": recipe.get("name", "?") + (" (recorded before recipes)" if recipe.get("legacy") else ""),
-                     "lr": recipe.get("lr"),
+                     "lr": recipe["lr"] if recipe.get("lr") is not None else "-",
                      "marginal CE": f"{check['marginal_ce']:.3f}" if check.get("marginal_ce") is not None else "-",
                      "best held-out CE": (f"{best:.3f}" + (f" at t = {check['best_t']:.3f}" if check.get("best_t")
                                                             is not None else "")) if best is not None else "-",

@@ -16,12 +16,23 @@ from pathbench.report.verdict import Setting, judge, pairwise, seed_wins, within
 
 
 def _label(record: dict) -> str:
+    """The sampler setting a run is one point of: every key that changes the draws is in it
+    (keys at their default are left out, so that the usual labels stay short); two runs of one
+    seed with the same label would be one setting."""
     s = record["sampler"]
     parts = [str(s.get("name")), f"NFE {s.get('nfe')}"]
     if s.get("name") == "hybrid":
         parts.append(f"t* {s.get('t_star')}")
     if s.get("top_k") is not None:
         parts.append(f"top-k {s['top_k']}")
+    if s.get("top_p") is not None:
+        parts.append(f"top-p {s['top_p']}")
+    if s.get("temperature") not in (None, 1.0):
+        parts.append(f"T {s['temperature']}")
+    if s.get("grid") is not None:
+        parts.append(f"grid {s['grid']}")
+    if s.get("final") not in (None, "argmax"):
+        parts.append(f"final {s['final']}")
     return " ".join(parts)
 
 

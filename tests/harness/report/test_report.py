@@ -147,6 +147,29 @@ def test_few_step_plot_and_every_nfe_once_in_the_table(tmp_path):
     assert "t*" not in board.split(f"## {BOARD}", 1)[1]  # neither sampler switches at t*
 
 
+def test_two_students_of_one_method_are_two_models_named_by_their_teachers(tmp_path):
+    """flowmap distilled from kl and from euclidean: two rows and two checks, never two seeds of one."""
+    base = json.loads((FIXTURE / "runs" / "linear-ancestral-64-s0" / "metrics.json").read_text())
+    for path in ("kl", "euclidean"):
+        run = tmp_path / "runs" / f"flowmap-{path}"
+        run.mkdir(parents=True)
+        record = {**base, "method": "flowmap", "run_id": f"fm-{path}", "checkpoint": f"train/fm-{path}",
+                  "method_options": {"teacher": f"train/{path}", "path": path},
+                  "sampler": {**base["sampler"], "name": "flowmap", "nfe": 2},
+                  "learning_check": {"kind": "denoiser", "learned": path == "kl", "best_ce": 1.0 if path == "kl" else 7.0,
+                                     "best_t": 0.5, "marginal_ce": 7.0, "margin": 0.1, "times": [0.5],
+                                     "held_out_ce": [1.0 if path == "kl" else 7.0], "tokens": 64, "reason": "",
+                                     "verdict": ""}}
+        (run / "metrics.json").write_text(json.dumps(record))
+    df, problems = collect(tmp_path)
+    assert problems == [] and sorted(df["method"]) == ["flowmap@euclidean", "flowmap@kl"]
+    write_report(tmp_path, tmp_path / "out")
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    checks = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in board.splitlines()
+              if line.startswith("| flowmap@") and "at t = 0.500" in line}  # the learning table: one row a model
+    assert checks == {"flowmap@euclidean": "NO: did not learn to read x_t", "flowmap@kl": "yes"}
+
+
 def test_plot_lines_keep_runs_apart_that_differ_only_in_an_option_or_final():
     """Two flow-map students (teacher kl vs euclidean) at two final steps are four lines, not one
     zig-zag; a setting is named in a label only for the method where it varies."""

@@ -93,3 +93,25 @@ def test_seed_wins_count_each_seed_alone():
 def _seeded(setting, seed):
     setting.seed = seed
     return setting
+
+
+def _record(method, nfe, entropy, nll, **sampler):
+    return {"method": method, "seed": 0, "scorer": "smollm2", "reference": {"entropy": 3.0},
+            "sampler": {"name": "flowmap", "nfe": nfe, "top_k": None, "final": "argmax", **sampler},
+            "metrics": {"per_sample": {"nll_sum": [nll, nll + 1.0], "tokens": [10, 10], "entropy": [entropy] * 2}}}
+
+
+def test_runs_that_differ_in_any_sampler_key_are_separate_settings_of_the_frontier():
+    from pathbench.report.verdict_tables import _groups
+
+    # one seed, NFE 4: argmax at the last step (entropy 0) and a draw there (entropy 4) are two
+    # settings that bracket the target, not one setting "pooled" from both
+    records = [_record("flowmap", 4, 0.0, 20.0), _record("flowmap", 4, 4.0, 60.0, final="sample"),
+               _record("flowmap", 4, 3.5, 50.0, grid="error"), _record("flowmap", 4, 3.6, 55.0, temperature=0.8)]
+    (_, (target, methods)), = _groups(records).items()
+    labels = [s.label for s in methods["flowmap"]]
+    assert labels == ["flowmap NFE 4", "flowmap NFE 4 final sample", "flowmap NFE 4 grid error", "flowmap NFE 4 T 0.8"]
+    verdict, = judge(methods, target, resamples=50)
+    # the frontier brackets 3.0 between entropy 0 and the lowest-PPL setting above it (grid error)
+    assert verdict.matched_ppl == pytest.approx(math.exp(2.05 + 3.0 * (5.05 - 2.05) / 3.5))
+    assert verdict.best_setting == "flowmap NFE 4 grid error"
