@@ -22,7 +22,7 @@ def test_bad_arguments_are_a_usage_line(tmp_path):
 
 
 def test_an_unfinished_sweep_is_refused_naming_the_unit_and_nothing_is_written(tmp_path):
-    for args in (("calibration", str(tmp_path / "out")), ("gaps", "plain", str(tmp_path / "out"))):
+    for args in (("calibration", str(tmp_path / "out")), ("gaps", "kl-flow", str(tmp_path / "out"))):
         done = studies(*args, sweep=tmp_path / "sweep")
         assert done.returncode == 2, done.stderr
         assert "is not trained to the end" in done.stderr and str(tmp_path / "sweep" / "train") in done.stderr

@@ -18,6 +18,7 @@ from pathbench.core.errors import ConfigError
 from pathbench.engine.plugins import load_all
 from pathbench.sweep.dispatch import UnitJob, jobs_for, make_executor, run_complete
 from pathbench.sweep.experiment import expand, load_experiment
+from pathbench.sweep.tuning import tune_name
 
 load_all()  # built-in paths, methods and tasks, as the CLI has them
 ROOT = Path(__file__).parents[3]
@@ -250,7 +251,13 @@ def test_slurm_submission_parameters_and_pickled_callable(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("path", sorted((ROOT / "experiments").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_experiment_files_expand(path):
-    exp = load_experiment(path)
+    raw = yaml.safe_load(path.read_text())
+    tune = raw.get("tune") or {}
+    # a file whose search has not run yet (no tune.chosen) expands as its sweep will: at a choice
+    # from its grid for every method it tunes (here the grid's first candidate)
+    first = {k: v[0] for k, v in (tune.get("grid") or {}).items()}
+    tuned = {tune_name(m): first for m in raw["methods"]} if tune and "chosen" not in tune else None
+    exp = load_experiment(path, tuned=tuned)
     assert exp.runs and {r.unit.method for r in exp.runs} == {u.method for u in exp.units}
     for run in exp.runs:
         if run.scorer and run.scorer.startswith("self:@"):  # the sweep's own AR model scores
