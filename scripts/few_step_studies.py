@@ -91,6 +91,12 @@ def gaps(sweep: Path, protocol: str, out: Path) -> None:
         shutil.copyfile(student / "flowmap_gap.csv", out / f"flowmap_gap_{name}.csv")
 
 
+def own_runs(sweep: Path) -> Path:
+    """Where the calibration's own runs go: beside the sweep folder, not in it (a report of the
+    sweep reads every metrics.json under it)."""
+    return sweep.parent / "calibration_cpu"
+
+
 def calibration_of(folder: Path) -> dict:
     return json.loads((folder / "calibration.json").read_text())
 
@@ -129,7 +135,7 @@ def evaluate(folder: Path, label: str, sweep: Path, settings: list[list[str]]) -
     rows = []
     for setting in settings:
         name = "-".join(s.lstrip("-") for s in setting)
-        out = sweep / "calibration" / "eval" / f"{folder.name}-{name}"
+        out = own_runs(sweep) / "eval" / f"{folder.name}-{name}"
         if not run_complete(out):
             run("eval", "--ckpt", str(folder), "--task", "unconditional", "--n", "32", "--nfe", "16",
                 "--seed", "0", *setting, "--out", str(out), "--overwrite", f"scorer={SCORER}")
@@ -157,7 +163,7 @@ def calibration(sweep: Path, out: Path) -> None:
     reparam(kl, out, "kl")
     reparam(kl_plain, out, "kl_plain")
     reparam(euclidean, out, "euclidean")
-    warped = sweep / "calibration" / "euclidean_warped"
+    warped = own_runs(sweep) / "euclidean_warped"
     train_warped(euclidean, warped)
     reparam(warped, out, "euclidean_warped")
     grid = [["--sampler", "basic", "--grid", g] for g in ("uniform", "error")]

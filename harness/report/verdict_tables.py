@@ -37,9 +37,13 @@ def _label(record: dict) -> str:
 
 
 def applied_protocol(record: dict) -> str | None:
-    """The generation protocol a run's method follows; None for a baseline (it keeps its own)."""
+    """The generation protocol a run's method follows; None for a baseline (it keeps its own). A
+    distilled student (``teacher`` in its options) sets no protocol key itself but samples its
+    teacher's path on the teacher's time range, so it follows the teacher's protocol — the one
+    it was made under: students of a kl-flow and of a plain teacher are two models."""
     record_protocol = record.get("generation_protocol") or {}
-    applies = "method" not in (record_protocol.get("not_applied") or {})
+    student = bool((record.get("method_options") or {}).get("teacher"))
+    applies = student or "method" not in (record_protocol.get("not_applied") or {})
     return record_protocol.get("name") if applies else None
 
 

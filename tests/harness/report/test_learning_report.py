@@ -81,3 +81,24 @@ def test_a_task_rows_setting_does_not_hide_its_models_learning_check():
     assert learned_for(learned, "kl (NFE 16)") == "yes" and learned_for(learned, "kl") == "yes"
     assert learned_for(learned, "linear (NFE 8)").startswith("NO: did not learn")
     assert learned_for(learned, "dfm (NFE 8)") == "not checked"
+
+
+def test_a_student_follows_its_teachers_protocol_so_two_protocols_students_are_two_models():
+    """flowmap is a baseline (a protocol sets none of its keys), but a student samples its
+    teacher's path on the teacher's time range: under kl-flow and under plain it is two models."""
+    from pathbench.report.verdict_tables import _groups, applied_protocol, learned_by_method
+
+    def student(protocol, learned, ckpt):
+        return dict(record("flowmap@kl", 0, learned, ckpt), method_options={"teacher": "train/kl", "path": "kl"},
+                    generation_protocol={"name": protocol, "not_applied": {"method": "a baseline"}})
+
+    flow, plain = student("kl-flow", True, "s1"), student("plain", False, "s2")
+    dfm = dict(record("dfm", 0, True, "d"), generation_protocol={"name": "plain", "not_applied": {"method": "x"}})
+    assert [applied_protocol(r) for r in (flow, plain, dfm)] == ["kl-flow", "plain", None]
+    assert learned_by_method([flow, plain]) == {"flowmap@kl [kl-flow]": "yes",
+                                                "flowmap@kl [plain]": "NO: did not learn to read x_t (1 of 1 seeds)"}
+    scored = [dict(r, scorer="smollm2", reference={"entropy": 3.0}, sampler={"name": "flowmap", "nfe": 2},
+                   metrics={"per_sample": {"nll_sum": [5.0, 6.0], "tokens": [2, 2], "entropy": [3.0, 3.1]}})
+              for r in (flow, plain)]
+    (_, (_, methods)), = _groups(scored).items()
+    assert sorted(methods) == ["flowmap@kl [kl-flow]", "flowmap@kl [plain]"]
