@@ -42,6 +42,7 @@ from pathlib import Path
 from pathbench.cli import main as pathbench
 from pathbench.core.errors import ConfigError
 from pathbench.core.io import atomic_write_text
+from pathbench.engine.calibration import read_calibration
 from pathbench.sweep.experiment import load_experiment, read_experiment
 from pathbench.sweep.progress import run_complete, train_complete
 from pathbench.sweep.tuning import read_tuned
@@ -97,12 +98,8 @@ def own_runs(sweep: Path) -> Path:
     return sweep.parent / "calibration_cpu"
 
 
-def calibration_of(folder: Path) -> dict:
-    return json.loads((folder / "calibration.json").read_text())
-
-
 def tune_tstar(folder: Path, out: Path, suffix: str) -> None:
-    if "tuned_sampler" not in (calibration_of(folder) if (folder / "calibration.json").exists() else {}):
+    if "tuned_sampler" not in read_calibration(folder):
         run("study", "tune-tstar", "--ckpt", str(folder), "--start", START, "--nfe", "16", "--n", "32",
             "--top-k", "1,5", "--scorer", SCORER)
     for ext in ("csv", "png"):
@@ -110,10 +107,10 @@ def tune_tstar(folder: Path, out: Path, suffix: str) -> None:
 
 
 def reparam(folder: Path, out: Path, name: str) -> None:
-    if "time_warp" not in (calibration_of(folder) if (folder / "calibration.json").exists() else {}):
+    if "time_warp" not in read_calibration(folder):
         run("study", "reparam", "--ckpt", str(folder))
     shutil.copyfile(folder / "time_warp.png", out / f"time_warp_{name}.png")
-    atomic_write_text(out / f"calibration_{name}.json", json.dumps(calibration_of(folder), indent=2) + "\n")
+    atomic_write_text(out / f"calibration_{name}.json", json.dumps(read_calibration(folder), indent=2) + "\n")
 
 
 def train_warped(base: Path, folder: Path) -> None:
