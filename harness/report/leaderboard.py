@@ -26,6 +26,7 @@ from pathbench.report.html import markdown_table, page
 from pathbench.report.plots import load_kl_curves
 from pathbench.report.sections import ReportInput, build_sections, markdown
 from pathbench.report.tables import BASE, PROTOCOL, SAMPLER_FIELDS, metric_key, tables
+from pathbench.report.verdict_tables import distilled_from
 
 __all__ = ["collect", "load", "markdown_table", "tables", "write_report"]
 
@@ -44,10 +45,8 @@ def model_name(record: dict) -> str:
     """The name a run's model is reported under: its method, and for a distilled student its
     teacher's path too (``flowmap@kl``, as the sweep tunes and pins it): two students of one method
     are two models, never two seeds of one."""
-    options = record.get("method_options") or {}
-    if options.get("teacher") and isinstance(options.get("path"), str):
-        return f"{record['method']}@{options['path']}"
-    return record["method"]
+    teacher_path = distilled_from(record)
+    return f"{record['method']}@{teacher_path}" if teacher_path else record["method"]
 
 
 def _flatten(record: dict, rel: str) -> dict[str, Any]:

@@ -36,14 +36,21 @@ def _label(record: dict) -> str:
     return " ".join(parts)
 
 
+def distilled_from(record: dict) -> str | None:
+    """The teacher's path of a distilled student (``teacher`` in its options), None for any other
+    run: the one test of "is this a student" that the report's names and protocols share."""
+    options = record.get("method_options") or {}
+    path = options.get("path")
+    return path if options.get("teacher") and isinstance(path, str) else None
+
+
 def applied_protocol(record: dict) -> str | None:
     """The generation protocol a run's method follows; None for a baseline (it keeps its own). A
     distilled student (``teacher`` in its options) sets no protocol key itself but samples its
     teacher's path on the teacher's time range, so it follows the teacher's protocol — the one
     it was made under: students of a kl-flow and of a plain teacher are two models."""
     record_protocol = record.get("generation_protocol") or {}
-    student = bool((record.get("method_options") or {}).get("teacher"))
-    applies = student or "method" not in (record_protocol.get("not_applied") or {})
+    applies = distilled_from(record) is not None or "method" not in (record_protocol.get("not_applied") or {})
     return record_protocol.get("name") if applies else None
 
 
