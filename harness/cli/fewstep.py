@@ -103,6 +103,10 @@ def cmd_tune_tstar(args: argparse.Namespace) -> None:
     chosen = result["sampler"]
     print(f"chosen: t* {chosen['t_star']}, top-k {chosen['top_k']} (gen-PPL {result['gen_ppl']:.1f}, entropy "
           f"{result['entropy']:.3f}); stored in {args.ckpt / 'calibration.json'} -> use --sampler tuned")
+    if result.get("edge"):
+        wider = "smaller" if result["edge"] == "lower" else "larger"
+        print(f"at the grid's {result['edge']} edge: a {wider} t* may be better still (or leave the band); "
+              "widen --t-stars to know")
 
 
 def cmd_posterior_gap(args: argparse.Namespace) -> None:

@@ -64,6 +64,21 @@ def start_grid(start: float, t_max: float = 1.0) -> list[float]:
     return sorted({round(min(t_max, start * f), 3) for f in START_FACTORS})
 
 
+def grid_edge(t_stars: list[float], chosen: float, t_max: float) -> str | None:
+    """Where the chosen t* sits when a wider grid could still beat it: ``"lower"`` at the smallest
+    candidate above 0, ``"upper"`` at the largest below t_max, else None (inside the grid, at a
+    bound of the run's time range, or a grid of one). As the tuning tables flag a learning rate at
+    the edge, a t* there is a search that may have stopped short, not an optimum."""
+    grid = sorted(set(t_stars))
+    if len(grid) < 2:
+        return None
+    if chosen == grid[0] and grid[0] > 0.0:
+        return "lower"
+    if chosen == grid[-1] and grid[-1] < t_max:
+        return "upper"
+    return None
+
+
 def check_t_stars(t_stars: list[float], t_max: float, protocol: str) -> None:
     """Every candidate inside the run's time range: past t_max the hybrid never switches, so such
     candidates would all be the ``basic`` sampler under another name."""
@@ -128,7 +143,7 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
     result = {"sampler": chosen, "gen_ppl": best["gen_ppl"], "entropy": best["entropy"],
               "real_entropy": real["entropy"], "real_gen_ppl": real["gen_ppl"], "margin": margin,
               "scorer": scorer, "n": n, "seed": seed, "start": start, "step": step, "candidates": rows,
-              "generation_protocol": trained.name}
+              "edge": grid_edge(t_stars, best["t_star"], t_max), "generation_protocol": trained.name}
     store_calibration(ckpt, "tuned_sampler", result)
     if out is not None:
         write_tuning(result, Path(out))
@@ -157,7 +172,8 @@ def write_tuning(result: dict[str, Any], out: Path) -> None:
     chosen = result["sampler"]
     ppl_ax.scatter([chosen["t_star"]], [result["gen_ppl"]], s=160, facecolors="none", edgecolors="k",
                    label="chosen")
-    ppl_ax.set(xlabel="t*", ylabel="gen-PPL", yscale="log", title=f"scorer {result['scorer']}")
+    edge = f", chosen at the grid's {result['edge']} edge" if result.get("edge") else ""
+    ppl_ax.set(xlabel="t*", ylabel="gen-PPL", yscale="log", title=f"scorer {result['scorer']}{edge}")
     ent_ax.axhspan(result["real_entropy"] - result["margin"], result["real_entropy"] + result["margin"],
                    color="gray", alpha=0.2, label="real text ± margin")
     ent_ax.set(xlabel="t*", ylabel="entropy (nats)")

@@ -6,7 +6,7 @@ import pytest
 
 from pathbench.cli import main
 from pathbench.core.errors import ConfigError
-from pathbench.studies.tune_tstar import read_start, select_tstar, start_grid
+from pathbench.studies.tune_tstar import grid_edge, read_start, select_tstar, start_grid
 
 
 def synthetic(t_star, top_k):
@@ -33,6 +33,16 @@ def test_no_setting_in_the_band_is_a_clear_error():
         select_tstar(rows, real_entropy=3.5, margin=0.1)
     with pytest.raises(ConfigError, match="margin = -1"):
         select_tstar(rows, real_entropy=3.5, margin=-1)
+
+
+def test_a_choice_at_the_edge_of_the_grid_is_flagged_where_a_wider_grid_could_beat_it():
+    grid = [0.145, 0.217, 0.29, 0.3]
+    assert grid_edge(grid, 0.145, t_max=0.3) == "lower"  # a smaller t* was never tried
+    assert grid_edge(grid, 0.217, t_max=0.3) is None
+    assert grid_edge(grid, 0.3, t_max=0.3) is None  # t_max is the run's bound, nothing lies past it
+    assert grid_edge([0.1, 0.2], 0.2, t_max=1.0) == "upper"
+    assert grid_edge([0.0, 0.2], 0.0, t_max=1.0) is None  # nor before 0
+    assert grid_edge([0.2], 0.2, t_max=1.0) is None
 
 
 def test_start_grid_and_reading_a_posterior_gap_crossing(tmp_path):
@@ -70,6 +80,8 @@ def test_tune_tstar_end_to_end_stores_the_choice_and_sampler_tuned_uses_it(kl_ru
     assert len(rows) == 2 and tuned["sampler"]["name"] == "hybrid" and tuned["sampler"]["nfe"] == 4
     assert tuned["gen_ppl"] == min(r["gen_ppl"] for r in rows)  # margin 10: every row is in the band
     assert f"chosen: t* {tuned['sampler']['t_star']}" in printed
+    edge = {0.1: "lower", 0.25: "upper"}[tuned["sampler"]["t_star"]]  # a grid of two: either end is an edge
+    assert tuned["edge"] == edge and f"at the grid's {edge} edge" in printed
     assert (kl_run / "tune_tstar" / "tune_tstar.csv").read_text().count("\n") == 3
     assert main(["sample", "--ckpt", str(kl_run), "--sampler", "tuned", "--n", "1", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["sampler"] == tuned["sampler"]
