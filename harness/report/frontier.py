@@ -31,7 +31,7 @@ AR = "ar"
 #: the columns of a frontier row, in order
 COLUMNS = ["method", "sampler", "nfe", "top_k", "scorer", "gen_ppl", "gen_ppl_lo", "gen_ppl_hi", "entropy",
            "samples_per_s", "samples_per_s_low", "samples_per_s_high", "tokens_per_s", "device", "seeds",
-           "autoregressive"]
+           "autoregressive", "learned"]
 
 
 @dataclass
@@ -46,9 +46,11 @@ def _device(generation: dict) -> str:
             f"{generation.get('threads')} threads")
 
 
-def frontier_rows(df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+def frontier_rows(df: pd.DataFrame, records: list[dict], untrained: frozenset[str] = frozenset()) -> pd.DataFrame:
     """The frontier table of the gathered results (``df``, ``records`` as
-    :func:`pathbench.report.leaderboard.load` returns them): unconditional runs with gen-PPL."""
+    :func:`pathbench.report.leaderboard.load` returns them): unconditional runs with gen-PPL.
+    ``learned`` is False for a setting with a run in ``untrained`` (run ids of models that did not
+    learn, :func:`pathbench.report.verdict_tables.untrained_runs`)."""
     by_id = {r["run_id"]: r for r in records}
     # the runs scored by generative perplexity (a task that reports gen_ppl; no task named here)
     part = df[df["gen_ppl"].notna()] if "gen_ppl" in df else df.iloc[0:0]
@@ -72,7 +74,8 @@ def frontier_rows(df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
                     "samples_per_s_high": max(highs) if highs else math.nan,
                     "tokens_per_s": sum(tokens) / len(tokens) if tokens else math.nan,
                     "device": "; ".join(devices) if devices else "not measured",
-                    "autoregressive": row["method"] == AR})
+                    "autoregressive": row["method"] == AR,
+                    "learned": not untrained.intersection(runs["run_id"])})
     rows = pd.DataFrame(out).reindex(columns=COLUMNS)
     return rows.sort_values(["samples_per_s", "gen_ppl"], ascending=[False, True], na_position="last",
                             ignore_index=True)
@@ -118,8 +121,9 @@ def compare(rows: pd.DataFrame) -> list[str]:
     """One sentence per ordered pair of methods (same scorer and device) where a setting of the
     first is faster than one of the second (beyond the timing spread, :func:`_faster`) at an entropy no lower (:data:`ENTROPY_SLACK`): 'both faster
     and better' when its gen-PPL interval is wholly below, else 'faster ... within noise' when the intervals overlap (the largest speedup
-    of each kind is quoted). Pairs where the faster setting is worse say nothing."""
-    timed = rows[rows["samples_per_s"].notna()]
+    of each kind is quoted). Pairs where the faster setting is worse say nothing, and so does every
+    pair with a setting whose model did not learn (``learned`` False: it has no quality to trade)."""
+    timed = rows[rows["samples_per_s"].notna() & rows["learned"].fillna(True).astype(bool)]
     sentences = []
     for (scorer, device), group in timed.groupby(["scorer", "device"], dropna=False, sort=True):
         methods = list(dict.fromkeys(group["method"]))
@@ -211,8 +215,10 @@ def plot(rows: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def quality_speed_frontier(df: pd.DataFrame, records: list[dict], plot_path: Path | None = None) -> Frontier:
+def quality_speed_frontier(df: pd.DataFrame, records: list[dict], plot_path: Path | None = None,
+                           untrained: frozenset[str] = frozenset()) -> Frontier:
     """The one call for the report: the frontier rows (with the speedup columns), the sentences
-    in words, and the plot written to ``plot_path`` (when given)."""
-    rows = speedups(frontier_rows(df, records))
+    in words (none about a setting with a run in ``untrained``), and the plot written to
+    ``plot_path`` (when given)."""
+    rows = speedups(frontier_rows(df, records, untrained))
     return Frontier(rows, compare(rows), plot(rows, Path(plot_path)) if plot_path is not None else None)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pathbench.report.frontier import quality_speed_frontier
 from pathbench.report.section_types import Figure, ReportInput, Section
-from pathbench.report.verdict_tables import learned_by_method
+from pathbench.report.verdict_tables import learned_by_method, untrained_runs
 
 
 def _speed(value: float, low: float, high: float) -> str:
@@ -43,7 +43,8 @@ def _measured(speeds: dict | None) -> str:
 
 
 def quality_and_speed(data: ReportInput) -> list[Section]:
-    result = quality_speed_frontier(data.df, data.records, data.out_dir / "quality_speed.png")
+    result = quality_speed_frontier(data.df, data.records, data.out_dir / "quality_speed.png",
+                                    untrained_runs(data.records))
     rows = result.rows
     if rows.empty or rows["samples_per_s"].isna().all():
         return []
@@ -62,9 +63,10 @@ def quality_and_speed(data: ReportInput) -> list[Section]:
         table.insert(len(table.columns) - 1, "x AR", [_times(x) for x in rows["speedup_vs_ar"]])
     figures = [Figure(result.plot, result.plot.read_bytes(), "gen-PPL against measured samples/s (log axes); the "
                       "autoregressive baseline starred")] if result.plot is not None else []
-    untrained = sorted({str(m) for m in rows["method"]
-                        if learned_by_method(data.records).get(str(m), "").startswith("NO")})
+    shown = {str(m) for m in rows["method"]}  # a verdict's name may carry its protocol: 'kl [plain]'
+    left_out = sorted(name for name, verdict in learned_by_method(data.records).items()
+                      if verdict.startswith("NO") and name.split(" [")[0] in shown)
     text = (_measured(data.extra.get("speeds")) + " " + " ".join(result.sentences)
-            + (f" Not to be read: {', '.join(untrained)} did not learn (see 'Did every model learn?')."
-               if untrained else ""))
+            + (f" Left out of these comparisons: {', '.join(left_out)} did not learn (see 'Did every model "
+               "learn?'); their rows stay in the table, not to be read." if left_out else ""))
     return [Section("Quality and speed", text, table, figures=figures)]

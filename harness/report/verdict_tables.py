@@ -104,6 +104,13 @@ def model_checks(records: list[dict]) -> dict[tuple[str, str | None], dict[str, 
     return dict(models)
 
 
+def untrained_runs(records: list[dict]) -> frozenset[str]:
+    """The run ids of every model (method and the protocol it follows) with a seed that did not
+    learn: a setting pooled over seeds is not read when one of its models is untrained."""
+    failed = {model for model, found in model_checks(records).items() if any(v is False for v in found.values())}
+    return frozenset(r["run_id"] for r in records if (r["method"], applied_protocol(r)) in failed)
+
+
 def learned_by_method(records: list[dict]) -> dict[str, str]:
     """method name (as the verdict names it) -> 'yes', 'NO: did not learn (k of n seeds)' or
     'not checked', from each trained model's learning check (pathbench.engine.learning)."""

@@ -135,3 +135,27 @@ def test_a_grid_without_few_steps_has_no_speedup_columns(tmp_path):
     write(tmp_path, "ar", "ar", "ancestral", 127, 50.0, (47, 53), 12.0)
     md = write_report(tmp_path, tmp_path / "out")["leaderboard_md"].read_text()
     assert "## Quality and speed" in md and "x NFE 8" not in md and "x AR" not in md
+
+
+def test_a_model_that_did_not_learn_is_left_out_of_every_comparison(results, tmp_path):
+    """dfm's denoiser never learned: its 4 samples/s at 90 [85, 95] is no quality to trade, so no
+    sentence names it (flowmap 'both faster and better than dfm' was said above); the table keeps it."""
+    from pathbench.report.leaderboard import write_report
+
+    for run_id, learned in (("dfm", False), ("kl8", True), ("kl1", True)):
+        path = results / run_id / "metrics.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "checkpoint": f"ckpt-{record['method']}",
+                                    "learning_check": {"kind": "denoiser", "learned": learned}}))
+    from pathbench.report.verdict_tables import untrained_runs
+
+    df, _, records = load(results)
+    assert untrained_runs(records) == {"dfm"}
+    out = quality_speed_frontier(df, records, untrained=untrained_runs(records))
+    assert not any("dfm" in s for s in out.sentences)
+    assert "flowmap (flowmap, NFE 1) is faster than, and within noise of, kl (basic, NFE 8)" in " ".join(out.sentences)
+    assert list(out.rows.set_index("method").loc[["dfm", "kl"], "learned"]) == [False, True, True]
+    md = write_report(results, tmp_path / "out")["leaderboard_md"].read_text()
+    section = md.split("## Quality and speed\n", 1)[1].split("\n## ", 1)[0]
+    assert "Left out of these comparisons: dfm did not learn" in section and "| dfm " in section
+    assert "than dfm" not in section and "dfm (euler, NFE 8) is" not in section
