@@ -26,6 +26,7 @@ import pandas as pd
 
 from pathbench.core.io import atomic_open
 from pathbench.report.tables import config_columns, settings
+from pathbench.report.verdict_tables import applied_protocol
 
 AR = "ar"
 #: the columns of a frontier row, in order
@@ -58,8 +59,13 @@ def frontier_rows(df: pd.DataFrame, records: list[dict], untrained: frozenset[st
         return pd.DataFrame(columns=COLUMNS)
     agg = settings(part, records, ["gen_ppl", "entropy"], pooled=True)
     config = config_columns(part)
+    # beside a second protocol a model is named as the verdict names it ('kl [plain]'), so a sentence
+    # never leaves the reader to guess which protocol's kl it compares
+    several = len({applied_protocol(r) for r in records} - {None}) > 1
     out = []
     for (key, runs), (_, row) in zip(part.groupby(config, dropna=False, sort=False), agg.iterrows()):
+        protocol = applied_protocol(by_id.get(runs["run_id"].iloc[0]) or {})
+        name = row["method"] + (f" [{protocol}]" if several and protocol else "")
         costs = [(by_id.get(i) or {}).get("generation") or {} for i in runs["run_id"]]
         speeds = [c["samples_per_s"] for c in costs if c.get("samples_per_s")]
         # re-measured speeds (pathbench study speeds) carry the slowest and fastest of repeated draws:
@@ -68,7 +74,7 @@ def frontier_rows(df: pd.DataFrame, records: list[dict], untrained: frozenset[st
         highs = [c["samples_per_s_high"] for c in costs if c.get("samples_per_s_high")]
         tokens = [c["tokens_per_s"] for c in costs if c.get("tokens_per_s")]
         devices = sorted({_device(c) for c in costs if c})
-        out.append({**{c: row.get(c) for c in COLUMNS if c in row},
+        out.append({**{c: row.get(c) for c in COLUMNS if c in row}, "method": name,
                     "samples_per_s": sum(speeds) / len(speeds) if speeds else math.nan,
                     "samples_per_s_low": min(lows) if lows else math.nan,
                     "samples_per_s_high": max(highs) if highs else math.nan,

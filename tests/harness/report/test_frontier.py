@@ -159,3 +159,18 @@ def test_a_model_that_did_not_learn_is_left_out_of_every_comparison(results, tmp
     section = md.split("## Quality and speed\n", 1)[1].split("\n## ", 1)[0]
     assert "Left out of these comparisons: dfm did not learn" in section and "| dfm " in section
     assert "than dfm" not in section and "dfm (euler, NFE 8) is" not in section
+
+
+def test_beside_a_second_protocol_each_model_is_named_with_its_own(tmp_path):
+    """kl under kl-flow and under plain are two models: a sentence names which one it compares, as
+    the verdict does; a baseline (dfm: the protocol sets none of its keys) keeps its bare name."""
+    write(tmp_path, "flow", "kl", "basic", 8, 40.0, (38, 42), 20.0)
+    write(tmp_path, "plain", "kl", "basic", 8, 90.0, (85, 95), 10.0)
+    write(tmp_path, "dfm", "dfm", "euler", 8, 95.0, (90, 99), 5.0)
+    for run_id, protocol in (("flow", {"name": "kl-flow"}), ("plain", {"name": "plain"}),
+                             ("dfm", {"name": "kl-flow", "not_applied": {"method": ["path"]}})):
+        path = tmp_path / run_id / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "generation_protocol": protocol}))
+    out = quality_speed_frontier(*load(tmp_path)[::2])
+    assert sorted(out.rows["method"]) == ["dfm", "kl [kl-flow]", "kl [plain]"]
+    assert "kl [kl-flow] (basic, NFE 8) is both faster and better than kl [plain] (basic, NFE 8)" in " ".join(out.sentences)
