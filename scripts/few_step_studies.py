@@ -15,7 +15,7 @@ teacher's 32-step flow map, by jump), copied to RESULTS_DIR/flowmap_gap_<teacher
 ``calibration``:
 
 1. automatic t* (``study tune-tstar``) for kl under each protocol, started at the posterior-gap
-   time (``results/posterior_gap/crossing.json``), NFE 16, 32 samples, top-k 1 and 5;
+   time (``results/posterior_gap/crossing.json``), NFE 16, 32 samples, top-k 1 and 5, the grid widened past an edge choice up to 3 times;
 2. decoding-error time warps (``study reparam``) of kl under each protocol and of euclidean
    under plain (under kl-flow's t ≤ 0.3 its Gaussian noise hides the token from any denoiser,
    so it has no warp to fit: ``results/oracle_ablation_cpu/``);
@@ -101,7 +101,7 @@ def own_runs(sweep: Path) -> Path:
 def tune_tstar(folder: Path, out: Path, suffix: str) -> None:
     if "tuned_sampler" not in read_calibration(folder):
         run("study", "tune-tstar", "--ckpt", str(folder), "--start", START, "--nfe", "16", "--n", "32",
-            "--top-k", "1,5", "--scorer", SCORER)
+            "--top-k", "1,5", "--widen", "3", "--scorer", SCORER)
     for ext in ("csv", "png"):
         shutil.copyfile(folder / "tune_tstar" / f"tune_tstar.{ext}", out / f"tune_tstar{suffix}.{ext}")
 

@@ -49,6 +49,8 @@ def add_study_commands(sub, common: argparse.ArgumentParser) -> None:
     tu.add_argument("--n", type=int, default=32, help="validation samples per setting")
     tu.add_argument("--seed", type=int, default=1000, help="tuning seed (not the leaderboard's)")
     tu.add_argument("--batch-size", type=int, default=16)
+    tu.add_argument("--widen", type=int, default=0, help="a choice at the grid's edge extends the grid one "
+                    "t* past it (half the lowest, twice the highest) and selects again, at most this many times")
     tu.add_argument("--device", default=None)
     tu.set_defaults(func=cmd_tune_tstar)
 
@@ -93,20 +95,22 @@ def cmd_tune_tstar(args: argparse.Namespace) -> None:
     start = read_start(args.start) if args.start is not None else None
     result = tune_tstar(args.ckpt, scorer=args.scorer, t_stars=args.t_stars, top_ks=args.top_k, nfe=args.nfe,
                         n=args.n, margin=args.margin, seed=args.seed, start=start, batch_size=args.batch_size,
-                        device=resolve_device(args.device), out=args.ckpt / "tune_tstar")
+                        widen=args.widen, device=resolve_device(args.device), out=args.ckpt / "tune_tstar")
     print(f"real text: gen-PPL {result['real_gen_ppl']:.1f}, entropy {result['real_entropy']:.3f} nats "
           f"(margin ±{args.margin})")
     for row in result["candidates"]:
         ok = abs(row["entropy"] - result["real_entropy"]) <= args.margin
         print(f"  t* {row['t_star']:<6} top-k {row['top_k']!s:<5} gen-PPL {row['gen_ppl']:>10.1f}  "
               f"entropy {row['entropy']:.3f}{'' if ok else '  (outside the band)'}")
+    if result["widened"]:
+        print(f"widened past the grid's edge: t* {', '.join(f'{t:g}' for t in result['widened'])}")
     chosen = result["sampler"]
     print(f"chosen: t* {chosen['t_star']}, top-k {chosen['top_k']} (gen-PPL {result['gen_ppl']:.1f}, entropy "
           f"{result['entropy']:.3f}); stored in {args.ckpt / 'calibration.json'} -> use --sampler tuned")
     if result.get("edge"):
         wider = "smaller" if result["edge"] == "lower" else "larger"
         print(f"at the grid's {result['edge']} edge: a {wider} t* may be better still (or leave the band); "
-              "widen --t-stars to know")
+              "widen the grid (--widen N, or --t-stars) to know")
 
 
 def cmd_posterior_gap(args: argparse.Namespace) -> None:

@@ -79,6 +79,15 @@ def grid_edge(t_stars: list[float], chosen: float, t_max: float) -> str | None:
     return None
 
 
+def widened(t_stars: list[float], edge: str, t_max: float) -> float:
+    """The next candidate past the edge the choice sits at, by the start grid's outer factor (2):
+    half the lowest t* (0 once that rounds away), or twice the highest, at most t_max."""
+    if edge == "lower":
+        half = round(min(t_stars) / 2, 3)
+        return half if 0.0 < half < min(t_stars) else 0.0  # at the grid's resolution, 0 itself is next
+    return min(t_max, round(max(t_stars) * 2, 3))
+
+
 def check_t_stars(t_stars: list[float], t_max: float, protocol: str) -> None:
     """Every candidate inside the run's time range: past t_max the hybrid never switches, so such
     candidates would all be the ``basic`` sampler under another name."""
@@ -111,8 +120,14 @@ def read_start(spec: str) -> float:
 def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | None = None,
                top_ks: list[int | None] = (1, 5), nfe: int = 64, n: int = 32, margin: float = 0.25,
                seed: int = 1000, start: float | None = None, batch_size: int = 16, device: str = "cpu",
-               out: Path | None = None) -> dict[str, Any]:
-    """Sample every (t*, top-k) on the hybrid sampler, score, select, store with the checkpoint."""
+               widen: int = 0, out: Path | None = None) -> dict[str, Any]:
+    """Sample every (t*, top-k) on the hybrid sampler, score, select, store with the checkpoint.
+
+    With ``widen`` > 0, a choice at the grid's edge (:func:`grid_edge`) extends the grid one t*
+    past it (:func:`widened`, every top-k) and selects again, at most ``widen`` times: the search
+    stops inside the grid, at a bound of [0, t_max], or with the edge still flagged."""
+    if widen < 0:
+        raise ConfigError(f"--widen = {widen!r} must be >= 0")
 
     method, model, tokenizer, meta, step, _ = load_run(ckpt, device)
     method, trained = for_sampling(method, meta, None)  # the run's own generation protocol
@@ -124,26 +139,36 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
         t_stars = (start_grid(start, t_max) if start is not None
                    else sorted({min(t, t_max) for t in DEFAULT_T_STARS}))
     check_t_stars(t_stars, t_max, trained.name)
-    # top-k is tuned, so explicit; the protocol fills the rest (final step, where it sits)
-    settings = [resolve_sampler(method, trained, {"name": "hybrid", "nfe": nfe, "t_star": float(t), "top_k": k})
-                for t in t_stars for k in top_ks]
-    configs = [method.sampler_config(meta["method"], spec) for spec, _ in settings]
     task = Unconditional(scorer=scorer, device=device)  # t* is tuned on unconditional gen-PPL and entropy
     real = reference_row(meta["data"], n, task)
-    rows = []
-    for cfg, (_, record) in zip(tqdm(configs, desc="tune t*"), settings):
-        records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
-                               batch_size=batch_size, device=device, protocol=record)
-        scores = task.score_samples([r["text"] for r in records], [r["ids"] for r in records],
-                                    tokenizer.vocab_size)
-        rows.append({"t_star": cfg.t_star, "top_k": cfg.top_k, "nfe": nfe,
-                     "gen_ppl": scores["gen_ppl"], "entropy": scores["entropy"]})
-    best = select_tstar(rows, real["entropy"], margin)
+    rows, configs = [], []
+
+    def sample(grid: list[float]) -> None:
+        # top-k is tuned, so explicit; the protocol fills the rest (final step, where it sits)
+        settings = [resolve_sampler(method, trained, {"name": "hybrid", "nfe": nfe, "t_star": float(t), "top_k": k})
+                    for t in grid for k in top_ks]
+        for spec, record in tqdm(settings, desc="tune t*"):
+            cfg = method.sampler_config(meta["method"], spec)
+            records = draw_samples(method, model, tokenizer, meta, step, n, cfg, seed=seed,
+                                   batch_size=batch_size, device=device, protocol=record)
+            scores = task.score_samples([r["text"] for r in records], [r["ids"] for r in records],
+                                        tokenizer.vocab_size)
+            configs.append(cfg)
+            rows.append({"t_star": cfg.t_star, "top_k": cfg.top_k, "nfe": nfe,
+                         "gen_ppl": scores["gen_ppl"], "entropy": scores["entropy"]})
+
+    sample(list(t_stars))
+    best, added = select_tstar(rows, real["entropy"], margin), []
+    while len(added) < widen and (edge := grid_edge([*t_stars, *added], best["t_star"], t_max)):
+        added.append(widened([*t_stars, *added], edge, t_max))
+        sample(added[-1:])
+        best = select_tstar(rows, real["entropy"], margin)
     chosen = next(asdict(c) for c in configs if c.t_star == best["t_star"] and c.top_k == best["top_k"])
     result = {"sampler": chosen, "gen_ppl": best["gen_ppl"], "entropy": best["entropy"],
               "real_entropy": real["entropy"], "real_gen_ppl": real["gen_ppl"], "margin": margin,
               "scorer": scorer, "n": n, "seed": seed, "start": start, "step": step, "candidates": rows,
-              "edge": grid_edge(t_stars, best["t_star"], t_max), "generation_protocol": trained.name}
+              "widened": added, "edge": grid_edge([*t_stars, *added], best["t_star"], t_max),
+              "generation_protocol": trained.name}
     store_calibration(ckpt, "tuned_sampler", result)
     if out is not None:
         write_tuning(result, Path(out))

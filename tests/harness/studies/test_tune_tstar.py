@@ -6,7 +6,7 @@ import pytest
 
 from pathbench.cli import main
 from pathbench.core.errors import ConfigError
-from pathbench.studies.tune_tstar import grid_edge, read_start, select_tstar, start_grid
+from pathbench.studies.tune_tstar import grid_edge, read_start, select_tstar, start_grid, widened
 
 
 def synthetic(t_star, top_k):
@@ -43,6 +43,9 @@ def test_a_choice_at_the_edge_of_the_grid_is_flagged_where_a_wider_grid_could_be
     assert grid_edge([0.1, 0.2], 0.2, t_max=1.0) == "upper"
     assert grid_edge([0.0, 0.2], 0.0, t_max=1.0) is None  # nor before 0
     assert grid_edge([0.2], 0.2, t_max=1.0) is None
+    # widening steps past the edge by the start grid's outer factor, never past [0, t_max]
+    assert widened([0.1, 0.2], "lower", t_max=0.3) == 0.05 and widened([0.001, 0.2], "lower", t_max=0.3) == 0.0
+    assert widened([0.1, 0.2], "upper", t_max=0.3) == 0.3 and widened([0.1, 0.2], "upper", t_max=1.0) == 0.4
 
 
 def test_start_grid_and_reading_a_posterior_gap_crossing(tmp_path):
@@ -85,3 +88,14 @@ def test_tune_tstar_end_to_end_stores_the_choice_and_sampler_tuned_uses_it(kl_ru
     assert (kl_run / "tune_tstar" / "tune_tstar.csv").read_text().count("\n") == 3
     assert main(["sample", "--ckpt", str(kl_run), "--sampler", "tuned", "--n", "1", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["sampler"] == tuned["sampler"]
+    # a grid of two always chooses at an edge: --widen extends it past that edge, then selects again
+    assert main(["study", "tune-tstar", "--ckpt", str(kl_run), "--scorer", f"hf:{tiny_lm}", "--t-stars", "0.1,0.2",
+                 "--top-k", "5", "--nfe", "4", "--n", "4", "--margin", "10", "--widen", "2"]) == 0
+    printed = capsys.readouterr().out
+    tuned = json.loads((kl_run / "calibration.json").read_text())["tuned_sampler"]
+    grid = [r["t_star"] for r in tuned["candidates"]]
+    assert tuned["widened"] and grid == [0.1, 0.2, *tuned["widened"]] and "widened past the grid's edge" in printed
+    assert tuned["widened"][0] == {0.1: 0.05, 0.2: 0.3}[grid[int(tuned["candidates"][0]["gen_ppl"]
+                                                              > tuned["candidates"][1]["gen_ppl"])]]
+    assert tuned["gen_ppl"] == min(r["gen_ppl"] for r in tuned["candidates"])
+    assert tuned["edge"] == grid_edge(grid, tuned["sampler"]["t_star"], t_max=0.3)
