@@ -44,7 +44,7 @@ from pathbench.core.errors import ConfigError
 from pathbench.core.io import atomic_write_text
 from pathbench.engine.calibration import read_calibration
 from pathbench.sweep.experiment import load_experiment, read_experiment
-from pathbench.sweep.progress import run_complete, train_complete
+from pathbench.sweep.progress import train_complete
 from pathbench.sweep.tuning import read_tuned
 
 FILES = {"kl-flow": Path("experiments/few_step_cpu.yaml"), "plain": Path("experiments/few_step_cpu_plain.yaml")}
@@ -133,7 +133,7 @@ def evaluate(folder: Path, label: str, sweep: Path, settings: list[list[str]]) -
     for setting in settings:
         name = "-".join(s.lstrip("-") for s in setting)
         out = own_runs(sweep) / "eval" / f"{folder.name}-{name}"
-        if not run_complete(out):
+        if not (out / "metrics.json").exists():  # `pathbench eval` writes it last, atomically
             run("eval", "--ckpt", str(folder), "--task", "unconditional", "--n", "32", "--nfe", "16",
                 "--seed", "0", *setting, "--out", str(out), "--overwrite", f"scorer={SCORER}")
         m = json.loads((out / "metrics.json").read_text())
