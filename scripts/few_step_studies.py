@@ -35,7 +35,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from pathbench.cli import main as pathbench
 from pathbench.core.errors import ConfigError
 from pathbench.core.io import atomic_write_text
 from pathbench.engine.calibration import read_calibration
+from pathbench.engine.run import environment
 from pathbench.sweep.experiment import load_experiment, read_experiment
 from pathbench.sweep.progress import train_complete
 from pathbench.sweep.tuning import read_tuned
@@ -174,8 +174,7 @@ def calibration(sweep: Path, out: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "evaluations.csv", buffer.getvalue())
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"wrote {out} (revision {revision})")
+    print(f"wrote {out} (revision {(environment()['git_revision'] or 'unknown')[:7]})")
 
 
 if __name__ == "__main__":

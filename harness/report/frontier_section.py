@@ -9,7 +9,7 @@ import pandas as pd
 
 from pathbench.report.frontier import quality_speed_frontier
 from pathbench.report.section_types import Figure, ReportInput, Section
-from pathbench.report.verdict_tables import learned_by_method, untrained_runs
+from pathbench.report.verdict_tables import untrained_runs
 
 
 def _speed(value: float, low: float, high: float) -> str:
@@ -63,9 +63,7 @@ def quality_and_speed(data: ReportInput) -> list[Section]:
         table.insert(len(table.columns) - 1, "x AR", [_times(x) for x in rows["speedup_vs_ar"]])
     figures = [Figure(result.plot, result.plot.read_bytes(), "gen-PPL against measured samples/s (log axes); the "
                       "autoregressive baseline starred")] if result.plot is not None else []
-    shown = {str(m) for m in rows["method"]}  # named as the verdict names them ('kl [plain]' beside kl-flow)
-    left_out = sorted(name for name, verdict in learned_by_method(data.records).items()
-                      if verdict.startswith("NO") and name in shown)
+    left_out = sorted(set(rows.loc[~rows["learned"].fillna(True).astype(bool), "method"]))  # as compare() did
     text = (_measured(data.extra.get("speeds")) + " " + " ".join(result.sentences)
             + (f" Left out of these comparisons: {', '.join(left_out)} did not learn (see 'Did every model "
                "learn?'); their rows stay in the table, not to be read." if left_out else ""))

@@ -157,17 +157,18 @@ def tune_tstar(ckpt: Path, *, scorer: str = "smollm2", t_stars: list[float] | No
             rows.append({"t_star": cfg.t_star, "top_k": cfg.top_k, "nfe": nfe,
                          "gen_ppl": scores["gen_ppl"], "entropy": scores["entropy"]})
 
-    sample(list(t_stars))
-    best, added = select_tstar(rows, real["entropy"], margin), []
-    while len(added) < widen and (edge := grid_edge([*t_stars, *added], best["t_star"], t_max)):
-        added.append(widened([*t_stars, *added], edge, t_max))
-        sample(added[-1:])
+    grid = list(t_stars)  # the candidates tried so far: the given grid, then each widening
+    sample(grid)
+    best = select_tstar(rows, real["entropy"], margin)
+    while len(grid) - len(t_stars) < widen and (edge := grid_edge(grid, best["t_star"], t_max)):
+        grid.append(widened(grid, edge, t_max))
+        sample(grid[-1:])
         best = select_tstar(rows, real["entropy"], margin)
     chosen = next(asdict(c) for c in configs if c.t_star == best["t_star"] and c.top_k == best["top_k"])
     result = {"sampler": chosen, "gen_ppl": best["gen_ppl"], "entropy": best["entropy"],
               "real_entropy": real["entropy"], "real_gen_ppl": real["gen_ppl"], "margin": margin,
               "scorer": scorer, "n": n, "seed": seed, "start": start, "step": step, "candidates": rows,
-              "widened": added, "edge": grid_edge([*t_stars, *added], best["t_star"], t_max),
+              "widened": grid[len(t_stars):], "edge": grid_edge(grid, best["t_star"], t_max),
               "generation_protocol": trained.name}
     store_calibration(ckpt, "tuned_sampler", result)
     if out is not None:
